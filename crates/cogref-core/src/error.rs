@@ -1,0 +1,455 @@
+//! One error taxonomy for the whole call.
+//!
+//! [`Error`] has one variant per place a refresh can fail:
+//!
+//! | variant | meaning | typical remedy |
+//! |---|---|---|
+//! | [`Error::InvalidInput`] | the request failed validation before anything was sent | fix the input |
+//! | [`Error::Endpoint`] | no endpoint could be resolved from the configuration | fix the configuration |
+//! | [`Error::Service`] | Cognito answered with an error code | depends on the code: see [`ServiceErrorKind`] |
+//! | [`Error::Response`] | a response arrived but is not a valid answer | retry if the status is 5xx |
+//! | [`Error::Transport`] | the HTTP exchange itself failed | usually retry |
+//!
+//! The questions a caller asks of any error have methods: [`Error::retry_kind`] (may I retry,
+//! and as what?), [`Error::retry_after`], [`Error::requires_sign_in`] (is the refresh token
+//! dead?), [`Error::request_id`] and [`Error::status`].
+//!
+//! No `Display` or `Debug` here ever contains a token, client secret or device key: input errors
+//! name the field and the rule, never the value, and text taken from a response is passed through
+//! [`crate::redact`].
+
+use std::fmt;
+use std::time::Duration;
+
+use http::StatusCode;
+
+use crate::classify::{self, RetryKind};
+use crate::endpoint::EndpointError;
+use crate::input::InvalidInput;
+
+/// Any failure of a `GetTokensFromRefreshToken` call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input failed validation; nothing was sent.
+    #[error(transparent)]
+    InvalidInput(#[from] InvalidInput),
+    /// The endpoint configuration could not be resolved; nothing was sent.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// Cognito answered with an error code.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// A response arrived but could not be understood.
+    #[error(transparent)]
+    Response(#[from] ResponseError),
+    /// The HTTP exchange failed (connect, timeout, I/O).
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+}
+
+impl Error {
+    /// Whether the call may be retried, and as what kind of failure (protocol.md §6.2).
+    ///
+    /// `None` means "do not retry": the same request would fail the same way.
+    pub fn retry_kind(&self) -> Option<RetryKind> {
+        match self {
+            Error::InvalidInput(_) | Error::Endpoint(_) => None,
+            Error::Service(e) => e.retry_kind(),
+            Error::Response(e) => e.retry_kind(),
+            Error::Transport(e) => e.retry_kind(),
+        }
+    }
+
+    /// Shorthand for `self.retry_kind().is_some()`.
+    pub fn is_retryable(&self) -> bool {
+        self.retry_kind().is_some()
+    }
+
+    /// The server's `x-amz-retry-after` hint, only on errors that may be retried.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_kind()?;
+        match self {
+            Error::Service(e) => e.retry_after,
+            Error::Response(e) => e.retry_after,
+            _ => None,
+        }
+    }
+
+    /// Whether the refresh token is dead and the user must sign in again.
+    ///
+    /// True for `NotAuthorizedException` (expired, revoked or invalid token),
+    /// `RefreshTokenReuseException` (rotated out) and `UserNotFoundException` (user deleted).
+    /// Retrying such an error, or calling again with the same token, cannot succeed.
+    pub fn requires_sign_in(&self) -> bool {
+        matches!(self, Error::Service(e) if e.kind.requires_sign_in())
+    }
+
+    /// The request id the service gave this response (`x-amzn-requestid`), if any.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            Error::Service(e) => e.request_id.as_deref(),
+            Error::Response(e) => e.request_id.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of the response that produced this error, if one arrived.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Service(e) => Some(e.status),
+            Error::Response(e) => e.status,
+            _ => None,
+        }
+    }
+
+    /// The service error, if this is one.
+    pub fn as_service(&self) -> Option<&ServiceError> {
+        match self {
+            Error::Service(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// The modeled errors of `GetTokensFromRefreshToken` (protocol.md §3), chosen by error code.
+///
+/// The variant is chosen from the code alone, never from the HTTP status, as the AWS SDKs do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServiceErrorKind {
+    /// `ForbiddenException`: AWS WAF blocked the request.
+    Forbidden,
+    /// `InternalErrorException`: Cognito failed internally.
+    InternalError,
+    /// `InvalidLambdaResponseException`: a Lambda trigger gave an invalid response.
+    InvalidLambdaResponse,
+    /// `InvalidParameterException`: Cognito rejected a parameter.
+    InvalidParameter,
+    /// `NotAuthorizedException`: the refresh token is invalid, expired or revoked, or the client
+    /// secret is wrong.
+    NotAuthorized,
+    /// `OperationNotEnabledException`: the operation is not available for this pool or region.
+    OperationNotEnabled,
+    /// `RefreshTokenReuseException`: the refresh token was invalidated by rotation.
+    RefreshTokenReuse,
+    /// `ResourceNotFoundException`: the app client or user pool does not exist.
+    ResourceNotFound,
+    /// `TooManyRequestsException`: throttled.
+    TooManyRequests,
+    /// `UnexpectedLambdaException`: a Lambda trigger failed unexpectedly.
+    UnexpectedLambda,
+    /// `UserLambdaValidationException`: a Lambda trigger rejected the user.
+    UserLambdaValidation,
+    /// `UserNotFoundException`: the user no longer exists.
+    UserNotFound,
+    /// A code this crate does not model; see [`ServiceError::code`].
+    Unknown,
+}
+
+impl ServiceErrorKind {
+    /// Every modeled kind with its wire code, in model order.
+    pub const MODELED: [(ServiceErrorKind, &'static str); 12] = [
+        (ServiceErrorKind::Forbidden, "ForbiddenException"),
+        (ServiceErrorKind::InternalError, "InternalErrorException"),
+        (
+            ServiceErrorKind::InvalidLambdaResponse,
+            "InvalidLambdaResponseException",
+        ),
+        (
+            ServiceErrorKind::InvalidParameter,
+            "InvalidParameterException",
+        ),
+        (ServiceErrorKind::NotAuthorized, "NotAuthorizedException"),
+        (
+            ServiceErrorKind::OperationNotEnabled,
+            "OperationNotEnabledException",
+        ),
+        (
+            ServiceErrorKind::RefreshTokenReuse,
+            "RefreshTokenReuseException",
+        ),
+        (
+            ServiceErrorKind::ResourceNotFound,
+            "ResourceNotFoundException",
+        ),
+        (
+            ServiceErrorKind::TooManyRequests,
+            "TooManyRequestsException",
+        ),
+        (
+            ServiceErrorKind::UnexpectedLambda,
+            "UnexpectedLambdaException",
+        ),
+        (
+            ServiceErrorKind::UserLambdaValidation,
+            "UserLambdaValidationException",
+        ),
+        (ServiceErrorKind::UserNotFound, "UserNotFoundException"),
+    ];
+
+    /// The kind for a sanitized error code (exact, case-sensitive match).
+    pub fn from_code(code: &str) -> Self {
+        Self::MODELED
+            .iter()
+            .find(|(_, c)| *c == code)
+            .map_or(ServiceErrorKind::Unknown, |(k, _)| *k)
+    }
+
+    /// Whether this error means the refresh token can never work again.
+    pub fn requires_sign_in(self) -> bool {
+        matches!(
+            self,
+            ServiceErrorKind::NotAuthorized
+                | ServiceErrorKind::RefreshTokenReuse
+                | ServiceErrorKind::UserNotFound
+        )
+    }
+
+    /// Whether this error points at the client's configuration (pool, app client, WAF, region)
+    /// rather than at the user's session.
+    pub fn is_configuration(self) -> bool {
+        matches!(
+            self,
+            ServiceErrorKind::Forbidden
+                | ServiceErrorKind::InvalidParameter
+                | ServiceErrorKind::OperationNotEnabled
+                | ServiceErrorKind::ResourceNotFound
+        )
+    }
+}
+
+/// An error response from Cognito that carried an error code.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServiceError {
+    /// The kind, chosen by [`code`](Self::code).
+    pub kind: ServiceErrorKind,
+    /// The sanitized error code (protocol.md §4.2), e.g. `NotAuthorizedException`.
+    pub code: String,
+    /// The service's message, redacted (see [`crate::redact`]).
+    pub message: Option<String>,
+    /// `reasonCode` of an `InvalidParameterException`.
+    pub reason_code: Option<String>,
+    /// The HTTP status of the response.
+    pub status: StatusCode,
+    /// The `x-amzn-requestid` (or `x-amz-request-id`) header.
+    pub request_id: Option<String>,
+    /// The `x-amz-retry-after` header, in milliseconds on the wire.
+    pub retry_after: Option<Duration>,
+}
+
+impl ServiceError {
+    /// Retry classification (protocol.md §6.2): the code decides first, then the status.
+    pub fn retry_kind(&self) -> Option<RetryKind> {
+        classify::by_code(&self.code).or_else(|| classify::by_status(self.status))
+    }
+}
+
+impl fmt::Display for ServiceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Cognito returned {} (HTTP {}",
+            self.code,
+            self.status.as_u16()
+        )?;
+        if let Some(id) = &self.request_id {
+            write!(f, ", request id {id}")?;
+        }
+        f.write_str(")")?;
+        if let Some(m) = &self.message {
+            write!(f, ": {m}")?;
+        }
+        if let Some(r) = &self.reason_code {
+            write!(f, " [reason: {r}]")?;
+        }
+        match self.kind {
+            k if k.requires_sign_in() => f.write_str("; the user must sign in again"),
+            k if k.is_configuration() => {
+                f.write_str("; check the user pool and app client configuration")
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl std::error::Error for ServiceError {}
+
+/// What was wrong with a response that could not be read as an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseErrorKind {
+    /// The body is larger than the configured limit.
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body is not JSON (for example an HTML page from a proxy or load balancer).
+    NotJson,
+    /// The body is JSON cut short.
+    Truncated,
+    /// The body is JSON of the wrong shape (wrong types, not an object, duplicate fields,
+    /// trailing data, an `ExpiresIn` out of range).
+    Malformed,
+    /// A success status with a content type that is not JSON.
+    WrongContentType,
+    /// A success body without `AuthenticationResult`.
+    MissingAuthenticationResult,
+    /// A success body whose `AuthenticationResult` has no `AccessToken`.
+    MissingAccessToken,
+    /// An error status with no error code in the header or the body.
+    NoErrorCode,
+}
+
+impl fmt::Display for ResponseErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ResponseErrorKind::BodyTooLarge { limit } => {
+                write!(f, "the response body exceeds the {limit}-byte limit")
+            }
+            ResponseErrorKind::NotJson => f.write_str("the response body is not JSON"),
+            ResponseErrorKind::Truncated => f.write_str("the response body is truncated JSON"),
+            ResponseErrorKind::Malformed => {
+                f.write_str("the response body does not have the expected shape")
+            }
+            ResponseErrorKind::WrongContentType => {
+                f.write_str("the response has a content type that is not JSON")
+            }
+            ResponseErrorKind::MissingAuthenticationResult => {
+                f.write_str("the success response has no AuthenticationResult")
+            }
+            ResponseErrorKind::MissingAccessToken => {
+                f.write_str("the success response has no AccessToken")
+            }
+            ResponseErrorKind::NoErrorCode => {
+                f.write_str("the error response carries no error code")
+            }
+        }
+    }
+}
+
+/// A response that arrived but is not a valid answer.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ResponseError {
+    /// What was wrong.
+    pub kind: ResponseErrorKind,
+    /// The HTTP status, when the error came from a complete response.
+    pub status: Option<StatusCode>,
+    /// The request id header, if present.
+    pub request_id: Option<String>,
+    /// The `x-amz-retry-after` header.
+    pub retry_after: Option<Duration>,
+    /// A short redacted excerpt of the body, or a parser position; never a secret.
+    pub detail: Option<String>,
+}
+
+impl ResponseError {
+    /// A response error of `kind` with nothing else known; transports use this for a body that
+    /// exceeded the limit while being read.
+    pub fn new(kind: ResponseErrorKind) -> Self {
+        Self {
+            kind,
+            status: None,
+            request_id: None,
+            retry_after: None,
+            detail: None,
+        }
+    }
+
+    /// Retry classification: only a 500, 502, 503 or 504 status makes it transient.
+    ///
+    /// A malformed 200 is not retried, as the official SDK does not (captures/README.md): the
+    /// server has already acted on the token.
+    pub fn retry_kind(&self) -> Option<RetryKind> {
+        self.status.and_then(classify::by_status)
+    }
+}
+
+impl fmt::Display for ResponseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid response")?;
+        if let Some(s) = self.status {
+            write!(f, " (HTTP {}", s.as_u16())?;
+            if let Some(id) = &self.request_id {
+                write!(f, ", request id {id}")?;
+            }
+            f.write_str(")")?;
+        }
+        write!(f, ": {}", self.kind)?;
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ResponseError {}
+
+/// How an HTTP exchange failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransportErrorKind {
+    /// The connection could not be made (DNS, refused, TLS handshake). The request was not sent.
+    Connect,
+    /// A timeout expired.
+    Timeout,
+    /// Reading or writing failed after the connection was made.
+    Io,
+    /// The server answered with a redirect, which is never followed.
+    Redirect,
+    /// Any other failure of the HTTP client.
+    Other,
+}
+
+impl fmt::Display for TransportErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TransportErrorKind::Connect => "could not connect",
+            TransportErrorKind::Timeout => "timed out",
+            TransportErrorKind::Io => "I/O error",
+            TransportErrorKind::Redirect => "redirect refused",
+            TransportErrorKind::Other => "HTTP client error",
+        })
+    }
+}
+
+/// A failure of the HTTP exchange, reported by a transport.
+#[derive(Debug, thiserror::Error)]
+#[error("transport error: {kind}: {source}")]
+pub struct TransportError {
+    kind: TransportErrorKind,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl TransportError {
+    /// Wraps an HTTP client's error. The source's `Display` must not contain a secret; the
+    /// request body is never part of it in the transports of this project.
+    pub fn new(
+        kind: TransportErrorKind,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind,
+            source: source.into(),
+        }
+    }
+
+    /// How the exchange failed.
+    pub fn kind(&self) -> TransportErrorKind {
+        self.kind
+    }
+
+    /// Connect failures, timeouts and I/O errors are transient (protocol.md §6.2); a refused
+    /// redirect and other client errors are not.
+    pub fn retry_kind(&self) -> Option<RetryKind> {
+        match self.kind {
+            TransportErrorKind::Connect | TransportErrorKind::Timeout | TransportErrorKind::Io => {
+                Some(RetryKind::Transient)
+            }
+            TransportErrorKind::Redirect | TransportErrorKind::Other => None,
+        }
+    }
+}
