@@ -225,7 +225,8 @@ impl ServiceErrorKind {
 pub struct ServiceError {
     /// The kind, chosen by [`code`](Self::code).
     pub kind: ServiceErrorKind,
-    /// The sanitized error code (protocol.md §4.2), e.g. `NotAuthorizedException`.
+    /// The sanitized error code (protocol.md §4.2), e.g. `NotAuthorizedException`, redacted like any
+    /// text from the network (see [`crate::redact`]; a real code is never changed by it).
     pub code: String,
     /// The service's message, redacted (see [`crate::redact`]).
     pub message: Option<String>,

@@ -280,7 +280,9 @@ fn parse_error(
     match error_code::pick_code(header_code, &fields) {
         Some(code) => ServiceError {
             kind: ServiceErrorKind::from_code(code),
-            code: code.to_owned(),
+            // Redacted like every text from the network; a real code is a plain name and is
+            // kept as it is.
+            code: redact(code),
             message: fields.message().map(redact),
             reason_code: fields.reason_code.as_deref().map(redact),
             status,

@@ -1,0 +1,59 @@
+//! Shared test data: obvious canary secrets that match the model's patterns.
+#![allow(dead_code, unreachable_pub)]
+
+use cogref_core::http::Request;
+
+/// A refresh token: long enough and mixed enough to look like a real one.
+pub const REFRESH: &str = "CANARY-refresh-token.0123456789abcdef.REFRESH_SECRET_VALUE";
+/// An access token.
+pub const ACCESS: &str = "CANARY-access-token.0123456789abcdef.ACCESS_SECRET_VALUE";
+/// An ID token.
+pub const ID: &str = "CANARY-id-token.0123456789abcdef.ID_SECRET_VALUE";
+/// A rotated refresh token.
+pub const ROTATED: &str = "CANARY-rotated-token.0123456789abcdef.ROTATED_SECRET";
+/// A client secret (24..=64 of `[\w+]`).
+pub const CLIENT_SECRET: &str = "CANARY_client_secret_0123456789";
+/// A device key (`[\w-]+_[0-9a-f-]+`).
+pub const DEVICE_KEY: &str = "CANARY-device-key_0123abcd-ef45-6789";
+/// Not a secret.
+pub const CLIENT_ID: &str = "1example23456789abcdefghij";
+
+/// Every canary.
+pub const CANARIES: [&str; 6] = [REFRESH, ACCESS, ID, ROTATED, CLIENT_SECRET, DEVICE_KEY];
+
+/// Fails if `text` contains any canary, or a long enough piece of one to identify it.
+pub fn assert_no_canary(text: &str) {
+    for canary in CANARIES {
+        assert!(!text.contains(canary), "a secret leaked: {text}");
+    }
+    for marker in [
+        "SECRET_VALUE",
+        "ROTATED_SECRET",
+        "client_secret_0123",
+        "device-key_0123",
+    ] {
+        assert!(!text.contains(marker), "part of a secret leaked: {text}");
+    }
+}
+
+/// Renders a request as text for snapshots: request line, sorted headers, body.
+pub fn render(request: &Request<Vec<u8>>) -> String {
+    let mut headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                v.to_str().unwrap_or("<binary>").to_owned(),
+            )
+        })
+        .collect();
+    headers.sort();
+    let mut out = format!("{} {}\n", request.method(), request.uri());
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\n"));
+    }
+    out.push('\n');
+    out.push_str(&String::from_utf8_lossy(request.body()));
+    out
+}
