@@ -122,6 +122,13 @@ fn benches(c: &mut Criterion) {
             })
         },
     );
+    c.bench_function(
+        &format!(
+            "baseline: serde_json::Value of the error body ({} bytes)",
+            ERROR_BODY.len()
+        ),
+        |b| b.iter(|| serde_json::from_slice::<serde_json::Value>(black_box(ERROR_BODY))),
+    );
 }
 
 criterion_group! {

@@ -21,8 +21,8 @@
 
 use std::fmt;
 
-use http::Uri;
 use http::uri::Scheme;
+use http::{HeaderValue, Uri};
 
 use crate::partition::partition_of;
 
@@ -247,10 +247,7 @@ impl EndpointConfig {
             }
             (false, false) => format!("cognito-idp.{region}.{}", p.dns_suffix),
         };
-        Ok(Endpoint {
-            url: format!("https://{host}/"),
-            host,
-        })
+        Endpoint::new(format!("https://{host}/"), host)
     }
 }
 
@@ -263,13 +260,39 @@ fn is_host_label(s: &str) -> bool {
 }
 
 /// A resolved endpoint: the URL the request is sent to, and its `Host` header.
+///
+/// The URI and header value are parsed once here, not on every request.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Endpoint {
     url: String,
     host: String,
+    uri: Uri,
+    host_header: HeaderValue,
 }
 
 impl Endpoint {
+    fn new(url: String, host: String) -> Result<Self, EndpointError> {
+        let invalid = || EndpointError::InvalidEndpointUrl {
+            reason: "not a valid absolute URL",
+        };
+        Ok(Self {
+            uri: url.parse().map_err(|_| invalid())?,
+            host_header: HeaderValue::from_str(&host).map_err(|_| invalid())?,
+            url,
+            host,
+        })
+    }
+
+    /// The URL as a parsed [`Uri`].
+    pub fn uri(&self) -> &Uri {
+        &self.uri
+    }
+
+    /// The `Host` header value.
+    pub fn host_header(&self) -> &HeaderValue {
+        &self.host_header
+    }
+
     /// Validates a custom endpoint URL and makes it the endpoint.
     ///
     /// The URL must be absolute `http` or `https`, with a host, without user-info (credentials
@@ -303,10 +326,7 @@ impl Endpoint {
         }
         let path = uri.path().trim_end_matches('/');
         let host = authority.as_str().to_owned();
-        Ok(Self {
-            url: format!("{scheme}://{host}{path}/"),
-            host,
-        })
+        Self::new(format!("{scheme}://{host}{path}/"), host)
     }
 
     /// The full URL the request is posted to, ending in `/`.

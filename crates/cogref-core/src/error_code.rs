@@ -39,7 +39,9 @@ pub struct ErrorBody {
     pub type_: Option<String>,
     /// Top-level `message`, the error shape's own member.
     pub message: Option<String>,
-    /// The last of `message`, `Message`, `errorMessage`.
+    /// The last of `Message` and `errorMessage`. (The SDK's generic message is the last of
+    /// `message`, `Message` and `errorMessage`, but it is used only when `message` is absent,
+    /// so `message`, else this, is the same answer.)
     pub any_message: Option<String>,
     /// Top-level `reasonCode` (of `InvalidParameterException`).
     pub reason_code: Option<String>,
@@ -125,13 +127,7 @@ impl<'de> Visitor<'de> for TopLevelVisitor {
                 Key::Code => &mut body.code,
                 Key::Type => &mut body.type_,
                 Key::ReasonCode => &mut body.reason_code,
-                Key::LowerMessage => {
-                    if let Some(m) = map.next_value::<StringOrSkip>()?.0 {
-                        body.message = Some(m.clone());
-                        body.any_message = Some(m);
-                    }
-                    continue;
-                }
+                Key::LowerMessage => &mut body.message,
                 Key::OtherMessage => &mut body.any_message,
                 Key::Other => {
                     map.next_value::<IgnoredAny>()?;

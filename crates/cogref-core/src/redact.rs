@@ -17,7 +17,11 @@ pub const MIN_SECRET_RUN: usize = 20;
 pub const REDACTED: &str = "[redacted]";
 
 fn is_token_char(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '=' | '.' | '+' | '/')
+    c.is_ascii() && is_token_byte(c as u8)
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.' | b'+' | b'/')
 }
 
 /// Replaces every credential-like run in `text` with `[redacted]` (see the module docs).
@@ -29,28 +33,28 @@ fn is_token_char(c: char) -> bool {
 /// assert_eq!(redact("NotAuthorizedException"), "NotAuthorizedException");
 /// ```
 pub fn redact(text: &str) -> String {
+    // Token characters are ASCII, so byte offsets at run edges are char boundaries.
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut run_start: Option<usize> = None;
-    let flush = |out: &mut String, run: &str| {
-        let looks_secret =
-            run.chars().count() >= MIN_SECRET_RUN && run.chars().any(|c| !c.is_ascii_alphabetic());
-        out.push_str(if looks_secret { REDACTED } else { run });
-    };
-    for (i, c) in text.char_indices() {
-        match (is_token_char(c), run_start) {
-            (true, None) => run_start = Some(i),
-            (true, Some(_)) => {}
-            (false, Some(start)) => {
-                flush(&mut out, &text[start..i]);
-                run_start = None;
-                out.push(c);
-            }
-            (false, None) => out.push(c),
+    let (mut i, mut copied) = (0, 0);
+    while i < bytes.len() {
+        if !is_token_byte(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut has_non_letter = false;
+        while i < bytes.len() && is_token_byte(bytes[i]) {
+            has_non_letter |= !bytes[i].is_ascii_alphabetic();
+            i += 1;
+        }
+        if i - start >= MIN_SECRET_RUN && has_non_letter {
+            out.push_str(&text[copied..start]);
+            out.push_str(REDACTED);
+            copied = i;
         }
     }
-    if let Some(start) = run_start {
-        flush(&mut out, &text[start..]);
-    }
+    out.push_str(&text[copied..]);
     out
 }
 

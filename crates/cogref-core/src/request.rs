@@ -5,17 +5,14 @@
 //! `http::Request<Vec<u8>>` whose `Debug` does not print the body (which holds the refresh
 //! token). A transport takes the `http::Request` out with [`OutgoingRequest::into_http`].
 //!
-//! The body is compact JSON with the fields in model order and unset fields omitted, written by
-//! `serde_json`, whose string escaping is byte-for-byte the SDK's (`aws-smithy-json` tests
-//! itself against it). No `Authorization`, `X-Amz-Date` or `X-Amz-Security-Token` is sent: the
+//! The body is compact JSON with the fields in model order and unset fields omitted; see
+//! [`body_bytes`]. No `Authorization`, `X-Amz-Date` or `X-Amz-Security-Token` is sent: the
 //! operation is unauthenticated, and the refresh token authorizes it.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue, USER_AGENT};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
 use secrecy::ExposeSecret;
-use serde::Serialize;
 
 use crate::endpoint::Endpoint;
 use crate::input::RefreshInput;
@@ -47,15 +44,28 @@ impl InvocationId {
     }
 }
 
-impl fmt::Display for InvocationId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl InvocationId {
+    /// The canonical 36-character lowercase form, `xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx`.
+    pub fn to_ascii(&self) -> [u8; 36] {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [b'-'; 36];
+        let mut at = 0;
         for (i, b) in self.0.iter().enumerate() {
             if matches!(i, 4 | 6 | 8 | 10) {
-                f.write_str("-")?;
+                at += 1; // keep the '-'
             }
-            write!(f, "{b:02x}")?;
+            out[at] = HEX[usize::from(b >> 4)];
+            out[at + 1] = HEX[usize::from(b & 0x0f)];
+            at += 2;
         }
-        Ok(())
+        out
+    }
+}
+
+impl fmt::Display for InvocationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ascii = self.to_ascii();
+        f.write_str(std::str::from_utf8(&ascii).map_err(|_| fmt::Error)?)
     }
 }
 
@@ -123,31 +133,65 @@ impl fmt::Debug for OutgoingRequest {
     }
 }
 
-/// The JSON body, fields in model order; `None` is omitted, never written as `null`.
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Body<'a> {
-    refresh_token: &'a str,
-    client_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_secret: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    device_key: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    client_metadata: Option<&'a BTreeMap<String, String>>,
+/// The JSON body of `input`, exactly as sent: compact, fields in model order, unset fields
+/// omitted (never `null`), an empty metadata map written as `{}`.
+///
+/// The token, client id, client secret and device key are written without an escaping pass:
+/// validation guarantees they hold only characters that JSON never escapes (their patterns
+/// exclude `"`, `\` and control characters). `ClientMetadata` holds arbitrary text and goes
+/// through `serde_json`, whose escaping is byte-for-byte the SDK's (`aws-smithy-json` tests
+/// itself against it).
+pub fn body_bytes(input: &RefreshInput) -> Vec<u8> {
+    let token = input.refresh_token().expose_secret();
+    let secret = input.client_secret().map(|s| s.expose_secret());
+    let device = input.device_key().map(|s| s.expose_secret());
+    let capacity = 64
+        + token.len()
+        + input.client_id().len()
+        + secret.map_or(0, |s| s.len() + 16)
+        + device.map_or(0, |d| d.len() + 16);
+    let mut body = Vec::with_capacity(capacity);
+    let mut field = |body: &mut Vec<u8>, name: &str, value: &str| {
+        body.extend_from_slice(b"\"");
+        body.extend_from_slice(name.as_bytes());
+        body.extend_from_slice(b"\":\"");
+        body.extend_from_slice(value.as_bytes());
+        body.extend_from_slice(b"\"");
+    };
+    body.push(b'{');
+    field(&mut body, "RefreshToken", token);
+    body.push(b',');
+    field(&mut body, "ClientId", input.client_id());
+    if let Some(secret) = secret {
+        body.push(b',');
+        field(&mut body, "ClientSecret", secret);
+    }
+    if let Some(device) = device {
+        body.push(b',');
+        field(&mut body, "DeviceKey", device);
+    }
+    if let Some(metadata) = input.client_metadata() {
+        body.extend_from_slice(b",\"ClientMetadata\":");
+        // Writing a string map into a Vec cannot fail.
+        serde_json::to_writer(&mut body, metadata)
+            .unwrap_or_else(|_| unreachable!("a string map serializes"));
+    }
+    body.push(b'}');
+    body
 }
 
-/// The JSON body of `input`, exactly as sent.
-pub fn body_bytes(input: &RefreshInput) -> Vec<u8> {
-    let body = Body {
-        refresh_token: input.refresh_token().expose_secret(),
-        client_id: input.client_id(),
-        client_secret: input.client_secret().map(|s| s.expose_secret()),
-        device_key: input.device_key().map(|s| s.expose_secret()),
-        client_metadata: input.client_metadata(),
-    };
-    // Serializing borrowed strings and a string map into a Vec cannot fail.
-    serde_json::to_vec(&body).unwrap_or_else(|_| unreachable!("string-only JSON serializes"))
+const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
+const AMZ_SDK_INVOCATION_ID: HeaderName = HeaderName::from_static("amz-sdk-invocation-id");
+const AMZ_SDK_REQUEST: HeaderName = HeaderName::from_static("amz-sdk-request");
+
+/// `attempt=N; max=M`, written without the formatting machinery.
+fn attempt_header(attempt: &AttemptInfo) -> HeaderValue {
+    let mut value = Vec::with_capacity(32);
+    value.extend_from_slice(b"attempt=");
+    value.extend_from_slice(itoa::Buffer::new().format(attempt.attempt).as_bytes());
+    value.extend_from_slice(b"; max=");
+    value.extend_from_slice(itoa::Buffer::new().format(attempt.max_attempts).as_bytes());
+    HeaderValue::from_bytes(&value).unwrap_or_else(|_| unreachable!("ASCII digits are valid"))
 }
 
 /// Builds the request for one attempt.
@@ -175,45 +219,33 @@ pub fn build_request(
     attempt: &AttemptInfo,
 ) -> OutgoingRequest {
     let body = body_bytes(input);
+    let len = body.len();
     let mut request = http::Request::new(body);
     *request.method_mut() = http::Method::POST;
-    *request.uri_mut() = endpoint
-        .url()
-        .parse()
-        .unwrap_or_else(|_| unreachable!("a resolved endpoint is a valid URI"));
-    let len = request.body().len();
+    *request.uri_mut() = endpoint.uri().clone();
     let headers = request.headers_mut();
+    headers.reserve(8);
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static(CONTENT_TYPE_JSON_1_1),
     );
-    headers.insert("x-amz-target", HeaderValue::from_static(TARGET));
+    headers.insert(X_AMZ_TARGET, HeaderValue::from_static(TARGET));
     headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
-    headers.insert(
-        HOST,
-        HeaderValue::from_str(endpoint.host())
-            .unwrap_or_else(|_| unreachable!("a resolved host is a valid header value")),
-    );
+    headers.insert(HOST, endpoint.host_header().clone());
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
     headers.insert(
-        "amz-sdk-invocation-id",
-        HeaderValue::from_str(&attempt.invocation_id.to_string())
+        AMZ_SDK_INVOCATION_ID,
+        HeaderValue::from_bytes(&attempt.invocation_id.to_ascii())
             .unwrap_or_else(|_| unreachable!("a UUID is a valid header value")),
     );
-    headers.insert(
-        "amz-sdk-request",
-        HeaderValue::from_str(&format!(
-            "attempt={}; max={}",
-            attempt.attempt, attempt.max_attempts
-        ))
-        .unwrap_or_else(|_| unreachable!("digits are a valid header value")),
-    );
+    headers.insert(AMZ_SDK_REQUEST, attempt_header(attempt));
     OutgoingRequest(request)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     #[test]
     fn invocation_id_is_a_version_4_uuid() {

@@ -17,7 +17,7 @@
 use std::time::{Duration, SystemTime};
 
 use http::header::CONTENT_TYPE;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, HeaderName, StatusCode};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -102,20 +102,25 @@ struct NewDeviceBody {
     device_group_key: Option<String>,
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+const X_AMZN_REQUESTID: HeaderName = HeaderName::from_static("x-amzn-requestid");
+const X_AMZ_REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-request-id");
+const X_AMZ_RETRY_AFTER: HeaderName = HeaderName::from_static("x-amz-retry-after");
+const X_AMZN_ERRORTYPE: HeaderName = HeaderName::from_static(ERROR_TYPE_HEADER);
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The request id: `x-amzn-requestid`, else `x-amz-request-id`.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    header_str(headers, "x-amzn-requestid")
-        .or_else(|| header_str(headers, "x-amz-request-id"))
+    header_str(headers, &X_AMZN_REQUESTID)
+        .or_else(|| header_str(headers, &X_AMZ_REQUEST_ID))
         .map(str::to_owned)
 }
 
 /// The `x-amz-retry-after` header: a whole number of milliseconds.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    header_str(headers, "x-amz-retry-after")
+    header_str(headers, &X_AMZ_RETRY_AFTER)
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_millis)
 }
@@ -139,7 +144,7 @@ fn is_json_content_type(value: &str) -> bool {
 /// ```
 /// use std::time::{Duration, SystemTime};
 /// use cogref_core::{parse_response, ResponseLimits};
-/// use http::{HeaderMap, StatusCode};
+/// use http::{HeaderMap, HeaderName, StatusCode};
 ///
 /// let body = br#"{"AuthenticationResult":{"AccessToken":"a.b.c","ExpiresIn":3600,"TokenType":"Bearer"}}"#;
 /// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
@@ -271,7 +276,7 @@ fn parse_error(
     body: &[u8],
     request_id: Option<String>,
 ) -> Error {
-    let header_code = header_str(headers, ERROR_TYPE_HEADER);
+    let header_code = header_str(headers, &X_AMZN_ERRORTYPE);
     let retry_after = retry_after(headers);
     let (fields, fault) = match error_code::parse_error_body(body) {
         Ok(fields) => (fields, None),
