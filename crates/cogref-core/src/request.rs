@@ -151,7 +151,7 @@ pub fn body_bytes(input: &RefreshInput) -> Vec<u8> {
         + secret.map_or(0, |s| s.len() + 16)
         + device.map_or(0, |d| d.len() + 16);
     let mut body = Vec::with_capacity(capacity);
-    let mut field = |body: &mut Vec<u8>, name: &str, value: &str| {
+    let field = |body: &mut Vec<u8>, name: &str, value: &str| {
         body.extend_from_slice(b"\"");
         body.extend_from_slice(name.as_bytes());
         body.extend_from_slice(b"\":\"");
