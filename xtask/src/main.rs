@@ -4,9 +4,14 @@
 //! - `cargo xtask fuzz [TARGET] [--seconds N]`: run the fuzz targets (all by default).
 //! - `cargo xtask core-deps`: check that the core's dependency tree has no I/O stack.
 
+#![allow(
+    clippy::print_stdout,
+    reason = "a command-line tool: its summary line goes to stdout"
+)]
+
 use std::env;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 /// Fuzz targets under `fuzz/fuzz_targets/`.
@@ -106,7 +111,7 @@ fn ci() -> Result {
 
     let mut test = cargo();
     test.args(["test", "--workspace", "--locked"]);
-    step("test", test)?;
+    let (passed, failed) = counted_tests(test)?;
 
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--locked"])
@@ -128,7 +133,54 @@ fn ci() -> Result {
         fuzz(target, seconds)?;
     }
     eprintln!("\nxtask ci: all steps passed");
+    // The closing line CI reads: the test count of the `test` step.
+    println!("tests: {passed} passed, {failed} failed");
     Ok(())
+}
+
+/// Runs `cargo test`, echoing its output, and adds up its `test result:` lines.
+fn counted_tests(mut command: Command) -> Result<(u64, u64)> {
+    use std::io::{BufRead, BufReader, Write};
+    eprintln!("\n==> test");
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("test: could not start: {e}"))?;
+    let (mut passed, mut failed) = (0, 0);
+    if let Some(stdout) = child.stdout.take() {
+        let mut out = std::io::stdout().lock();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.map_err(|e| format!("test: reading output: {e}"))?;
+            let _ = writeln!(out, "{line}");
+            if let Some(result) = line.strip_prefix("test result: ") {
+                passed += count_before(result, " passed");
+                failed += count_before(result, " failed");
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| format!("test: {e}"))?;
+    eprintln!("<== test: {:.1}s", started.elapsed().as_secs_f64());
+    if !status.success() {
+        return Err(format!(
+            "step failed: test ({status}); {passed} passed, {failed} failed"
+        ));
+    }
+    Ok((passed, failed))
+}
+
+/// The number right before `label` in a line like `ok. 62 passed; 0 failed; …`.
+fn count_before(text: &str, label: &str) -> u64 {
+    text.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label.trim_start())
+                .map(str::trim)
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 fn core_deps() -> Result {
@@ -243,4 +295,24 @@ fn fuzz(target: &str, seconds: u64) -> Result {
         .arg(format!("-max_total_time={seconds}"))
         .arg("-print_final_stats=1");
     step(&format!("fuzz {target} for {seconds}s"), run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn counts_are_read_from_cargo_test_result_lines() {
+        let ok =
+            "ok. 62 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        assert_eq!(
+            (count_before(ok, " passed"), count_before(ok, " failed")),
+            (62, 0)
+        );
+        let bad = "FAILED. 5 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out";
+        assert_eq!(
+            (count_before(bad, " passed"), count_before(bad, " failed")),
+            (5, 2)
+        );
+    }
 }
