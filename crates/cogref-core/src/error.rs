@@ -417,10 +417,14 @@ impl fmt::Display for TransportErrorKind {
 }
 
 /// A failure of the HTTP exchange, reported by a transport.
+///
+/// It records whether the request may have reached the server, which decides whether a retry
+/// can be rotation-safe (see [`crate::retry::RetryPolicy::RotationSafe`]).
 #[derive(Debug, thiserror::Error)]
 #[error("transport error: {kind}: {source}")]
 pub struct TransportError {
     kind: TransportErrorKind,
+    may_have_been_sent: bool,
     #[source]
     source: Box<dyn std::error::Error + Send + Sync>,
 }
@@ -428,19 +432,35 @@ pub struct TransportError {
 impl TransportError {
     /// Wraps an HTTP client's error. The source's `Display` must not contain a secret; the
     /// request body is never part of it in the transports of this project.
+    ///
+    /// A [`TransportErrorKind::Connect`] failure counts as not sent; every other kind as
+    /// possibly sent, unless [`not_sent`](Self::not_sent) says otherwise.
     pub fn new(
         kind: TransportErrorKind,
         source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
     ) -> Self {
         Self {
             kind,
+            may_have_been_sent: kind != TransportErrorKind::Connect,
             source: source.into(),
         }
+    }
+
+    /// Marks the failure as happening before any byte of the request was written (for example a
+    /// connect timeout, or a pool that had no connection to give).
+    pub fn not_sent(mut self) -> Self {
+        self.may_have_been_sent = false;
+        self
     }
 
     /// How the exchange failed.
     pub fn kind(&self) -> TransportErrorKind {
         self.kind
+    }
+
+    /// Whether the server may have received the request (and so consumed the refresh token).
+    pub fn request_may_have_been_sent(&self) -> bool {
+        self.may_have_been_sent
     }
 
     /// Connect failures, timeouts and I/O errors are transient (protocol.md §6.2); a refused

@@ -82,7 +82,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod call;
 pub mod classify;
+pub mod driver;
 pub mod endpoint;
 pub mod error;
 pub mod error_code;
@@ -91,8 +93,11 @@ pub mod partition;
 pub mod redact;
 pub mod request;
 pub mod response;
+pub mod retry;
 
+pub use call::{Attempt, CallConfig, CallError, RefreshCall, SendOptions, Step, Timeouts};
 pub use classify::RetryKind;
+pub use driver::{AsyncTransport, BlockingTransport, Client, Environment};
 pub use endpoint::{Endpoint, EndpointConfig, EndpointError};
 pub use error::{
     Error, ResponseError, ResponseErrorKind, ServiceError, ServiceErrorKind, TransportError,
@@ -101,6 +106,7 @@ pub use error::{
 pub use input::{Field, InvalidInput, RefreshInput, RefreshInputBuilder, Rule};
 pub use request::{AttemptInfo, InvocationId, OutgoingRequest, build_request};
 pub use response::{NewDeviceMetadata, RefreshOutput, ResponseLimits, parse_response};
+pub use retry::{RetryConfig, RetryPolicy, RetryQuota};
 
 /// Re-export of the `secrecy` crate, whose types carry every secret in this API.
 pub use secrecy;

@@ -1,0 +1,322 @@
+//! Drivers of the attempt loop, generic over the HTTP client, and the client they make.
+//!
+//! A transport is one small trait: [`AsyncTransport`] or [`BlockingTransport`], whose `send`
+//! moves one request's bytes and reads the response (honouring [`SendOptions`]) and whose
+//! `sleep` waits. Everything else, the retry decisions, the quota, the deadline, the tracing,
+//! happens here, once, for every transport. Time and randomness come from an
+//! [`Environment`], so the core itself still reads no clock.
+//!
+//! The transport crates (`cogref-reqwest`, `cogref-isahc`, `cogref-blocking`) implement these
+//! traits; to plug in another HTTP client, implement one of them, or pass closures to
+//! [`transport_fn`] / a plain closure for [`BlockingTransport`].
+//!
+//! Each call runs in a `cogref.refresh` span (client id, invocation id, attempts, outcome) and
+//! each attempt in a `cogref.attempt` span (attempt number, status, request id, duration in
+//! milliseconds). No span or event carries a secret.
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::call::{CallConfig, CallError, RefreshCall, SendOptions, Step};
+use crate::endpoint::Endpoint;
+use crate::error::Error;
+use crate::input::RefreshInput;
+use crate::response::{RefreshOutput, request_id};
+use crate::retry::RetryQuota;
+
+/// A response as a transport returns it: status, headers and the whole body.
+pub type HttpResponse = http::Response<Vec<u8>>;
+
+/// A request as a transport receives it. Its body holds the refresh token: never log it.
+pub type HttpRequest = http::Request<Vec<u8>>;
+
+/// Clocks and randomness for the drivers; the core reads neither itself.
+pub trait Environment: Send + Sync {
+    /// A monotonic clock (for deadlines and durations).
+    fn now(&self) -> Instant;
+    /// The wall clock (for the tokens' absolute expiry).
+    fn wall_clock(&self) -> SystemTime;
+    /// A random number seeding one call's invocation id and backoff jitter.
+    fn random_seed(&self) -> u64;
+}
+
+/// An async HTTP client.
+///
+/// `send` must not follow redirects, must stop reading a body larger than
+/// `options.max_body_bytes` (returning [`ResponseErrorKind::BodyTooLarge`]), must give up after
+/// `options.timeout` (returning a [`TransportErrorKind::Timeout`]), and should reuse connections.
+///
+/// [`ResponseErrorKind::BodyTooLarge`]: crate::ResponseErrorKind::BodyTooLarge
+/// [`TransportErrorKind::Timeout`]: crate::TransportErrorKind::Timeout
+pub trait AsyncTransport: Send + Sync {
+    /// Sends one request and reads its response.
+    fn send(
+        &self,
+        request: HttpRequest,
+        options: SendOptions,
+    ) -> impl Future<Output = Result<HttpResponse, Error>> + Send;
+
+    /// Waits `duration` on this transport's runtime.
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// A blocking HTTP client, with the same duties as [`AsyncTransport::send`].
+///
+/// Any `Fn(HttpRequest, SendOptions) -> Result<HttpResponse, Error>` is one.
+pub trait BlockingTransport: Send + Sync {
+    /// Sends one request and reads its response.
+    fn send(&self, request: HttpRequest, options: SendOptions) -> Result<HttpResponse, Error>;
+
+    /// Waits `duration`; the default blocks the thread.
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration);
+    }
+}
+
+impl<F> BlockingTransport for F
+where
+    F: Fn(HttpRequest, SendOptions) -> Result<HttpResponse, Error> + Send + Sync,
+{
+    fn send(&self, request: HttpRequest, options: SendOptions) -> Result<HttpResponse, Error> {
+        self(request, options)
+    }
+}
+
+/// An [`AsyncTransport`] made of two closures: one that sends, one that sleeps.
+///
+/// ```
+/// use std::time::Duration;
+/// use cogref_core::driver::{transport_fn, AsyncTransport, HttpRequest, HttpResponse};
+/// use cogref_core::{Error, SendOptions};
+///
+/// let transport = transport_fn(
+///     |_request: HttpRequest, _options: SendOptions| async move {
+///         Ok::<HttpResponse, Error>(http::Response::new(Vec::new()))
+///     },
+///     |_duration: Duration| async {},
+/// );
+/// # fn is_transport(_: &impl AsyncTransport) {}
+/// # is_transport(&transport);
+/// ```
+pub fn transport_fn<S, SF, W, WF>(send: S, sleep: W) -> FnTransport<S, W>
+where
+    S: Fn(HttpRequest, SendOptions) -> SF + Send + Sync,
+    SF: Future<Output = Result<HttpResponse, Error>> + Send,
+    W: Fn(Duration) -> WF + Send + Sync,
+    WF: Future<Output = ()> + Send,
+{
+    FnTransport { send, sleep }
+}
+
+/// See [`transport_fn`].
+#[derive(Debug, Clone)]
+pub struct FnTransport<S, W> {
+    send: S,
+    sleep: W,
+}
+
+impl<S, SF, W, WF> AsyncTransport for FnTransport<S, W>
+where
+    S: Fn(HttpRequest, SendOptions) -> SF + Send + Sync,
+    SF: Future<Output = Result<HttpResponse, Error>> + Send,
+    W: Fn(Duration) -> WF + Send + Sync,
+    WF: Future<Output = ()> + Send,
+{
+    fn send(
+        &self,
+        request: HttpRequest,
+        options: SendOptions,
+    ) -> impl Future<Output = Result<HttpResponse, Error>> + Send {
+        (self.send)(request, options)
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        (self.sleep)(duration)
+    }
+}
+
+/// A client for one endpoint over transport `T`: configuration, the retry quota its calls
+/// share, and the drivers. Cheap to clone; clones share the quota.
+#[derive(Debug, Clone)]
+pub struct Client<T, E> {
+    transport: T,
+    env: E,
+    endpoint: Endpoint,
+    config: CallConfig,
+    quota: Arc<Mutex<RetryQuota>>,
+}
+
+impl<T, E: Environment> Client<T, E> {
+    /// A client with a full retry quota.
+    pub fn new(transport: T, env: E, endpoint: Endpoint, config: CallConfig) -> Self {
+        Self {
+            transport,
+            env,
+            endpoint,
+            config,
+            quota: Arc::new(Mutex::new(RetryQuota::default())),
+        }
+    }
+
+    /// The endpoint every call goes to.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The call configuration.
+    pub fn config(&self) -> &CallConfig {
+        &self.config
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Tokens left in the shared retry quota.
+    pub fn retry_quota_available(&self) -> u32 {
+        self.lock_quota().available()
+    }
+
+    fn lock_quota(&self) -> MutexGuard<'_, RetryQuota> {
+        // The quota is a counter: a panic elsewhere cannot leave it inconsistent.
+        self.quota.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn start<'a>(&'a self, input: &'a RefreshInput) -> (RefreshCall<'a>, tracing::Span) {
+        let call = RefreshCall::new(
+            &self.endpoint,
+            input,
+            &self.config,
+            self.env.now(),
+            self.env.random_seed(),
+        );
+        let span = tracing::info_span!(
+            "cogref.refresh",
+            client_id = input.client_id(),
+            invocation_id = %call.invocation_id(),
+            attempts = Empty,
+            outcome = Empty,
+        );
+        (call, span)
+    }
+
+    /// Feeds an attempt's outcome to the call, with the attempt span's fields.
+    fn settle(
+        &self,
+        call: &mut RefreshCall<'_>,
+        outcome: Result<HttpResponse, Error>,
+        attempt_span: &tracing::Span,
+        started: Instant,
+    ) {
+        let now = self.env.now();
+        attempt_span.record(
+            "duration_ms",
+            now.duration_since(started).as_millis() as u64,
+        );
+        let mut quota = self.lock_quota();
+        match outcome {
+            Ok(response) => {
+                attempt_span.record("status", response.status().as_u16());
+                if let Some(id) = request_id(response.headers()) {
+                    attempt_span.record("request_id", id.as_str());
+                }
+                call.on_response(
+                    response.status(),
+                    response.headers(),
+                    response.body(),
+                    now,
+                    self.env.wall_clock(),
+                    &mut quota,
+                );
+            }
+            Err(error) => {
+                attempt_span.in_scope(|| tracing::debug!(error = %error, "attempt failed"));
+                call.settle(Err(error), now, &mut quota);
+            }
+        }
+    }
+}
+
+fn attempt_span(number: u32) -> tracing::Span {
+    tracing::debug_span!(
+        "cogref.attempt",
+        attempt = number,
+        status = Empty,
+        request_id = Empty,
+        duration_ms = Empty,
+    )
+}
+
+fn finish(
+    span: &tracing::Span,
+    result: Result<RefreshOutput, CallError>,
+    attempts: u32,
+) -> Result<RefreshOutput, CallError> {
+    span.record("attempts", attempts);
+    match &result {
+        Ok(_) => {
+            span.record("outcome", "ok");
+        }
+        Err(e) => {
+            span.record("outcome", "error");
+            span.in_scope(|| tracing::warn!(error = %e, "refresh failed"));
+        }
+    }
+    result
+}
+
+impl<T: AsyncTransport, E: Environment> Client<T, E> {
+    /// Refreshes: builds, sends, parses and retries until tokens, a final error, or the end of
+    /// attempts, quota or time.
+    pub async fn refresh(&self, input: &RefreshInput) -> Result<RefreshOutput, CallError> {
+        let (mut call, span) = self.start(input);
+        async {
+            loop {
+                match call.poll(self.env.now()) {
+                    Step::Send(attempt) => {
+                        let span = attempt_span(attempt.number);
+                        let started = self.env.now();
+                        let outcome = self
+                            .transport
+                            .send(attempt.request.into_http(), attempt.options)
+                            .instrument(span.clone())
+                            .await;
+                        self.settle(&mut call, outcome, &span, started);
+                    }
+                    Step::Wait(duration) => self.transport.sleep(duration).await,
+                    Step::Done(result) => return finish(&span, result, call.attempts()),
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await
+    }
+}
+
+impl<T: BlockingTransport, E: Environment> Client<T, E> {
+    /// Refreshes, blocking the thread; see [`Client::refresh`].
+    pub fn refresh_blocking(&self, input: &RefreshInput) -> Result<RefreshOutput, CallError> {
+        let (mut call, span) = self.start(input);
+        let _entered = span.enter();
+        loop {
+            match call.poll(self.env.now()) {
+                Step::Send(attempt) => {
+                    let span = attempt_span(attempt.number);
+                    let started = self.env.now();
+                    let outcome = span.in_scope(|| {
+                        self.transport
+                            .send(attempt.request.into_http(), attempt.options)
+                    });
+                    self.settle(&mut call, outcome, &span, started);
+                }
+                Step::Wait(duration) => self.transport.sleep(duration),
+                Step::Done(result) => return finish(&span, result, call.attempts()),
+            }
+        }
+    }
+}
