@@ -301,6 +301,9 @@ pub enum ResponseErrorKind {
     MissingAccessToken,
     /// An error status with no error code in the header or the body.
     NoErrorCode,
+    /// A 3xx redirect. Redirects are never followed: the body carries the refresh token, and a
+    /// redirect could send it to another host.
+    Redirect,
 }
 
 impl fmt::Display for ResponseErrorKind {
@@ -326,6 +329,9 @@ impl fmt::Display for ResponseErrorKind {
             ResponseErrorKind::NoErrorCode => {
                 f.write_str("the error response carries no error code")
             }
+            ResponseErrorKind::Redirect => f.write_str(
+                "the server answered with a redirect, which is never followed (check the endpoint URL)",
+            ),
         }
     }
 }
@@ -354,6 +360,18 @@ impl ResponseError {
             kind,
             status: None,
             request_id: None,
+            retry_after: None,
+            detail: None,
+        }
+    }
+
+    /// The error a transport reports when a body grows past `limit` bytes while it is read:
+    /// status and request id come from the response head already received.
+    pub fn body_too_large(limit: usize, status: StatusCode, headers: &http::HeaderMap) -> Self {
+        Self {
+            kind: ResponseErrorKind::BodyTooLarge { limit },
+            status: Some(status),
+            request_id: crate::response::request_id(headers),
             retry_after: None,
             detail: None,
         }

@@ -188,6 +188,15 @@ pub fn parse_response(
         )
         .into());
     }
+    if status.is_redirection() {
+        // Only the host: a Location's path or query could carry anything.
+        let location = headers
+            .get(http::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.parse::<http::Uri>().ok())
+            .and_then(|uri| uri.host().map(|h| format!("to host {h}")));
+        return Err(response_error(ResponseErrorKind::Redirect, location).into());
+    }
     if !status.is_success() {
         return Err(parse_error(status, headers, body, request_id.clone()));
     }
@@ -592,8 +601,10 @@ mod tests {
     }
 
     #[test]
-    fn a_redirect_is_an_error_without_code() {
-        let e = parse(302, &[("location", "https://elsewhere.example/")], "").expect_err("e");
-        assert_eq!(response_kind(e), ResponseErrorKind::NoErrorCode);
+    fn a_redirect_is_a_typed_error_naming_its_location() {
+        let e = parse(307, &[("location", "https://elsewhere.example/")], "").expect_err("e");
+        assert!(e.to_string().contains("elsewhere.example"), "{e}");
+        assert!(!e.is_retryable());
+        assert_eq!(response_kind(e), ResponseErrorKind::Redirect);
     }
 }

@@ -1,0 +1,162 @@
+//! # cogref-blocking
+//!
+//! Amazon Cognito `GetTokensFromRefreshToken` for plain threads: a blocking client over
+//! [ureq](https://docs.rs/ureq), with no async runtime anywhere in its dependency tree. The
+//! protocol, retries and error taxonomy are [`cogref_core`]'s; this crate only moves bytes and
+//! sleeps.
+//!
+//! ```no_run
+//! use cogref_blocking::{client, CallConfig, EndpointConfig, RefreshInput};
+//! use cogref_blocking::secrecy::ExposeSecret;
+//!
+//! let endpoint = EndpointConfig::from_env()?.resolve()?;
+//! let client = client(endpoint, CallConfig::default());
+//! let input = RefreshInput::builder()
+//!     .refresh_token(std::fs::read_to_string("refresh-token")?.trim().to_owned())
+//!     .client_id("1example23456789abcdefghij")
+//!     .build()?;
+//! match client.refresh_blocking(&input) {
+//!     Ok(tokens) => {
+//!         let _bearer = tokens.access_token.expose_secret();
+//!         if let Some(rotated) = tokens.refresh_token {
+//!             // Rotation is on: store `rotated` before using the new tokens.
+//!             # drop(rotated);
+//!         }
+//!     }
+//!     Err(e) if e.requires_sign_in() => eprintln!("sign in again: {e}"),
+//!     Err(e) => eprintln!("refresh failed after {} attempt(s): {e}", e.attempts()),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The agent never follows redirects, reads at most [`ResponseLimits::max_body_bytes`] of a
+//! body, applies the connect, attempt and total timeouts of [`Timeouts`], and keeps connections
+//! alive between calls. Every call and attempt is a `tracing` span; no secret is ever logged.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::hash::{BuildHasher, RandomState};
+use std::io;
+use std::time::{Instant, SystemTime};
+
+use cogref_core::driver::{HttpRequest, HttpResponse};
+pub use cogref_core::{
+    BlockingTransport, CallConfig, CallError, Endpoint, EndpointConfig, Environment, Error,
+    RefreshInput, RefreshOutput, ResponseLimits, RetryConfig, RetryPolicy, SendOptions,
+    Timeouts, http, secrecy,
+};
+use cogref_core::{ResponseError, TransportError, TransportErrorKind};
+
+/// The blocking client: [`cogref_core::Client`] over ureq and the system clock.
+pub type Client = cogref_core::Client<UreqTransport, SystemEnvironment>;
+
+/// A client for `endpoint` with `config`, on a new ureq agent set up by [`UreqTransport::new`].
+pub fn client(endpoint: Endpoint, config: CallConfig) -> Client {
+    let transport = UreqTransport::new(&config.timeouts);
+    Client::new(transport, SystemEnvironment, endpoint, config)
+}
+
+/// The system clocks and a per-call random seed from the standard library's hasher keys.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemEnvironment;
+
+impl Environment for SystemEnvironment {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn random_seed(&self) -> u64 {
+        RandomState::new().hash_one(Instant::now())
+    }
+}
+
+/// A [`BlockingTransport`] over a ureq agent.
+#[derive(Debug, Clone)]
+pub struct UreqTransport {
+    agent: ureq::Agent,
+}
+
+impl UreqTransport {
+    /// A transport on a new agent: no redirects, HTTP error statuses returned as responses,
+    /// `timeouts.connect` for connecting, connection reuse on.
+    pub fn new(timeouts: &Timeouts) -> Self {
+        let config = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_connect(Some(timeouts.connect))
+            .user_agent(ureq::config::AutoHeaderValue::None)
+            .accept(ureq::config::AutoHeaderValue::None)
+            .build();
+        Self {
+            agent: ureq::Agent::new_with_config(config),
+        }
+    }
+
+    /// A transport on an agent you configured. It **must** have .max_redirects(0)` (a redirect
+    /// would carry the refresh token to another host) and `http_status_as_error(false)`.
+    pub fn with_agent(agent: ureq::Agent) -> Self {
+        Self { agent }
+    }
+}
+
+impl BlockingTransport for UreqTransport {
+    fn send(&self, request: HttpRequest, options: SendOptions) -> Result<HttpResponse, Error> {
+        // ureq writes the Host header itself, from the URI.
+        let mut request = request;
+        request.headers_mut().remove(http::header::HOST);
+        let request = self
+            .agent
+            .configure_request(request)
+            .timeout_global(Some(options.timeout))
+            .build();
+        let mut response = self.agent.run(request).map_err(transport_error)?;
+        let limit = options.max_body_bytes;
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .read_to_vec();
+        let (parts, _) = response.into_parts();
+        match body {
+            Ok(body) => Ok(http::Response::from_parts(parts, body)),
+            Err(ureq::Error::BodyExceedsLimit(_)) => {
+                Err(ResponseError::body_too_large(limit, parts.status, &parts.headers).into())
+            }
+            Err(e) => Err(transport_error(e)),
+        }
+    }
+}
+
+/// Maps a ureq error to the taxonomy, recording whether the request can have been sent.
+fn transport_error(error: ureq::Error) -> Error {
+    use ureq::Timeout;
+    let (kind, sent) = match &error {
+        ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => {
+            (TransportErrorKind::Timeout, false)
+        }
+        ureq::Error::Timeout(_) => (TransportErrorKind::Timeout, true),
+        ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
+            (TransportErrorKind::Connect, false)
+        }
+        ureq::Error::Io(e) => match e.kind() {
+            io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => {
+                (TransportErrorKind::Connect, false)
+            }
+            io::ErrorKind::TimedOut => (TransportErrorKind::Timeout, true),
+            _ => (TransportErrorKind::Io, true),
+        },
+        ureq::Error::TooManyRedirects | ureq::Error::RedirectFailed => {
+            (TransportErrorKind::Redirect, true)
+        }
+        ureq::Error::Tls(_) => (TransportErrorKind::Connect, false),
+        ureq::Error::Protocol(_) | ureq::Error::BodyStalled => (TransportErrorKind::Io, true),
+        _ => (TransportErrorKind::Other, true),
+    };
+    let e = TransportError::new(kind, error);
+    if sent { e.into() } else { e.not_sent().into() }
+}

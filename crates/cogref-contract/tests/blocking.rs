@@ -1,0 +1,21 @@
+//! The contract suite over `cogref-blocking` (ureq). The tokio runtime only hosts the mock
+//! servers; each refresh runs on a blocking thread.
+
+use std::sync::Arc;
+
+use cogref_contract::Refresher;
+use cogref_core::{CallConfig, Endpoint};
+
+fn make(endpoint: Endpoint, config: CallConfig) -> Refresher {
+    let client = Arc::new(cogref_blocking::client(endpoint, config));
+    Arc::new(move |input| {
+        let client = client.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || client.refresh_blocking(&input))
+                .await
+                .expect("the blocking call does not panic")
+        })
+    })
+}
+
+cogref_contract::contract_suite!(make);
