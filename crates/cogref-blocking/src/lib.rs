@@ -36,43 +36,30 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-use std::hash::{BuildHasher, RandomState};
 use std::io;
 use std::time::{Instant, SystemTime};
 
+pub use cogref_core::driver::StdEnvironment;
 use cogref_core::driver::{HttpRequest, HttpResponse};
 pub use cogref_core::{
     BlockingTransport, CallConfig, CallError, Endpoint, EndpointConfig, Environment, Error,
-    RefreshInput, RefreshOutput, ResponseLimits, RetryConfig, RetryPolicy, SendOptions,
-    Timeouts, http, secrecy,
+    RefreshInput, RefreshOutput, ResponseLimits, RetryConfig, RetryPolicy, SendOptions, Timeouts,
+    http, secrecy,
 };
 use cogref_core::{ResponseError, TransportError, TransportErrorKind};
 
 /// The blocking client: [`cogref_core::Client`] over ureq and the system clock.
-pub type Client = cogref_core::Client<UreqTransport, SystemEnvironment>;
+pub type Client = cogref_core::Client<UreqTransport, StdEnvironment>;
 
 /// A client for `endpoint` with `config`, on a new ureq agent set up by [`UreqTransport::new`].
 pub fn client(endpoint: Endpoint, config: CallConfig) -> Client {
     let transport = UreqTransport::new(&config.timeouts);
-    Client::new(transport, SystemEnvironment, endpoint, config)
-}
-
-/// The system clocks and a per-call random seed from the standard library's hasher keys.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemEnvironment;
-
-impl Environment for SystemEnvironment {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-
-    fn wall_clock(&self) -> SystemTime {
-        SystemTime::now()
-    }
-
-    fn random_seed(&self) -> u64 {
-        RandomState::new().hash_one(Instant::now())
-    }
+    Client::new(
+        transport,
+        StdEnvironment::new(Instant::now, SystemTime::now),
+        endpoint,
+        config,
+    )
 }
 
 /// A [`BlockingTransport`] over a ureq agent.

@@ -158,7 +158,10 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour, counters: Arc<Counte
             }
             Behaviour::ResetMidBody => {
                 let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: 4096\r\n\r\n";
-                let partial = format!(r#"{{"AuthenticationResult":{{"AccessToken":"{}"#, "a".repeat(60));
+                let partial = format!(
+                    r#"{{"AuthenticationResult":{{"AccessToken":"{}"#,
+                    "a".repeat(60)
+                );
                 let _ = stream.write_all(head.as_bytes()).await;
                 let _ = stream.write_all(partial.as_bytes()).await;
                 let _ = stream.flush().await;

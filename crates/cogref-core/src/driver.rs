@@ -44,6 +44,50 @@ pub trait Environment: Send + Sync {
     fn random_seed(&self) -> u64;
 }
 
+/// An [`Environment`] over clocks the caller names and the standard library's randomness.
+///
+/// The clocks are function pointers so that the core itself reads no clock (it also builds for
+/// `wasm32-unknown-unknown`, where `Instant::now` panics); a transport on a normal platform
+/// passes `Instant::now` and `SystemTime::now`:
+///
+/// ```
+/// use std::time::{Instant, SystemTime};
+/// use cogref_core::driver::{Environment, StdEnvironment};
+/// let env = StdEnvironment::new(Instant::now, SystemTime::now);
+/// assert_ne!(env.random_seed(), env.random_seed());
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct StdEnvironment {
+    now: fn() -> Instant,
+    wall_clock: fn() -> SystemTime,
+}
+
+impl StdEnvironment {
+    /// An environment reading these clocks.
+    pub const fn new(now: fn() -> Instant, wall_clock: fn() -> SystemTime) -> Self {
+        Self { now, wall_clock }
+    }
+}
+
+impl Environment for StdEnvironment {
+    fn now(&self) -> Instant {
+        (self.now)()
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        (self.wall_clock)()
+    }
+
+    /// Randomly keyed SipHash of a process-wide counter: distinct per call, unpredictable
+    /// across processes. Jitter and invocation ids need no more.
+    fn random_seed(&self) -> u64 {
+        use std::hash::{BuildHasher, RandomState};
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static CALLS: AtomicU64 = AtomicU64::new(0);
+        RandomState::new().hash_one(CALLS.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 /// An async HTTP client.
 ///
 /// `send` must not follow redirects, must stop reading a body larger than

@@ -1,0 +1,159 @@
+//! # cogref-reqwest
+//!
+//! Amazon Cognito `GetTokensFromRefreshToken` for async Rust on tokio, over
+//! [reqwest](https://docs.rs/reqwest) (rustls by default, `native-tls` as a feature). The
+//! protocol, retries and error taxonomy are [`cogref_core`]'s; this crate only moves bytes and
+//! sleeps.
+//!
+//! ```no_run
+//! use cogref_reqwest::{client, CallConfig, EndpointConfig, RefreshInput};
+//! use cogref_reqwest::secrecy::ExposeSecret;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let endpoint = EndpointConfig::new().region("eu-west-1").resolve()?;
+//! let client = client(endpoint, CallConfig::default())?;
+//! let input = RefreshInput::builder()
+//!     .refresh_token(std::env::var("REFRESH_TOKEN")?)
+//!     .client_id("1example23456789abcdefghij")
+//!     .build()?;
+//! match client.refresh(&input).await {
+//!     Ok(tokens) => {
+//!         let _bearer = tokens.access_token.expose_secret();
+//!         if let Some(rotated) = tokens.refresh_token {
+//!             // Rotation is on: store `rotated` before using the new tokens.
+//!             # drop(rotated);
+//!         }
+//!     }
+//!     Err(e) if e.requires_sign_in() => eprintln!("sign in again: {e}"),
+//!     Err(e) => eprintln!("refresh failed after {} attempt(s): {e}", e.attempts()),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The client never follows redirects, reads at most [`ResponseLimits::max_body_bytes`] of a
+//! body (checked while reading), applies the connect, attempt and total timeouts of
+//! [`Timeouts`], and reuses connections. Every call and attempt is a `tracing` span; no secret
+//! is ever logged. To share an existing `reqwest::Client`, see
+//! [`ReqwestTransport::with_client`].
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use cogref_core::driver::StdEnvironment;
+use cogref_core::driver::{HttpRequest, HttpResponse};
+pub use cogref_core::{
+    AsyncTransport, CallConfig, CallError, Endpoint, EndpointConfig, Environment, Error,
+    RefreshInput, RefreshOutput, ResponseLimits, RetryConfig, RetryPolicy, SendOptions, Timeouts,
+    http, secrecy,
+};
+use cogref_core::{ResponseError, TransportError, TransportErrorKind};
+
+/// The async client: [`cogref_core::Client`] over reqwest and the system clock.
+pub type Client = cogref_core::Client<ReqwestTransport, StdEnvironment>;
+
+/// A client for `endpoint` with `config`, on a new `reqwest::Client` set up by
+/// [`ReqwestTransport::new`]. Fails only if reqwest cannot initialise TLS.
+pub fn client(endpoint: Endpoint, config: CallConfig) -> Result<Client, reqwest::Error> {
+    let transport = ReqwestTransport::new(&config.timeouts)?;
+    Ok(Client::new(
+        transport,
+        StdEnvironment::new(Instant::now, SystemTime::now),
+        endpoint,
+        config,
+    ))
+}
+
+/// An [`AsyncTransport`] over a `reqwest::Client`, sleeping on tokio.
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// A transport on a new client: redirects off, `timeouts.connect` for connecting,
+    /// connection pooling on.
+    pub fn new(timeouts: &Timeouts) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(timeouts.connect)
+            .build()?;
+        Ok(Self { client })
+    }
+
+    /// A transport on a client you already have. It **must** be built with
+    /// `redirect(reqwest::redirect::Policy::none())`: reqwest's default follows redirects, and a
+    /// 307 or 308 would resend the refresh token to wherever the redirect points.
+    pub fn with_client(client: reqwest::Client) -> Self {
+        Self { client }
+    }
+}
+
+impl AsyncTransport for ReqwestTransport {
+    async fn send(
+        &self,
+        request: HttpRequest,
+        options: SendOptions,
+    ) -> Result<HttpResponse, Error> {
+        let mut request = reqwest::Request::try_from(request)
+            .map_err(|e| transport_error(TransportErrorKind::Other, false, e))?;
+        // Covers the whole exchange, body included.
+        *request.timeout_mut() = Some(options.timeout);
+        let mut response = self.client.execute(request).await.map_err(map_error)?;
+        let limit = options.max_body_bytes;
+        let too_large = |response: &reqwest::Response| -> Error {
+            ResponseError::body_too_large(limit, response.status(), response.headers()).into()
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+        {
+            return Err(too_large(&response));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large(&response));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let mut out = http::Response::new(body);
+        *out.status_mut() = response.status();
+        *out.version_mut() = response.version();
+        *out.headers_mut() = std::mem::take(response.headers_mut());
+        Ok(out)
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(duration)
+    }
+}
+
+fn transport_error(
+    kind: TransportErrorKind,
+    sent: bool,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> Error {
+    let e = TransportError::new(kind, source);
+    if sent { e.into() } else { e.not_sent().into() }
+}
+
+/// Maps a reqwest error to the taxonomy, recording whether the request can have been sent.
+fn map_error(error: reqwest::Error) -> Error {
+    // reqwest's Display names the URL, never the body: safe to keep as the source.
+    let error = error.without_url();
+    if error.is_timeout() {
+        transport_error(TransportErrorKind::Timeout, !error.is_connect(), error)
+    } else if error.is_connect() {
+        transport_error(TransportErrorKind::Connect, false, error)
+    } else if error.is_redirect() {
+        transport_error(TransportErrorKind::Redirect, true, error)
+    } else if error.is_body() || error.is_decode() || error.is_request() {
+        transport_error(TransportErrorKind::Io, true, error)
+    } else {
+        transport_error(TransportErrorKind::Other, true, error)
+    }
+}
