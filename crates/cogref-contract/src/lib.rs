@@ -177,7 +177,15 @@ pub async fn the_server_receives_the_exact_request(make: MakeClient) {
     let server = MockServer::start().await;
     mount(&server, json(200, success_body()), None).await;
     let refresh = make(endpoint_of(&server), fast_config());
-    refresh(input()).await.expect("success");
+    // A real refresh token is ~1,700 characters; libcurl, for one, treats bodies over 1 KiB
+    // differently.
+    let long_token = format!("{REFRESH_TOKEN}.{}", "x".repeat(1_700));
+    let long_input = RefreshInput::builder()
+        .refresh_token(long_token.clone())
+        .client_id(CLIENT_ID)
+        .build()
+        .expect("valid input");
+    refresh(long_input).await.expect("success");
 
     let requests = received(&server).await;
     assert_eq!(requests.len(), 1);
@@ -185,7 +193,7 @@ pub async fn the_server_receives_the_exact_request(make: MakeClient) {
     assert_eq!(r.method.as_str(), "POST");
     assert_eq!(r.url.path(), "/");
     assert_eq!(r.url.query(), None);
-    let expected_body = format!(r#"{{"RefreshToken":"{REFRESH_TOKEN}","ClientId":"{CLIENT_ID}"}}"#);
+    let expected_body = format!(r#"{{"RefreshToken":"{long_token}","ClientId":"{CLIENT_ID}"}}"#);
     assert_eq!(String::from_utf8_lossy(&r.body), expected_body);
     let header = |name: &str| {
         let values: Vec<&str> = r
@@ -227,7 +235,6 @@ pub async fn the_server_receives_the_exact_request(make: MakeClient) {
         "amz-sdk-invocation-id",
         "accept",
         "connection",
-        "expect",
     ];
     for name in r.headers.keys() {
         assert!(

@@ -1,0 +1,16 @@
+//! The contract suite over `cogref-isahc`.
+
+use std::sync::Arc;
+
+use cogref_contract::Refresher;
+use cogref_core::{CallConfig, Endpoint};
+
+fn make(endpoint: Endpoint, config: CallConfig) -> Refresher {
+    let client = Arc::new(cogref_isahc::client(endpoint, config).expect("isahc client"));
+    Arc::new(move |input| {
+        let client = client.clone();
+        Box::pin(async move { client.refresh(&input).await })
+    })
+}
+
+cogref_contract::contract_suite!(make);

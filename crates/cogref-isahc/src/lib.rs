@@ -1,0 +1,165 @@
+//! # cogref-isahc
+//!
+//! Amazon Cognito `GetTokensFromRefreshToken` for async Rust over
+//! [isahc](https://docs.rs/isahc) (libcurl), on any executor: isahc runs its own I/O agent, and
+//! waits between attempts use a runtime-independent timer. The protocol, retries and error
+//! taxonomy are [`cogref_core`]'s; this crate only moves bytes and sleeps.
+//!
+//! ```no_run
+//! use cogref_isahc::{client, CallConfig, EndpointConfig, RefreshInput};
+//! use cogref_isahc::secrecy::ExposeSecret;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let endpoint = EndpointConfig::new().region("eu-west-1").resolve()?;
+//! let client = client(endpoint, CallConfig::default())?;
+//! let input = RefreshInput::builder()
+//!     .refresh_token(std::env::var("REFRESH_TOKEN")?)
+//!     .client_id("1example23456789abcdefghij")
+//!     .build()?;
+//! match client.refresh(&input).await {
+//!     Ok(tokens) => {
+//!         let _bearer = tokens.access_token.expose_secret();
+//!         if let Some(rotated) = tokens.refresh_token {
+//!             // Rotation is on: store `rotated` before using the new tokens.
+//!             # drop(rotated);
+//!         }
+//!     }
+//!     Err(e) if e.requires_sign_in() => eprintln!("sign in again: {e}"),
+//!     Err(e) => eprintln!("refresh failed after {} attempt(s): {e}", e.attempts()),
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The client never follows redirects, reads at most [`ResponseLimits::max_body_bytes`] of a
+//! body (checked while reading), applies the connect, attempt and total timeouts of
+//! [`Timeouts`], and reuses connections. Every call and attempt is a `tracing` span; no secret
+//! is ever logged.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::future::Future;
+use std::time::{Duration, Instant, SystemTime};
+
+pub use cogref_core::driver::StdEnvironment;
+use cogref_core::driver::{HttpRequest, HttpResponse};
+pub use cogref_core::{
+    AsyncTransport, CallConfig, CallError, Endpoint, EndpointConfig, Environment, Error,
+    RefreshInput, RefreshOutput, ResponseLimits, RetryConfig, RetryPolicy, SendOptions, Timeouts,
+    http, secrecy,
+};
+use cogref_core::{ResponseError, TransportError, TransportErrorKind};
+use futures_lite::AsyncReadExt;
+use isahc::config::{Configurable, ExpectContinue, RedirectPolicy};
+use isahc::error::ErrorKind;
+
+/// The async client: [`cogref_core::Client`] over isahc and the system clock.
+pub type Client = cogref_core::Client<IsahcTransport, StdEnvironment>;
+
+/// A client for `endpoint` with `config`, on a new `isahc::HttpClient` set up by
+/// [`IsahcTransport::new`]. Fails only if libcurl cannot be initialised.
+pub fn client(endpoint: Endpoint, config: CallConfig) -> Result<Client, isahc::Error> {
+    let transport = IsahcTransport::new(&config.timeouts)?;
+    Ok(Client::new(
+        transport,
+        StdEnvironment::new(Instant::now, SystemTime::now),
+        endpoint,
+        config,
+    ))
+}
+
+/// An [`AsyncTransport`] over an `isahc::HttpClient`.
+#[derive(Debug, Clone)]
+pub struct IsahcTransport {
+    client: isahc::HttpClient,
+}
+
+impl IsahcTransport {
+    /// A transport on a new client: redirects off, no automatic decompression and no
+    /// `Expect: 100-continue` (the request stays exactly as the core built it),
+    /// `timeouts.connect` for connecting, connection reuse on.
+    pub fn new(timeouts: &Timeouts) -> Result<Self, isahc::Error> {
+        let client = isahc::HttpClient::builder()
+            .redirect_policy(RedirectPolicy::None)
+            .automatic_decompression(false)
+            // libcurl may send `Expect: 100-continue` for larger bodies (over 1 KiB before
+            // curl 8) and then wait a round trip, or a second, before the body.
+            .expect_continue(ExpectContinue::disabled())
+            .connect_timeout(timeouts.connect)
+            .build()?;
+        Ok(Self { client })
+    }
+
+    /// A transport on a client you already have. It **must** keep isahc's default
+    /// `RedirectPolicy::None`: a followed redirect would resend the refresh token elsewhere.
+    pub fn with_client(client: isahc::HttpClient) -> Self {
+        Self { client }
+    }
+}
+
+impl AsyncTransport for IsahcTransport {
+    async fn send(
+        &self,
+        request: HttpRequest,
+        options: SendOptions,
+    ) -> Result<HttpResponse, Error> {
+        let (parts, body) = request.into_parts();
+        let mut builder = http::Request::builder()
+            .method(parts.method)
+            .uri(parts.uri)
+            // Covers the whole exchange, body included.
+            .timeout(options.timeout);
+        for (name, value) in &parts.headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(body)
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, e).not_sent())?;
+        let response = self.client.send_async(request).await.map_err(map_error)?;
+        let (parts, mut body) = response.into_parts();
+        let limit = options.max_body_bytes;
+        let too_large = || -> Error {
+            ResponseError::body_too_large(limit, parts.status, &parts.headers).into()
+        };
+        let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+        if body.len().is_some_and(|n| n > limit_u64) {
+            return Err(too_large());
+        }
+        // One byte past the limit tells "too large" from "exactly at the limit".
+        let mut bytes = Vec::new();
+        (&mut body)
+            .take(limit_u64.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|e| TransportError::new(TransportErrorKind::Io, e))?;
+        if bytes.len() > limit {
+            return Err(too_large());
+        }
+        Ok(http::Response::from_parts(parts, bytes))
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        futures_timer::Delay::new(duration)
+    }
+}
+
+/// Maps an isahc error to the taxonomy, recording whether the request can have been sent.
+fn map_error(error: isahc::Error) -> Error {
+    let (kind, sent) = match error.kind() {
+        ErrorKind::ConnectionFailed | ErrorKind::NameResolution => {
+            (TransportErrorKind::Connect, false)
+        }
+        ErrorKind::BadServerCertificate
+        | ErrorKind::BadClientCertificate
+        | ErrorKind::InvalidTlsConfiguration
+        | ErrorKind::TlsEngine => (TransportErrorKind::Connect, false),
+        // libcurl reports connect and transfer timeouts alike: assume the worst.
+        ErrorKind::Timeout => (TransportErrorKind::Timeout, true),
+        ErrorKind::TooManyRedirects => (TransportErrorKind::Redirect, true),
+        ErrorKind::Io | ErrorKind::ProtocolViolation => (TransportErrorKind::Io, true),
+        _ => (TransportErrorKind::Other, true),
+    };
+    let e = TransportError::new(kind, error);
+    if sent { e.into() } else { e.not_sent().into() }
+}
