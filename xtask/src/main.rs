@@ -4,11 +4,6 @@
 //! - `cargo xtask fuzz [TARGET] [--seconds N]`: run the fuzz targets (all by default).
 //! - `cargo xtask core-deps`: check that the core's dependency tree has no I/O stack.
 
-#![allow(
-    clippy::print_stdout,
-    reason = "a command-line tool: its summary line goes to stdout"
-)]
-
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -117,6 +112,11 @@ fn ci() -> Result {
     doc.args(["doc", "--workspace", "--no-deps", "--locked"])
         .env("RUSTDOCFLAGS", "-D warnings");
     step("doc", doc)?;
+
+    // cargo-deny reads every crate of every feature offline: fetch them first (registry only).
+    let mut fetch = cargo();
+    fetch.args(["fetch", "--locked"]);
+    step("fetch", fetch)?;
 
     let mut deny = cargo();
     deny.args(["deny", "--offline", "check", "licenses", "bans", "sources"]);

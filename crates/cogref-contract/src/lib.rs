@@ -120,6 +120,34 @@ fn endpoint_of(server: &MockServer) -> Endpoint {
         .expect("loopback endpoint")
 }
 
+/// A success body of real-world size (~4 KiB): access ~1,100, ID ~1,250 and refresh ~1,700
+/// characters, deterministic.
+pub fn realistic_success_body() -> String {
+    format!(
+        r#"{{"AuthenticationResult":{{"AccessToken":"{}","ExpiresIn":3600,"TokenType":"Bearer","RefreshToken":"{}","IdToken":"{}"}},"ChallengeParameters":{{}}}}"#,
+        token_like(1_100, 1),
+        token_like(1_700, 2),
+        token_like(1_250, 3)
+    )
+}
+
+/// A deterministic JWT-shaped string of `len` base64url characters.
+pub fn token_like(len: usize, seed: u64) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut state = seed;
+    (0..len)
+        .map(|i| {
+            if i > 0 && (i == len / 5 || i == 4 * len / 5) {
+                return '.';
+            }
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            char::from(ALPHABET[(state >> 58) as usize])
+        })
+        .collect()
+}
+
 fn success_body() -> String {
     format!(
         r#"{{"AuthenticationResult":{{"AccessToken":"{ACCESS_TOKEN}","ExpiresIn":3600,"TokenType":"Bearer","RefreshToken":"CANARY-rotated.0123456789abcdef.ROTATED","IdToken":"CANARY-id.0123456789abcdef.ID_SECRET"}},"ChallengeParameters":{{}}}}"#

@@ -25,7 +25,7 @@
 //!         }
 //!     }
 //!     Err(e) if e.requires_sign_in() => eprintln!("sign in again: {e}"),
-//!     Err(e) => eprintln!("refresh failed after {} attempt(s): {e}", e.attempts()),
+//!     Err(e) => eprintln!("refresh failed: {e}"), // says how many attempts were made
 //! }
 //! # Ok(())
 //! # }
@@ -39,6 +39,7 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime};
