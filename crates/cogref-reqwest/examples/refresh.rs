@@ -3,7 +3,7 @@
 //! ```sh
 //! export AWS_REGION=eu-west-1                 # or AWS_ENDPOINT_URL=http://127.0.0.1:PORT
 //! export COGNITO_CLIENT_ID=1example23456789   # and COGNITO_CLIENT_SECRET for a confidential client
-//! cargo run -p cogref-reqwest --example refresh < refresh-token.txt
+//! cargo run -p cogref-reqwest --example refresh-reqwest < refresh-token.txt
 //! ```
 
 use std::io::Read;
