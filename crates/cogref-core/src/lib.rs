@@ -90,11 +90,13 @@ pub mod endpoint;
 pub mod error;
 pub mod error_code;
 pub mod input;
+pub mod jwt;
 pub mod partition;
 pub mod redact;
 pub mod request;
 pub mod response;
 pub mod retry;
+pub mod session;
 
 pub use call::{Attempt, CallConfig, CallError, RefreshCall, SendOptions, Step, Timeouts};
 pub use classify::RetryKind;
@@ -108,6 +110,7 @@ pub use input::{Field, InvalidInput, RefreshInput, RefreshInputBuilder, Rule};
 pub use request::{AttemptInfo, InvocationId, OutgoingRequest, build_request};
 pub use response::{NewDeviceMetadata, RefreshOutput, ResponseLimits, parse_response};
 pub use retry::{RetryConfig, RetryPolicy, RetryQuota};
+pub use session::{Decision, Session, SessionConfig, TokenSet};
 
 /// Re-export of the `secrecy` crate, whose types carry every secret in this API.
 pub use secrecy;
