@@ -88,6 +88,62 @@ impl Environment for StdEnvironment {
     }
 }
 
+/// An [`Environment`] whose time moves only when told to: for deterministic tests and
+/// simulations of sessions that last hours. Clones share one clock.
+///
+/// ```
+/// use std::time::{Duration, Instant, SystemTime};
+/// use cogref_core::driver::{Environment, ManualEnvironment};
+/// let env = ManualEnvironment::new(Instant::now(), SystemTime::UNIX_EPOCH);
+/// env.advance(Duration::from_secs(3600));
+/// assert_eq!(env.wall_clock(), SystemTime::UNIX_EPOCH + Duration::from_secs(3600));
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManualEnvironment {
+    base: Instant,
+    wall_base: SystemTime,
+    elapsed: Arc<Mutex<Duration>>,
+    seed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ManualEnvironment {
+    /// A clock standing at `base` (monotonic) and `wall_base` (wall clock).
+    pub fn new(base: Instant, wall_base: SystemTime) -> Self {
+        Self {
+            base,
+            wall_base,
+            elapsed: Arc::default(),
+            seed: Arc::default(),
+        }
+    }
+
+    /// Moves both clocks forward.
+    pub fn advance(&self, by: Duration) {
+        let mut elapsed = self.elapsed.lock().unwrap_or_else(|p| p.into_inner());
+        *elapsed = elapsed.saturating_add(by);
+    }
+
+    /// Time moved so far.
+    pub fn elapsed(&self) -> Duration {
+        *self.elapsed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Environment for ManualEnvironment {
+    fn now(&self) -> Instant {
+        self.base + self.elapsed()
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        self.wall_base + self.elapsed()
+    }
+
+    /// 0, 1, 2, …: deterministic.
+    fn random_seed(&self) -> u64 {
+        self.seed.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// An async HTTP client.
 ///
 /// `send` must not follow redirects, must stop reading a body larger than
@@ -219,6 +275,11 @@ impl<T, E: Environment> Client<T, E> {
     /// The transport.
     pub fn transport(&self) -> &T {
         &self.transport
+    }
+
+    /// The clocks and randomness the client runs on.
+    pub fn environment(&self) -> &E {
+        &self.env
     }
 
     /// Tokens left in the shared retry quota.

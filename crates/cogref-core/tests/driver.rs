@@ -7,44 +7,20 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
-use cogref_core::driver::{HttpRequest, HttpResponse, transport_fn};
+use cogref_core::driver::{HttpRequest, HttpResponse, ManualEnvironment, transport_fn};
 use cogref_core::{
-    CallConfig, Client, EndpointConfig, Environment, Error, RefreshInput, SendOptions,
-    TransportError, TransportErrorKind,
+    CallConfig, Client, EndpointConfig, Error, RefreshInput, SendOptions, TransportError,
+    TransportErrorKind,
 };
 
 /// A clock that only moves when the transport "sleeps".
-#[derive(Clone)]
-struct SimClock {
-    start: Instant,
-    elapsed: Arc<Mutex<Duration>>,
-}
+type SimClock = ManualEnvironment;
 
-impl SimClock {
-    fn new() -> Self {
-        Self {
-            start: Instant::now(),
-            elapsed: Arc::default(),
-        }
-    }
-    fn advance(&self, d: Duration) {
-        *self.elapsed.lock().expect("clock") += d;
-    }
-    fn elapsed(&self) -> Duration {
-        *self.elapsed.lock().expect("clock")
-    }
-}
-
-impl Environment for SimClock {
-    fn now(&self) -> Instant {
-        self.start + self.elapsed()
-    }
-    fn wall_clock(&self) -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000) + self.elapsed()
-    }
-    fn random_seed(&self) -> u64 {
-        7
-    }
+fn sim_clock() -> SimClock {
+    ManualEnvironment::new(
+        Instant::now(),
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
+    )
 }
 
 type Script = Arc<Mutex<VecDeque<Result<HttpResponse, Error>>>>;
@@ -80,7 +56,7 @@ fn block_on<F: Future>(f: F) -> F::Output {
 
 #[test]
 fn blocking_driver_retries_5xx_then_succeeds_on_simulated_time() {
-    let clock = SimClock::new();
+    let clock = sim_clock();
     let script: Script = Arc::new(Mutex::new(
         [
             response(503, "<html>busy</html>"),
@@ -150,7 +126,7 @@ fn blocking_driver_retries_5xx_then_succeeds_on_simulated_time() {
 
 #[test]
 fn a_closure_is_a_blocking_transport_and_transport_errors_end_the_call_with_their_count() {
-    let clock = SimClock::new();
+    let clock = sim_clock();
     let endpoint = EndpointConfig::new()
         .region("eu-west-1")
         .resolve()
@@ -179,7 +155,7 @@ fn a_closure_is_a_blocking_transport_and_transport_errors_end_the_call_with_thei
 
 #[test]
 fn async_driver_runs_the_same_loop_over_closures() {
-    let clock = SimClock::new();
+    let clock = sim_clock();
     let script: Script = Arc::new(Mutex::new(
         [
             response(429, r#"{"__type":"TooManyRequestsException"}"#),
@@ -236,7 +212,7 @@ fn spans_carry_attempt_status_request_id_and_duration_but_never_a_secret() {
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(move || writer.clone())
         .finish();
-    let clock = SimClock::new();
+    let clock = sim_clock();
     let script: Script = Arc::new(Mutex::new(
         [
             response(500, r#"{"__type":"InternalErrorException","message":"CANARY-in-message.0123456789abcdef"}"#),

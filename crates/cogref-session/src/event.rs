@@ -1,0 +1,37 @@
+//! Events a manager reports as they happen, so that callers need not poll.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cogref_core::CallError;
+
+use crate::store::StoreError;
+
+/// Something that happened to a session.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// New access (and ID) tokens, valid until `expires_at`.
+    Refreshed {
+        /// Local expiry of the new tokens.
+        expires_at: Option<SystemTime>,
+        /// Whether rotation replaced the refresh token.
+        rotated: bool,
+    },
+    /// Another holder of the store refreshed; its tokens were adopted without a call.
+    Adopted,
+    /// The refresh token is dead: the user must sign in again.
+    SignInRequired(Arc<CallError>),
+    /// A refresh failed; the next try is due at `retry_at`.
+    RefreshFailed {
+        /// The error.
+        error: Arc<CallError>,
+        /// When the next refresh will be tried.
+        retry_at: Option<SystemTime>,
+    },
+    /// Saving to the store failed.
+    StoreFailed(Arc<StoreError>),
+}
+
+/// A listener: called synchronously, on the refreshing task or thread; keep it short.
+pub type Listener = Arc<dyn Fn(&SessionEvent) + Send + Sync>;

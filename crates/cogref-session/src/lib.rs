@@ -1,0 +1,61 @@
+//! # cogref-session
+//!
+//! A valid Cognito access token whenever you ask, for as long as the refresh token lives:
+//! refreshed ahead of expiry, one refresh at a time however many callers ask, and never a
+//! session lost to refresh-token rotation through a half-written store.
+//!
+//! - [`TokenManager`] (async, over any [`cogref_core::AsyncTransport`]: `cogref-reqwest`,
+//!   `cogref-isahc`) and [`BlockingTokenManager`] (threads, over `cogref-blocking`) run the
+//!   sans-IO [`cogref_core::Session`] state machine.
+//! - [`TokenStore`] keeps the tokens: [`MemoryStore`] for one process, [`FileStore`] for every
+//!   process on one host (atomic writes, mode 0600, versioned format, an advisory lock).
+//! - Listeners see [`SessionEvent`]s (refreshed, adopted, sign-in required, failure) as they
+//!   happen.
+//!
+//! ```no_run
+//! use cogref_core::RefreshInput;
+//! use cogref_session::{FileStore, SessionEvent, TokenManager};
+//! use cogref_session::secrecy::ExposeSecret;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let endpoint = cogref_core::EndpointConfig::from_env()?.resolve()?;
+//! let client = cogref_reqwest::client(endpoint, Default::default())?;
+//! let template = RefreshInput::builder()
+//!     .refresh_token(std::fs::read_to_string("first-refresh-token")?.trim().to_owned())
+//!     .client_id("1example23456789abcdefghij")
+//!     .build()?;
+//! let manager = TokenManager::builder(client, template, FileStore::new("tokens.json"))
+//!     .on_event(|e| if let SessionEvent::SignInRequired(_) = e { eprintln!("sign in again") })
+//!     .build()?;
+//! let token = manager.access_token().await?;   // cached, or one shared refresh
+//! # let _ = token.expose_secret();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Ordering guarantee
+//!
+//! A rotated refresh token is saved before any token of the same response is handed out. If the
+//! save fails, the caller gets [`SessionError::RotatedTokenNotSaved`] and the session keeps the
+//! new refresh token in memory, so this process goes on working.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod error;
+mod event;
+mod file;
+mod manager;
+mod store;
+
+pub use cogref_core::secrecy;
+pub use cogref_core::{Decision, Session, SessionConfig, TokenSet};
+pub use error::SessionError;
+pub use event::{Listener, SessionEvent};
+pub use file::FileStore;
+pub use manager::{
+    BlockingTokenManager, BlockingTokenManagerBuilder, DEFAULT_LOCK_TIMEOUT, TokenManager,
+    TokenManagerBuilder,
+};
+pub use store::{FORMAT_VERSION, MemoryStore, StoreError, StoreGuard, TokenStore};
