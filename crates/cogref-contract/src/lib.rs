@@ -5,7 +5,13 @@
 //! file instantiates every case with [`contract_suite!`]:
 //!
 //! ```ignore
-//! fn make(endpoint: Endpoint, config: CallConfig) -> Refresher { … }
+//! fn make(endpoint: Endpoint, config: CallConfig) -> Refresher {
+//!     let client = Arc::new(cogref_reqwest::client(endpoint, config).expect("client"));
+//!     Arc::new(move |input| {
+//!         let client = client.clone();
+//!         Box::pin(async move { client.refresh(&input).await })
+//!     })
+//! }
 //! cogref_contract::contract_suite!(make);
 //! ```
 //!

@@ -33,6 +33,19 @@
 //! # }
 //! ```
 //!
+//! ## How a refresh happens
+//!
+//! `access_token()` on a fresh cache takes a mutex and clones the token. When a refresh is due:
+//!
+//! 1. one caller takes the in-process gate; while the old token is still valid, other callers
+//!    get it at once, and once it has expired they wait for the gate;
+//! 2. the gate holder takes the store's refresh lock (waiting, without blocking an executor,
+//!    while another process holds it), reloads the store, and adopts a newer set if another
+//!    process refreshed meanwhile;
+//! 3. if a refresh is still due it calls Cognito, saves the result, and only then hands out the
+//!    new token;
+//! 4. waiters then find the new token: 10,000 concurrent callers at expiry make one request.
+//!
 //! ## Ordering guarantee
 //!
 //! A rotated refresh token is saved before any token of the same response is handed out. If the

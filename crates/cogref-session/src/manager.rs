@@ -1,17 +1,6 @@
-//! The managers: a fresh access token on demand, one refresh at a time.
-//!
-//! [`TokenManager`] (async, any [`AsyncTransport`]) and [`BlockingTokenManager`] (threads, any
-//! [`BlockingTransport`]) share one engine. `access_token()` on a fresh cache takes a mutex and
-//! clones the token. When a refresh is due:
-//!
-//! 1. one caller takes the in-process gate; while the old token is still valid, other callers
-//!    get it at once, and once it has expired they wait for the gate;
-//! 2. the gate holder takes the store's refresh lock (waiting, without blocking an executor,
-//!    while another process holds it), reloads the store, and adopts a newer set if another
-//!    process refreshed meanwhile;
-//! 3. if a refresh is still due it calls Cognito, saves the result, and only then hands out the
-//!    new token: a rotated refresh token is durable before anyone can use its access token;
-//! 4. waiters then find the new token: 10,000 concurrent callers at expiry make one request.
+//! The managers: [`TokenManager`] (async, any [`AsyncTransport`]) and [`BlockingTokenManager`]
+//! (threads, any [`BlockingTransport`]), two front-ends over one engine. The steps of a refresh
+//! are in the crate docs.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -336,7 +325,7 @@ impl<T, E: Environment, S: TokenStore> TokenManagerBuilder<T, E, S> {
     }
 }
 
-/// An async token manager over any [`AsyncTransport`]. See the [module docs](self).
+/// An async token manager over any [`AsyncTransport`]. How it refreshes: see the [crate docs](crate#how-a-refresh-happens).
 pub struct TokenManager<T, E, S> {
     engine: Engine<T, E, S>,
     gate: async_lock::Mutex<()>,
@@ -467,7 +456,7 @@ impl<T, E: Environment, S: TokenStore> BlockingTokenManagerBuilder<T, E, S> {
     }
 }
 
-/// A token manager for threads over any [`BlockingTransport`]. See the [module docs](self).
+/// A token manager for threads over any [`BlockingTransport`]. How it refreshes: see the [crate docs](crate#how-a-refresh-happens).
 pub struct BlockingTokenManager<T, E, S> {
     engine: Engine<T, E, S>,
     gate: Mutex<()>,
