@@ -350,11 +350,16 @@ impl<T: AsyncTransport, E: Environment, S: TokenStore> TokenManager<T, E, S> {
     /// A valid access token: the cached one, or a new one after one shared refresh.
     pub async fn access_token(&self) -> Result<SecretString, SessionError> {
         let now = self.engine.now();
-        let usable = match self.engine.quick(now)? {
-            Ok(token) => return Ok(token),
-            Err(decision) => matches!(decision, Decision::Refresh { usable: true }),
-        };
-        if usable {
+        match self.engine.quick(now)? {
+            Ok(token) => Ok(token),
+            // Boxed so that the cached path's future stays small: the refresh machinery is
+            // built only when a refresh is due.
+            Err(decision) => Box::pin(self.refresh_due(decision)).await,
+        }
+    }
+
+    async fn refresh_due(&self, decision: Decision) -> Result<SecretString, SessionError> {
+        if matches!(decision, Decision::Refresh { usable: true }) {
             // Someone else is refreshing ahead of expiry: the current token is still good.
             match self.gate.try_lock() {
                 Some(gate) => self.refresh_holding(gate, false).await,
