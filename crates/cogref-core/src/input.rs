@@ -137,13 +137,23 @@ pub const CLIENT_METADATA_LEN: (usize, usize) = (0, 131_072);
 /// assert!(!format!("{input:?}").contains("canary"));
 /// # Ok::<(), cogref_core::InvalidInput>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct RefreshInput {
     refresh_token: SecretString,
     client_id: String,
     client_secret: Option<SecretString>,
     device_key: Option<SecretString>,
-    client_metadata: Option<BTreeMap<String, String>>,
+    client_metadata: Option<Metadata>,
+}
+
+/// `ClientMetadata`, whose `Debug` shows the keys only: values may hold personal data.
+#[derive(Clone, Default)]
+struct Metadata(BTreeMap<String, String>);
+
+impl fmt::Debug for Metadata {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl RefreshInput {
@@ -174,7 +184,7 @@ impl RefreshInput {
 
     /// Metadata passed to Lambda triggers.
     pub fn client_metadata(&self) -> Option<&BTreeMap<String, String>> {
-        self.client_metadata.as_ref()
+        self.client_metadata.as_ref().map(|m| &m.0)
     }
 
     /// A builder holding this input's values, to change one field (for example the refresh
@@ -198,50 +208,14 @@ impl RefreshInput {
     }
 }
 
-impl fmt::Debug for RefreshInput {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RefreshInput")
-            .field("refresh_token", &self.refresh_token)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("device_key", &self.device_key)
-            .field(
-                "client_metadata_keys",
-                &self
-                    .client_metadata
-                    .as_ref()
-                    .map(|m| m.keys().collect::<Vec<_>>()),
-            )
-            .finish()
-    }
-}
-
 /// Builder of [`RefreshInput`]; [`build`](Self::build) validates.
-#[derive(Default, Clone)]
+#[derive(Default, Clone, Debug)]
 pub struct RefreshInputBuilder {
     refresh_token: Option<SecretString>,
     client_id: Option<String>,
     client_secret: Option<SecretString>,
     device_key: Option<SecretString>,
-    client_metadata: Option<BTreeMap<String, String>>,
-}
-
-impl fmt::Debug for RefreshInputBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RefreshInputBuilder")
-            .field("refresh_token", &self.refresh_token)
-            .field("client_id", &self.client_id)
-            .field("client_secret", &self.client_secret)
-            .field("device_key", &self.device_key)
-            .field(
-                "client_metadata_keys",
-                &self
-                    .client_metadata
-                    .as_ref()
-                    .map(|m| m.keys().collect::<Vec<_>>()),
-            )
-            .finish()
-    }
+    client_metadata: Option<Metadata>,
 }
 
 impl RefreshInputBuilder {
@@ -289,14 +263,15 @@ impl RefreshInputBuilder {
         value: impl Into<String>,
     ) -> Self {
         self.client_metadata
-            .get_or_insert_with(BTreeMap::new)
+            .get_or_insert_with(Metadata::default)
+            .0
             .insert(key.into(), value.into());
         self
     }
 
     /// Replaces `ClientMetadata`. An empty map is sent as `{}`, `None` not at all.
     pub fn set_client_metadata(mut self, metadata: Option<BTreeMap<String, String>>) -> Self {
-        self.client_metadata = metadata;
+        self.client_metadata = metadata.map(Metadata);
         self
     }
 
@@ -335,7 +310,7 @@ impl RefreshInputBuilder {
         }
 
         if let Some(metadata) = &self.client_metadata {
-            for (k, v) in metadata {
+            for (k, v) in &metadata.0 {
                 check_length(Field::ClientMetadataKey, k, CLIENT_METADATA_LEN)?;
                 check_length(Field::ClientMetadataValue, v, CLIENT_METADATA_LEN)?;
             }

@@ -3,7 +3,7 @@
 //! are in the crate docs.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use cogref_core::secrecy::SecretString;
 use cogref_core::{
@@ -220,12 +220,24 @@ impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
         }
     }
 
-    fn lock_timeout_error(&self, waited: Duration) -> SessionError {
-        StoreError::LockTimeout {
-            path: "the refresh lock".into(),
-            waited,
+    /// One look at the store's refresh lock: the guard, or how long to wait before the next
+    /// look; an error once `lock_timeout` has passed since `started`.
+    fn poll_store_lock(
+        &self,
+        started: Instant,
+    ) -> Result<Result<StoreGuard, Duration>, SessionError> {
+        if let Some(guard) = self.store.try_lock()? {
+            return Ok(Ok(guard));
         }
-        .into()
+        let waited = self.client.environment().now().duration_since(started);
+        if waited >= self.lock_timeout {
+            return Err(StoreError::LockTimeout {
+                path: "the refresh lock".into(),
+                waited,
+            }
+            .into());
+        }
+        Ok(Err(LOCK_POLL))
     }
 }
 
@@ -417,19 +429,10 @@ impl<T: AsyncTransport, E: Environment, S: TokenStore> TokenManager<T, E, S> {
     async fn store_lock(&self) -> Result<StoreGuard, SessionError> {
         let started = self.engine.client.environment().now();
         loop {
-            if let Some(guard) = self.engine.store.try_lock()? {
-                return Ok(guard);
+            match self.engine.poll_store_lock(started)? {
+                Ok(guard) => return Ok(guard),
+                Err(wait) => self.engine.client.transport().sleep(wait).await,
             }
-            let waited = self
-                .engine
-                .client
-                .environment()
-                .now()
-                .duration_since(started);
-            if waited >= self.engine.lock_timeout {
-                return Err(self.engine.lock_timeout_error(waited));
-            }
-            self.engine.client.transport().sleep(LOCK_POLL).await;
         }
     }
 }
@@ -551,19 +554,10 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
     fn store_lock(&self) -> Result<StoreGuard, SessionError> {
         let started = self.engine.client.environment().now();
         loop {
-            if let Some(guard) = self.engine.store.try_lock()? {
-                return Ok(guard);
+            match self.engine.poll_store_lock(started)? {
+                Ok(guard) => return Ok(guard),
+                Err(wait) => self.engine.client.transport().sleep(wait),
             }
-            let waited = self
-                .engine
-                .client
-                .environment()
-                .now()
-                .duration_since(started);
-            if waited >= self.engine.lock_timeout {
-                return Err(self.engine.lock_timeout_error(waited));
-            }
-            self.engine.client.transport().sleep(LOCK_POLL);
         }
     }
 }
