@@ -1,0 +1,89 @@
+//! `cogref emulator`: the local Cognito in the foreground.
+
+use cogref_emulator::{Emulator, EmulatorConfig, Seed};
+
+use crate::args::EmulatorArgs;
+use crate::exit::{Code, Failure};
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            Failure::new(
+                Code::Failure,
+                format!("could not start a runtime: {e}"),
+                None,
+            )
+        })
+}
+
+/// Writes `contents` to `path`, readable by its owner only.
+pub(crate) fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(contents.as_bytes())
+}
+
+#[allow(
+    clippy::print_stdout,
+    reason = "the endpoint and client id are this command's output"
+)]
+pub(crate) fn run(a: EmulatorArgs) -> Result<(), Failure> {
+    let runtime = runtime()?;
+    runtime.block_on(async {
+        let config = EmulatorConfig {
+            bind: ([127, 0, 0, 1], a.port).into(),
+            ..EmulatorConfig::default()
+        };
+        let emulator = Emulator::start(config).await.map_err(|e| {
+            Failure::new(
+                Code::Configuration,
+                e.to_string(),
+                Some("pick another --port, or 0 for any free one"),
+            )
+        })?;
+        let seed = Seed {
+            rotation_grace_secs: (!a.no_rotation).then_some(a.grace),
+            ..Seed::default()
+        };
+        let seeded = emulator
+            .seed(&seed)
+            .map_err(|r| Failure::new(Code::Failure, r.to_string(), None))?;
+        write_private(&a.token_file, &seeded.refresh_token).map_err(|e| {
+            Failure::new(
+                Code::Failure,
+                format!("could not write {}: {e}", a.token_file.display()),
+                None,
+            )
+        })?;
+        println!("AWS_ENDPOINT_URL={}", emulator.endpoint_url());
+        println!("COGNITO_CLIENT_ID={}", seed.client_id);
+        println!("REFRESH_TOKEN_FILE={}", a.token_file.display());
+        eprintln!(
+            "cogref: emulator for pool {} listening at {} ({}); Ctrl-C stops it",
+            seed.pool_id,
+            emulator.endpoint_url(),
+            match seed.rotation_grace_secs {
+                Some(g) => format!("rotation on, {g} s grace period"),
+                None => "rotation off".into(),
+            }
+        );
+        eprintln!(
+            "cogref: try  cogref refresh --endpoint-url {} --client-id {} --refresh-token-file {}",
+            emulator.endpoint_url(),
+            seed.client_id,
+            a.token_file.display()
+        );
+        let _ = tokio::signal::ctrl_c().await;
+        emulator.shutdown().await;
+        Ok(())
+    })
+}

@@ -1,0 +1,111 @@
+//! Exit codes and failures with a next step.
+
+use cogref_core::{CallError, EndpointError, Error, InvalidInput};
+use cogref_session::SessionError;
+
+/// What the exit status means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Code {
+    /// Anything else (an unexpected response, a store that cannot be written).
+    Failure = 1,
+    /// The input is invalid (also clap's code for bad usage).
+    InvalidInput = 2,
+    /// The refresh token is dead: sign in again.
+    SignInRequired = 3,
+    /// A passing failure (throttling, 5xx, network): try again later.
+    Retryable = 4,
+    /// The configuration is wrong (endpoint, app client, missing secret).
+    Configuration = 5,
+}
+
+/// A failure: what went wrong and what to do next.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: Code,
+    pub(crate) message: String,
+    pub(crate) hint: Option<&'static str>,
+}
+
+impl Failure {
+    pub(crate) fn new(code: Code, message: impl Into<String>, hint: Option<&'static str>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            hint,
+        }
+    }
+}
+
+impl From<InvalidInput> for Failure {
+    fn from(e: InvalidInput) -> Self {
+        Failure::new(
+            Code::InvalidInput,
+            e.to_string(),
+            Some("check the value given for that field"),
+        )
+    }
+}
+
+impl From<EndpointError> for Failure {
+    fn from(e: EndpointError) -> Self {
+        Failure::new(
+            Code::Configuration,
+            e.to_string(),
+            Some("set --region (or AWS_REGION), or --endpoint-url (or AWS_ENDPOINT_URL)"),
+        )
+    }
+}
+
+fn classify(error: &Error) -> (Code, Option<&'static str>) {
+    if error.requires_sign_in() {
+        return (
+            Code::SignInRequired,
+            Some("the refresh token is dead: sign the user in again to get a new one"),
+        );
+    }
+    if error.is_retryable() {
+        return (
+            Code::Retryable,
+            Some("a passing failure: try again in a little while"),
+        );
+    }
+    match error {
+        Error::Service(s) if s.kind.is_configuration() => (
+            Code::Configuration,
+            Some("check the user pool, app client id, client secret and region"),
+        ),
+        Error::InvalidInput(_) => (Code::InvalidInput, None),
+        Error::Endpoint(_) => (Code::Configuration, None),
+        _ => (Code::Failure, None),
+    }
+}
+
+impl From<CallError> for Failure {
+    fn from(e: CallError) -> Self {
+        let (code, hint) = classify(&e);
+        Failure::new(code, e.to_string(), hint)
+    }
+}
+
+impl From<SessionError> for Failure {
+    fn from(e: SessionError) -> Self {
+        match &e {
+            SessionError::SignInRequired(_) => Failure::new(
+                Code::SignInRequired,
+                e.to_string(),
+                Some("the refresh token is dead: sign the user in again to get a new one"),
+            ),
+            SessionError::Unavailable { error, .. } => {
+                let (code, hint) = classify(error);
+                Failure::new(code, e.to_string(), hint)
+            }
+            SessionError::InvalidInput(_) => Failure::new(Code::InvalidInput, e.to_string(), None),
+            _ => Failure::new(
+                Code::Failure,
+                e.to_string(),
+                Some("check that the --store file can be read and written"),
+            ),
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `cogref`: refresh Amazon Cognito user-pool tokens from a shell, inspect tokens, and run a
+//! local emulator. Data goes to stdout, progress and errors to stderr; exit codes tell the
+//! outcomes apart (see [`exit`]).
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod demo;
+mod emulator;
+mod exit;
+mod inspect;
+mod refresh;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = args::Cli::parse();
+    let outcome = match cli.command {
+        args::Command::Refresh(a) => refresh::run(a),
+        args::Command::Inspect(a) => inspect::run(a),
+        args::Command::Emulator(a) => emulator::run(a),
+        args::Command::Demo => demo::run(),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("cogref: {}", failure.message);
+            if let Some(hint) = failure.hint {
+                eprintln!("  → {hint}");
+            }
+            ExitCode::from(failure.code as u8)
+        }
+    }
+}
