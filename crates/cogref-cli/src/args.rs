@@ -23,7 +23,7 @@ pub(crate) enum Command {
 
 Exit codes: 0 ok, 2 invalid input, 3 sign-in required, 4 retryable failure,
 5 configuration error, 1 anything else.")]
-    Refresh(RefreshArgs),
+    Refresh(Box<RefreshArgs>),
     /// Decode an access or ID token read from standard input (the signature is NOT checked).
     #[command(after_help = "Example:
   cogref refresh --client-id … --output token < rt.txt | cogref inspect")]

@@ -18,7 +18,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = args::Cli::parse();
     let outcome = match cli.command {
-        args::Command::Refresh(a) => refresh::run(a),
+        args::Command::Refresh(a) => refresh::run(*a),
         args::Command::Inspect(a) => inspect::run(a),
         args::Command::Emulator(a) => emulator::run(a),
         args::Command::Demo => demo::run(),
