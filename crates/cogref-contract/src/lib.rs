@@ -75,6 +75,7 @@ macro_rules! contract_suite {
             a_redirect_is_never_followed,
             connections_are_reused_across_calls,
             rotation_safe_policy_never_resends_after_the_request_may_have_arrived,
+            end_to_end_against_the_emulator,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
@@ -838,4 +839,66 @@ pub async fn rotation_safe_policy_never_resends_after_the_request_may_have_arriv
         .expect("valid");
     let e = make(refused, safe)(input()).await.expect_err("refused");
     assert_eq!(e.attempts(), 3);
+}
+
+/// The whole exchange against the emulator: a real rotation, the new token working, the old one
+/// refused as reused, a lost response under rotation-safe retries, and signed tokens.
+pub async fn end_to_end_against_the_emulator(make: MakeClient) {
+    use cogref_emulator::{AppClient, Emulator, EmulatorConfig, Fault};
+    let emulator = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    emulator.create_pool("eu-west-1_contract");
+    emulator
+        .create_client(AppClient::new("eu-west-1_contract", "e2eclient").with_rotation(0))
+        .expect("client");
+    emulator
+        .create_user("eu-west-1_contract", "dana")
+        .expect("user");
+    let first = emulator
+        .mint_refresh_token("e2eclient", "dana")
+        .expect("mint");
+    let endpoint = EndpointConfig::new()
+        .endpoint_url(emulator.endpoint_url())
+        .resolve()
+        .expect("endpoint");
+    let config = CallConfig {
+        retry: RetryConfig::rotation_safe(),
+        ..fast_config()
+    };
+    let refresh = make(endpoint, config);
+    let with = |token: &str| {
+        RefreshInput::builder()
+            .refresh_token(token.to_owned())
+            .client_id("e2eclient")
+            .build()
+            .expect("valid input")
+    };
+
+    let out = refresh(with(&first)).await.expect("first refresh");
+    assert!(emulator.verify_signature(out.access_token.expose_secret()));
+    let second = out
+        .refresh_token
+        .expect("rotation returns a refresh token")
+        .expose_secret()
+        .to_owned();
+    refresh(with(&second))
+        .await
+        .expect("the rotated token works");
+    let e = refresh(with(&first))
+        .await
+        .expect_err("the old token is dead");
+    assert_eq!(
+        e.as_service().map(|s| s.kind),
+        Some(ServiceErrorKind::RefreshTokenReuse)
+    );
+    assert!(e.requires_sign_in());
+
+    // The lost response: Cognito rotated, the answer never came; not resent.
+    emulator.inject(Fault::DropAfterRotation { count: 1 });
+    let served = emulator.requests_served();
+    let e = refresh(with(&second)).await.expect_err("dropped");
+    assert_eq!(e.attempts(), 1, "{e}");
+    assert_eq!(emulator.requests_served(), served + 1);
+    emulator.shutdown().await;
 }
