@@ -307,6 +307,17 @@ macro_rules! builder_methods {
             self.options.lock_timeout = timeout;
             self
         }
+
+        fn into_engine(self) -> Result<Engine<T, E, S>, SessionError> {
+            Engine::new(
+                self.client,
+                self.template,
+                self.store,
+                self.options.config,
+                self.options.listeners,
+                self.options.lock_timeout,
+            )
+        }
     };
 }
 
@@ -324,14 +335,7 @@ impl<T, E: Environment, S: TokenStore> TokenManagerBuilder<T, E, S> {
     /// Loads the store (or starts from the template's refresh token) and makes the manager.
     pub fn build(self) -> Result<TokenManager<T, E, S>, SessionError> {
         Ok(TokenManager {
-            engine: Engine::new(
-                self.client,
-                self.template,
-                self.store,
-                self.options.config,
-                self.options.listeners,
-                self.options.lock_timeout,
-            )?,
+            engine: self.into_engine()?,
             gate: async_lock::Mutex::new(()),
         })
     }
@@ -451,14 +455,7 @@ impl<T, E: Environment, S: TokenStore> BlockingTokenManagerBuilder<T, E, S> {
     /// Loads the store (or starts from the template's refresh token) and makes the manager.
     pub fn build(self) -> Result<BlockingTokenManager<T, E, S>, SessionError> {
         Ok(BlockingTokenManager {
-            engine: Engine::new(
-                self.client,
-                self.template,
-                self.store,
-                self.options.config,
-                self.options.listeners,
-                self.options.lock_timeout,
-            )?,
+            engine: self.into_engine()?,
             gate: Mutex::new(()),
         })
     }
