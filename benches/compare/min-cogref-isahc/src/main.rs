@@ -1,0 +1,29 @@
+//! cogref-isahc with its defaults, driven without an async runtime: `block_on` per call, one
+//! thread per concurrent caller.
+
+use bench_common::{
+    CLIENT_ID, check, refresh_token, report, sequential, settings, throughput_threads,
+};
+use cogref_isahc::{CallConfig, EndpointConfig, RefreshInput};
+
+fn main() {
+    let s = settings();
+    let endpoint = EndpointConfig::new()
+        .endpoint_url(&s.endpoint)
+        .resolve()
+        .expect("endpoint");
+    let client = cogref_isahc::client(endpoint, CallConfig::default()).expect("client");
+    let input = RefreshInput::builder()
+        .refresh_token(refresh_token())
+        .client_id(CLIENT_ID)
+        .build()
+        .expect("valid");
+    let call = || {
+        let ok = futures_lite::future::block_on(client.refresh(&input)).is_ok();
+        check(&s, ok, "cogref-isahc");
+    };
+    sequential(s.warmup, call);
+    let samples = sequential(s.calls, call);
+    let (calls, time) = throughput_threads(&s, call);
+    report("cogref-isahc", &s, samples, calls, time);
+}
