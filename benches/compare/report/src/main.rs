@@ -179,12 +179,12 @@ fn chart(
         chart.draw_series([
             Text::new(
                 format!("{latency:.2}"),
-                (x, latency + top * 0.02),
+                (x + 0.2, latency + top * 0.06),
                 ("sans-serif", 12),
             ),
             Text::new(
                 format!("{size:.2}"),
-                (x + 1.2, size + top * 0.02),
+                (x + 1.4, size + top * 0.06),
                 ("sans-serif", 12),
             ),
             Text::new(name.to_string(), (x, -top * 0.06), ("sans-serif", 13)),
