@@ -302,26 +302,6 @@ fn fuzz(target: &str, seconds: u64) -> Result {
     step(&format!("fuzz {target} for {seconds}s"), run)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::count_before;
-
-    #[test]
-    fn counts_are_read_from_cargo_test_result_lines() {
-        let ok =
-            "ok. 62 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s";
-        assert_eq!(
-            (count_before(ok, " passed"), count_before(ok, " failed")),
-            (62, 0)
-        );
-        let bad = "FAILED. 5 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out";
-        assert_eq!(
-            (count_before(bad, " passed"), count_before(bad, " failed")),
-            (5, 2)
-        );
-    }
-}
-
 /// The comparison's client binaries, by the name the report uses.
 const COMPARED: [(&str, &str); 5] = [
     ("raw-reqwest", "min-raw-reqwest"),
@@ -519,4 +499,24 @@ fn bench() -> Result {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_before;
+
+    #[test]
+    fn counts_are_read_from_cargo_test_result_lines() {
+        let ok =
+            "ok. 62 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s";
+        assert_eq!(
+            (count_before(ok, " passed"), count_before(ok, " failed")),
+            (62, 0)
+        );
+        let bad = "FAILED. 5 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out";
+        assert_eq!(
+            (count_before(bad, " passed"), count_before(bad, " failed")),
+            (5, 2)
+        );
+    }
 }
