@@ -209,6 +209,14 @@ impl Session {
         }
     }
 
+    /// When the next refresh may be tried after a failure (`None` while healthy or dead).
+    pub fn retry_at(&self) -> Option<SystemTime> {
+        match self.health {
+            Health::Failing { retry_at, .. } => Some(retry_at),
+            _ => None,
+        }
+    }
+
     /// Failed refreshes since the last success.
     pub fn consecutive_failures(&self) -> u32 {
         match self.health {

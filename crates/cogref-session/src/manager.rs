@@ -210,13 +210,16 @@ impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
             Decision::Unavailable { retry_at } => {
                 Some(retry_at.duration_since(now).unwrap_or_default())
             }
-            Decision::Serve => Some(
-                session
-                    .refresh_due_at()
-                    .and_then(|at| at.duration_since(now).ok())
-                    .unwrap_or(Duration::ZERO)
-                    .max(Duration::from_millis(10)),
-            ),
+            // Fresh, or backing off after a failure while the token is still valid: sleep
+            // until the later of the refresh time and the end of the backoff.
+            Decision::Serve => {
+                let due = session.refresh_due_at().max(session.retry_at());
+                Some(
+                    due.and_then(|at| at.duration_since(now).ok())
+                        .unwrap_or(Duration::ZERO)
+                        .max(Duration::from_millis(10)),
+                )
+            }
         }
     }
 

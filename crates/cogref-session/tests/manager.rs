@@ -241,3 +241,50 @@ fn background_refresh_keeps_the_token_fresh_until_sign_in_is_required() {
     assert_eq!(transport.sent().len(), 3);
     assert!(manager.access_token().expect_err("dead").requires_sign_in());
 }
+
+#[test]
+fn background_refresh_waits_out_the_backoff_instead_of_polling() {
+    let clock = clock();
+    let transport = Scripted::new(
+        &clock,
+        &[
+            ok("a1", 3600, None),
+            err(503, "InternalErrorException"),
+            ok("a2", 3600, None),
+            err(400, "NotAuthorizedException"),
+        ],
+    );
+    let sleeps = Arc::new(Mutex::new(Vec::new()));
+    struct Recording(Scripted, Arc<Mutex<Vec<Duration>>>);
+    impl cogref_core::BlockingTransport for Recording {
+        fn send(
+            &self,
+            r: cogref_core::driver::HttpRequest,
+            o: cogref_core::SendOptions,
+        ) -> Result<cogref_core::driver::HttpResponse, cogref_core::Error> {
+            self.0.send(r, o)
+        }
+        fn sleep(&self, d: Duration) {
+            self.1.lock().expect("sleeps").push(d);
+            self.0.sleep(d);
+        }
+    }
+    let manager = Arc::new(
+        BlockingTokenManager::builder(
+            client(Recording(transport.clone(), sleeps.clone()), &clock),
+            template("r0"),
+            MemoryStore::new(),
+        )
+        .build()
+        .expect("manager"),
+    );
+    manager
+        .spawn_background()
+        .join()
+        .expect("background thread");
+    assert_eq!(transport.sent().len(), 4);
+    let sleeps = sleeps.lock().expect("sleeps");
+    // Sleep to the margin, then one 1 s backoff, then to the next margin: no 10 ms polling.
+    assert!(sleeps.len() <= 4, "{sleeps:?}");
+    assert!(sleeps.contains(&Duration::from_secs(1)), "{sleeps:?}");
+}
