@@ -188,36 +188,34 @@ fn count_before(text: &str, label: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The packages of `package`'s normal dependency tree (`name vX.Y.Z [source]`), each once,
+/// the package itself included. `manifest` selects another workspace.
+fn normal_tree(manifest: Option<&Path>, package: &str) -> Result<Vec<String>> {
+    let mut command = cargo();
+    command.args([
+        "tree", "-e", "normal", "--prefix", "none", "--format", "{p}", "--locked", "-p", package,
+    ]);
+    if let Some(manifest) = manifest {
+        command.arg("--manifest-path").arg(manifest);
+    }
+    let tree = output_of(&mut command)?;
+    let mut packages: Vec<String> = tree
+        .lines()
+        .map(|l| l.trim_end_matches(" (*)").to_owned())
+        .filter(|l| !l.is_empty())
+        .collect();
+    packages.sort_unstable();
+    packages.dedup();
+    Ok(packages)
+}
+
 fn core_deps() -> Result {
     eprintln!("\n==> core-deps");
-    let out = cargo()
-        .args([
-            "tree",
-            "-p",
-            "cogref-core",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--format",
-            "{p}",
-            "--locked",
-        ])
-        .output()
-        .map_err(|e| format!("cargo tree: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "cargo tree failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let tree = String::from_utf8_lossy(&out.stdout);
-    let mut names: Vec<&str> = tree
-        .lines()
-        .filter_map(|l| l.split_whitespace().next())
+    let packages = normal_tree(None, "cogref-core")?;
+    let names: Vec<&str> = packages
+        .iter()
+        .filter_map(|p| p.split_whitespace().next())
         .collect();
-    names.sort_unstable();
-    names.dedup();
     let found: Vec<&str> = names
         .iter()
         .copied()
@@ -405,24 +403,7 @@ fn bench() -> Result {
         let bytes = std::fs::metadata(target.join("release").join(package))
             .map_err(|e| format!("{package} binary: {e}"))?
             .len();
-        let tree = output_of(
-            Command::new("cargo")
-                .args([
-                    "tree",
-                    "-e",
-                    "normal",
-                    "--prefix",
-                    "none",
-                    "--format",
-                    "{p}",
-                    "--manifest-path",
-                ])
-                .arg(&manifest)
-                .args(["-p", package]),
-        )?;
-        let mut crates: Vec<&str> = tree.lines().map(|l| l.trim_end_matches(" (*)")).collect();
-        crates.sort_unstable();
-        crates.dedup();
+        let crates = normal_tree(Some(&manifest), package)?;
         // The binary itself and the shared timing helper are not dependencies of the client.
         let count = crates
             .iter()

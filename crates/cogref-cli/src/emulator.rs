@@ -19,19 +19,6 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         })
 }
 
-/// Writes `contents` to `path`, readable by its owner only.
-pub(crate) fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents.as_bytes())
-}
-
 #[allow(
     clippy::print_stdout,
     reason = "the endpoint and client id are this command's output"
@@ -57,7 +44,7 @@ pub(crate) fn run(a: EmulatorArgs) -> Result<(), Failure> {
         let seeded = emulator
             .seed(&seed)
             .map_err(|r| Failure::new(Code::Failure, r.to_string(), None))?;
-        write_private(&a.token_file, &seeded.refresh_token).map_err(|e| {
+        seeded.write_refresh_token(&a.token_file).map_err(|e| {
             Failure::new(
                 Code::Failure,
                 format!("could not write {}: {e}", a.token_file.display()),

@@ -149,6 +149,22 @@ pub struct Seeded {
     pub refresh_token: String,
 }
 
+impl Seeded {
+    /// Writes the refresh token to `path`, readable by its owner only (0600 on Unix): where the
+    /// binaries put it instead of printing it.
+    pub fn write_refresh_token(&self, path: &std::path::Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        options.open(path)?.write_all(self.refresh_token.as_bytes())
+    }
+}
+
 impl std::fmt::Debug for Seeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Seeded { refresh_token: [REDACTED] }")

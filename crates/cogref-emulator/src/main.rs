@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Err(e) = write_private(&token_file, &seeded.refresh_token) {
+    if let Err(e) = seeded.write_refresh_token(std::path::Path::new(&token_file)) {
         eprintln!("cogref-emulator: could not write {token_file}: {e}");
         return ExitCode::FAILURE;
     }
@@ -60,16 +60,4 @@ async fn main() -> ExitCode {
     let _ = tokio::signal::ctrl_c().await;
     emulator.shutdown().await;
     ExitCode::SUCCESS
-}
-
-fn write_private(path: &str, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options.open(path)?.write_all(contents.as_bytes())
 }

@@ -199,11 +199,12 @@ impl Pools {
                 "User pool does not exist.",
             ));
         }
-        let sub = uuid();
-        self.users
+        // Creating an existing user keeps its sub, as a second sign-up would not change it.
+        Ok(self
+            .users
             .entry((pool_id.to_owned(), username.to_owned()))
-            .or_insert(sub.clone());
-        Ok(self.users[&(pool_id.to_owned(), username.to_owned())].clone())
+            .or_insert_with(uuid)
+            .clone())
     }
 
     pub(crate) fn add_device(&mut self, device_key: &str) {
