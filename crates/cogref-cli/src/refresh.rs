@@ -181,7 +181,7 @@ fn with_store(
         .load()
         .map_err(|e| Failure::new(Code::Failure, e.to_string(), None))?;
     let start = match &stored {
-        Some(tokens) => tokens.refresh_token.clone(),
+        Some(stored) => stored.tokens.refresh_token.clone(),
         None => read_refresh_token(a.refresh_token_file.as_deref())?,
     };
     let before = start.expose_secret().to_owned();

@@ -1,7 +1,8 @@
 //! A token store in one file, safe across processes on one host.
 //!
-//! - **Format**: versioned JSON (`{"format":"cogref-tokens","version":1,…}`); an unknown version
-//!   or a file that is not a token set is a clear error, never a guess.
+//! - **Format**: versioned JSON (`{"format":"cogref-tokens","version":1,…}`, see
+//!   [`format`](crate::format)); an unknown version or a file that is not a token set is a clear
+//!   error, never a guess. A `generation` counter in the file is the store's version.
 //! - **Atomic writes**: a new file beside the old one (mode 0600, created fresh), written and
 //!   fsynced, renamed over the old one, then the folder fsynced; a crash at any point leaves
 //!   either the old set or the new one, never half of each.
@@ -13,12 +14,14 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use cogref_core::TokenSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::store::{
-    FORMAT_NAME, FORMAT_VERSION, StoreError, StoreGuard, StoredTokens, TokenStore, VersionProbe,
-    unique_suffix,
-};
+use cogref_core::TokenSet;
+use cogref_core::secrecy::ExposeSecret;
+
+use crate::format::{self, FORMAT_VERSION, FormatError};
+use crate::store::{StoreError, StoreGuard, TokenStore, Versioned};
 
 /// A [`TokenStore`] in one JSON file.
 #[derive(Debug, Clone)]
@@ -53,10 +56,26 @@ impl FileStore {
         }
     }
 
-    fn corrupt(&self, detail: impl Into<String>) -> StoreError {
-        StoreError::Corrupt {
-            path: self.path.clone(),
-            detail: detail.into(),
+    fn format_error(&self, e: FormatError) -> StoreError {
+        match e {
+            FormatError::UnsupportedVersion { found } => StoreError::UnsupportedVersion {
+                path: self.path.clone(),
+                found,
+                supported: FORMAT_VERSION,
+            },
+            other => StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: other.to_string(),
+            },
+        }
+    }
+
+    /// The file's bytes, or `None` when there is no file.
+    fn read(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        match fs::read(&self.path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.io("reading", e)),
         }
     }
 
@@ -81,40 +100,32 @@ fn create_private(path: &Path) -> std::io::Result<File> {
 }
 
 impl TokenStore for FileStore {
-    fn load(&self) -> Result<Option<TokenSet>, StoreError> {
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(self.io("reading", e)),
+    fn load(&self) -> Result<Option<Versioned>, StoreError> {
+        let Some(bytes) = self.read()? else {
+            return Ok(None);
         };
-        // serde_json's messages can quote the content (a token): keep only positions.
-        let position = |e: serde_json::Error| format!("line {} column {}", e.line(), e.column());
-        let probe: VersionProbe = serde_json::from_slice(&bytes)
-            .map_err(|e| self.corrupt(format!("not a JSON object at {}", position(e))))?;
-        if probe.format.as_deref() != Some(FORMAT_NAME) {
-            return Err(self.corrupt("not a cogref token file (no \"format\":\"cogref-tokens\")"));
-        }
-        match probe.version {
-            Some(FORMAT_VERSION) => {}
-            Some(found) => {
-                return Err(StoreError::UnsupportedVersion {
-                    path: self.path.clone(),
-                    found,
-                    supported: FORMAT_VERSION,
-                });
-            }
-            None => return Err(self.corrupt("no \"version\"")),
-        }
-        let stored: StoredTokens<'_> = serde_json::from_slice(&bytes).map_err(|e| {
-            self.corrupt(format!(
-                "fields of the wrong type or missing at {}",
-                position(e)
-            ))
-        })?;
-        Ok(Some(stored.into_set()))
+        let (tokens, generation) =
+            format::decode_with_generation(&bytes).map_err(|e| self.format_error(e))?;
+        Ok(Some(Versioned {
+            tokens,
+            version: generation.unwrap_or(0),
+        }))
     }
 
-    fn save(&self, tokens: &TokenSet) -> Result<(), StoreError> {
+    fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
+        // The caller holds the lock, so nobody writes between this read and the rename.
+        let found = match self.read()? {
+            None => None,
+            Some(bytes) => Some(
+                format::generation(&bytes)
+                    .map_err(|e| self.format_error(e))?
+                    .unwrap_or(0),
+            ),
+        };
+        if found != expected {
+            return Err(StoreError::Conflict { expected, found });
+        }
+        let version = found.map_or(1, |v| v + 1);
         let folder = self.folder();
         let name = self
             .path
@@ -122,11 +133,10 @@ impl TokenStore for FileStore {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "tokens".into());
         let temp = folder.join(format!(".{name}.{}.tmp", unique_suffix()));
-        let json = serde_json::to_vec(&StoredTokens::from_set(tokens))
-            .map_err(|_| self.corrupt("the token set could not be serialized"))?;
+        let json = format::encode_with_generation(tokens, Some(version));
         let written = (|| {
             let mut file = create_private(&temp)?;
-            file.write_all(&json)?;
+            file.write_all(json.expose_secret())?;
             file.sync_all()
         })();
         if let Err(e) = written {
@@ -140,7 +150,8 @@ impl TokenStore for FileStore {
         // The rename is durable only once the folder's entry is.
         File::open(folder)
             .and_then(|dir| dir.sync_all())
-            .map_err(|e| self.io("syncing the folder", e))
+            .map_err(|e| self.io("syncing the folder", e))?;
+        Ok(version)
     }
 
     fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
@@ -167,4 +178,18 @@ impl TokenStore for FileStore {
             }),
         }
     }
+}
+
+/// A name for a temporary file that no other writer, in this process or another, picks.
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{}.{}.{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed),
+        nanos
+    )
 }

@@ -40,11 +40,19 @@
 //! 1. one caller takes the in-process gate; while the old token is still valid, other callers
 //!    get it at once, and once it has expired they wait for the gate;
 //! 2. the gate holder takes the store's refresh lock (waiting, without blocking an executor,
-//!    while another process holds it), reloads the store, and adopts a newer set if another
-//!    process refreshed meanwhile;
-//! 3. if a refresh is still due it calls Cognito, saves the result, and only then hands out the
-//!    new token;
+//!    while another process holds it, and adopting at once a valid set the holder stores
+//!    meanwhile), reloads the store, and adopts a newer set if another process refreshed;
+//! 3. if a refresh is still due it calls Cognito, saves the result with a compare-and-set on the
+//!    version it loaded, and only then hands out the new token; if another holder saved first
+//!    (its lock had run out), the stored set wins and is adopted;
 //! 4. waiters then find the new token: 10,000 concurrent callers at expiry make one request.
+//!
+//! ## When the store fails
+//!
+//! A still-valid access token is always handed out, and the failure reported once as
+//! [`SessionEvent::StoreFailed`] (the store is asked again after a second). After expiry the
+//! caller gets [`SessionError::Store`] rather than a refresh without the lock, unless the
+//! builder's `refresh_without_store_lock(true)` opted in.
 //!
 //! ## Ordering guarantee
 //!
@@ -56,9 +64,11 @@
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod engine;
 mod error;
 mod event;
 mod file;
+pub mod format;
 mod manager;
 mod store;
 
@@ -67,8 +77,9 @@ pub use cogref_core::{Decision, Session, SessionConfig, TokenSet};
 pub use error::SessionError;
 pub use event::{Listener, SessionEvent};
 pub use file::FileStore;
+pub use format::FORMAT_VERSION;
 pub use manager::{
     BlockingTokenManager, BlockingTokenManagerBuilder, DEFAULT_LOCK_TIMEOUT, TokenManager,
     TokenManagerBuilder,
 };
-pub use store::{FORMAT_VERSION, MemoryStore, StoreError, StoreGuard, TokenStore};
+pub use store::{MemoryStore, StoreError, StoreGuard, TokenStore, Versioned};

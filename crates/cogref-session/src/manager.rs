@@ -3,290 +3,21 @@
 //! are in the crate docs.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use cogref_core::secrecy::SecretString;
 use cogref_core::{
-    AsyncTransport, BlockingTransport, CallError, Client, Decision, Environment, RefreshInput,
-    RefreshOutput, Session, SessionConfig, TokenSet,
+    AsyncTransport, BlockingTransport, Client, Decision, Environment, RefreshInput, Session,
+    SessionConfig,
 };
 
+use crate::engine::{Engine, Fallback, LOCK_POLL, LockPoll, NOTIFIED_POLL, Options, Prepared};
 use crate::error::SessionError;
-use crate::event::{Listener, SessionEvent};
-use crate::store::{StoreError, StoreGuard, TokenStore};
+use crate::event::SessionEvent;
+use crate::store::{StoreGuard, TokenStore};
 
 /// How long a manager waits for another process's refresh lock before giving up.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
-/// How often it looks at a lock held elsewhere.
-const LOCK_POLL: Duration = Duration::from_millis(20);
-
-struct State {
-    session: Session,
-    /// A rotated token is only in memory: the store holds an older, dead one, which must not be
-    /// adopted back.
-    store_behind: bool,
-}
-
-/// What the gate holder does after reloading.
-enum Prepared {
-    Serve(SecretString),
-    Refresh(Box<RefreshInput>),
-}
-
-/// The engine both managers drive.
-struct Engine<T, E, S> {
-    client: Client<T, E>,
-    template: RefreshInput,
-    store: S,
-    state: Mutex<State>,
-    listeners: Vec<Listener>,
-    lock_timeout: Duration,
-}
-
-impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
-    fn new(
-        client: Client<T, E>,
-        template: RefreshInput,
-        store: S,
-        config: SessionConfig,
-        listeners: Vec<Listener>,
-        lock_timeout: Duration,
-    ) -> Result<Self, SessionError> {
-        let tokens = match store.load()? {
-            Some(stored) => stored,
-            None => TokenSet::from_refresh_token(
-                template.refresh_token().clone(),
-                template.device_key().cloned(),
-            ),
-        };
-        Ok(Self {
-            client,
-            template,
-            store,
-            state: Mutex::new(State {
-                session: Session::new(tokens, config),
-                store_behind: false,
-            }),
-            listeners,
-            lock_timeout,
-        })
-    }
-
-    fn now(&self) -> SystemTime {
-        self.client.environment().wall_clock()
-    }
-
-    fn state(&self) -> MutexGuard<'_, State> {
-        // The session is replaced whole under the lock: a panic elsewhere cannot tear it.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn emit(&self, event: SessionEvent) {
-        tracing::debug!(?event, "session event");
-        for listener in &self.listeners {
-            listener(&event);
-        }
-    }
-
-    /// The decision at `now`, answered without waiting when it can be.
-    fn quick(&self, now: SystemTime) -> Result<Result<SecretString, Decision>, SessionError> {
-        let state = self.state();
-        let session = &state.session;
-        match session.decide(now) {
-            Decision::Serve => Ok(Ok(current_token(session))),
-            Decision::SignInRequired => Err(SessionError::SignInRequired(last_error(session))),
-            Decision::Unavailable { retry_at } => Err(SessionError::Unavailable {
-                error: last_error(session),
-                retry_at,
-            }),
-            refresh => Ok(Err(refresh)),
-        }
-    }
-
-    /// With the gate and the store lock held: adopt what the store has if it is newer, then
-    /// decide again.
-    fn prepare(&self, force: bool) -> Result<Prepared, SessionError> {
-        let stored = self.store.load()?;
-        let now = self.now();
-        let mut state = self.state();
-        if let Some(stored) = stored
-            && !state.store_behind
-            && is_newer(&stored, state.session.tokens())
-        {
-            state.session.adopt(stored);
-            drop(state);
-            self.emit(SessionEvent::Adopted);
-            state = self.state();
-        }
-        let session = &state.session;
-        match session.decide(now) {
-            Decision::Serve if !force => Ok(Prepared::Serve(current_token(session))),
-            Decision::SignInRequired => Err(SessionError::SignInRequired(last_error(session))),
-            Decision::Unavailable { retry_at } if !force => Err(SessionError::Unavailable {
-                error: last_error(session),
-                retry_at,
-            }),
-            _ => Ok(Prepared::Refresh(Box::new(
-                session.refresh_input(&self.template)?,
-            ))),
-        }
-    }
-
-    /// Applies a refresh's outcome: save first, then hand out.
-    fn finish(
-        &self,
-        outcome: Result<RefreshOutput, CallError>,
-    ) -> Result<SecretString, SessionError> {
-        let now = self.now();
-        match outcome {
-            Ok(output) => {
-                let mut next = self.state().session.clone();
-                let applied = next.apply_success(output, now);
-                let saved = self.store.save(next.tokens());
-                let token = current_token(&next);
-                let expires_at = next.tokens().expires_at;
-                {
-                    let mut state = self.state();
-                    state.session = next;
-                    state.store_behind = saved.is_err() && (applied.rotated || state.store_behind);
-                }
-                if let Err(e) = saved {
-                    let e = Arc::new(e);
-                    tracing::warn!(error = %e, rotated = applied.rotated, "saving refreshed tokens failed");
-                    self.emit(SessionEvent::StoreFailed(e.clone()));
-                    if applied.rotated {
-                        return Err(SessionError::RotatedTokenNotSaved(e));
-                    }
-                }
-                self.emit(SessionEvent::Refreshed {
-                    expires_at,
-                    rotated: applied.rotated,
-                });
-                Ok(token)
-            }
-            Err(error) => {
-                let mut state = self.state();
-                let decision = state.session.apply_failure(error, now);
-                let session = &state.session;
-                let error = last_error(session);
-                let result = match decision {
-                    Decision::Serve | Decision::Refresh { usable: true } => {
-                        Ok(current_token(session))
-                    }
-                    Decision::SignInRequired => Err(SessionError::SignInRequired(error.clone())),
-                    Decision::Unavailable { retry_at } => Err(SessionError::Unavailable {
-                        error: error.clone(),
-                        retry_at,
-                    }),
-                    Decision::Refresh { usable: false } => Err(SessionError::Unavailable {
-                        error: error.clone(),
-                        retry_at: now,
-                    }),
-                };
-                drop(state);
-                self.emit(match decision {
-                    Decision::SignInRequired => SessionEvent::SignInRequired(error),
-                    Decision::Unavailable { retry_at } => SessionEvent::RefreshFailed {
-                        error,
-                        retry_at: Some(retry_at),
-                    },
-                    _ => SessionEvent::RefreshFailed {
-                        error,
-                        retry_at: None,
-                    },
-                });
-                result
-            }
-        }
-    }
-
-    /// How long until the next refresh is due (`None` when the session is over).
-    fn next_due_in(&self, now: SystemTime) -> Option<Duration> {
-        let state = self.state();
-        let session = &state.session;
-        match session.decide(now) {
-            Decision::SignInRequired => None,
-            Decision::Refresh { .. } => Some(Duration::ZERO),
-            Decision::Unavailable { retry_at } => {
-                Some(retry_at.duration_since(now).unwrap_or_default())
-            }
-            // Fresh, or backing off after a failure while the token is still valid: sleep
-            // until the later of the refresh time and the end of the backoff.
-            Decision::Serve => {
-                let due = session.refresh_due_at().max(session.retry_at());
-                Some(
-                    due.and_then(|at| at.duration_since(now).ok())
-                        .unwrap_or(Duration::ZERO)
-                        .max(Duration::from_millis(10)),
-                )
-            }
-        }
-    }
-
-    /// One look at the store's refresh lock: the guard, or how long to wait before the next
-    /// look; an error once `lock_timeout` has passed since `started`.
-    fn poll_store_lock(
-        &self,
-        started: Instant,
-    ) -> Result<Result<StoreGuard, Duration>, SessionError> {
-        if let Some(guard) = self.store.try_lock()? {
-            return Ok(Ok(guard));
-        }
-        let waited = self.client.environment().now().duration_since(started);
-        if waited >= self.lock_timeout {
-            return Err(StoreError::LockTimeout {
-                path: "the refresh lock".into(),
-                waited,
-            }
-            .into());
-        }
-        Ok(Err(LOCK_POLL))
-    }
-}
-
-fn current_token(session: &Session) -> SecretString {
-    session
-        .tokens()
-        .access_token
-        .clone()
-        .unwrap_or_else(|| SecretString::from(String::new()))
-}
-
-fn last_error(session: &Session) -> Arc<CallError> {
-    session.last_error().cloned().unwrap_or_else(|| {
-        Arc::new(CallError::new(
-            cogref_core::TransportError::new(
-                cogref_core::TransportErrorKind::Other,
-                "no refresh has failed",
-            )
-            .into(),
-            0,
-        ))
-    })
-}
-
-/// Whether a stored set is a later step of the lineage than ours.
-fn is_newer(stored: &TokenSet, ours: &TokenSet) -> bool {
-    !stored.same_refresh_token(ours) || stored.expires_at > ours.expires_at
-}
-
-/// Options shared by both managers' builders.
-#[derive(Clone)]
-struct Options {
-    config: SessionConfig,
-    listeners: Vec<Listener>,
-    lock_timeout: Duration,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            config: SessionConfig::default(),
-            listeners: Vec::new(),
-            lock_timeout: DEFAULT_LOCK_TIMEOUT,
-        }
-    }
-}
 
 macro_rules! builder_methods {
     () => {
@@ -305,21 +36,29 @@ macro_rules! builder_methods {
             self
         }
 
-        /// How long to wait for a refresh lock another process holds (default 60 s).
+        /// How long to wait for a refresh lock another process holds (default 60 s). After
+        /// that the wait counts as a store failure (see
+        /// [`refresh_without_store_lock`](Self::refresh_without_store_lock)).
         pub fn lock_timeout(mut self, timeout: Duration) -> Self {
             self.options.lock_timeout = timeout;
             self
         }
 
+        /// What to do when a refresh is due and the store cannot be reached, read or locked.
+        ///
+        /// Always: a still-valid access token is handed out and the failure reported as
+        /// [`SessionEvent::StoreFailed`]. Once the token has expired, by default (`false`) the
+        /// caller gets [`SessionError::Store`] and nothing is refreshed, because a refresh
+        /// without the lock can race another holder's and, with rotation, sign the whole
+        /// lineage out. `true` refreshes anyway (and saves if the store is back by then): for
+        /// a single process where being signed in matters more than that race.
+        pub fn refresh_without_store_lock(mut self, opted_in: bool) -> Self {
+            self.options.refresh_without_lock = opted_in;
+            self
+        }
+
         fn into_engine(self) -> Result<Engine<T, E, S>, SessionError> {
-            Engine::new(
-                self.client,
-                self.template,
-                self.store,
-                self.options.config,
-                self.options.listeners,
-                self.options.lock_timeout,
-            )
+            Engine::new(self.client, self.template, self.store, self.options)
         }
     };
 }
@@ -382,7 +121,7 @@ impl<T: AsyncTransport, E: Environment, S: TokenStore> TokenManager<T, E, S> {
             // Someone else is refreshing ahead of expiry: the current token is still good.
             match self.gate.try_lock() {
                 Some(gate) => self.refresh_holding(gate, false).await,
-                None => Ok(current_token(&self.engine.state().session)),
+                None => Ok(self.engine.current_token()),
             }
         } else {
             let gate = self.gate.lock().await;
@@ -415,7 +154,7 @@ impl<T: AsyncTransport, E: Environment, S: TokenStore> TokenManager<T, E, S> {
 
     /// The session as it stands (tokens redacted in `Debug`).
     pub fn session(&self) -> Session {
-        self.engine.state().session.clone()
+        self.engine.session()
     }
 
     async fn refresh_holding(
@@ -423,22 +162,24 @@ impl<T: AsyncTransport, E: Environment, S: TokenStore> TokenManager<T, E, S> {
         _gate: async_lock::MutexGuard<'_, ()>,
         force: bool,
     ) -> Result<SecretString, SessionError> {
-        let _lock = self.store_lock().await?;
-        match self.engine.prepare(force)? {
+        let started = self.engine.client.environment().now();
+        let lock: Option<StoreGuard> = loop {
+            match self.engine.poll_store_lock(started) {
+                Ok(LockPoll::Locked(guard)) => break Some(guard),
+                Ok(LockPoll::Adopted(token)) => return Ok(token),
+                // Waiting on a store's notification would block this task's thread: poll.
+                Ok(LockPoll::Wait { .. }) => self.engine.client.transport().sleep(LOCK_POLL).await,
+                Err(e) => match self.engine.store_failed(e, force)? {
+                    Fallback::Serve(token) => return Ok(token),
+                    Fallback::RefreshUnlocked => break None,
+                },
+            }
+        };
+        match self.engine.prepare(force, lock.is_some())? {
             Prepared::Serve(token) => Ok(token),
             Prepared::Refresh(input) => {
                 let outcome = self.engine.client.refresh(&input).await;
                 self.engine.finish(outcome)
-            }
-        }
-    }
-
-    async fn store_lock(&self) -> Result<StoreGuard, SessionError> {
-        let started = self.engine.client.environment().now();
-        loop {
-            match self.engine.poll_store_lock(started)? {
-                Ok(guard) => return Ok(guard),
-                Err(wait) => self.engine.client.transport().sleep(wait).await,
             }
         }
     }
@@ -495,7 +236,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         if usable {
             match self.gate.try_lock() {
                 Ok(gate) => self.refresh_holding(gate, false),
-                Err(_) => Ok(current_token(&self.engine.state().session)),
+                Err(_) => Ok(self.engine.current_token()),
             }
         } else {
             let gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
@@ -533,7 +274,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
 
     /// The session as it stands (tokens redacted in `Debug`).
     pub fn session(&self) -> Session {
-        self.engine.state().session.clone()
+        self.engine.session()
     }
 
     fn refresh_holding(
@@ -541,8 +282,19 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         _gate: MutexGuard<'_, ()>,
         force: bool,
     ) -> Result<SecretString, SessionError> {
-        let _lock = self.store_lock()?;
-        match self.engine.prepare(force)? {
+        let started = self.engine.client.environment().now();
+        let lock: Option<StoreGuard> = loop {
+            match self.engine.poll_store_lock(started) {
+                Ok(LockPoll::Locked(guard)) => break Some(guard),
+                Ok(LockPoll::Adopted(token)) => return Ok(token),
+                Ok(LockPoll::Wait { seen }) => self.wait_for_store(seen),
+                Err(e) => match self.engine.store_failed(e, force)? {
+                    Fallback::Serve(token) => return Ok(token),
+                    Fallback::RefreshUnlocked => break None,
+                },
+            }
+        };
+        match self.engine.prepare(force, lock.is_some())? {
             Prepared::Serve(token) => Ok(token),
             Prepared::Refresh(input) => {
                 let outcome = self.engine.client.refresh_blocking(&input);
@@ -551,12 +303,14 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         }
     }
 
-    fn store_lock(&self) -> Result<StoreGuard, SessionError> {
-        let started = self.engine.client.environment().now();
-        loop {
-            match self.engine.poll_store_lock(started)? {
-                Ok(guard) => return Ok(guard),
-                Err(wait) => self.engine.client.transport().sleep(wait),
+    /// Waits for the lock holder: on the store's notification if it has one, else a short sleep.
+    fn wait_for_store(&self, seen: Option<u64>) {
+        match self.engine.store.wait_for_change(seen, NOTIFIED_POLL) {
+            Ok(true) => {}
+            Ok(false) => self.engine.client.transport().sleep(LOCK_POLL),
+            Err(e) => {
+                tracing::debug!(error = %e, "waiting for a store notification failed; polling");
+                self.engine.client.transport().sleep(LOCK_POLL);
             }
         }
     }

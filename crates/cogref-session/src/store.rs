@@ -1,21 +1,20 @@
 //! Where a session's tokens live between refreshes, and the lock that keeps two holders from
 //! refreshing one lineage at once.
 //!
-//! A [`TokenStore`] loads and saves a [`TokenSet`] and hands out a refresh lock. The managers
-//! take the lock, reload (another holder may have refreshed meanwhile), refresh only if still
-//! needed, save, and release. [`MemoryStore`] serves one process; [`FileStore`](crate::FileStore)
-//! serves every process on one host.
+//! A [`TokenStore`] loads and saves a [`TokenSet`] with a version number and hands out a
+//! refresh lock. The managers take the lock, reload (another holder may have refreshed
+//! meanwhile), refresh only if still needed, and save with a compare-and-set on the version they
+//! loaded, so a holder whose lock ran out can never overwrite a newer set. [`MemoryStore`] serves
+//! one process; [`FileStore`](crate::FileStore) every process on one host; `cogref-redis` a fleet.
 
 use std::any::Any;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use cogref_core::TokenSet;
-use cogref_core::secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 
 /// Why a store failed. Never contains a token.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +61,17 @@ pub enum StoreError {
         /// How long the manager waited.
         waited: Duration,
     },
+    /// A compare-and-set lost: the store holds another version than the one this writer loaded,
+    /// because someone else saved meanwhile. Nothing was written.
+    #[error(
+        "token store: version conflict: expected {expected:?}, found {found:?}; another holder saved a newer token set"
+    )]
+    Conflict {
+        /// The version the writer loaded (`None`: it found nothing stored).
+        expected: Option<u64>,
+        /// The version stored now.
+        found: Option<u64>,
+    },
     /// A store of another kind failed.
     #[error("token store: {0}")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -83,39 +93,64 @@ impl fmt::Debug for StoreGuard {
     }
 }
 
+/// A stored token set and the version the store gave it.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    /// The tokens (redacted in `Debug`).
+    pub tokens: TokenSet,
+    /// Changes on every save; never repeats for one lineage in one store.
+    pub version: u64,
+}
+
 /// Durable storage of one token lineage.
 ///
 /// Implementations must make [`save`](Self::save) durable before returning (the managers hand
-/// out a rotated token only after it returns) and must never log a token.
+/// out a rotated token only after it returns), make it a compare-and-set on the version, and
+/// never log a token.
 pub trait TokenStore: Send + Sync {
-    /// The stored set, or `None` when nothing is stored yet.
-    fn load(&self) -> Result<Option<TokenSet>, StoreError>;
+    /// The stored set and its version, or `None` when nothing is stored yet.
+    fn load(&self) -> Result<Option<Versioned>, StoreError>;
 
-    /// Replaces the stored set, durably.
-    fn save(&self, tokens: &TokenSet) -> Result<(), StoreError>;
+    /// Replaces the stored set if the stored version is still `expected` (`None`: nothing is
+    /// stored), durably, and returns the new version. Otherwise writes nothing and fails with
+    /// [`StoreError::Conflict`].
+    fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError>;
 
     /// Takes the lineage's refresh lock if it is free; `Ok(None)` if another holder has it.
     fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError>;
+
+    /// Blocks for at most `timeout` until the stored version may differ from `seen` or the lock
+    /// may have been released, and returns `Ok(true)`; a store that cannot be told returns
+    /// `Ok(false)` at once and the blocking manager sleeps instead. Spurious wake-ups are fine:
+    /// the manager looks again. The async manager never calls this (it would block a task).
+    fn wait_for_change(&self, seen: Option<u64>, timeout: Duration) -> Result<bool, StoreError> {
+        let _ = (seen, timeout);
+        Ok(false)
+    }
 }
 
 impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
-    fn load(&self) -> Result<Option<TokenSet>, StoreError> {
+    fn load(&self) -> Result<Option<Versioned>, StoreError> {
         (**self).load()
     }
 
-    fn save(&self, tokens: &TokenSet) -> Result<(), StoreError> {
-        (**self).save(tokens)
+    fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
+        (**self).save(tokens, expected)
     }
 
     fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
         (**self).try_lock()
+    }
+
+    fn wait_for_change(&self, seen: Option<u64>, timeout: Duration) -> Result<bool, StoreError> {
+        (**self).wait_for_change(seen, timeout)
     }
 }
 
 /// A store in memory: shared by the managers of one process that hold clones of it.
 #[derive(Debug, Clone, Default)]
 pub struct MemoryStore {
-    tokens: Arc<Mutex<Option<TokenSet>>>,
+    tokens: Arc<Mutex<Option<Versioned>>>,
     locked: Arc<AtomicBool>,
 }
 
@@ -128,11 +163,11 @@ impl MemoryStore {
     /// A store holding `tokens`.
     pub fn with_tokens(tokens: TokenSet) -> Self {
         let store = Self::default();
-        *store.slot() = Some(tokens);
+        *store.slot() = Some(Versioned { tokens, version: 1 });
         store
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<TokenSet>> {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Versioned>> {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -146,13 +181,22 @@ impl Drop for MemoryLock {
 }
 
 impl TokenStore for MemoryStore {
-    fn load(&self) -> Result<Option<TokenSet>, StoreError> {
+    fn load(&self) -> Result<Option<Versioned>, StoreError> {
         Ok(self.slot().clone())
     }
 
-    fn save(&self, tokens: &TokenSet) -> Result<(), StoreError> {
-        *self.slot() = Some(tokens.clone());
-        Ok(())
+    fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
+        let mut slot = self.slot();
+        let found = slot.as_ref().map(|v| v.version);
+        if found != expected {
+            return Err(StoreError::Conflict { expected, found });
+        }
+        let version = found.unwrap_or(0) + 1;
+        *slot = Some(Versioned {
+            tokens: tokens.clone(),
+            version,
+        });
+        Ok(version)
     }
 
     fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
@@ -164,85 +208,6 @@ impl TokenStore for MemoryStore {
             Err(_) => Ok(None),
         }
     }
-}
-
-/// The version of the stored format that this build reads and writes.
-pub const FORMAT_VERSION: u64 = 1;
-
-/// The serialized form of a token set (format version 1).
-#[derive(Serialize, Deserialize)]
-pub(crate) struct StoredTokens<'a> {
-    pub(crate) format: std::borrow::Cow<'a, str>,
-    pub(crate) version: u64,
-    pub(crate) refresh_token: std::borrow::Cow<'a, str>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) access_token: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) id_token: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) device_key: Option<std::borrow::Cow<'a, str>>,
-    /// Milliseconds since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) expires_at_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) lifetime_secs: Option<u64>,
-}
-
-/// The `format` marker of the stored JSON.
-pub(crate) const FORMAT_NAME: &str = "cogref-tokens";
-
-/// Only the version, read first so that a newer format gets its own error.
-#[derive(Deserialize)]
-pub(crate) struct VersionProbe {
-    pub(crate) format: Option<String>,
-    pub(crate) version: Option<u64>,
-}
-
-impl<'a> StoredTokens<'a> {
-    pub(crate) fn from_set(tokens: &'a TokenSet) -> Self {
-        let borrow = |s: &'a SecretString| std::borrow::Cow::Borrowed(s.expose_secret());
-        Self {
-            format: FORMAT_NAME.into(),
-            version: FORMAT_VERSION,
-            refresh_token: borrow(&tokens.refresh_token),
-            access_token: tokens.access_token.as_ref().map(borrow),
-            id_token: tokens.id_token.as_ref().map(borrow),
-            device_key: tokens.device_key.as_ref().map(borrow),
-            expires_at_ms: tokens.expires_at.map(|t| {
-                t.duration_since(UNIX_EPOCH)
-                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            }),
-            lifetime_secs: tokens.lifetime.map(|d| d.as_secs()),
-        }
-    }
-
-    pub(crate) fn into_set(self) -> TokenSet {
-        let secret = |s: std::borrow::Cow<'a, str>| SecretString::from(s.into_owned());
-        TokenSet::new(
-            secret(self.refresh_token),
-            self.access_token.map(secret),
-            self.id_token.map(secret),
-            self.device_key.map(secret),
-            self.expires_at_ms
-                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
-            self.lifetime_secs.map(Duration::from_secs),
-        )
-    }
-}
-
-/// The current time as the stores see it (for file names only).
-pub(crate) fn unique_suffix() -> String {
-    use std::sync::atomic::AtomicU64;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    format!(
-        "{}.{}.{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nanos
-    )
 }
 
 #[cfg(test)]
@@ -262,10 +227,37 @@ mod tests {
     fn memory_store_round_trips_a_set() {
         let store = MemoryStore::new();
         assert!(store.load().expect("ok").is_none());
-        store
-            .save(&TokenSet::from_refresh_token("r", None))
+        let v1 = store
+            .save(&TokenSet::from_refresh_token("r", None), None)
             .expect("ok");
         let loaded = store.load().expect("ok").expect("stored");
-        assert_eq!(loaded.refresh_token.expose_secret(), "r");
+        assert_eq!(loaded.version, v1);
+        assert!(
+            loaded
+                .tokens
+                .same_refresh_token(&TokenSet::from_refresh_token("r", None))
+        );
+    }
+
+    #[test]
+    fn memory_store_rejects_a_save_against_a_stale_version() {
+        let store = MemoryStore::new();
+        let v1 = store
+            .save(&TokenSet::from_refresh_token("a", None), None)
+            .expect("first");
+        let v2 = store
+            .save(&TokenSet::from_refresh_token("b", None), Some(v1))
+            .expect("second");
+        match store.save(&TokenSet::from_refresh_token("stale", None), Some(v1)) {
+            Err(StoreError::Conflict { expected, found }) => {
+                assert_eq!((expected, found), (Some(v1), Some(v2)));
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        let kept = store.load().expect("ok").expect("stored");
+        assert!(
+            kept.tokens
+                .same_refresh_token(&TokenSet::from_refresh_token("b", None))
+        );
     }
 }

@@ -68,8 +68,10 @@ fn an_absent_file_is_an_empty_store() {
 fn a_saved_set_loads_back_whole() {
     let dir = TempDir::new("roundtrip");
     let store = FileStore::new(dir.file("t.json"));
-    store.save(&full_set()).expect("saved");
-    let back = store.load().expect("ok").expect("stored");
+    let version = store.save(&full_set(), None).expect("saved");
+    let stored = store.load().expect("ok").expect("stored");
+    assert_eq!(stored.version, version);
+    let back = stored.tokens;
     assert_eq!(back.refresh_token.expose_secret(), REFRESH);
     assert_eq!(
         back.id_token.as_ref().map(|t| t.expose_secret().len()),
@@ -89,7 +91,7 @@ fn the_file_is_readable_by_its_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = TempDir::new("mode");
     let store = FileStore::new(dir.file("t.json"));
-    store.save(&full_set()).expect("saved");
+    store.save(&full_set(), None).expect("saved");
     let mode = fs::metadata(store.path())
         .expect("meta")
         .permissions()
@@ -102,10 +104,10 @@ fn the_file_is_readable_by_its_owner_only() {
 fn saving_replaces_the_file_and_leaves_no_temporary_behind() {
     let dir = TempDir::new("atomic");
     let store = FileStore::new(dir.file("t.json"));
-    store
-        .save(&TokenSet::from_refresh_token("first", None))
+    let first = store
+        .save(&TokenSet::from_refresh_token("first", None), None)
         .expect("saved");
-    store.save(&full_set()).expect("saved");
+    store.save(&full_set(), Some(first)).expect("saved");
     let names: Vec<String> = fs::read_dir(&dir.0)
         .expect("dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
@@ -116,6 +118,7 @@ fn saving_replaces_the_file_and_leaves_no_temporary_behind() {
             .load()
             .expect("ok")
             .expect("set")
+            .tokens
             .refresh_token
             .expose_secret(),
         REFRESH
@@ -153,7 +156,7 @@ fn corrupt_truncated_and_foreign_files_are_corrupt_not_a_guess() {
     let dir = TempDir::new("corrupt");
     let path = dir.file("t.json");
     let store = FileStore::new(&path);
-    store.save(&full_set()).expect("saved");
+    store.save(&full_set(), None).expect("saved");
     let good = fs::read(&path).expect("read");
     let cases: Vec<(&str, Vec<u8>)> = vec![
         ("truncated", good[..good.len() / 2].to_vec()),
@@ -181,6 +184,26 @@ fn corrupt_truncated_and_foreign_files_are_corrupt_not_a_guess() {
             other => panic!("{name}: expected Corrupt, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn a_save_against_a_stale_version_is_a_conflict_and_writes_nothing() {
+    let dir = TempDir::new("conflict");
+    let store = FileStore::new(dir.file("t.json"));
+    let v1 = store
+        .save(&TokenSet::from_refresh_token("first", None), None)
+        .expect("first");
+    let v2 = store.save(&full_set(), Some(v1)).expect("second");
+    assert_ne!(v1, v2);
+    for expected in [None, Some(v1)] {
+        match store.save(&TokenSet::from_refresh_token("stale", None), expected) {
+            Err(StoreError::Conflict { found, .. }) => assert_eq!(found, Some(v2)),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+    let kept = store.load().expect("ok").expect("set");
+    assert_eq!(kept.version, v2);
+    assert_eq!(kept.tokens.refresh_token.expose_secret(), REFRESH);
 }
 
 #[test]

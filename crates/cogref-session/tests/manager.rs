@@ -9,7 +9,7 @@ use cogref_core::TokenSet;
 use cogref_session::secrecy::ExposeSecret;
 use cogref_session::{
     BlockingTokenManager, MemoryStore, SessionError, SessionEvent, StoreError, StoreGuard,
-    TokenStore,
+    TokenStore, Versioned,
 };
 use common::*;
 
@@ -31,7 +31,11 @@ fn the_first_call_refreshes_and_later_calls_are_served_from_cache() {
     assert_eq!(transport.sent(), ["r0"]);
     let stored = store.load().expect("load").expect("saved");
     assert_eq!(
-        stored.access_token.as_ref().map(|t| t.expose_secret()),
+        stored
+            .tokens
+            .access_token
+            .as_ref()
+            .map(|t| t.expose_secret()),
         Some("a1")
     );
 }
@@ -56,7 +60,7 @@ fn refreshes_ahead_of_expiry_and_follows_rotation() {
     assert_eq!(manager.access_token().expect("token").expose_secret(), "a2");
     assert_eq!(transport.sent(), ["r0", "r1"]);
     let stored = store.load().expect("load").expect("saved");
-    assert_eq!(stored.refresh_token.expose_secret(), "r2");
+    assert_eq!(stored.tokens.refresh_token.expose_secret(), "r2");
 }
 
 #[test]
@@ -130,10 +134,10 @@ fn a_transient_failure_serves_the_valid_token_and_fails_only_after_expiry() {
 struct FailingSaves(MemoryStore);
 
 impl TokenStore for FailingSaves {
-    fn load(&self) -> Result<Option<TokenSet>, StoreError> {
+    fn load(&self) -> Result<Option<Versioned>, StoreError> {
         self.0.load()
     }
-    fn save(&self, _: &TokenSet) -> Result<(), StoreError> {
+    fn save(&self, _: &TokenSet, _: Option<u64>) -> Result<u64, StoreError> {
         Err(StoreError::Other("disk full".into()))
     }
     fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
@@ -287,4 +291,142 @@ fn background_refresh_waits_out_the_backoff_instead_of_polling() {
     // Sleep to the margin, then one 1 s backoff, then to the next margin: no 10 ms polling.
     assert!(sleeps.len() <= 4, "{sleeps:?}");
     assert!(sleeps.contains(&Duration::from_secs(1)), "{sleeps:?}");
+}
+
+/// A memory store that can be taken down (every call fails, as an unreachable server would) and
+/// that can let a rival write just before the manager's save lands.
+#[derive(Clone, Default)]
+struct Flaky {
+    inner: MemoryStore,
+    down: Arc<std::sync::atomic::AtomicBool>,
+    rival: Arc<Mutex<Option<TokenSet>>>,
+}
+
+impl Flaky {
+    fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(StoreError::Other("connection refused".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl TokenStore for Flaky {
+    fn load(&self) -> Result<Option<Versioned>, StoreError> {
+        self.check()?;
+        self.inner.load()
+    }
+    fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
+        self.check()?;
+        if let Some(rival) = self.rival.lock().expect("rival").take() {
+            self.inner
+                .save(&rival, expected)
+                .expect("the rival writes first");
+        }
+        self.inner.save(tokens, expected)
+    }
+    fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
+        self.check()?;
+        self.inner.try_lock()
+    }
+}
+
+#[test]
+fn an_unreachable_store_serves_the_valid_token_and_does_not_refresh_without_the_lock() {
+    let clock = clock();
+    let transport = Scripted::new(
+        &clock,
+        &[ok("a1", 3600, Some("r1")), ok("a2", 3600, Some("r2"))],
+    );
+    let store = Flaky::default();
+    let failures = Counter::default();
+    let seen = failures.clone();
+    let manager = BlockingTokenManager::builder(
+        client(transport.clone(), &clock),
+        template("r0"),
+        store.clone(),
+    )
+    .on_event(move |e| {
+        if matches!(e, SessionEvent::StoreFailed(_)) {
+            seen.bump();
+        }
+    })
+    .build()
+    .expect("manager");
+    assert_eq!(manager.access_token().expect("token").expose_secret(), "a1");
+    store.set_down(true);
+    // Inside the refresh margin: the still-valid token, the failure reported once, no refresh.
+    clock.advance(Duration::from_secs(3400));
+    for _ in 0..3 {
+        assert_eq!(manager.access_token().expect("token").expose_secret(), "a1");
+    }
+    assert_eq!(failures.get(), 1, "the store is not asked again at once");
+    // Expired: a clear store error, and still no refresh without the lock.
+    clock.advance(Duration::from_secs(300));
+    let e = manager.access_token().expect_err("expired, store down");
+    assert!(matches!(e, SessionError::Store(_)), "{e}");
+    assert!(e.to_string().contains("connection refused"), "{e}");
+    assert_eq!(transport.sent(), ["r0"]);
+    // The store comes back: the next call refreshes and saves.
+    store.set_down(false);
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(manager.access_token().expect("token").expose_secret(), "a2");
+    assert_eq!(transport.sent(), ["r0", "r1"]);
+    let stored = store.load().expect("up").expect("saved");
+    assert_eq!(stored.tokens.refresh_token.expose_secret(), "r2");
+}
+
+#[test]
+fn an_application_that_opted_in_refreshes_without_the_store_once_the_token_expired() {
+    let clock = clock();
+    let transport = Scripted::new(&clock, &[ok("a1", 3600, None), ok("a2", 3600, None)]);
+    let store = Flaky::default();
+    let manager = BlockingTokenManager::builder(
+        client(transport.clone(), &clock),
+        template("r0"),
+        store.clone(),
+    )
+    .refresh_without_store_lock(true)
+    .build()
+    .expect("manager");
+    assert_eq!(manager.access_token().expect("token").expose_secret(), "a1");
+    store.set_down(true);
+    clock.advance(Duration::from_secs(3700));
+    assert_eq!(manager.access_token().expect("token").expose_secret(), "a2");
+    assert_eq!(transport.sent(), ["r0", "r0"]);
+}
+
+#[test]
+fn a_save_that_lost_the_version_race_adopts_the_newer_stored_set_instead_of_overwriting_it() {
+    let clock = clock();
+    let transport = Scripted::new(&clock, &[ok("a1", 3600, Some("r1"))]);
+    let store = Flaky::default();
+    let rival = TokenSet::new(
+        "r1-rival".to_owned().into(),
+        Some("a1-rival".to_owned().into()),
+        None,
+        None,
+        Some(std::time::UNIX_EPOCH + Duration::from_secs(T0 + 7200)),
+        Some(Duration::from_secs(3600)),
+    );
+    *store.rival.lock().expect("rival") = Some(rival);
+    let manager = BlockingTokenManager::builder(
+        client(transport.clone(), &clock),
+        template("r0"),
+        store.clone(),
+    )
+    .build()
+    .expect("manager");
+    let token = manager.access_token().expect("token");
+    assert_eq!(token.expose_secret(), "a1-rival");
+    let stored = store.load().expect("ok").expect("stored");
+    assert_eq!(stored.tokens.refresh_token.expose_secret(), "r1-rival");
+    assert_eq!(
+        manager.session().tokens().refresh_token.expose_secret(),
+        "r1-rival"
+    );
 }

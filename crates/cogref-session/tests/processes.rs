@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cogref_core::{CallConfig, EndpointConfig, RefreshInput, RetryConfig, TokenSet};
 use cogref_session::secrecy::ExposeSecret;
-use cogref_session::{BlockingTokenManager, FileStore, StoreError, StoreGuard, TokenStore};
+use cogref_session::{
+    BlockingTokenManager, FileStore, StoreError, StoreGuard, TokenStore, Versioned,
+};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// One refresh-token lineage with rotation: the current token rotates; the one before it still
@@ -101,10 +103,10 @@ impl RotatingCognito {
 struct CrashOnSave(FileStore);
 
 impl TokenStore for CrashOnSave {
-    fn load(&self) -> Result<Option<TokenSet>, StoreError> {
+    fn load(&self) -> Result<Option<Versioned>, StoreError> {
         self.0.load()
     }
-    fn save(&self, _: &TokenSet) -> Result<(), StoreError> {
+    fn save(&self, _: &TokenSet, _: Option<u64>) -> Result<u64, StoreError> {
         std::process::abort()
     }
     fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
@@ -211,7 +213,10 @@ impl TempStore {
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("tokens.json");
         FileStore::new(&path)
-            .save(&TokenSet::from_refresh_token(refresh.to_owned(), None))
+            .save(
+                &TokenSet::from_refresh_token(refresh.to_owned(), None),
+                None,
+            )
             .expect("seed the store");
         Self(path)
     }
@@ -220,6 +225,7 @@ impl TempStore {
             .load()
             .expect("load")
             .expect("stored")
+            .tokens
             .refresh_token
             .expose_secret()
             .to_owned()

@@ -1,0 +1,427 @@
+//! The engine both managers drive: the session behind a mutex, the store, and every decision
+//! about when to take the store's lock, adopt a set someone else stored, save, and what to do
+//! when the store fails. The managers only wait (on a task or a thread) and call Cognito.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use cogref_core::secrecy::SecretString;
+use cogref_core::{
+    CallError, Client, Decision, Environment, RefreshInput, RefreshOutput, Session, SessionConfig,
+    TokenSet,
+};
+
+use crate::error::SessionError;
+use crate::event::{Listener, SessionEvent};
+use crate::store::{StoreError, StoreGuard, TokenStore, Versioned};
+
+/// How often a manager looks at a lock held elsewhere (a store that can notify wakes it sooner).
+pub(crate) const LOCK_POLL: Duration = Duration::from_millis(20);
+/// How long a store that can notify is waited on before looking again anyway.
+pub(crate) const NOTIFIED_POLL: Duration = Duration::from_millis(250);
+/// After a store failure, how long a still-valid token is served without asking the store again.
+pub(crate) const STORE_RETRY: Duration = Duration::from_secs(1);
+
+struct State {
+    session: Session,
+    /// The store's version that `session` was loaded from or saved as (`None`: nothing stored).
+    store_version: Option<u64>,
+    /// A rotated token is only in memory: the store holds an older, dead one, which must not be
+    /// adopted back.
+    store_behind: bool,
+    /// The store failed: until then, a still-valid token is served without asking it again.
+    store_retry_at: Option<SystemTime>,
+}
+
+/// What the lock holder does after reloading.
+pub(crate) enum Prepared {
+    Serve(SecretString),
+    Refresh(Box<RefreshInput>),
+}
+
+/// One look at the store's refresh lock.
+pub(crate) enum LockPoll {
+    /// The lock is ours until the guard drops.
+    Locked(StoreGuard),
+    /// Someone else stored a newer, valid set while we waited: we adopted it.
+    Adopted(SecretString),
+    /// Held elsewhere: wait, then look again. `seen` is the stored version we looked at.
+    Wait { seen: Option<u64> },
+}
+
+/// What to do when the store failed.
+pub(crate) enum Fallback {
+    /// The current token is still valid: hand it out.
+    Serve(SecretString),
+    /// The application opted into refreshing without the lock.
+    RefreshUnlocked,
+}
+
+/// Options shared by both managers' builders.
+#[derive(Clone)]
+pub(crate) struct Options {
+    pub(crate) config: SessionConfig,
+    pub(crate) listeners: Vec<Listener>,
+    pub(crate) lock_timeout: Duration,
+    pub(crate) refresh_without_lock: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            config: SessionConfig::default(),
+            listeners: Vec::new(),
+            lock_timeout: crate::DEFAULT_LOCK_TIMEOUT,
+            refresh_without_lock: false,
+        }
+    }
+}
+
+pub(crate) struct Engine<T, E, S> {
+    pub(crate) client: Client<T, E>,
+    template: RefreshInput,
+    pub(crate) store: S,
+    state: Mutex<State>,
+    options: Options,
+}
+
+impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
+    pub(crate) fn new(
+        client: Client<T, E>,
+        template: RefreshInput,
+        store: S,
+        options: Options,
+    ) -> Result<Self, SessionError> {
+        let (tokens, store_version) = match store.load()? {
+            Some(stored) => (stored.tokens, Some(stored.version)),
+            None => (
+                TokenSet::from_refresh_token(
+                    template.refresh_token().clone(),
+                    template.device_key().cloned(),
+                ),
+                None,
+            ),
+        };
+        Ok(Self {
+            client,
+            template,
+            store,
+            state: Mutex::new(State {
+                session: Session::new(tokens, options.config),
+                store_version,
+                store_behind: false,
+                store_retry_at: None,
+            }),
+            options,
+        })
+    }
+
+    pub(crate) fn now(&self) -> SystemTime {
+        self.client.environment().wall_clock()
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // The session is replaced whole under the lock: a panic elsewhere cannot tear it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn session(&self) -> Session {
+        self.state().session.clone()
+    }
+
+    pub(crate) fn current_token(&self) -> SecretString {
+        current_token(&self.state().session)
+    }
+
+    fn emit(&self, event: SessionEvent) {
+        tracing::debug!(?event, "session event");
+        for listener in &self.options.listeners {
+            listener(&event);
+        }
+    }
+
+    /// The decision at `now`, answered without waiting when it can be.
+    pub(crate) fn quick(
+        &self,
+        now: SystemTime,
+    ) -> Result<Result<SecretString, Decision>, SessionError> {
+        let state = self.state();
+        let session = &state.session;
+        match session.decide(now) {
+            Decision::Serve => Ok(Ok(current_token(session))),
+            // The store failed a moment ago and the token is still good: do not ask it again yet.
+            Decision::Refresh { usable: true } if state.store_retry_at.is_some_and(|t| now < t) => {
+                Ok(Ok(current_token(session)))
+            }
+            Decision::SignInRequired => Err(SessionError::SignInRequired(last_error(session))),
+            Decision::Unavailable { retry_at } => Err(SessionError::Unavailable {
+                error: last_error(session),
+                retry_at,
+            }),
+            refresh => Ok(Err(refresh)),
+        }
+    }
+
+    /// One look at the store's refresh lock; an error once `lock_timeout` has passed since
+    /// `started`, or when the store fails.
+    pub(crate) fn poll_store_lock(&self, started: Instant) -> Result<LockPoll, StoreError> {
+        if let Some(guard) = self.store.try_lock()? {
+            self.state().store_retry_at = None;
+            return Ok(LockPoll::Locked(guard));
+        }
+        // Held elsewhere: the holder may already have stored what we need.
+        let stored = self.store.load()?;
+        let seen = stored.as_ref().map(|s| s.version);
+        if let Some(stored) = stored {
+            let now = self.now();
+            let mut state = self.state();
+            if state.store_version != Some(stored.version)
+                && self.adopt_if_newer(&mut state, stored)
+            {
+                let serve = matches!(state.session.decide(now), Decision::Serve);
+                let token = current_token(&state.session);
+                drop(state);
+                self.emit(SessionEvent::Adopted);
+                if serve {
+                    return Ok(LockPoll::Adopted(token));
+                }
+            }
+        }
+        let waited = self.client.environment().now().duration_since(started);
+        if waited >= self.options.lock_timeout {
+            return Err(StoreError::LockTimeout {
+                path: "the refresh lock".into(),
+                waited,
+            });
+        }
+        Ok(LockPoll::Wait { seen })
+    }
+
+    /// Adopts `stored` if it is a later step of the lineage than ours; records its version
+    /// either way unless ours is newer and unsaved.
+    fn adopt_if_newer(&self, state: &mut State, stored: Versioned) -> bool {
+        if state.store_behind {
+            // Ours is the only live token; the stored one is dead. Save over it next time.
+            state.store_version = Some(stored.version);
+            return false;
+        }
+        let newer = is_newer(&stored.tokens, state.session.tokens());
+        state.store_version = Some(stored.version);
+        if newer {
+            state.session.adopt(stored.tokens);
+        }
+        newer
+    }
+
+    /// The store failed (unreachable, lock held too long, unreadable): serve a still-valid token,
+    /// refresh without the lock if the application opted in, or report the failure.
+    pub(crate) fn store_failed(
+        &self,
+        error: StoreError,
+        force: bool,
+    ) -> Result<Fallback, SessionError> {
+        let now = self.now();
+        let error = Arc::new(error);
+        tracing::warn!(error = %error, "token store failed");
+        self.emit(SessionEvent::StoreFailed(error.clone()));
+        let mut state = self.state();
+        state.store_retry_at = Some(now + STORE_RETRY);
+        let usable = matches!(
+            state.session.decide(now),
+            Decision::Serve | Decision::Refresh { usable: true }
+        );
+        if usable && !force {
+            Ok(Fallback::Serve(current_token(&state.session)))
+        } else if self.options.refresh_without_lock
+            && !matches!(state.session.decide(now), Decision::SignInRequired)
+        {
+            Ok(Fallback::RefreshUnlocked)
+        } else {
+            Err(SessionError::Store(error))
+        }
+    }
+
+    /// Decides what to do once the lock is held (`locked`) or given up on: reload, adopt a newer
+    /// set if another process refreshed meanwhile, then decide again.
+    pub(crate) fn prepare(&self, force: bool, locked: bool) -> Result<Prepared, SessionError> {
+        if locked {
+            match self.store.load() {
+                Ok(Some(stored)) => {
+                    let mut state = self.state();
+                    if self.adopt_if_newer(&mut state, stored) {
+                        drop(state);
+                        self.emit(SessionEvent::Adopted);
+                    }
+                }
+                Ok(None) => self.state().store_version = None,
+                Err(e) => match self.store_failed(e, force)? {
+                    Fallback::Serve(token) => return Ok(Prepared::Serve(token)),
+                    Fallback::RefreshUnlocked => {}
+                },
+            }
+        }
+        let now = self.now();
+        let state = self.state();
+        let session = &state.session;
+        match session.decide(now) {
+            Decision::Serve if !force => Ok(Prepared::Serve(current_token(session))),
+            Decision::SignInRequired => Err(SessionError::SignInRequired(last_error(session))),
+            Decision::Unavailable { retry_at } if !force => Err(SessionError::Unavailable {
+                error: last_error(session),
+                retry_at,
+            }),
+            _ => Ok(Prepared::Refresh(Box::new(
+                session.refresh_input(&self.template)?,
+            ))),
+        }
+    }
+
+    /// Applies a refresh's outcome: save (a compare-and-set on the version loaded), then hand
+    /// out.
+    pub(crate) fn finish(
+        &self,
+        outcome: Result<RefreshOutput, CallError>,
+    ) -> Result<SecretString, SessionError> {
+        let now = self.now();
+        let output = match outcome {
+            Ok(output) => output,
+            Err(error) => return self.failed(error, now),
+        };
+        let (mut next, expected) = {
+            let state = self.state();
+            (state.session.clone(), state.store_version)
+        };
+        let applied = next.apply_success(output, now);
+        let saved = self.store.save(next.tokens(), expected);
+        let token = current_token(&next);
+        let expires_at = next.tokens().expires_at;
+        match saved {
+            Ok(version) => {
+                let mut state = self.state();
+                state.session = next;
+                state.store_version = Some(version);
+                state.store_behind = false;
+            }
+            Err(StoreError::Conflict { expected, found }) => {
+                // Our lock ran out during the refresh and another holder stored a newer set: it
+                // is the fleet's lineage now. Ours stays unwritten; adopt theirs.
+                tracing::warn!(
+                    ?expected,
+                    ?found,
+                    "another holder saved while this refresh ran; adopting the stored set"
+                );
+                let stored = self.store.load();
+                let mut state = self.state();
+                state.session = next;
+                state.store_behind = false;
+                if let Ok(Some(stored)) = stored
+                    && self.adopt_if_newer(&mut state, stored)
+                {
+                    let adopted = matches!(state.session.decide(now), Decision::Serve)
+                        .then(|| current_token(&state.session));
+                    drop(state);
+                    self.emit(SessionEvent::Adopted);
+                    return Ok(adopted.unwrap_or(token));
+                }
+            }
+            Err(e) => {
+                let e = Arc::new(e);
+                {
+                    let mut state = self.state();
+                    state.session = next;
+                    state.store_behind = applied.rotated || state.store_behind;
+                }
+                tracing::warn!(error = %e, rotated = applied.rotated, "saving refreshed tokens failed");
+                self.emit(SessionEvent::StoreFailed(e.clone()));
+                if applied.rotated {
+                    return Err(SessionError::RotatedTokenNotSaved(e));
+                }
+            }
+        }
+        self.emit(SessionEvent::Refreshed {
+            expires_at,
+            rotated: applied.rotated,
+        });
+        Ok(token)
+    }
+
+    fn failed(&self, error: CallError, now: SystemTime) -> Result<SecretString, SessionError> {
+        let mut state = self.state();
+        let decision = state.session.apply_failure(error, now);
+        let session = &state.session;
+        let error = last_error(session);
+        let result = match decision {
+            Decision::Serve | Decision::Refresh { usable: true } => Ok(current_token(session)),
+            Decision::SignInRequired => Err(SessionError::SignInRequired(error.clone())),
+            Decision::Unavailable { retry_at } => Err(SessionError::Unavailable {
+                error: error.clone(),
+                retry_at,
+            }),
+            Decision::Refresh { usable: false } => Err(SessionError::Unavailable {
+                error: error.clone(),
+                retry_at: now,
+            }),
+        };
+        drop(state);
+        self.emit(match decision {
+            Decision::SignInRequired => SessionEvent::SignInRequired(error),
+            Decision::Unavailable { retry_at } => SessionEvent::RefreshFailed {
+                error,
+                retry_at: Some(retry_at),
+            },
+            _ => SessionEvent::RefreshFailed {
+                error,
+                retry_at: None,
+            },
+        });
+        result
+    }
+
+    /// How long until the next refresh is due (`None` when the session is over).
+    pub(crate) fn next_due_in(&self, now: SystemTime) -> Option<Duration> {
+        let state = self.state();
+        let session = &state.session;
+        let until = |at: Option<SystemTime>| {
+            at.and_then(|at| at.duration_since(now).ok())
+                .unwrap_or(Duration::ZERO)
+        };
+        match session.decide(now) {
+            Decision::SignInRequired => None,
+            // Due, but the store failed a moment ago: wait for the store, not in a hot loop.
+            Decision::Refresh { .. } => Some(until(state.store_retry_at)),
+            Decision::Unavailable { retry_at } => Some(until(Some(retry_at))),
+            // Fresh, or backing off after a failure while the token is still valid: sleep
+            // until the later of the refresh time and the end of the backoff.
+            Decision::Serve => Some(
+                until(session.refresh_due_at().max(session.retry_at()))
+                    .max(Duration::from_millis(10)),
+            ),
+        }
+    }
+}
+
+fn current_token(session: &Session) -> SecretString {
+    session
+        .tokens()
+        .access_token
+        .clone()
+        .unwrap_or_else(|| SecretString::from(String::new()))
+}
+
+fn last_error(session: &Session) -> Arc<CallError> {
+    session.last_error().cloned().unwrap_or_else(|| {
+        Arc::new(CallError::new(
+            cogref_core::TransportError::new(
+                cogref_core::TransportErrorKind::Other,
+                "no refresh has failed",
+            )
+            .into(),
+            0,
+        ))
+    })
+}
+
+/// Whether a stored set is a later step of the lineage than ours.
+fn is_newer(stored: &TokenSet, ours: &TokenSet) -> bool {
+    !stored.same_refresh_token(ours) || stored.expires_at > ours.expires_at
+}
