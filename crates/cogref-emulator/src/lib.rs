@@ -179,6 +179,9 @@ pub(crate) struct Shared {
     clock_offset: Mutex<Duration>,
     faults: Mutex<Vec<Fault>>,
     requests: AtomicUsize,
+    /// Refresh decisions taken: granted, or refused by error code.
+    granted: AtomicUsize,
+    refused: Mutex<std::collections::HashMap<&'static str, usize>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -221,8 +224,16 @@ impl Shared {
         request: &state::Request<'_>,
     ) -> Result<serde_json::Value, Refusal> {
         let now = self.now();
-        self.pools()
-            .refresh(request, now, &self.region, &self.signer)
+        let outcome = self
+            .pools()
+            .refresh(request, now, &self.region, &self.signer);
+        match &outcome {
+            Ok(_) => {
+                self.granted.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(r) => *lock(&self.refused).entry(r.code).or_default() += 1,
+        }
+        outcome
     }
 
     pub(crate) fn jwks(&self) -> serde_json::Value {
@@ -286,6 +297,8 @@ impl Emulator {
             clock_offset: Mutex::default(),
             faults: Mutex::default(),
             requests: AtomicUsize::new(0),
+            granted: AtomicUsize::new(0),
+            refused: Mutex::default(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = http::router(shared.clone());
@@ -368,6 +381,17 @@ impl Emulator {
     /// Calls of the operation served so far (faults included).
     pub fn requests_served(&self) -> usize {
         self.shared.requests.load(Ordering::SeqCst)
+    }
+
+    /// Refreshes granted so far (each one issued new tokens and, with rotation, rotated).
+    pub fn refreshes_granted(&self) -> usize {
+        self.shared.granted.load(Ordering::SeqCst)
+    }
+
+    /// Refreshes refused so far with `code` (`"RefreshTokenReuseException"`, …), after
+    /// validation: the answers of the service's own logic, not of injected faults.
+    pub fn refusals(&self, code: &str) -> usize {
+        lock(&self.shared.refused).get(code).copied().unwrap_or(0)
     }
 
     /// Whether `token` carries a valid signature of this emulator's key.

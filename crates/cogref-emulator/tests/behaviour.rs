@@ -91,6 +91,8 @@ async fn rotation_with_grace_zero_kills_the_old_token_at_once() {
         Some(ServiceErrorKind::RefreshTokenReuse)
     );
     refresh(&e, "rot0", &t1).await.expect("the new one works");
+    assert_eq!(e.refreshes_granted(), 2);
+    assert_eq!(e.refusals("RefreshTokenReuseException"), 1);
 }
 
 #[tokio::test]
