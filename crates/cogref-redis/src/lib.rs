@@ -1,0 +1,106 @@
+//! # cogref-redis
+//!
+//! One Cognito session shared by every process of a fleet (a machine user, a pool of workers,
+//! the replicas of one API), through Redis or Valkey: one refresh per expiry for the whole
+//! fleet, whatever its size, and no process signed out by another's refresh-token rotation.
+//!
+//! ## When to use it
+//!
+//! Use it when processes on **more than one host** share one refresh-token lineage. With
+//! rotation on, each refresh invalidates the refresh token every other holder has, so
+//! uncoordinated processes sign each other out (at once with a grace period of 0). On one host,
+//! [`cogref_session::FileStore`] does the same job without a server; in one process,
+//! [`cogref_session::MemoryStore`]. If each process has its own user session, it needs no
+//! shared store at all.
+//!
+//! ## What goes in, what comes out
+//!
+//! [`RedisStore`] implements [`cogref_session::TokenStore`]; give it to a
+//! [`BlockingTokenManager`](cogref_session::BlockingTokenManager) or a
+//! [`TokenManager`](cogref_session::TokenManager) and ask the manager for tokens as usual.
+//! Per lineage it uses three names (`{prefix}:{lineage}` is a Redis Cluster hash tag):
+//!
+//! | name | what |
+//! |---|---|
+//! | `cogref:{lineage}:tokens` | hash: `v` the version, `d` the token set (JSON, or sealed) |
+//! | `cogref:{lineage}:lease` | the refresh lease: a random owner value with an expiry |
+//! | `cogref:{lineage}:changed` | pub/sub channel: a new version, or a released lease |
+//!
+//! ## How the lease and the version protect the session
+//!
+//! When a process's token is due for refresh, its manager:
+//!
+//! 1. takes the **lease**: `SET lease owner NX PX ttl`, with a fresh random owner. Only one
+//!    process in the fleet holds it; if the holder dies, the lease runs out after
+//!    [`lease_ttl`](RedisStoreBuilder::lease_ttl) and another process takes over;
+//! 2. while another process holds it, **waits** on the channel (a blocking manager; the async
+//!    manager polls every 20 ms) and, as soon as a newer valid set is stored, **adopts it
+//!    without calling Cognito**;
+//! 3. holding the lease, reloads the set and its **version**, refreshes only if the stored set is
+//!    still due, and saves with a **compare-and-set on the version it loaded** (a Lua script:
+//!    write only if the version is unchanged, then announce the new one). A holder whose lease
+//!    ran out during a slow refresh, while another process stored a newer set, is refused
+//!    ([`StoreError::Conflict`](cogref_session::StoreError::Conflict)) and adopts the newer set
+//!    instead of overwriting it with an older one;
+//! 4. releases the lease with a compare-and-delete script, so it never deletes a lease that ran
+//!    out and now belongs to someone else.
+//!
+//! A rotated refresh token is saved before any token of the same response is handed out. If
+//! Redis cannot be reached, the managers keep handing out a still-valid access token, report
+//! [`SessionEvent::StoreFailed`](cogref_session::SessionEvent::StoreFailed), and after expiry
+//! return [`SessionError::Store`](cogref_session::SessionError::Store) rather than refresh
+//! without the lease (unless the application opted in with `refresh_without_store_lock`).
+//! After a restart that lost Redis's data, the next lease holder writes its set again; versions
+//! start from the server's clock, so none issued before the loss comes back.
+//!
+//! ## Sealing
+//!
+//! With [`sealing_key`](RedisStoreBuilder::sealing_key), the set is stored encrypted and
+//! authenticated (XChaCha20-Poly1305, bound to the key name): whoever can read Redis cannot read
+//! a refresh token, and whoever can write to it cannot slip in tokens of their own. A wrong key
+//! is a clear [`RedisStoreError::WrongKey`], never garbage.
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use cogref_core::RefreshInput;
+//! use cogref_redis::{RedisStore, SealingKey};
+//! use cogref_session::BlockingTokenManager;
+//! use cogref_session::secrecy::ExposeSecret;
+//!
+//! # fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = RedisStore::builder("redis://:password@10.0.0.5:6379/0", "1example23:robot")
+//!     .sealing_key(SealingKey::from_slice(&std::fs::read("/run/secrets/token-key")?)?)
+//!     .build()?;
+//! let endpoint = cogref_core::EndpointConfig::from_env()?.resolve()?;
+//! let client = cogref_blocking::client(endpoint, Default::default())?;
+//! let template = RefreshInput::builder()
+//!     .refresh_token(std::fs::read_to_string("first-refresh-token")?.trim().to_owned())
+//!     .client_id("1example23456789abcdefghij")
+//!     .build()?;
+//! let manager = BlockingTokenManager::builder(client, template, store).build()?;
+//! let token = manager.access_token()?; // cached, adopted from the fleet, or one refresh
+//! # let _ = token.expose_secret();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Connections: `redis://[user:password@]host[:port][/db]` (AUTH from the URL), `rediss://`
+//! with the `tls-rustls` feature, `redis+unix:///path`. Calls are blocking (redis-rs's blocking
+//! connection); a `TokenManager` makes them only when a refresh is due, never on the cached path.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod connection;
+mod error;
+mod scripts;
+mod seal;
+mod store;
+
+pub use error::RedisStoreError;
+pub use seal::{KeyLengthError, SealingKey};
+pub use store::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_IO_TIMEOUT, DEFAULT_LEASE_TTL, RedisStore, RedisStoreBuilder,
+};

@@ -1,0 +1,125 @@
+//! A real Redis server for the tests: the one `.ci/run` started (`COGREF_REDIS_URL`), or a
+//! private `redis-server` on a free loopback port; the restart tests always use a private one.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// A `redis-server` process this test owns, on 127.0.0.1, without persistence: a restart loses
+/// the data, the harder case.
+pub struct RedisServer {
+    pub port: u16,
+    process: Option<Child>,
+}
+
+fn binary() -> String {
+    std::env::var("COGREF_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into())
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Self {
+            port,
+            process: None,
+        };
+        server.restart();
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to the clients, no data kept).
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+
+    /// Starts the server again on the same port, empty.
+    pub fn restart(&mut self) {
+        self.kill();
+        let process = Command::new(binary())
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}): install Redis (Debian: apt-get install redis-server), \
+                     set COGREF_REDIS_SERVER to its path, or run the tests through .ci/run",
+                    binary()
+                )
+            });
+        self.process = Some(process);
+        wait_until_up(&self.url());
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn wait_until_up(url: &str) {
+    let client = redis::Client::open(url).expect("url");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200))
+            && redis::cmd("PING").query::<String>(&mut c).is_ok()
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "redis at {url} did not come up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The server a test uses: `.ci/run`'s when `COGREF_REDIS_URL` is set, else a private one that
+/// stops when this value drops (a static would outlive the test binary's last test).
+pub struct TestRedis {
+    pub url: String,
+    _private: Option<RedisServer>,
+}
+
+pub fn redis() -> TestRedis {
+    match std::env::var("COGREF_REDIS_URL") {
+        Ok(url) => TestRedis {
+            url,
+            _private: None,
+        },
+        Err(_) => {
+            let server = RedisServer::start();
+            TestRedis {
+                url: server.url(),
+                _private: Some(server),
+            }
+        }
+    }
+}
+
+/// A lineage name no other test (or earlier run against the same server) uses.
+pub fn lineage(test: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("test-{test}-{}-{nanos}", std::process::id())
+}
+
+/// A raw connection, to look at what the store wrote.
+pub fn raw(url: &str) -> redis::Connection {
+    redis::Client::open(url)
+        .expect("url")
+        .get_connection()
+        .expect("connect")
+}

@@ -1,0 +1,334 @@
+//! The store against a real Redis: versions and compare-and-set, the lease, sealing, errors.
+//! (The fleet behaviour, with processes and the emulator, is in `fleet.rs`.)
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use cogref_core::TokenSet;
+use cogref_redis::{RedisStore, RedisStoreError, SealingKey};
+use cogref_session::secrecy::ExposeSecret;
+use cogref_session::{StoreError, TokenStore};
+use common::*;
+
+const CANARY_REFRESH: &str = "CANARYrefreshTOKEN0123456789abcdefCANARY";
+const CANARY_ACCESS: &str = "CANARYaccessTOKEN0123456789abcdefCANARY";
+
+fn set(refresh: &str) -> TokenSet {
+    TokenSet::new(
+        refresh.to_owned().into(),
+        Some(CANARY_ACCESS.to_owned().into()),
+        None,
+        None,
+        Some(SystemTime::now() + Duration::from_secs(3600)),
+        Some(Duration::from_secs(3600)),
+    )
+}
+
+fn store(url: &str, lineage: &str) -> RedisStore {
+    RedisStore::builder(url, lineage).build().expect("store")
+}
+
+fn other(e: &StoreError) -> &RedisStoreError {
+    match e {
+        StoreError::Other(source) => source
+            .downcast_ref::<RedisStoreError>()
+            .expect("a Redis store error"),
+        other => panic!("expected StoreError::Other, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_absent_entry_loads_as_none_and_a_saved_set_loads_back_with_its_version() {
+    let redis = redis();
+    let store = store(&redis.url, &lineage("roundtrip"));
+    assert!(store.load().expect("load").is_none());
+    let v1 = store.save(&set(CANARY_REFRESH), None).expect("save");
+    let loaded = store.load().expect("load").expect("stored");
+    assert_eq!(loaded.version, v1);
+    assert_eq!(loaded.tokens.refresh_token.expose_secret(), CANARY_REFRESH);
+    assert!(loaded.tokens.expires_at.is_some());
+    assert_eq!(loaded.tokens.lifetime, Some(Duration::from_secs(3600)));
+    assert_eq!(
+        loaded
+            .tokens
+            .access_token
+            .as_ref()
+            .map(|t| t.expose_secret()),
+        Some(CANARY_ACCESS)
+    );
+    let v2 = store.save(&set("second"), Some(v1)).expect("save");
+    assert_eq!(v2, v1 + 1);
+}
+
+#[test]
+fn a_stale_writer_is_rejected_by_the_version_check_and_the_newer_set_stays() {
+    let redis = redis();
+    let name = lineage("stale");
+    let (a, b) = (store(&redis.url, &name), store(&redis.url, &name));
+    let v1 = a.save(&set("r1"), None).expect("first");
+    // Both load v1; b saves first; a's save against v1 must fail and write nothing.
+    assert_eq!(a.load().expect("a").expect("set").version, v1);
+    let v2 = b.save(&set("r2-newer"), Some(v1)).expect("b wins");
+    match a.save(&set("r2-older"), Some(v1)) {
+        Err(StoreError::Conflict { expected, found }) => {
+            assert_eq!((expected, found), (Some(v1), Some(v2)));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // Creating over an existing entry is a conflict too.
+    assert!(matches!(
+        a.save(&set("r-new"), None),
+        Err(StoreError::Conflict {
+            expected: None,
+            found: Some(_)
+        })
+    ));
+    let kept = b.load().expect("load").expect("set");
+    assert_eq!(
+        (kept.version, kept.tokens.refresh_token.expose_secret()),
+        (v2, "r2-newer")
+    );
+}
+
+#[test]
+fn versions_do_not_repeat_after_the_entry_is_lost() {
+    let redis = redis();
+    let store = store(&redis.url, &lineage("lost"));
+    let v1 = store.save(&set("a"), None).expect("first");
+    store.clear().expect("cleared");
+    let again = store.save(&set("b"), None).expect("created again");
+    assert_ne!(
+        v1, again,
+        "a writer holding v1 must never match the new entry"
+    );
+}
+
+#[test]
+fn the_lease_is_exclusive_and_released_when_the_guard_drops() {
+    let redis = redis();
+    let name = lineage("lease");
+    let (a, b) = (store(&redis.url, &name), store(&redis.url, &name));
+    let guard = a.try_lock().expect("ok").expect("free");
+    assert!(b.try_lock().expect("ok").is_none(), "held by a");
+    drop(guard);
+    assert!(b.try_lock().expect("ok").is_some(), "released");
+}
+
+#[test]
+fn a_lease_runs_out_and_its_late_release_does_not_delete_the_next_holders() {
+    let redis = redis();
+    let name = lineage("expiry");
+    let short = RedisStore::builder(&redis.url, &name)
+        .lease_ttl(Duration::from_millis(150))
+        .build()
+        .expect("store");
+    let b = store(&redis.url, &name);
+    let stale_guard = short.try_lock().expect("ok").expect("free");
+    assert!(b.try_lock().expect("ok").is_none());
+    std::thread::sleep(Duration::from_millis(250));
+    let b_guard = b.try_lock().expect("ok").expect("ran out");
+    // The first holder wakes up and releases: compare-and-delete leaves b's lease alone.
+    drop(stale_guard);
+    assert!(short.try_lock().expect("ok").is_none(), "b still holds it");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(b.lease_key())
+        .query(&mut raw(&redis.url))
+        .expect("pttl");
+    assert!(ttl > 0, "b's lease still has its expiry: {ttl}");
+    drop(b_guard);
+}
+
+#[test]
+fn a_waiter_is_woken_by_a_save_before_its_timeout() {
+    let redis = redis();
+    let name = lineage("wake");
+    let (waiter, writer) = (store(&redis.url, &name), store(&redis.url, &name));
+    let v1 = writer.save(&set("r1"), None).expect("first");
+    let _lease = writer.try_lock().expect("ok").expect("free");
+    let saver = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        writer.save(&set("r2"), Some(v1)).expect("second");
+    });
+    let started = Instant::now();
+    assert!(
+        waiter
+            .wait_for_change(Some(v1), Duration::from_secs(5))
+            .expect("wait")
+    );
+    let waited = started.elapsed();
+    saver.join().expect("saver");
+    assert!(
+        waited < Duration::from_secs(4),
+        "woken by the announcement, not the timeout: {waited:?}"
+    );
+    // Nothing to wait for when the version already moved on.
+    let started = Instant::now();
+    assert!(
+        waiter
+            .wait_for_change(Some(v1), Duration::from_secs(5))
+            .expect("wait")
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[test]
+fn a_sealed_entry_hides_the_tokens_and_opens_with_its_key() {
+    let redis = redis();
+    let name = lineage("sealed");
+    let key = SealingKey::from_bytes([42; 32]);
+    let store = RedisStore::builder(&redis.url, &name)
+        .sealing_key(key.clone())
+        .build()
+        .expect("store");
+    store.save(&set(CANARY_REFRESH), None).expect("save");
+    let raw_value: Vec<u8> = redis::cmd("HGET")
+        .arg(store.tokens_key())
+        .arg("d")
+        .query(&mut raw(&redis.url))
+        .expect("raw");
+    let text = String::from_utf8_lossy(&raw_value);
+    assert!(!text.contains("CANARY"), "sealed value shows a token");
+    assert!(
+        !text.contains("refresh_token"),
+        "sealed value shows the JSON"
+    );
+    let loaded = store.load().expect("load").expect("set");
+    assert_eq!(loaded.tokens.refresh_token.expose_secret(), CANARY_REFRESH);
+}
+
+#[test]
+fn a_sealed_entry_read_with_the_wrong_key_or_none_is_a_clear_error_not_garbage() {
+    let redis = redis();
+    let name = lineage("wrongkey");
+    RedisStore::builder(&redis.url, &name)
+        .sealing_key(SealingKey::from_bytes([1; 32]))
+        .build()
+        .expect("store")
+        .save(&set(CANARY_REFRESH), None)
+        .expect("save");
+    let wrong = RedisStore::builder(&redis.url, &name)
+        .sealing_key(SealingKey::from_bytes([2; 32]))
+        .build()
+        .expect("store");
+    let e = wrong.load().expect_err("wrong key");
+    assert!(
+        matches!(other(&e), RedisStoreError::WrongKey { .. }),
+        "{e:?}"
+    );
+    let shown = e.to_string();
+    assert!(shown.contains("sealed with another key"), "{shown}");
+    assert!(!shown.contains("CANARY") && !format!("{e:?}").contains("CANARY"));
+    // Without a key: its own error.
+    let e = store(&redis.url, &name).load().expect_err("no key");
+    assert!(
+        matches!(other(&e), RedisStoreError::SealedButNoKey { .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_store_that_requires_sealing_refuses_a_plain_entry() {
+    let redis = redis();
+    let name = lineage("plain");
+    store(&redis.url, &name)
+        .save(&set("r"), None)
+        .expect("plain save");
+    let sealed = RedisStore::builder(&redis.url, &name)
+        .sealing_key(SealingKey::from_bytes([1; 32]))
+        .build()
+        .expect("store");
+    let e = sealed.load().expect_err("plain");
+    assert!(
+        matches!(other(&e), RedisStoreError::NotSealed { .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_corrupt_entry_is_an_error_that_never_quotes_it() {
+    let redis = redis();
+    let name = lineage("corrupt");
+    let store = store(&redis.url, &name);
+    let mut c = raw(&redis.url);
+    for (v, d) in [
+        ("1", format!("{{\"x\":\"{CANARY_REFRESH}")),
+        ("not-a-number", "{}".to_owned()),
+        (
+            "1",
+            format!(
+                "{{\"format\":\"cogref-tokens\",\"version\":1,\"refresh_token\":7,\"y\":\"{CANARY_REFRESH}\"}}"
+            ),
+        ),
+    ] {
+        redis::cmd("HSET")
+            .arg(store.tokens_key())
+            .arg("v")
+            .arg(v)
+            .arg("d")
+            .arg(&d)
+            .query::<i64>(&mut c)
+            .expect("write");
+        let e = store.load().expect_err("corrupt");
+        let shown = format!("{e} {e:?}");
+        assert!(shown.contains(store.tokens_key()), "{shown}");
+        assert!(!shown.contains("CANARY"), "{shown}");
+    }
+    redis::cmd("HSET")
+        .arg(store.tokens_key())
+        .arg("v")
+        .arg("1")
+        .arg("d")
+        .arg(r#"{"format":"cogref-tokens","version":99}"#)
+        .query::<i64>(&mut c)
+        .expect("write");
+    assert!(matches!(
+        store.load(),
+        Err(StoreError::UnsupportedVersion { found: 99, .. })
+    ));
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error_naming_the_address_but_never_the_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let store = RedisStore::builder(
+        format!("redis://user:CANARYpassword@127.0.0.1:{port}/"),
+        "unreachable",
+    )
+    .connect_timeout(Duration::from_millis(300))
+    .build()
+    .expect("store");
+    let e = store.load().expect_err("nothing listens");
+    let shown = format!("{e} {e:?} {store:?}");
+    assert!(shown.contains(&format!("127.0.0.1:{port}")), "{shown}");
+    assert!(!shown.contains("CANARYpassword"), "{shown}");
+    assert!(store.try_lock().is_err());
+}
+
+#[test]
+fn bad_names_and_urls_are_refused_when_built() {
+    for lineage in ["", "has space", "brace{", "}", "tab\t"] {
+        assert!(matches!(
+            RedisStore::builder("redis://127.0.0.1/", lineage).build(),
+            Err(RedisStoreError::InvalidConfig(_))
+        ));
+    }
+    let e = RedisStore::builder("http://user:CANARYpassword@127.0.0.1/", "x")
+        .build()
+        .expect_err("not redis");
+    assert!(!format!("{e} {e:?}").contains("CANARYpassword"), "{e:?}");
+}
+
+#[test]
+fn the_store_survives_a_server_restart_by_reconnecting() {
+    let mut server = RedisServer::start();
+    let store = store(&server.url(), &lineage("restart"));
+    store.save(&set("r1"), None).expect("save");
+    server.restart();
+    // The pooled connection is dead and the data gone: the next call reconnects and sees that.
+    assert!(store.load().expect("reconnected").is_none());
+    store.save(&set("r2"), None).expect("created again");
+}
