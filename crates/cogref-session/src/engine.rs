@@ -43,10 +43,23 @@ pub(crate) enum Prepared {
 pub(crate) enum LockPoll {
     /// The lock is ours until the guard drops.
     Locked(StoreGuard),
-    /// Someone else stored a newer, valid set while we waited: we adopted it.
-    Adopted(SecretString),
+    /// Hand this out: a newer valid set someone else stored (adopted), or, when the caller
+    /// allowed it, our own still-valid token while another process refreshes.
+    Serve(SecretString),
     /// Held elsewhere: wait, then look again. `seen` is the stored version we looked at.
     Wait { seen: Option<u64> },
+}
+
+/// Who asks for a refresh, which decides whether to wait for another process's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// A caller of `access_token()`: a still-valid token will do while another process
+    /// refreshes.
+    Token,
+    /// The background refresher: waits for the new set.
+    Background,
+    /// `refresh_now()`: refreshes even a fresh token.
+    Force,
 }
 
 /// What to do when the store failed.
@@ -163,8 +176,13 @@ impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
     }
 
     /// One look at the store's refresh lock; an error once `lock_timeout` has passed since
-    /// `started`, or when the store fails.
-    pub(crate) fn poll_store_lock(&self, started: Instant) -> Result<LockPoll, StoreError> {
+    /// `started`, or when the store fails. With `serve_usable`, a still-valid token is served
+    /// at once while another process holds the lock, rather than waiting for its result.
+    pub(crate) fn poll_store_lock(
+        &self,
+        started: Instant,
+        serve_usable: bool,
+    ) -> Result<LockPoll, StoreError> {
         if let Some(guard) = self.store.try_lock()? {
             self.state().store_retry_at = None;
             return Ok(LockPoll::Locked(guard));
@@ -172,21 +190,30 @@ impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
         // Held elsewhere: the holder may already have stored what we need.
         let stored = self.store.load()?;
         let seen = stored.as_ref().map(|s| s.version);
-        if let Some(stored) = stored {
-            let now = self.now();
-            let mut state = self.state();
-            if state.store_version != Some(stored.version)
-                && self.adopt_if_newer(&mut state, stored)
-            {
-                let serve = matches!(state.session.decide(now), Decision::Serve);
-                let token = current_token(&state.session);
-                drop(state);
-                self.emit(SessionEvent::Adopted);
-                if serve {
-                    return Ok(LockPoll::Adopted(token));
-                }
+        let now = self.now();
+        let mut state = self.state();
+        if let Some(stored) = stored
+            && state.store_version != Some(stored.version)
+            && self.adopt_if_newer(&mut state, stored)
+        {
+            let serve = matches!(state.session.decide(now), Decision::Serve);
+            let token = current_token(&state.session);
+            drop(state);
+            self.emit(SessionEvent::Adopted);
+            if serve {
+                return Ok(LockPoll::Serve(token));
             }
+            state = self.state();
         }
+        if serve_usable
+            && matches!(
+                state.session.decide(now),
+                Decision::Serve | Decision::Refresh { usable: true }
+            )
+        {
+            return Ok(LockPoll::Serve(current_token(&state.session)));
+        }
+        drop(state);
         let waited = self.client.environment().now().duration_since(started);
         if waited >= self.options.lock_timeout {
             return Err(StoreError::LockTimeout {

@@ -11,7 +11,7 @@ use cogref_core::{
     SessionConfig,
 };
 
-use crate::engine::{Engine, Fallback, LOCK_POLL, LockPoll, NOTIFIED_POLL, Options, Prepared};
+use crate::engine::{Ask, Engine, Fallback, LOCK_POLL, LockPoll, NOTIFIED_POLL, Options, Prepared};
 use crate::error::SessionError;
 use crate::event::SessionEvent;
 use crate::store::{StoreGuard, TokenStore};
@@ -120,19 +120,19 @@ impl<T: AsyncTransport, E: Environment, S: TokenStore> TokenManager<T, E, S> {
         if matches!(decision, Decision::Refresh { usable: true }) {
             // Someone else is refreshing ahead of expiry: the current token is still good.
             match self.gate.try_lock() {
-                Some(gate) => self.refresh_holding(gate, false).await,
+                Some(gate) => self.refresh_holding(gate, Ask::Token).await,
                 None => Ok(self.engine.current_token()),
             }
         } else {
             let gate = self.gate.lock().await;
-            self.refresh_holding(gate, false).await
+            self.refresh_holding(gate, Ask::Token).await
         }
     }
 
     /// Refreshes now, even if the token is fresh (waiting for a refresh already under way).
     pub async fn refresh_now(&self) -> Result<SecretString, SessionError> {
         let gate = self.gate.lock().await;
-        self.refresh_holding(gate, true).await
+        self.refresh_holding(gate, Ask::Force).await
     }
 
     /// Keeps the session fresh: refreshes whenever one is due, until the user must sign in
@@ -144,7 +144,7 @@ impl<T: AsyncTransport, E: Environment, S: TokenStore> TokenManager<T, E, S> {
                 Some(wait) if !wait.is_zero() => self.engine.client.transport().sleep(wait).await,
                 Some(_) => {
                     let gate = self.gate.lock().await;
-                    if let Err(e) = self.refresh_holding(gate, false).await {
+                    if let Err(e) = self.refresh_holding(gate, Ask::Background).await {
                         tracing::debug!(error = %e, "background refresh failed");
                     }
                 }
@@ -160,13 +160,14 @@ impl<T: AsyncTransport, E: Environment, S: TokenStore> TokenManager<T, E, S> {
     async fn refresh_holding(
         &self,
         _gate: async_lock::MutexGuard<'_, ()>,
-        force: bool,
+        ask: Ask,
     ) -> Result<SecretString, SessionError> {
+        let force = ask == Ask::Force;
         let started = self.engine.client.environment().now();
         let lock: Option<StoreGuard> = loop {
-            match self.engine.poll_store_lock(started) {
+            match self.engine.poll_store_lock(started, ask == Ask::Token) {
                 Ok(LockPoll::Locked(guard)) => break Some(guard),
-                Ok(LockPoll::Adopted(token)) => return Ok(token),
+                Ok(LockPoll::Serve(token)) => return Ok(token),
                 // Waiting on a store's notification would block this task's thread: poll.
                 Ok(LockPoll::Wait { .. }) => self.engine.client.transport().sleep(LOCK_POLL).await,
                 Err(e) => match self.engine.store_failed(e, force)? {
@@ -235,19 +236,19 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         };
         if usable {
             match self.gate.try_lock() {
-                Ok(gate) => self.refresh_holding(gate, false),
+                Ok(gate) => self.refresh_holding(gate, Ask::Token),
                 Err(_) => Ok(self.engine.current_token()),
             }
         } else {
             let gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-            self.refresh_holding(gate, false)
+            self.refresh_holding(gate, Ask::Token)
         }
     }
 
     /// Refreshes now, even if the token is fresh.
     pub fn refresh_now(&self) -> Result<SecretString, SessionError> {
         let gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        self.refresh_holding(gate, true)
+        self.refresh_holding(gate, Ask::Force)
     }
 
     /// Keeps the session fresh on a thread of its own until the user must sign in again.
@@ -262,7 +263,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
             while let Some(wait) = manager.engine.next_due_in(manager.engine.now()) {
                 if wait.is_zero() {
                     let gate = manager.gate.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Err(e) = manager.refresh_holding(gate, false) {
+                    if let Err(e) = manager.refresh_holding(gate, Ask::Background) {
                         tracing::debug!(error = %e, "background refresh failed");
                     }
                 } else {
@@ -280,13 +281,14 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
     fn refresh_holding(
         &self,
         _gate: MutexGuard<'_, ()>,
-        force: bool,
+        ask: Ask,
     ) -> Result<SecretString, SessionError> {
+        let force = ask == Ask::Force;
         let started = self.engine.client.environment().now();
         let lock: Option<StoreGuard> = loop {
-            match self.engine.poll_store_lock(started) {
+            match self.engine.poll_store_lock(started, ask == Ask::Token) {
                 Ok(LockPoll::Locked(guard)) => break Some(guard),
-                Ok(LockPoll::Adopted(token)) => return Ok(token),
+                Ok(LockPoll::Serve(token)) => return Ok(token),
                 Ok(LockPoll::Wait { seen }) => self.wait_for_store(seen),
                 Err(e) => match self.engine.store_failed(e, force)? {
                     Fallback::Serve(token) => return Ok(token),
