@@ -117,9 +117,8 @@ fn main() {
         Client::new(transport, system_clock(), endpoint(), CallConfig::default()),
         template(),
         MemoryStore::new(),
-    )
-    .build()
-    .expect("manager");
+    );
+    let manager = poll_ready(manager.build()).expect("manager");
     poll_ready(manager.access_token()).expect("first refresh");
     let async_ns = ns_per_call(|| {
         black_box(poll_ready(manager.access_token()).expect("cached"));
@@ -153,12 +152,14 @@ fn main() {
         |d: Duration| tokio::time::sleep(d),
     );
     let manager = Arc::new(
-        TokenManager::builder(
-            Client::new(transport, clock.clone(), endpoint(), CallConfig::default()),
-            template(),
-            MemoryStore::new(),
+        poll_ready(
+            TokenManager::builder(
+                Client::new(transport, clock.clone(), endpoint(), CallConfig::default()),
+                template(),
+                MemoryStore::new(),
+            )
+            .build(),
         )
-        .build()
         .expect("manager"),
     );
     let rt = tokio::runtime::Builder::new_multi_thread()

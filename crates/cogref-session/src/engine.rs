@@ -1,6 +1,7 @@
-//! The engine both managers drive: the session behind a mutex, the store, and every decision
-//! about when to take the store's lock, adopt a set someone else stored, save, and what to do
-//! when the store fails. The managers only wait (on a task or a thread) and call Cognito.
+//! The engine both managers drive: the session behind a mutex and every decision about when to
+//! take the store's lock, adopt a set someone else stored, save, and what to do when the store
+//! fails. It does no I/O: the managers call the store and Cognito (on a task or a thread) and
+//! hand the results in, so one engine serves blocking and async stores alike.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -13,7 +14,7 @@ use cogref_core::{
 
 use crate::error::SessionError;
 use crate::event::{Listener, SessionEvent};
-use crate::store::{StoreError, StoreGuard, TokenStore, Versioned};
+use crate::store::{StoreError, Versioned};
 
 /// How often a manager looks at a lock held elsewhere (a store that can notify wakes it sooner).
 pub(crate) const LOCK_POLL: Duration = Duration::from_millis(20);
@@ -39,10 +40,8 @@ pub(crate) enum Prepared {
     Refresh(Box<RefreshInput>),
 }
 
-/// One look at the store's refresh lock.
+/// What to do after a look at the store while another process holds its lock.
 pub(crate) enum LockPoll {
-    /// The lock is ours until the guard drops.
-    Locked(StoreGuard),
     /// Hand this out: a newer valid set someone else stored (adopted), or, when the caller
     /// allowed it, our own still-valid token while another process refreshes.
     Serve(SecretString),
@@ -90,22 +89,57 @@ impl Default for Options {
     }
 }
 
-pub(crate) struct Engine<T, E, S> {
+/// A refreshed session waiting to be saved: handed out only once the save is done.
+pub(crate) struct PendingSave {
+    next: Session,
+    expected: Option<u64>,
+    rotated: bool,
+}
+
+impl PendingSave {
+    /// What to save.
+    pub(crate) fn tokens(&self) -> &TokenSet {
+        self.next.tokens()
+    }
+
+    /// The version the save must find (compare-and-set).
+    pub(crate) fn expected(&self) -> Option<u64> {
+        self.expected
+    }
+}
+
+/// After a refresh call.
+pub(crate) enum Refreshed {
+    /// Nothing to save (the call failed): the answer.
+    Done(Result<SecretString, SessionError>),
+    /// Save this, then call [`Engine::saved`].
+    Save(PendingSave),
+}
+
+/// After a save.
+pub(crate) enum Saved {
+    /// The answer.
+    Done(Result<SecretString, SessionError>),
+    /// Another holder saved first: reload the store and call [`Engine::after_conflict`].
+    Conflict(PendingSave),
+}
+
+pub(crate) struct Engine<T, E> {
     pub(crate) client: Client<T, E>,
     template: RefreshInput,
-    pub(crate) store: S,
     state: Mutex<State>,
     options: Options,
 }
 
-impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
+impl<T, E: Environment> Engine<T, E> {
+    /// An engine over what the store held at start (`loaded`).
     pub(crate) fn new(
         client: Client<T, E>,
         template: RefreshInput,
-        store: S,
+        loaded: Option<Versioned>,
         options: Options,
-    ) -> Result<Self, SessionError> {
-        let (tokens, store_version) = match store.load()? {
+    ) -> Self {
+        let (tokens, store_version) = match loaded {
             Some(stored) => (stored.tokens, Some(stored.version)),
             None => (
                 TokenSet::from_refresh_token(
@@ -115,10 +149,9 @@ impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
                 None,
             ),
         };
-        Ok(Self {
+        Self {
             client,
             template,
-            store,
             state: Mutex::new(State {
                 session: Session::new(tokens, options.config),
                 store_version,
@@ -126,7 +159,7 @@ impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
                 store_retry_at: None,
             }),
             options,
-        })
+        }
     }
 
     pub(crate) fn now(&self) -> SystemTime {
@@ -175,20 +208,20 @@ impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
         }
     }
 
-    /// One look at the store's refresh lock; an error once `lock_timeout` has passed since
-    /// `started`, or when the store fails. With `serve_usable`, a still-valid token is served
-    /// at once while another process holds the lock, rather than waiting for its result.
-    pub(crate) fn poll_store_lock(
+    /// The store's lock was taken.
+    pub(crate) fn locked(&self) {
+        self.state().store_retry_at = None;
+    }
+
+    /// Another process holds the lock and the store held `stored`: adopt it if newer, serve, or
+    /// wait; an error once `lock_timeout` has passed since `started`. With `serve_usable`, a
+    /// still-valid token is served at once rather than waiting for the other's result.
+    pub(crate) fn peeked(
         &self,
+        stored: Option<Versioned>,
         started: Instant,
         serve_usable: bool,
     ) -> Result<LockPoll, StoreError> {
-        if let Some(guard) = self.store.try_lock()? {
-            self.state().store_retry_at = None;
-            return Ok(LockPoll::Locked(guard));
-        }
-        // Held elsewhere: the holder may already have stored what we need.
-        let stored = self.store.load()?;
         let seen = stored.as_ref().map(|s| s.version);
         let now = self.now();
         let mut state = self.state();
@@ -268,11 +301,16 @@ impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
         }
     }
 
-    /// Decides what to do once the lock is held (`locked`) or given up on: reload, adopt a newer
-    /// set if another process refreshed meanwhile, then decide again.
-    pub(crate) fn prepare(&self, force: bool, locked: bool) -> Result<Prepared, SessionError> {
-        if locked {
-            match self.store.load() {
+    /// Decides what to do once the lock is held (`loaded` is the store's content, reloaded under
+    /// it) or given up on (`None`): adopt a newer set if another process refreshed meanwhile,
+    /// then decide again.
+    pub(crate) fn prepare(
+        &self,
+        loaded: Option<Result<Option<Versioned>, StoreError>>,
+        force: bool,
+    ) -> Result<Prepared, SessionError> {
+        if let Some(loaded) = loaded {
+            match loaded {
                 Ok(Some(stored)) => {
                     let mut state = self.state();
                     if self.adopt_if_newer(&mut state, stored) {
@@ -303,72 +341,89 @@ impl<T, E: Environment, S: TokenStore> Engine<T, E, S> {
         }
     }
 
-    /// Applies a refresh's outcome: save (a compare-and-set on the version loaded), then hand
-    /// out.
-    pub(crate) fn finish(
-        &self,
-        outcome: Result<RefreshOutput, CallError>,
-    ) -> Result<SecretString, SessionError> {
+    /// Applies a refresh's outcome: a success must be saved (a compare-and-set on the version
+    /// loaded) before anything of it is handed out.
+    pub(crate) fn refreshed(&self, outcome: Result<RefreshOutput, CallError>) -> Refreshed {
         let now = self.now();
         let output = match outcome {
             Ok(output) => output,
-            Err(error) => return self.failed(error, now),
+            Err(error) => return Refreshed::Done(self.failed(error, now)),
         };
         let (mut next, expected) = {
             let state = self.state();
             (state.session.clone(), state.store_version)
         };
         let applied = next.apply_success(output, now);
-        let saved = self.store.save(next.tokens(), expected);
-        let token = current_token(&next);
-        let expires_at = next.tokens().expires_at;
-        match saved {
+        Refreshed::Save(PendingSave {
+            next,
+            expected,
+            rotated: applied.rotated,
+        })
+    }
+
+    /// The save of `pending` ended with `result`.
+    pub(crate) fn saved(&self, pending: PendingSave, result: Result<u64, StoreError>) -> Saved {
+        let token = current_token(&pending.next);
+        let expires_at = pending.next.tokens().expires_at;
+        let rotated = pending.rotated;
+        match result {
             Ok(version) => {
                 let mut state = self.state();
-                state.session = next;
+                state.session = pending.next;
                 state.store_version = Some(version);
                 state.store_behind = false;
             }
             Err(StoreError::Conflict { expected, found }) => {
                 // Our lock ran out during the refresh and another holder stored a newer set: it
-                // is the fleet's lineage now. Ours stays unwritten; adopt theirs.
+                // is the fleet's lineage now. Ours stays unwritten.
                 tracing::warn!(
                     ?expected,
                     ?found,
                     "another holder saved while this refresh ran; adopting the stored set"
                 );
-                let stored = self.store.load();
-                let mut state = self.state();
-                state.session = next;
-                state.store_behind = false;
-                if let Ok(Some(stored)) = stored
-                    && self.adopt_if_newer(&mut state, stored)
-                {
-                    let adopted = matches!(state.session.decide(now), Decision::Serve)
-                        .then(|| current_token(&state.session));
-                    drop(state);
-                    self.emit(SessionEvent::Adopted);
-                    return Ok(adopted.unwrap_or(token));
-                }
+                return Saved::Conflict(pending);
             }
             Err(e) => {
                 let e = Arc::new(e);
                 {
                     let mut state = self.state();
-                    state.session = next;
-                    state.store_behind = applied.rotated || state.store_behind;
+                    state.session = pending.next;
+                    state.store_behind = rotated || state.store_behind;
                 }
-                tracing::warn!(error = %e, rotated = applied.rotated, "saving refreshed tokens failed");
+                tracing::warn!(error = %e, rotated, "saving refreshed tokens failed");
                 self.emit(SessionEvent::StoreFailed(e.clone()));
-                if applied.rotated {
-                    return Err(SessionError::RotatedTokenNotSaved(e));
+                if rotated {
+                    return Saved::Done(Err(SessionError::RotatedTokenNotSaved(e)));
                 }
             }
         }
         self.emit(SessionEvent::Refreshed {
             expires_at,
-            rotated: applied.rotated,
+            rotated,
         });
+        Saved::Done(Ok(token))
+    }
+
+    /// After a lost save race: adopt what the winner stored (`stored`, reloaded).
+    pub(crate) fn after_conflict(
+        &self,
+        pending: PendingSave,
+        stored: Result<Option<Versioned>, StoreError>,
+    ) -> Result<SecretString, SessionError> {
+        let now = self.now();
+        let token = current_token(&pending.next);
+        let mut state = self.state();
+        state.session = pending.next;
+        state.store_behind = false;
+        if let Ok(Some(stored)) = stored
+            && self.adopt_if_newer(&mut state, stored)
+        {
+            let adopted = matches!(state.session.decide(now), Decision::Serve)
+                .then(|| current_token(&state.session));
+            drop(state);
+            self.emit(SessionEvent::Adopted);
+            return Ok(adopted.unwrap_or(token));
+        }
         Ok(token)
     }
 

@@ -7,8 +7,11 @@
 //! - [`TokenManager`] (async, over any [`cogref_core::AsyncTransport`]: `cogref-reqwest`,
 //!   `cogref-isahc`) and [`BlockingTokenManager`] (threads, over `cogref-blocking`) run the
 //!   sans-IO [`cogref_core::Session`] state machine.
-//! - [`TokenStore`] keeps the tokens: [`MemoryStore`] for one process, [`FileStore`] for every
-//!   process on one host (atomic writes, mode 0600, versioned format, an advisory lock).
+//! - [`TokenStore`] keeps the tokens, with a version that every save checks (compare-and-set):
+//!   [`MemoryStore`] for one process, [`FileStore`] for every process on one host (atomic
+//!   writes, mode 0600, versioned format, an advisory lock), `cogref-redis` for a fleet.
+//!   [`AsyncTokenStore`] is the same for stores that talk to a server without blocking a task;
+//!   every `TokenStore` is one.
 //! - Listeners see [`SessionEvent`]s (refreshed, adopted, sign-in required, failure) as they
 //!   happen.
 //!
@@ -26,7 +29,8 @@
 //!     .build()?;
 //! let manager = TokenManager::builder(client, template, FileStore::new("tokens.json"))
 //!     .on_event(|e| if let SessionEvent::SignInRequired(_) = e { eprintln!("sign in again") })
-//!     .build()?;
+//!     .build()
+//!     .await?;
 //! let token = manager.access_token().await?;   // cached, or one shared refresh
 //! # let _ = token.expose_secret();
 //! # Ok(())
@@ -82,4 +86,4 @@ pub use manager::{
     BlockingTokenManager, BlockingTokenManagerBuilder, DEFAULT_LOCK_TIMEOUT, TokenManager,
     TokenManagerBuilder,
 };
-pub use store::{MemoryStore, StoreError, StoreGuard, TokenStore, Versioned};
+pub use store::{AsyncTokenStore, MemoryStore, StoreError, StoreGuard, TokenStore, Versioned};

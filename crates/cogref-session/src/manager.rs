@@ -11,10 +11,12 @@ use cogref_core::{
     SessionConfig,
 };
 
-use crate::engine::{Ask, Engine, Fallback, LOCK_POLL, LockPoll, NOTIFIED_POLL, Options, Prepared};
+use crate::engine::{
+    Ask, Engine, Fallback, LOCK_POLL, LockPoll, NOTIFIED_POLL, Options, Prepared, Refreshed, Saved,
+};
 use crate::error::SessionError;
 use crate::event::SessionEvent;
-use crate::store::{StoreGuard, TokenStore};
+use crate::store::{AsyncTokenStore, TokenStore};
 
 /// How long a manager waits for another process's refresh lock before giving up.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -56,11 +58,71 @@ macro_rules! builder_methods {
             self.options.refresh_without_lock = opted_in;
             self
         }
-
-        fn into_engine(self) -> Result<Engine<T, E, S>, SessionError> {
-            Engine::new(self.client, self.template, self.store, self.options)
-        }
     };
+}
+
+/// The steps of a refresh once the in-process gate is held, written once for both managers:
+/// take the store's lock (or adopt what its holder stores, or serve a still-valid token), reload,
+/// refresh if still due, save with a compare-and-set, adopt the winner after a lost race,
+/// release. `$store` is the store trait the calls go through (`TokenStore` or
+/// `AsyncTokenStore`), `$refresh` the client's call, `$wait` what to do while another holds the
+/// lock, and `$($aw)*` is `.await` or nothing.
+macro_rules! refresh_steps {
+    ($this:ident, $ask:ident, $store:ident, $refresh:ident, $wait:ident, $($aw:tt)*) => {{
+        let engine = &$this.engine;
+        let store = &$this.store;
+        let force = $ask == Ask::Force;
+        let started = engine.client.environment().now();
+        let lock = loop {
+            let polled = match $store::try_lock(store) $($aw)* {
+                Ok(Some(guard)) => {
+                    engine.locked();
+                    break Some(guard);
+                }
+                Ok(None) => match $store::load(store) $($aw)* {
+                    Ok(stored) => engine.peeked(stored, started, $ask == Ask::Token),
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e),
+            };
+            match polled {
+                Ok(LockPoll::Serve(token)) => return Ok(token),
+                Ok(LockPoll::Wait { seen }) => $this.$wait(seen) $($aw)*,
+                Err(e) => match engine.store_failed(e, force)? {
+                    Fallback::Serve(token) => return Ok(token),
+                    Fallback::RefreshUnlocked => break None,
+                },
+            }
+        };
+        let loaded = match &lock {
+            Some(_) => Some($store::load(store) $($aw)*),
+            None => None,
+        };
+        let result = match engine.prepare(loaded, force) {
+            Ok(Prepared::Serve(token)) => Ok(token),
+            Ok(Prepared::Refresh(input)) => {
+                let outcome = engine.client.$refresh(&input) $($aw)*;
+                match engine.refreshed(outcome) {
+                    Refreshed::Done(result) => result,
+                    Refreshed::Save(pending) => {
+                        let saved = $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
+                        match engine.saved(pending, saved) {
+                            Saved::Done(result) => result,
+                            Saved::Conflict(pending) => {
+                                let stored = $store::load(store) $($aw)*;
+                                engine.after_conflict(pending, stored)
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Some(guard) = lock {
+            $store::unlock(store, guard) $($aw)*;
+        }
+        result
+    }};
 }
 
 /// Builds a [`TokenManager`].
@@ -71,13 +133,15 @@ pub struct TokenManagerBuilder<T, E, S> {
     options: Options,
 }
 
-impl<T, E: Environment, S: TokenStore> TokenManagerBuilder<T, E, S> {
+impl<T, E: Environment, S: AsyncTokenStore> TokenManagerBuilder<T, E, S> {
     builder_methods!();
 
     /// Loads the store (or starts from the template's refresh token) and makes the manager.
-    pub fn build(self) -> Result<TokenManager<T, E, S>, SessionError> {
+    pub async fn build(self) -> Result<TokenManager<T, E, S>, SessionError> {
+        let loaded = AsyncTokenStore::load(&self.store).await?;
         Ok(TokenManager {
-            engine: self.into_engine()?,
+            engine: Engine::new(self.client, self.template, loaded, self.options),
+            store: self.store,
             gate: async_lock::Mutex::new(()),
         })
     }
@@ -85,11 +149,12 @@ impl<T, E: Environment, S: TokenStore> TokenManagerBuilder<T, E, S> {
 
 /// An async token manager over any [`AsyncTransport`]. How it refreshes: see the [crate docs](crate#how-a-refresh-happens).
 pub struct TokenManager<T, E, S> {
-    engine: Engine<T, E, S>,
+    engine: Engine<T, E>,
+    store: S,
     gate: async_lock::Mutex<()>,
 }
 
-impl<T: AsyncTransport, E: Environment, S: TokenStore> TokenManager<T, E, S> {
+impl<T: AsyncTransport, E: Environment, S: AsyncTokenStore> TokenManager<T, E, S> {
     /// Starts a builder. `template` gives the client id, secret and metadata of every refresh,
     /// and the refresh token to start from when the store is empty.
     pub fn builder(
@@ -162,25 +227,18 @@ impl<T: AsyncTransport, E: Environment, S: TokenStore> TokenManager<T, E, S> {
         _gate: async_lock::MutexGuard<'_, ()>,
         ask: Ask,
     ) -> Result<SecretString, SessionError> {
-        let force = ask == Ask::Force;
-        let started = self.engine.client.environment().now();
-        let lock: Option<StoreGuard> = loop {
-            match self.engine.poll_store_lock(started, ask == Ask::Token) {
-                Ok(LockPoll::Locked(guard)) => break Some(guard),
-                Ok(LockPoll::Serve(token)) => return Ok(token),
-                // Waiting on a store's notification would block this task's thread: poll.
-                Ok(LockPoll::Wait { .. }) => self.engine.client.transport().sleep(LOCK_POLL).await,
-                Err(e) => match self.engine.store_failed(e, force)? {
-                    Fallback::Serve(token) => return Ok(token),
-                    Fallback::RefreshUnlocked => break None,
-                },
-            }
-        };
-        match self.engine.prepare(force, lock.is_some())? {
-            Prepared::Serve(token) => Ok(token),
-            Prepared::Refresh(input) => {
-                let outcome = self.engine.client.refresh(&input).await;
-                self.engine.finish(outcome)
+        refresh_steps!(self, ask, AsyncTokenStore, refresh, wait_for_store, .await)
+    }
+
+    /// Waits for the lock holder: on the store's notification if it can give one without
+    /// blocking, else a short sleep on the transport's timer.
+    async fn wait_for_store(&self, seen: Option<u64>) {
+        match AsyncTokenStore::wait_for_change(&self.store, seen, NOTIFIED_POLL).await {
+            Ok(true) => {}
+            Ok(false) => self.engine.client.transport().sleep(LOCK_POLL).await,
+            Err(e) => {
+                tracing::debug!(error = %e, "waiting for a store notification failed; polling");
+                self.engine.client.transport().sleep(LOCK_POLL).await;
             }
         }
     }
@@ -199,8 +257,10 @@ impl<T, E: Environment, S: TokenStore> BlockingTokenManagerBuilder<T, E, S> {
 
     /// Loads the store (or starts from the template's refresh token) and makes the manager.
     pub fn build(self) -> Result<BlockingTokenManager<T, E, S>, SessionError> {
+        let loaded = TokenStore::load(&self.store)?;
         Ok(BlockingTokenManager {
-            engine: self.into_engine()?,
+            engine: Engine::new(self.client, self.template, loaded, self.options),
+            store: self.store,
             gate: Mutex::new(()),
         })
     }
@@ -208,7 +268,8 @@ impl<T, E: Environment, S: TokenStore> BlockingTokenManagerBuilder<T, E, S> {
 
 /// A token manager for threads over any [`BlockingTransport`]. How it refreshes: see the [crate docs](crate#how-a-refresh-happens).
 pub struct BlockingTokenManager<T, E, S> {
-    engine: Engine<T, E, S>,
+    engine: Engine<T, E>,
+    store: S,
     gate: Mutex<()>,
 }
 
@@ -283,31 +344,12 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         _gate: MutexGuard<'_, ()>,
         ask: Ask,
     ) -> Result<SecretString, SessionError> {
-        let force = ask == Ask::Force;
-        let started = self.engine.client.environment().now();
-        let lock: Option<StoreGuard> = loop {
-            match self.engine.poll_store_lock(started, ask == Ask::Token) {
-                Ok(LockPoll::Locked(guard)) => break Some(guard),
-                Ok(LockPoll::Serve(token)) => return Ok(token),
-                Ok(LockPoll::Wait { seen }) => self.wait_for_store(seen),
-                Err(e) => match self.engine.store_failed(e, force)? {
-                    Fallback::Serve(token) => return Ok(token),
-                    Fallback::RefreshUnlocked => break None,
-                },
-            }
-        };
-        match self.engine.prepare(force, lock.is_some())? {
-            Prepared::Serve(token) => Ok(token),
-            Prepared::Refresh(input) => {
-                let outcome = self.engine.client.refresh_blocking(&input);
-                self.engine.finish(outcome)
-            }
-        }
+        refresh_steps!(self, ask, TokenStore, refresh_blocking, wait_for_store,)
     }
 
     /// Waits for the lock holder: on the store's notification if it has one, else a short sleep.
     fn wait_for_store(&self, seen: Option<u64>) {
-        match self.engine.store.wait_for_change(seen, NOTIFIED_POLL) {
+        match TokenStore::wait_for_change(&self.store, seen, NOTIFIED_POLL) {
             Ok(true) => {}
             Ok(false) => self.engine.client.transport().sleep(LOCK_POLL),
             Err(e) => {

@@ -85,6 +85,11 @@ impl StoreGuard {
     pub fn new(release_on_drop: impl Any + Send) -> Self {
         Self(Box::new(release_on_drop))
     }
+
+    /// What [`new`](Self::new) wrapped, if it is a `T` (for a store's `unlock`).
+    pub fn downcast<T: Any>(self) -> Result<Box<T>, Self> {
+        self.0.downcast().map_err(Self)
+    }
 }
 
 impl fmt::Debug for StoreGuard {
@@ -119,6 +124,11 @@ pub trait TokenStore: Send + Sync {
     /// Takes the lineage's refresh lock if it is free; `Ok(None)` if another holder has it.
     fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError>;
 
+    /// Releases the lock `guard` holds (the default drops it).
+    fn unlock(&self, guard: StoreGuard) {
+        drop(guard);
+    }
+
     /// Blocks for at most `timeout` until the stored version may differ from `seen` or the lock
     /// may have been released, and returns `Ok(true)`; a store that cannot be told returns
     /// `Ok(false)` at once and the blocking manager sleeps instead. Spurious wake-ups are fine:
@@ -142,8 +152,69 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
         (**self).try_lock()
     }
 
+    fn unlock(&self, guard: StoreGuard) {
+        (**self).unlock(guard);
+    }
+
     fn wait_for_change(&self, seen: Option<u64>, timeout: Duration) -> Result<bool, StoreError> {
         (**self).wait_for_change(seen, timeout)
+    }
+}
+
+/// A store whose calls are async: for a store that talks to a server from an async task
+/// without blocking its thread. [`TokenManager`](crate::TokenManager) takes any; every
+/// [`TokenStore`] is one too (its calls run inline, and it is never asked to wait for a change,
+/// which could block).
+///
+/// The methods mean what [`TokenStore`]'s do. `unlock` releases a lock taken by `try_lock` (the
+/// default drops the guard): an async store can release over the network there, and leave its
+/// guard's `Drop` as the fallback for a cancelled task.
+pub trait AsyncTokenStore: Send + Sync {
+    /// See [`TokenStore::load`].
+    fn load(&self) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
+
+    /// See [`TokenStore::save`].
+    fn save(
+        &self,
+        tokens: &TokenSet,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// See [`TokenStore::try_lock`].
+    fn try_lock(&self) -> impl Future<Output = Result<Option<StoreGuard>, StoreError>> + Send;
+
+    /// Releases the lock `guard` holds.
+    fn unlock(&self, guard: StoreGuard) -> impl Future<Output = ()> + Send {
+        drop(guard);
+        std::future::ready(())
+    }
+
+    /// See [`TokenStore::wait_for_change`].
+    fn wait_for_change(
+        &self,
+        seen: Option<u64>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (seen, timeout);
+        std::future::ready(Ok(false))
+    }
+}
+
+impl<S: TokenStore> AsyncTokenStore for S {
+    fn load(&self) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send {
+        std::future::ready(TokenStore::load(self))
+    }
+
+    fn save(
+        &self,
+        tokens: &TokenSet,
+        expected: Option<u64>,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        std::future::ready(TokenStore::save(self, tokens, expected))
+    }
+
+    fn try_lock(&self) -> impl Future<Output = Result<Option<StoreGuard>, StoreError>> + Send {
+        std::future::ready(TokenStore::try_lock(self))
     }
 }
 
@@ -212,7 +283,7 @@ impl TokenStore for MemoryStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{MemoryStore, StoreError, TokenSet, TokenStore};
 
     #[test]
     fn memory_store_lock_is_exclusive_until_the_guard_drops() {

@@ -57,6 +57,7 @@ async fn ten_thousand_callers_at_expiry_cause_exactly_one_request_each_time() {
     let manager = Arc::new(
         TokenManager::builder(client, template, MemoryStore::new())
             .build()
+            .await
             .expect("manager"),
     );
 
