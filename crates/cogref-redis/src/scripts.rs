@@ -39,8 +39,9 @@ return 0
 /// data, `ARGV[3]` channel.
 ///
 /// Returns `{1, new version}` or `{0, version found}`. A new entry's version starts at the
-/// server's clock in milliseconds, so versions do not repeat even if Redis lost its data: a
-/// writer that loaded before the loss can never match a version issued after it.
+/// server's clock in microseconds (below 2^53, so exact in Lua's numbers), so versions do not
+/// repeat even if Redis lost its data: a writer that loaded before the loss cannot match a
+/// version issued after it.
 pub(crate) static SAVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -51,7 +52,7 @@ if current ~= ARGV[1] then return {0, current} end
 local nextv
 if current == '' then
   local t = redis.call('TIME')
-  nextv = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  nextv = string.format('%d', tonumber(t[1]) * 1000000 + tonumber(t[2]))
 else
   nextv = string.format('%d', tonumber(current) + 1)
 end
