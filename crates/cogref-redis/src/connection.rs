@@ -18,20 +18,14 @@ pub(crate) struct Connector {
 }
 
 impl Connector {
-    pub(crate) fn new(
-        url: &str,
-        connect_timeout: Duration,
-        io_timeout: Duration,
-    ) -> Result<Self, RedisStoreError> {
-        let client = Client::open(url).map_err(RedisStoreError::Url)?;
-        let server = client.get_connection_info().addr().to_string();
-        Ok(Self {
+    pub(crate) fn new(client: Client, connect_timeout: Duration, io_timeout: Duration) -> Self {
+        Self {
+            server: server_name(&client),
             client,
-            server,
             connect_timeout,
             io_timeout,
             pooled: Mutex::new(None),
-        })
+        }
     }
 
     pub(crate) fn server(&self) -> &str {
@@ -39,11 +33,7 @@ impl Connector {
     }
 
     pub(crate) fn error(&self, action: &'static str, source: redis::RedisError) -> RedisStoreError {
-        RedisStoreError::Redis {
-            server: self.server.clone(),
-            action,
-            source,
-        }
+        redis_error(&self.server, action, source)
     }
 
     fn connect(&self) -> RedisResult<Connection> {
@@ -81,7 +71,7 @@ impl Connector {
                 *slot = Some(connection);
                 Ok(reply)
             }
-            Err(e) if reused && (e.is_connection_dropped() || e.is_io_error()) => {
+            Err(e) if reused && is_dropped(&e) => {
                 tracing::debug!(server = %self.server, error = %e, "redis connection lost; reconnecting once");
                 let mut fresh = self.connect().map_err(|e| self.error("reconnecting", e))?;
                 let reply = command(&mut fresh).map_err(|e| self.error(action, e))?;
@@ -96,4 +86,27 @@ impl Connector {
     pub(crate) fn dedicated(&self) -> Result<Connection, RedisStoreError> {
         self.connect().map_err(|e| self.error("connecting", e))
     }
+}
+
+/// `host:port` of the server, for messages: the URL may hold a password.
+pub(crate) fn server_name(client: &Client) -> String {
+    client.get_connection_info().addr().to_string()
+}
+
+pub(crate) fn redis_error(
+    server: &str,
+    action: &'static str,
+    source: redis::RedisError,
+) -> RedisStoreError {
+    RedisStoreError::Redis {
+        server: server.to_owned(),
+        action,
+        source,
+    }
+}
+
+/// Whether a command failed because the connection died (a server restart): worth one retry on
+/// a new connection.
+pub(crate) fn is_dropped(e: &redis::RedisError) -> bool {
+    e.is_connection_dropped() || e.is_io_error()
 }

@@ -15,10 +15,18 @@
 //!
 //! ## What goes in, what comes out
 //!
-//! [`RedisStore`] implements [`cogref_session::TokenStore`]; give it to a
-//! [`BlockingTokenManager`](cogref_session::BlockingTokenManager) or a
-//! [`TokenManager`](cogref_session::TokenManager) and ask the manager for tokens as usual.
-//! Per lineage it uses three names (`{prefix}:{lineage}` is a Redis Cluster hash tag):
+//! Two stores over one layout, so blocking and async processes can share a lineage:
+//!
+//! - [`RedisStore`] (redis-rs's blocking connection) implements
+//!   [`cogref_session::TokenStore`]: give it to a
+//!   [`BlockingTokenManager`](cogref_session::BlockingTokenManager);
+//! - `AsyncRedisStore` (feature `tokio`, on by default; redis-rs's multiplexed tokio
+//!   connection and async pub/sub) implements [`cogref_session::AsyncTokenStore`]: give it to a
+//!   [`TokenManager`](cogref_session::TokenManager) on a tokio runtime. It never blocks a
+//!   runtime thread.
+//!
+//! Then ask the manager for tokens as usual: a cached token never touches Redis. Per lineage
+//! the stores use three names (`{prefix}:{lineage}` is a Redis Cluster hash tag):
 //!
 //! | name | what |
 //! |---|---|
@@ -33,9 +41,10 @@
 //! 1. takes the **lease**: `SET lease owner NX PX ttl`, with a fresh random owner. Only one
 //!    process in the fleet holds it; if the holder dies, the lease runs out after
 //!    [`lease_ttl`](RedisStoreBuilder::lease_ttl) and another process takes over;
-//! 2. while another process holds it, **waits** on the channel (a blocking manager; the async
-//!    manager polls every 20 ms) and, as soon as a newer valid set is stored, **adopts it
-//!    without calling Cognito**;
+//! 2. while another process holds it, **waits** on the channel (with a look every 250 ms in
+//!    case a message is missed) and, as soon as a newer valid set is stored, **adopts it
+//!    without calling Cognito**; a caller whose token is still valid gets it at once instead of
+//!    waiting;
 //! 3. holding the lease, reloads the set and its **version**, refreshes only if the stored set is
 //!    still due, and saves with a **compare-and-set on the version it loaded** (a Lua script:
 //!    write only if the version is unchanged, then announce the new one). A holder whose lease
@@ -62,6 +71,8 @@
 //!
 //! ## Example
 //!
+//! Threads, over `cogref-blocking`:
+//!
 //! ```no_run
 //! use cogref_core::RefreshInput;
 //! use cogref_redis::{RedisStore, SealingKey};
@@ -73,7 +84,7 @@
 //!     .sealing_key(SealingKey::from_slice(&std::fs::read("/run/secrets/token-key")?)?)
 //!     .build()?;
 //! let endpoint = cogref_core::EndpointConfig::from_env()?.resolve()?;
-//! let client = cogref_blocking::client(endpoint, Default::default())?;
+//! let client = cogref_blocking::client(endpoint, Default::default());
 //! let template = RefreshInput::builder()
 //!     .refresh_token(std::fs::read_to_string("first-refresh-token")?.trim().to_owned())
 //!     .client_id("1example23456789abcdefghij")
@@ -85,20 +96,46 @@
 //! # }
 //! ```
 //!
-//! Connections: `redis://[user:password@]host[:port][/db]` (AUTH from the URL), `rediss://`
-//! with the `tls-rustls` feature, `redis+unix:///path`. Calls are blocking (redis-rs's blocking
-//! connection); a `TokenManager` makes them only when a refresh is due, never on the cached path.
+//! Tasks on tokio, over `cogref-reqwest`:
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn run(template: cogref_core::RefreshInput) -> Result<(), Box<dyn std::error::Error>> {
+//! use cogref_redis::RedisStore;
+//! use cogref_session::TokenManager;
+//!
+//! let store = RedisStore::builder("rediss://default:password@cache.example:6380", "robot")
+//!     .build_async()?;
+//! let endpoint = cogref_core::EndpointConfig::from_env()?.resolve()?;
+//! let client = cogref_reqwest::client(endpoint, Default::default())?;
+//! let manager = TokenManager::builder(client, template, store).build().await?;
+//! let token = manager.access_token().await?;
+//! # let _ = token;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Connections: `redis://[user:password@]host[:port][/db]` (AUTH from the URL),
+//! `redis+unix:///path`, and `rediss://` with the `tls-rustls` feature (`tokio-tls-rustls` for
+//! the async store; rustls then needs a crypto provider from your application, its `ring` or
+//! `aws-lc-rs` feature). Timeouts: 2 s to connect and per command by default. Without the
+//! `tokio` feature (`default-features = false`) the crate has no tokio in its tree.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+#[cfg(feature = "tokio")]
+mod async_store;
 mod connection;
 mod error;
+mod lineage;
 mod scripts;
 mod seal;
 mod store;
 
+#[cfg(feature = "tokio")]
+pub use async_store::AsyncRedisStore;
 pub use error::RedisStoreError;
 pub use seal::{KeyLengthError, SealingKey};
 pub use store::{

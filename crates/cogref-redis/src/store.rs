@@ -5,14 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cogref_core::TokenSet;
-use cogref_core::secrecy::{ExposeSecret, SecretSlice};
-use cogref_session::format::{self, FORMAT_VERSION, FormatError};
 use cogref_session::{StoreError, StoreGuard, TokenStore, Versioned};
 
 use crate::connection::Connector;
 use crate::error::RedisStoreError;
-use crate::scripts::{ACQUIRE, RELEASE, SAVE};
-use crate::seal::{self, SealingKey};
+use crate::lineage::{Lineage, random_owner};
+use crate::seal::SealingKey;
 
 /// How long a lease lasts unless released: longer than a refresh call may take with the default
 /// [`cogref_core::Timeouts`] (30 s in total), so a live holder keeps it.
@@ -22,22 +20,14 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one command may take.
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The names one lineage uses. The `{lineage}` hash tag keeps them in one Redis Cluster slot.
-struct Keys {
-    tokens: String,
-    lease: String,
-    channel: String,
-}
-
 struct Inner {
     connector: Connector,
-    keys: Keys,
-    lease_ttl: Duration,
-    sealing: Option<SealingKey>,
+    lineage: Lineage,
 }
 
-/// A [`TokenStore`] in Redis (or Valkey), shared by every process of a fleet that holds one
-/// Cognito session. How it protects the session: see the [crate docs](crate).
+/// A [`TokenStore`] in Redis (or Valkey) over a blocking connection, shared by every process of
+/// a fleet that holds one Cognito session. How it protects the session: see the
+/// [crate docs](crate). For an async manager without blocking calls, see `AsyncRedisStore`.
 ///
 /// Cloning shares the connection.
 #[derive(Clone)]
@@ -103,8 +93,33 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// Checks the URL and the names; connects only when first used.
+    /// A store over a blocking connection. Checks the URL and the names; connects only when
+    /// first used.
     pub fn build(self) -> Result<RedisStore, RedisStoreError> {
+        let (client, lineage) = self.parts()?;
+        Ok(RedisStore {
+            inner: Arc::new(Inner {
+                connector: Connector::new(client, self.connect_timeout, self.io_timeout),
+                lineage,
+            }),
+        })
+    }
+
+    /// A store over an async (multiplexed, tokio) connection, for a
+    /// [`TokenManager`](cogref_session::TokenManager) on a tokio runtime. Checks the URL and
+    /// the names; connects only when first used.
+    #[cfg(feature = "tokio")]
+    pub fn build_async(self) -> Result<crate::AsyncRedisStore, RedisStoreError> {
+        let (client, lineage) = self.parts()?;
+        Ok(crate::AsyncRedisStore::new(
+            client,
+            lineage,
+            self.connect_timeout,
+            self.io_timeout,
+        ))
+    }
+
+    fn parts(&self) -> Result<(redis::Client, Lineage), RedisStoreError> {
         check_name("lineage", &self.lineage)?;
         check_name("key prefix", &self.prefix)?;
         if self.lease_ttl < Duration::from_millis(1) {
@@ -112,20 +127,14 @@ impl RedisStoreBuilder {
                 "the lease time to live must be at least 1 ms".into(),
             ));
         }
-        let connector = Connector::new(&self.url, self.connect_timeout, self.io_timeout)?;
-        let base = format!("{}:{{{}}}", self.prefix, self.lineage);
-        Ok(RedisStore {
-            inner: Arc::new(Inner {
-                connector,
-                keys: Keys {
-                    tokens: format!("{base}:tokens"),
-                    lease: format!("{base}:lease"),
-                    channel: format!("{base}:changed"),
-                },
-                lease_ttl: self.lease_ttl,
-                sealing: self.sealing,
-            }),
-        })
+        let client = redis::Client::open(self.url.as_str()).map_err(RedisStoreError::Url)?;
+        let lineage = Lineage::new(
+            &self.prefix,
+            &self.lineage,
+            self.lease_ttl,
+            self.sealing.clone(),
+        );
+        Ok((client, lineage))
     }
 }
 
@@ -160,58 +169,26 @@ impl RedisStore {
 
     /// The key holding the token set (a hash: `v` the version, `d` the data).
     pub fn tokens_key(&self) -> &str {
-        &self.inner.keys.tokens
+        &self.inner.lineage.keys.tokens
     }
 
     /// The key of the refresh lease.
     pub fn lease_key(&self) -> &str {
-        &self.inner.keys.lease
+        &self.inner.lineage.keys.lease
     }
 
     /// The channel on which saves and lease releases are announced.
     pub fn channel(&self) -> &str {
-        &self.inner.keys.channel
+        &self.inner.lineage.keys.channel
     }
 
     /// Deletes the stored set (for example after the user signed out).
     pub fn clear(&self) -> Result<(), StoreError> {
-        let key = &self.inner.keys.tokens;
-        self.inner.connector.run("deleting the token set", |c| {
-            redis::cmd("DEL").arg(key).query::<i64>(c)
-        })?;
+        let cmd = self.inner.lineage.clear_cmd();
+        self.inner
+            .connector
+            .run("deleting the token set", |c| cmd.query::<i64>(c))?;
         Ok(())
-    }
-
-    fn decode(&self, data: &[u8]) -> Result<TokenSet, StoreError> {
-        let key = || self.inner.keys.tokens.clone();
-        let plain: SecretSlice<u8> = match (&self.inner.sealing, seal::is_sealed(data)) {
-            (Some(k), true) => seal::open(k, &self.inner.keys.tokens, data)
-                .ok_or_else(|| RedisStoreError::WrongKey { key: key() })?
-                .into(),
-            (None, true) => return Err(RedisStoreError::SealedButNoKey { key: key() }.into()),
-            (Some(_), false) => return Err(RedisStoreError::NotSealed { key: key() }.into()),
-            (None, false) => data.to_vec().into(),
-        };
-        format::decode(plain.expose_secret()).map_err(|e| match e {
-            FormatError::UnsupportedVersion { found } => StoreError::UnsupportedVersion {
-                path: key().into(),
-                found,
-                supported: FORMAT_VERSION,
-            },
-            other => RedisStoreError::Corrupt {
-                key: key(),
-                detail: other.to_string(),
-            }
-            .into(),
-        })
-    }
-
-    fn corrupt(&self, detail: &str) -> StoreError {
-        RedisStoreError::Corrupt {
-            key: self.inner.keys.tokens.clone(),
-            detail: detail.into(),
-        }
-        .into()
     }
 }
 
@@ -219,9 +196,9 @@ impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("server", &self.inner.connector.server())
-            .field("tokens_key", &self.inner.keys.tokens)
-            .field("lease_ttl", &self.inner.lease_ttl)
-            .field("sealed", &self.inner.sealing.is_some())
+            .field("tokens_key", &self.inner.lineage.keys.tokens)
+            .field("lease_ttl", &self.inner.lineage.lease_ttl)
+            .field("sealed", &self.inner.lineage.is_sealed())
             .finish()
     }
 }
@@ -234,104 +211,44 @@ struct Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        let keys = &self.inner.keys;
-        let released = self
+        let release = self.inner.lineage.release_script(&self.owner);
+        let reply = self
             .inner
             .connector
-            .run("releasing the refresh lease", |c| {
-                RELEASE
-                    .key(&keys.lease)
-                    .arg(&self.owner)
-                    .arg(&keys.channel)
-                    .invoke::<i64>(c)
-            });
-        match released {
-            Ok(1) => {}
-            Ok(_) => tracing::warn!(
-                lease = %keys.lease,
-                "the refresh lease had run out before it was released: raise lease_ttl above the refresh time"
-            ),
-            // It runs out on its own.
-            Err(e) => tracing::warn!(error = %e, "releasing the refresh lease failed"),
-        }
+            .run("releasing the refresh lease", |c| release.invoke::<i64>(c));
+        self.inner.lineage.released(reply);
     }
-}
-
-fn random_owner() -> Result<String, getrandom::Error> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn random_failed(e: getrandom::Error) -> StoreError {
-    StoreError::Other(format!("the system's random source failed: {e}").into())
 }
 
 impl TokenStore for RedisStore {
     fn load(&self) -> Result<Option<Versioned>, StoreError> {
-        let key = &self.inner.keys.tokens;
-        let (version, data): (Option<String>, Option<Vec<u8>>) =
-            self.inner.connector.run("reading the token set", |c| {
-                redis::cmd("HMGET").arg(key).arg("v").arg("d").query(c)
-            })?;
-        // Plaintext tokens are zeroed when dropped.
-        let data: Option<SecretSlice<u8>> = data.map(Into::into);
-        match (version, data) {
-            (None, None) => Ok(None),
-            (Some(version), Some(data)) => {
-                let version = version
-                    .parse()
-                    .map_err(|_| self.corrupt("the version is not a number"))?;
-                let tokens = self.decode(data.expose_secret())?;
-                Ok(Some(Versioned { tokens, version }))
-            }
-            _ => Err(self.corrupt("a version without data, or data without a version")),
-        }
+        let cmd = self.inner.lineage.load_cmd();
+        let reply = self
+            .inner
+            .connector
+            .run("reading the token set", |c| cmd.query(c))?;
+        self.inner.lineage.loaded(reply)
     }
 
     fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
-        let keys = &self.inner.keys;
-        let plain = format::encode(tokens);
-        let sealed = match &self.inner.sealing {
-            Some(k) => {
-                Some(seal::seal(k, &keys.tokens, plain.expose_secret()).map_err(random_failed)?)
-            }
-            None => None,
-        };
-        let data: &[u8] = sealed.as_deref().unwrap_or(plain.expose_secret());
-        let expected_arg = expected.map(|v| v.to_string()).unwrap_or_default();
-        let (written, version): (i64, String) =
-            self.inner.connector.run("saving the token set", |c| {
-                SAVE.key(&keys.tokens)
-                    .arg(&expected_arg)
-                    .arg(data)
-                    .arg(&keys.channel)
-                    .invoke(c)
-            })?;
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .map_err(|_| self.corrupt("the version is not a number"))
-        };
-        if written == 1 {
-            number(&version)
-        } else {
-            let found = if version.is_empty() {
-                None
-            } else {
-                Some(number(&version)?)
-            };
-            Err(StoreError::Conflict { expected, found })
-        }
+        let lineage = &self.inner.lineage;
+        let encoded = lineage.encode(tokens)?;
+        let save = lineage.save_script(expected, encoded.bytes());
+        let reply = self
+            .inner
+            .connector
+            .run("saving the token set", |c| save.invoke(c))?;
+        lineage.saved(reply, expected)
     }
 
     fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
-        let owner = random_owner().map_err(random_failed)?;
-        let ttl_ms = u64::try_from(self.inner.lease_ttl.as_millis()).unwrap_or(u64::MAX);
-        let lease = &self.inner.keys.lease;
-        let taken: i64 = self.inner.connector.run("taking the refresh lease", |c| {
-            ACQUIRE.key(lease).arg(&owner).arg(ttl_ms).invoke(c)
-        })?;
-        Ok((taken == 1).then(|| {
+        let owner = random_owner()?;
+        let acquire = self.inner.lineage.acquire_script(&owner);
+        let reply = self
+            .inner
+            .connector
+            .run("taking the refresh lease", |c| acquire.invoke(c))?;
+        Ok(self.inner.lineage.acquired(owner, reply).map(|owner| {
             StoreGuard::new(Lease {
                 inner: self.inner.clone(),
                 owner,
@@ -341,24 +258,16 @@ impl TokenStore for RedisStore {
 
     fn wait_for_change(&self, seen: Option<u64>, timeout: Duration) -> Result<bool, StoreError> {
         let connector = &self.inner.connector;
-        let keys = &self.inner.keys;
+        let lineage = &self.inner.lineage;
         let mut connection = connector.dedicated()?;
         let mut subscription = connection.as_pubsub();
         subscription
-            .subscribe(&keys.channel)
+            .subscribe(&lineage.keys.channel)
             .map_err(|e| connector.error("subscribing", e))?;
         // Anything that happened before we listened would never be announced to us.
-        let (version, leased): (Option<String>, bool) =
-            connector.run("reading the version and the lease", |c| {
-                redis::pipe()
-                    .cmd("HGET")
-                    .arg(&keys.tokens)
-                    .arg("v")
-                    .cmd("EXISTS")
-                    .arg(&keys.lease)
-                    .query(c)
-            })?;
-        if version.and_then(|v| v.parse().ok()) != seen || !leased {
+        let probe = lineage.probe_pipe();
+        let reply = connector.run("reading the version and the lease", |c| probe.query(c))?;
+        if lineage.changed(reply, seen) {
             return Ok(true);
         }
         subscription
