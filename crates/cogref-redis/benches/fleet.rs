@@ -25,7 +25,7 @@ use cogref_core::secrecy::{ExposeSecret, SecretString};
 use cogref_core::{CallConfig, EndpointConfig, RefreshInput, RetryConfig, TokenSet};
 use cogref_emulator::{Emulator, EmulatorConfig, Seed};
 use cogref_redis::RedisStore;
-use cogref_session::{BlockingTokenManager, MemoryStore, TokenStore};
+use cogref_session::{BlockingTokenManager, MemoryStore, TokenManager, TokenStore};
 
 const ITERATIONS: u32 = 200_000;
 const ROUNDS: usize = 7;
@@ -44,6 +44,18 @@ fn ns_per_call(iterations: u32, mut f: impl FnMut()) -> f64 {
         .collect();
     runs.sort_by(f64::total_cmp);
     runs[2]
+}
+
+fn poll_ready<F: std::future::Future>(future: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(out) => out,
+        Poll::Pending => panic!("a cached access_token() must not wait"),
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -96,7 +108,7 @@ fn child(endpoint_url: &str, redis_url: &str, lineage: &str) {
 struct Setup {
     emulator: Emulator,
     redis_url: String,
-    _runtime: tokio::runtime::Runtime,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Setup {
@@ -224,7 +236,7 @@ fn main() {
     let setup = Setup {
         emulator,
         redis_url: redis.url.clone(),
-        _runtime: runtime,
+        runtime,
     };
 
     // 1. Cached reads.
@@ -248,7 +260,28 @@ fn main() {
         black_box(manager.access_token().expect("cached"));
     });
     let redis_read = ns_per_call(iterations / 100, || {
-        black_box(store.load().expect("load"));
+        black_box(TokenStore::load(&store).expect("load"));
+    });
+    // The async manager over the async store: built and first refreshed on the runtime; a cached
+    // access_token() is then ready at the first poll and never touches Redis.
+    let async_manager = setup.runtime.block_on(async {
+        let async_store = RedisStore::builder(&setup.redis_url, &lineage)
+            .build_async()
+            .expect("store");
+        let endpoint = EndpointConfig::new()
+            .endpoint_url(setup.emulator.endpoint_url())
+            .resolve()
+            .expect("endpoint");
+        let client = cogref_reqwest::client(endpoint, CallConfig::default()).expect("client");
+        let manager = TokenManager::builder(client, template(), async_store)
+            .build()
+            .await
+            .expect("manager");
+        manager.access_token().await.expect("adopted");
+        manager
+    });
+    let async_cached = ns_per_call(iterations, || {
+        black_box(poll_ready(async_manager.access_token()).expect("cached"));
     });
     println!("cached read (median of 5 × {iterations} calls)");
     println!("| what | ns per call | × floor |");
@@ -257,6 +290,10 @@ fn main() {
     println!(
         "| BlockingTokenManager over RedisStore, access_token() cached | {cached:.1} | {:.2} |",
         cached / floor
+    );
+    println!(
+        "| TokenManager over AsyncRedisStore, access_token() cached (polled once) | {async_cached:.1} | {:.2} |",
+        async_cached / floor
     );
     println!(
         "| RedisStore::load() (one HMGET round trip + decode) | {redis_read:.0} | {:.0} |",
