@@ -17,11 +17,13 @@
 //! # Expiry and clock skew
 //!
 //! Refreshing starts [`SessionConfig::refresh_margin`] before expiry, never more than half the
-//! token's lifetime. The local expiry is the receipt time plus the token's own lifetime,
-//! `exp − iat` from its claims (falling back to `ExpiresIn`): that is `exp` corrected by the skew
-//! `iat − now`, as Amplify computes it, so a local clock minutes or hours off does not make a
-//! fresh token look expired or an expired one fresh. The skew is kept for inspection
-//! ([`Session::clock_skew_secs`]).
+//! token's lifetime. The local expiry is the time the request was sent plus the token's own
+//! lifetime, `exp − iat` from its claims (falling back to `ExpiresIn`), less one second: that is
+//! `exp` corrected by the skew `iat − now`, as Amplify computes it, so a local clock minutes or
+//! hours off does not make a fresh token look expired or an expired one fresh. Counting from the
+//! send time and taking off the second that `iat` rounds away keep the local expiry at or before
+//! the real one whatever the response's latency: a token is never served past its `exp`. The
+//! skew is kept for inspection ([`Session::clock_skew_secs`]).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -69,7 +71,7 @@ pub struct TokenSet {
     pub device_key: Option<SecretString>,
     /// When the access and ID tokens expire, by the local clock.
     pub expires_at: Option<SystemTime>,
-    /// Their lifetime when issued.
+    /// Their lifetime counted locally: from the request's sending to `expires_at`.
     pub lifetime: Option<Duration>,
 }
 
@@ -276,7 +278,9 @@ impl Session {
             .build()
     }
 
-    /// Applies a successful refresh received at `now` (see the module docs for the rules).
+    /// Applies a successful refresh whose request was sent at `now` (the receipt time also
+    /// works, but can overstate the token's life by the response's latency; see the module
+    /// docs for the rules).
     pub fn apply_success(&mut self, output: RefreshOutput, now: SystemTime) -> Applied {
         let claims = decode_claims(output.access_token.expose_secret()).ok();
         let now_secs = now
@@ -289,7 +293,10 @@ impl Session {
             .and_then(|(iat, exp)| u64::try_from(exp.saturating_sub(iat)).ok())
             .filter(|secs| *secs > 0)
             .map(Duration::from_secs);
-        let lifetime = claimed_lifetime.unwrap_or(output.expires_in);
+        // `iat` is whole seconds: the token may be up to one older than `exp − iat` says.
+        let lifetime = claimed_lifetime
+            .unwrap_or(output.expires_in)
+            .saturating_sub(Duration::from_secs(1));
         let rotated = output.refresh_token.is_some();
         let new_device_key = output.new_device.and_then(|d| d.device_key);
         let new_device = new_device_key.is_some();
@@ -430,20 +437,22 @@ mod tests {
     fn a_fresh_token_is_served_until_the_margin_then_refreshed_ahead() {
         let mut s = fresh_session();
         s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
+        // Local expiry: sent at T0, 3,600 s of life, less the second `iat` may round away.
         assert_eq!(s.decide(at(T0)), Decision::Serve);
-        assert_eq!(s.decide(at(T0 + 3600 - 301)), Decision::Serve);
+        assert_eq!(s.decide(at(T0 + 3599 - 301)), Decision::Serve);
         assert_eq!(
-            s.decide(at(T0 + 3600 - 300)),
+            s.decide(at(T0 + 3599 - 300)),
             Decision::Refresh { usable: true }
         );
-        assert_eq!(s.decide(at(T0 + 3600)), Decision::Refresh { usable: false });
+        assert_eq!(s.decide(at(T0 + 3599)), Decision::Refresh { usable: false });
     }
 
     #[test]
     fn the_margin_never_exceeds_half_the_lifetime() {
         let mut s = fresh_session();
         s.apply_success(success("a1", 300, None, at(T0)), at(T0));
-        assert_eq!(s.effective_margin(), Duration::from_secs(150));
+        // 300 s tokens live 299 s locally (see the module docs): half of that.
+        assert_eq!(s.effective_margin(), Duration::from_millis(149_500));
         assert_eq!(s.decide(at(T0 + 149)), Decision::Serve);
         assert_eq!(s.decide(at(T0 + 150)), Decision::Refresh { usable: true });
     }
@@ -505,7 +514,7 @@ mod tests {
         let mut s = fresh_session();
         s.apply_success(success(&token, 3600, None, local_now), local_now);
         assert_eq!(s.clock_skew_secs(), Some(7200));
-        assert_eq!(s.tokens().expires_at, Some(at(T0 + 3600)));
+        assert_eq!(s.tokens().expires_at, Some(at(T0 + 3599)));
         assert_eq!(s.decide(at(T0 + 60)), Decision::Serve);
     }
 
@@ -514,7 +523,8 @@ mod tests {
         let token = access_token(100, 100 + 900);
         let mut s = fresh_session();
         s.apply_success(success(&token, 3600, None, at(T0)), at(T0));
-        assert_eq!(s.tokens().lifetime, Some(Duration::from_secs(900)));
+        // 900 s from the claims, less the second `iat` may round away.
+        assert_eq!(s.tokens().lifetime, Some(Duration::from_secs(899)));
     }
 
     #[test]

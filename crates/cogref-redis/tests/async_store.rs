@@ -38,7 +38,7 @@ fn async_managers_on_one_thread_share_a_lineage_through_expiries_with_one_refres
     let seeded = emulator
         .seed(&Seed {
             rotation_grace_secs: Some(0),
-            access_token_validity_secs: 2,
+            access_token_validity_secs: 3,
             ..Seed::default()
         })
         .expect("seed");

@@ -18,7 +18,8 @@ use cogref_emulator::{Emulator, EmulatorConfig, Fault, Seed};
 use cogref_redis::RedisStore;
 use cogref_session::secrecy::ExposeSecret;
 use cogref_session::{
-    BlockingTokenManager, SessionEvent, StoreError, StoreGuard, TokenStore, Versioned,
+    BlockingTokenManager, Session, SessionConfig, SessionEvent, StoreError, StoreGuard, TokenStore,
+    Versioned,
 };
 use common::*;
 
@@ -318,9 +319,9 @@ fn finish(child: Child) -> (Output, Report) {
 #[test]
 fn a_fleet_of_processes_shares_one_lineage_through_many_expiries_with_one_refresh_each() {
     let redis = redis();
-    // 2-second tokens, refreshed 1 s ahead: a dozen expiries in 12 s. Grace period 0: any
-    // second use of a rotated-out token would be refused and counted.
-    let fleet = Fleet::new("many-expiries", &redis.url, 0, 2, 10_000);
+    // 3-second tokens (2 s counted locally), refreshed 1 s ahead: a dozen expiries in 12 s.
+    // Grace period 0: any second use of a rotated-out token would be refused and counted.
+    let fleet = Fleet::new("many-expiries", &redis.url, 0, 3, 10_000);
     let seconds = 12;
     let children: Vec<Child> = (0..4)
         .map(|_| fleet.spawn("loop", seconds, false))
@@ -512,18 +513,25 @@ fn wait_for_new_version(store: &RedisStore, seen: Option<u64>) -> u64 {
 #[test]
 fn the_fleet_keeps_its_session_through_a_redis_restart_that_loses_the_data() {
     let mut server = RedisServer::start();
-    // 4-second tokens, refreshed 2 s ahead.
-    let fleet = Fleet::new("restart", &server.url(), 0, 4, 10_000);
+    // 8-second tokens (7 s counted locally), refreshed 3.5 s ahead: an outage over the due time
+    // leaves seconds of slack for the retries (one a second) once Redis is back, even on a
+    // loaded machine.
+    let fleet = Fleet::new("restart", &server.url(), 0, 8, 10_000);
     let store = fleet.store();
     let seeded = store.load().expect("load").map(|v| v.version);
-    let seconds = 10;
+    let seconds = 12;
     let children: Vec<Child> = (0..3)
         .map(|_| fleet.spawn("loop", seconds, false))
         .collect();
-    // The first refresh is stored now; the next is due 2 s later. Redis goes down just before
-    // that and stays down across it, then comes back empty.
+    // The first refresh is stored now. Redis goes down just before the next is due, stays down
+    // across it, then comes back empty.
     wait_for_new_version(&store, seeded);
-    std::thread::sleep(Duration::from_millis(1_700));
+    let stored = store.load().expect("load").expect("stored").tokens;
+    let due = Session::new(stored, SessionConfig::default())
+        .refresh_due_at()
+        .expect("a due time");
+    let outage = due - Duration::from_millis(300);
+    std::thread::sleep(outage.duration_since(SystemTime::now()).unwrap_or_default());
     server.kill();
     std::thread::sleep(Duration::from_millis(1_200));
     server.restart();

@@ -32,6 +32,9 @@ struct State {
     store_behind: bool,
     /// The store failed: until then, a still-valid token is served without asking it again.
     store_retry_at: Option<SystemTime>,
+    /// When the refresh under way was decided on: its tokens' lifetime counts from here, so
+    /// the response's latency never lengthens it.
+    refresh_started_at: Option<SystemTime>,
 }
 
 /// What the lock holder does after reloading.
@@ -157,6 +160,7 @@ impl<T, E: Environment> Engine<T, E> {
                 store_version,
                 store_behind: false,
                 store_retry_at: None,
+                refresh_started_at: None,
             }),
             options,
         }
@@ -326,7 +330,8 @@ impl<T, E: Environment> Engine<T, E> {
             }
         }
         let now = self.now();
-        let state = self.state();
+        let mut state = self.state();
+        state.refresh_started_at = Some(now);
         let session = &state.session;
         match session.decide(now) {
             Decision::Serve if !force => Ok(Prepared::Serve(current_token(session))),
@@ -349,11 +354,12 @@ impl<T, E: Environment> Engine<T, E> {
             Ok(output) => output,
             Err(error) => return Refreshed::Done(self.failed(error, now)),
         };
-        let (mut next, expected) = {
-            let state = self.state();
-            (state.session.clone(), state.store_version)
+        let (mut next, expected, started) = {
+            let mut state = self.state();
+            let started = state.refresh_started_at.take().unwrap_or(now);
+            (state.session.clone(), state.store_version, started)
         };
-        let applied = next.apply_success(output, now);
+        let applied = next.apply_success(output, started);
         Refreshed::Save(PendingSave {
             next,
             expected,
