@@ -57,7 +57,12 @@ async fn cogref(args: &[&str], stdin: &str) -> Output {
             .spawn()
             .expect("spawn cogref");
         // A run refused before it reads stdin (a configuration error) may have exited already.
-        match child.stdin.take().expect("stdin").write_all(stdin.as_bytes()) {
+        match child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+        {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
             written => written.expect("write stdin"),
         }
