@@ -332,3 +332,31 @@ fn the_store_survives_a_server_restart_by_reconnecting() {
     assert!(store.load().expect("reconnected").is_none());
     store.save(&set("r2"), None).expect("created again");
 }
+
+#[test]
+fn auth_comes_from_the_url_and_a_wrong_password_is_a_clear_error_without_it() {
+    let server = RedisServer::start_with(&["--requirepass", "CANARYpassword1"]);
+    let name = lineage("auth");
+    let url = |password: &str| format!("redis://:{password}@127.0.0.1:{}/", server.port);
+    let good = RedisStore::builder(url("CANARYpassword1"), &name)
+        .build()
+        .expect("store");
+    let v1 = good.save(&set("r1"), None).expect("authenticated save");
+    assert_eq!(good.load().expect("load").expect("set").version, v1);
+
+    for bad in [
+        url("CANARYwrongpassword"),
+        format!("redis://127.0.0.1:{}/", server.port),
+    ] {
+        let store = RedisStore::builder(bad, &name).build().expect("store");
+        let e = store.load().expect_err("refused");
+        let shown = format!("{e} {e:?}");
+        assert!(
+            matches!(other(&e), RedisStoreError::Redis { .. }),
+            "{shown}"
+        );
+        assert!(!shown.contains("CANARY"), "{shown}");
+        // "Password authentication failed" / "NOAUTH: Authentication required", from the server.
+        assert!(e.to_string().to_lowercase().contains("auth"), "{e}");
+    }
+}

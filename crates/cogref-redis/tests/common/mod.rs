@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub struct RedisServer {
     pub port: u16,
     process: Option<Child>,
+    extra: Vec<String>,
 }
 
 fn binary() -> String {
@@ -20,6 +21,11 @@ fn binary() -> String {
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server with extra command-line options (for example `--requirepass`).
+    pub fn start_with(extra: &[&str]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -27,6 +33,7 @@ impl RedisServer {
         let mut server = Self {
             port,
             process: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.restart();
         server
@@ -50,6 +57,7 @@ impl RedisServer {
         let process = Command::new(binary())
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -61,7 +69,7 @@ impl RedisServer {
                 )
             });
         self.process = Some(process);
-        wait_until_up(&self.url());
+        wait_until_listening(self.port);
     }
 }
 
@@ -71,16 +79,22 @@ impl Drop for RedisServer {
     }
 }
 
-fn wait_until_up(url: &str) {
-    let client = redis::Client::open(url).expect("url");
+/// Waits until the server answers (a password-protected one answers PING with NOAUTH).
+fn wait_until_listening(port: u16) {
+    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("url");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200))
-            && redis::cmd("PING").query::<String>(&mut c).is_ok()
-        {
-            return;
+        if let Ok(mut c) = client.get_connection_with_timeout(Duration::from_millis(200)) {
+            match redis::cmd("PING").query::<String>(&mut c) {
+                Ok(_) => return,
+                Err(e) if e.code() == Some("NOAUTH") => return,
+                Err(_) => {}
+            }
         }
-        assert!(Instant::now() < deadline, "redis at {url} did not come up");
+        assert!(
+            Instant::now() < deadline,
+            "redis on port {port} did not come up"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
