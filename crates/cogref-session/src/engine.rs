@@ -32,15 +32,14 @@ struct State {
     store_behind: bool,
     /// The store failed: until then, a still-valid token is served without asking it again.
     store_retry_at: Option<SystemTime>,
-    /// When the refresh under way was decided on: its tokens' lifetime counts from here, so
-    /// the response's latency never lengthens it.
-    refresh_started_at: Option<SystemTime>,
 }
 
 /// What the lock holder does after reloading.
 pub(crate) enum Prepared {
     Serve(SecretString),
-    Refresh(Box<RefreshInput>),
+    /// Call Cognito with this input; hand the outcome and the time (when the refresh was
+    /// decided on) to [`Engine::refreshed`].
+    Refresh(Box<RefreshInput>, SystemTime),
 }
 
 /// What to do after a look at the store while another process holds its lock.
@@ -160,7 +159,6 @@ impl<T, E: Environment> Engine<T, E> {
                 store_version,
                 store_behind: false,
                 store_retry_at: None,
-                refresh_started_at: None,
             }),
             options,
         }
@@ -330,8 +328,7 @@ impl<T, E: Environment> Engine<T, E> {
             }
         }
         let now = self.now();
-        let mut state = self.state();
-        state.refresh_started_at = Some(now);
+        let state = self.state();
         let session = &state.session;
         match session.decide(now) {
             Decision::Serve if !force => Ok(Prepared::Serve(current_token(session))),
@@ -340,24 +337,28 @@ impl<T, E: Environment> Engine<T, E> {
                 error: last_error(session),
                 retry_at,
             }),
-            _ => Ok(Prepared::Refresh(Box::new(
-                session.refresh_input(&self.template)?,
-            ))),
+            _ => Ok(Prepared::Refresh(
+                Box::new(session.refresh_input(&self.template)?),
+                now,
+            )),
         }
     }
 
-    /// Applies a refresh's outcome: a success must be saved (a compare-and-set on the version
-    /// loaded) before anything of it is handed out.
-    pub(crate) fn refreshed(&self, outcome: Result<RefreshOutput, CallError>) -> Refreshed {
-        let now = self.now();
+    /// Applies the outcome of a refresh decided on at `started`: a success must be saved (a
+    /// compare-and-set on the version loaded) before anything of it is handed out. Its tokens'
+    /// lifetime counts from `started`, so the response's latency never lengthens it.
+    pub(crate) fn refreshed(
+        &self,
+        outcome: Result<RefreshOutput, CallError>,
+        started: SystemTime,
+    ) -> Refreshed {
         let output = match outcome {
             Ok(output) => output,
-            Err(error) => return Refreshed::Done(self.failed(error, now)),
+            Err(error) => return Refreshed::Done(self.failed(error, self.now())),
         };
-        let (mut next, expected, started) = {
-            let mut state = self.state();
-            let started = state.refresh_started_at.take().unwrap_or(now);
-            (state.session.clone(), state.store_version, started)
+        let (mut next, expected) = {
+            let state = self.state();
+            (state.session.clone(), state.store_version)
         };
         let applied = next.apply_success(output, started);
         Refreshed::Save(PendingSave {

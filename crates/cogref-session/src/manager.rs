@@ -100,9 +100,9 @@ macro_rules! refresh_steps {
         };
         let result = match engine.prepare(loaded, force) {
             Ok(Prepared::Serve(token)) => Ok(token),
-            Ok(Prepared::Refresh(input)) => {
+            Ok(Prepared::Refresh(input, started)) => {
                 let outcome = engine.client.$refresh(&input) $($aw)*;
-                match engine.refreshed(outcome) {
+                match engine.refreshed(outcome, started) {
                     Refreshed::Done(result) => result,
                     Refreshed::Save(pending) => {
                         let saved = $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
