@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use cogref_core::secrecy::{ExposeSecret, SecretString};
 use cogref_core::{CallConfig, EndpointConfig, RefreshInput, RetryConfig, TokenSet};
-use cogref_emulator::{Emulator, EmulatorConfig, Seed};
+use cogref_emulator::{Emulator, Seed};
 use cogref_redis::RedisStore;
 use cogref_session::{BlockingTokenManager, MemoryStore, TokenManager, TokenStore};
 
@@ -112,26 +112,9 @@ struct Setup {
 }
 
 impl Setup {
-    /// A fresh lineage: its first refresh token stored with no access token, so every process
-    /// must refresh (or adopt) at once.
+    /// A fresh lineage (1-hour tokens, no grace period): every process must refresh or adopt.
     fn lineage(&self, name: &str) -> String {
-        let seeded = self
-            .emulator
-            .seed(&Seed {
-                rotation_grace_secs: Some(0),
-                ..Seed::default()
-            })
-            .expect("seed");
-        let lineage = common::lineage(name);
-        RedisStore::builder(&self.redis_url, &lineage)
-            .build()
-            .expect("store")
-            .save(
-                &TokenSet::from_refresh_token(seeded.refresh_token, None),
-                None,
-            )
-            .expect("stored");
-        lineage
+        common::seeded_lineage(&self.emulator, &self.redis_url, name, 0, 3600)
     }
 }
 
@@ -225,14 +208,7 @@ fn main() {
     };
 
     let redis = common::redis();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let emulator = runtime
-        .block_on(Emulator::start(EmulatorConfig::default()))
-        .expect("emulator");
+    let (runtime, emulator) = common::emulator();
     let setup = Setup {
         emulator,
         redis_url: redis.url.clone(),

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cogref_core::{CallConfig, EndpointConfig, RefreshInput, RetryConfig, TokenSet};
-use cogref_emulator::{Emulator, EmulatorConfig, Seed};
 use cogref_redis::{AsyncRedisStore, RedisStore, RedisStoreError, SealingKey};
 use cogref_session::secrecy::ExposeSecret;
 use cogref_session::{AsyncTokenStore, StoreError, TokenManager, TokenStore};
@@ -31,27 +30,8 @@ fn unix_now() -> i64 {
 #[test]
 fn async_managers_on_one_thread_share_a_lineage_through_expiries_with_one_refresh_each() {
     let redis = redis();
-    let emulator_runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let emulator = emulator_runtime
-        .block_on(Emulator::start(EmulatorConfig::default()))
-        .expect("emulator");
-    let seeded = emulator
-        .seed(&Seed {
-            rotation_grace_secs: Some(0),
-            access_token_validity_secs: 3,
-            ..Seed::default()
-        })
-        .expect("seed");
-    let lineage = lineage("async-fleet");
-    let seed_store = RedisStore::builder(&redis.url, &lineage)
-        .build()
-        .expect("store");
-    TokenStore::save(
-        &seed_store,
-        &TokenSet::from_refresh_token(seeded.refresh_token, None),
-        None,
-    )
-    .expect("seed the store");
+    let (_emulator_runtime, emulator) = emulator();
+    let lineage = seeded_lineage(&emulator, &redis.url, "async-fleet", 0, 3);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cogref_core::{CallConfig, EndpointConfig, RefreshInput, RetryConfig, TokenSet};
-use cogref_emulator::{Emulator, EmulatorConfig, Fault, Seed};
+use cogref_emulator::{Emulator, Fault};
 use cogref_redis::RedisStore;
 use cogref_session::secrecy::ExposeSecret;
 use cogref_session::{
@@ -176,36 +176,15 @@ struct Fleet {
 
 impl Fleet {
     fn new(name: &str, redis_url: &str, grace_secs: u32, access_secs: u64, lease_ms: u64) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let emulator = runtime
-            .block_on(Emulator::start(EmulatorConfig::default()))
-            .expect("emulator");
-        let seeded = emulator
-            .seed(&Seed {
-                rotation_grace_secs: Some(grace_secs),
-                access_token_validity_secs: access_secs,
-                ..Seed::default()
-            })
-            .expect("seed");
-        let fleet = Self {
+        let (runtime, emulator) = emulator();
+        let lineage = seeded_lineage(&emulator, redis_url, name, grace_secs, access_secs);
+        Self {
             emulator,
             redis_url: redis_url.to_owned(),
-            lineage: lineage(name),
+            lineage,
             lease_ms,
             runtime,
-        };
-        fleet
-            .store()
-            .save(
-                &TokenSet::from_refresh_token(seeded.refresh_token, None),
-                None,
-            )
-            .expect("seed the store");
-        fleet
+        }
     }
 
     fn store(&self) -> RedisStore {

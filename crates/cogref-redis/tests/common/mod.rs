@@ -7,6 +7,11 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cogref_core::TokenSet;
+use cogref_emulator::{Emulator, EmulatorConfig, Seed};
+use cogref_redis::RedisStore;
+use cogref_session::TokenStore;
+
 /// A `redis-server` process this test owns, on 127.0.0.1, without persistence: a restart loses
 /// the data, the harder case.
 pub struct RedisServer {
@@ -136,4 +141,47 @@ pub fn raw(url: &str) -> redis::Connection {
         .expect("url")
         .get_connection()
         .expect("connect")
+}
+
+/// The emulator, on a runtime of its own that the caller keeps alive.
+pub fn emulator() -> (tokio::runtime::Runtime, Emulator) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let emulator = runtime
+        .block_on(Emulator::start(EmulatorConfig::default()))
+        .expect("emulator");
+    (runtime, emulator)
+}
+
+/// A new lineage named after `name`: a new user on `emulator` (rotation with `grace_secs`,
+/// tokens living `access_secs`) whose first refresh token is stored in Redis with no access
+/// token, so that every process must refresh or adopt at once.
+pub fn seeded_lineage(
+    emulator: &Emulator,
+    redis_url: &str,
+    name: &str,
+    grace_secs: u32,
+    access_secs: u64,
+) -> String {
+    let seeded = emulator
+        .seed(&Seed {
+            rotation_grace_secs: Some(grace_secs),
+            access_token_validity_secs: access_secs,
+            ..Seed::default()
+        })
+        .expect("seed");
+    let lineage = lineage(name);
+    let store = RedisStore::builder(redis_url, &lineage)
+        .build()
+        .expect("store");
+    TokenStore::save(
+        &store,
+        &TokenSet::from_refresh_token(seeded.refresh_token, None),
+        None,
+    )
+    .expect("seed the store");
+    lineage
 }
