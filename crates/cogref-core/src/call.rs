@@ -583,7 +583,7 @@ mod tests {
             &f,
             f.t0,
             &mut quota,
-            error(400, "NotAuthorizedException"),
+            error(400, "RefreshTokenReuseException"),
         );
         let Step::Done(Err(e)) = call.poll(f.t0) else {
             panic!("done")

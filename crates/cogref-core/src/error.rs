@@ -22,10 +22,12 @@ use std::fmt;
 use std::time::Duration;
 
 use http::StatusCode;
+use secrecy::SecretString;
 
 use crate::classify::{self, RetryKind};
 use crate::endpoint::EndpointError;
 use crate::input::InvalidInput;
+use crate::not_authorized::NotAuthorizedCause;
 
 /// Any failure of a `GetTokensFromRefreshToken` call.
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +80,25 @@ impl Error {
 
     /// Whether the refresh token is dead and the user must sign in again.
     ///
-    /// True for `NotAuthorizedException` (expired, revoked or invalid token),
-    /// `RefreshTokenReuseException` (rotated out) and `UserNotFoundException` (user deleted).
-    /// Retrying such an error, or calling again with the same token, cannot succeed.
+    /// True for `RefreshTokenReuseException` (rotated out), `UserNotFoundException` (user
+    /// deleted) and a `NotAuthorizedException` whose message says the token is dead (revoked,
+    /// expired, invalid; see [`crate::not_authorized`]). Retrying such an error, or calling
+    /// again with the same token, cannot succeed. A `NotAuthorizedException` about the client
+    /// secret is [`is_configuration`](Self::is_configuration) instead, and one with a message
+    /// this crate does not know is neither.
     pub fn requires_sign_in(&self) -> bool {
-        matches!(self, Error::Service(e) if e.kind.requires_sign_in())
+        matches!(self, Error::Service(e) if e.requires_sign_in())
+    }
+
+    /// Whether the configuration is at fault rather than the session: an input or endpoint the
+    /// client was given, a pool or app client that does not exist or does not allow the call,
+    /// WAF, or a wrong or missing client secret. The refresh token may well be fine.
+    pub fn is_configuration(&self) -> bool {
+        match self {
+            Error::InvalidInput(_) | Error::Endpoint(_) => true,
+            Error::Service(e) => e.is_configuration(),
+            Error::Response(_) | Error::Transport(_) => false,
+        }
     }
 
     /// The request id the service gave this response (`x-amzn-requestid`), if any.
@@ -99,6 +115,16 @@ impl Error {
         match self {
             Error::Service(e) => Some(e.status),
             Error::Response(e) => e.status,
+            _ => None,
+        }
+    }
+
+    /// A refresh token that a 2xx response carried although the response as a whole could
+    /// not be used (see [`ResponseError::rotated_refresh_token`]): store it before anything
+    /// else, the token that was sent may already be dead.
+    pub fn rotated_refresh_token(&self) -> Option<&SecretString> {
+        match self {
+            Error::Response(e) => e.rotated_refresh_token.as_ref(),
             _ => None,
         }
     }
@@ -196,13 +222,13 @@ impl ServiceErrorKind {
             .map_or(ServiceErrorKind::Unknown, |(k, _)| *k)
     }
 
-    /// Whether this error means the refresh token can never work again.
+    /// Whether this code alone means the refresh token can never work again
+    /// (`RefreshTokenReuseException`, `UserNotFoundException`). `NotAuthorizedException` is
+    /// not among them: its message decides ([`ServiceError::requires_sign_in`]).
     pub fn requires_sign_in(self) -> bool {
         matches!(
             self,
-            ServiceErrorKind::NotAuthorized
-                | ServiceErrorKind::RefreshTokenReuse
-                | ServiceErrorKind::UserNotFound
+            ServiceErrorKind::RefreshTokenReuse | ServiceErrorKind::UserNotFound
         )
     }
 
@@ -245,6 +271,30 @@ impl ServiceError {
     pub fn retry_kind(&self) -> Option<RetryKind> {
         classify::by_code(&self.code).or_else(|| classify::by_status(self.status))
     }
+
+    /// For a `NotAuthorizedException`, what its message says (see [`crate::not_authorized`]).
+    pub fn not_authorized_cause(&self) -> Option<NotAuthorizedCause> {
+        (self.kind == ServiceErrorKind::NotAuthorized)
+            .then(|| NotAuthorizedCause::from_message(self.message.as_deref()))
+    }
+
+    /// Whether the refresh token is dead: by the code, or for `NotAuthorizedException` by its
+    /// message.
+    pub fn requires_sign_in(&self) -> bool {
+        self.kind.requires_sign_in()
+            || self
+                .not_authorized_cause()
+                .is_some_and(NotAuthorizedCause::requires_sign_in)
+    }
+
+    /// Whether the pool or app client configuration is at fault (see
+    /// [`Error::is_configuration`]).
+    pub fn is_configuration(&self) -> bool {
+        self.kind.is_configuration()
+            || self
+                .not_authorized_cause()
+                .is_some_and(NotAuthorizedCause::is_configuration)
+    }
 }
 
 impl fmt::Display for ServiceError {
@@ -265,11 +315,17 @@ impl fmt::Display for ServiceError {
         if let Some(r) = &self.reason_code {
             write!(f, " [reason: {r}]")?;
         }
-        match self.kind {
-            k if k.requires_sign_in() => f.write_str("; the user must sign in again"),
-            k if k.is_configuration() => {
+        match self.not_authorized_cause() {
+            _ if self.requires_sign_in() => f.write_str("; the user must sign in again"),
+            Some(NotAuthorizedCause::ClientSecret) => f.write_str(
+                "; check the app client's secret (the refresh token itself may be fine)",
+            ),
+            _ if self.is_configuration() => {
                 f.write_str("; check the user pool and app client configuration")
             }
+            Some(NotAuthorizedCause::Unknown) => f.write_str(
+                "; cogref does not know this message, so the session is not declared dead",
+            ),
             _ => Ok(()),
         }
     }
@@ -293,8 +349,6 @@ pub enum ResponseErrorKind {
     /// The body is JSON of the wrong shape (wrong types, not an object, duplicate fields,
     /// trailing data, an `ExpiresIn` out of range).
     Malformed,
-    /// A success status with a content type that is not JSON.
-    WrongContentType,
     /// A success body without `AuthenticationResult`.
     MissingAuthenticationResult,
     /// A success body whose `AuthenticationResult` has no `AccessToken`.
@@ -316,9 +370,6 @@ impl fmt::Display for ResponseErrorKind {
             ResponseErrorKind::Truncated => f.write_str("the response body is truncated JSON"),
             ResponseErrorKind::Malformed => {
                 f.write_str("the response body does not have the expected shape")
-            }
-            ResponseErrorKind::WrongContentType => {
-                f.write_str("the response has a content type that is not JSON")
             }
             ResponseErrorKind::MissingAuthenticationResult => {
                 f.write_str("the success response has no AuthenticationResult")
@@ -350,6 +401,10 @@ pub struct ResponseError {
     pub retry_after: Option<Duration>,
     /// A short redacted excerpt of the body, or a parser position; never a secret.
     pub detail: Option<String>,
+    /// A refresh token found in a success (2xx) body that was otherwise unusable. Under
+    /// rotation the token that was sent is dead once Cognito answered 2xx, so this one is the
+    /// session's only way on: store it before reporting the error. Never displayed.
+    pub rotated_refresh_token: Option<SecretString>,
 }
 
 impl ResponseError {
@@ -362,6 +417,7 @@ impl ResponseError {
             request_id: None,
             retry_after: None,
             detail: None,
+            rotated_refresh_token: None,
         }
     }
 
@@ -374,6 +430,7 @@ impl ResponseError {
             request_id: crate::response::request_id(headers),
             retry_after: None,
             detail: None,
+            rotated_refresh_token: None,
         }
     }
 

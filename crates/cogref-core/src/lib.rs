@@ -91,6 +91,7 @@ pub mod error;
 pub mod error_code;
 pub mod input;
 pub mod jwt;
+pub mod not_authorized;
 pub mod partition;
 pub mod redact;
 pub mod request;
@@ -106,11 +107,12 @@ pub use error::{
     Error, ResponseError, ResponseErrorKind, ServiceError, ServiceErrorKind, TransportError,
     TransportErrorKind,
 };
+pub use not_authorized::NotAuthorizedCause;
 pub use input::{Field, InvalidInput, RefreshInput, RefreshInputBuilder, Rule};
 pub use request::{AttemptInfo, InvocationId, OutgoingRequest, build_request};
 pub use response::{NewDeviceMetadata, RefreshOutput, ResponseLimits, parse_response};
 pub use retry::{RetryConfig, RetryPolicy, RetryQuota};
-pub use session::{Decision, Session, SessionConfig, TokenSet};
+pub use session::{Decision, Moment, Now, Session, SessionConfig, TokenSet};
 
 /// Re-export of the `secrecy` crate, whose types carry every secret in this API.
 pub use secrecy;

@@ -16,7 +16,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use http::header::CONTENT_TYPE;
 use http::{HeaderMap, HeaderName, StatusCode};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -78,14 +77,13 @@ pub struct NewDeviceMetadata {
     pub device_group_key: Option<String>,
 }
 
-#[derive(Deserialize)]
+/// The success body, read as the official SDK reads it: unknown keys are skipped, `null`
+/// counts as absent, and a key that appears twice takes its last value.
 struct SuccessBody {
-    #[serde(rename = "AuthenticationResult")]
     authentication_result: Option<AuthenticationResult>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Default)]
 struct AuthenticationResult {
     access_token: Option<SecretString>,
     expires_in: Option<i32>,
@@ -95,11 +93,115 @@ struct AuthenticationResult {
     new_device_metadata: Option<NewDeviceBody>,
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Default)]
 struct NewDeviceBody {
     device_key: Option<SecretString>,
     device_group_key: Option<String>,
+}
+
+/// Implements `Deserialize` for a struct read key by key, the last occurrence of a key
+/// winning, every other key skipped whatever its value.
+macro_rules! last_key_wins {
+    ($ty:ident, $expecting:literal, { $($key:literal => $field:ident : $value:ty),* $(,)? }) => {
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visitor;
+                impl<'de> serde::de::Visitor<'de> for Visitor {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(
+                        self,
+                        mut map: A,
+                    ) -> Result<$ty, A::Error> {
+                        #[allow(clippy::needless_update)]
+                        let mut out = $ty { $($field: None,)* };
+                        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                            match key.as_ref() {
+                                $($key => out.$field = map.next_value::<Option<$value>>()?,)*
+                                _ => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(out)
+                    }
+                }
+                d.deserialize_map(Visitor)
+            }
+        }
+    };
+}
+
+last_key_wins!(SuccessBody, "a JSON object", {
+    "AuthenticationResult" => authentication_result: AuthenticationResult,
+});
+last_key_wins!(AuthenticationResult, "an AuthenticationResult object", {
+    "AccessToken" => access_token: SecretString,
+    "ExpiresIn" => expires_in: i32,
+    "TokenType" => token_type: String,
+    "RefreshToken" => refresh_token: SecretString,
+    "IdToken" => id_token: SecretString,
+    "NewDeviceMetadata" => new_device_metadata: NewDeviceBody,
+});
+last_key_wins!(NewDeviceBody, "a NewDeviceMetadata object", {
+    "DeviceKey" => device_key: SecretString,
+    "DeviceGroupKey" => device_group_key: String,
+});
+
+/// The refresh token a 2xx body holds even when the body is otherwise unusable (cut short,
+/// mistyped, without an access token): under rotation the token sent is already dead, and this
+/// one is the session's only way on. The last `"RefreshToken": "…"` that is not inside a string
+/// and whose value looks like a token (the token alphabet, at most 16 KiB) wins, as the last
+/// key does in a well-formed body.
+pub(crate) fn salvage_refresh_token(body: &[u8]) -> Option<SecretString> {
+    const KEY: &[u8] = b"\"RefreshToken\"";
+    let mut found = None;
+    let mut from = 0;
+    while let Some(at) = find(&body[from..], KEY).map(|i| i + from) {
+        from = at + KEY.len();
+        // A key preceded by an odd number of backslashes is text inside another string.
+        let backslashes = body[..at].iter().rev().take_while(|b| **b == b'\\').count();
+        if backslashes % 2 == 1 {
+            continue;
+        }
+        let rest = skip_ws(&body[from..]);
+        let Some(rest) = rest.strip_prefix(b":") else {
+            continue;
+        };
+        let rest = skip_ws(rest);
+        if !rest.starts_with(b"\"") {
+            continue;
+        }
+        let mut de = serde_json::Deserializer::from_slice(rest);
+        if let Ok(value) = String::deserialize(&mut de)
+            && looks_like_token(&value)
+        {
+            found = Some(SecretString::from(value));
+        }
+    }
+    found
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn skip_ws(bytes: &[u8]) -> &[u8] {
+    let n = bytes
+        .iter()
+        .take_while(|b| b.is_ascii_whitespace())
+        .count();
+    &bytes[n..]
+}
+
+fn looks_like_token(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= 16 * 1024
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'+' | b'/'))
 }
 
 const X_AMZN_REQUESTID: HeaderName = HeaderName::from_static("x-amzn-requestid");
@@ -123,17 +225,6 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     header_str(headers, &X_AMZ_RETRY_AFTER)
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_millis)
-}
-
-fn is_json_content_type(value: &str) -> bool {
-    let essence = value.split(';').next().unwrap_or("").trim();
-    [
-        "application/x-amz-json-1.1",
-        "application/x-amz-json-1.0",
-        "application/json",
-    ]
-    .iter()
-    .any(|t| essence.eq_ignore_ascii_case(t))
 }
 
 /// Parses a complete response.
@@ -178,16 +269,8 @@ pub fn parse_response(
         request_id: request_id.clone(),
         retry_after: retry_after(headers),
         detail,
+        rotated_refresh_token: None,
     };
-    if body.len() > limits.max_body_bytes {
-        return Err(response_error(
-            ResponseErrorKind::BodyTooLarge {
-                limit: limits.max_body_bytes,
-            },
-            None,
-        )
-        .into());
-    }
     if status.is_redirection() {
         // Only the host: a Location's path or query could carry anything.
         let location = headers
@@ -198,24 +281,34 @@ pub fn parse_response(
         return Err(response_error(ResponseErrorKind::Redirect, location).into());
     }
     if !status.is_success() {
+        if body.len() > limits.max_body_bytes {
+            let limit = limits.max_body_bytes;
+            return Err(response_error(ResponseErrorKind::BodyTooLarge { limit }, None).into());
+        }
         return Err(parse_error(status, headers, body, request_id.clone()));
     }
-    if let Some(ct) = headers.get(CONTENT_TYPE) {
-        let ok = ct.to_str().is_ok_and(is_json_content_type);
-        if !ok {
-            let shown = ct
-                .to_str()
-                .map(redact)
-                .unwrap_or_else(|_| "<not text>".into());
-            return Err(response_error(
-                ResponseErrorKind::WrongContentType,
-                Some(format!(
-                    "content-type {shown:?}; body: {}",
-                    excerpt(body).unwrap_or_default()
-                )),
-            )
-            .into());
+    // Cognito has acted on the token by now: whatever is wrong with the body, a rotated
+    // refresh token in it must reach the caller.
+    parse_success(body, now, limits, request_id.clone()).map_err(|(kind, detail)| {
+        ResponseError {
+            rotated_refresh_token: salvage_refresh_token(body),
+            ..response_error(kind, detail)
         }
+        .into()
+    })
+}
+
+/// A 2xx body to output. The content type is not looked at: the official SDK does not either,
+/// and refusing valid tokens over a header would, under rotation, lose the session.
+fn parse_success(
+    body: &[u8],
+    now: SystemTime,
+    limits: &ResponseLimits,
+    request_id: Option<String>,
+) -> Result<RefreshOutput, (ResponseErrorKind, Option<String>)> {
+    if body.len() > limits.max_body_bytes {
+        let limit = limits.max_body_bytes;
+        return Err((ResponseErrorKind::BodyTooLarge { limit }, None));
     }
     // An empty body is `{}` (protocol.md §2.1), which then lacks AuthenticationResult.
     let parsed: SuccessBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -224,36 +317,26 @@ pub fn parse_response(
         }
     } else {
         error_code::parse_json::<SuccessBody>(body).map_err(|(fault, (line, column))| {
-            response_error(
-                fault.into(),
-                Some(format!("at line {line} column {column}")),
-            )
+            (fault.into(), Some(format!("at line {line} column {column}")))
         })?
     };
-    let result = parsed.authentication_result.ok_or_else(|| {
-        response_error(
-            ResponseErrorKind::MissingAuthenticationResult,
-            excerpt(body),
-        )
-    })?;
+    let result = parsed
+        .authentication_result
+        .ok_or_else(|| (ResponseErrorKind::MissingAuthenticationResult, excerpt(body)))?;
     let access_token = result
         .access_token
-        .ok_or_else(|| response_error(ResponseErrorKind::MissingAccessToken, None))?;
+        .ok_or((ResponseErrorKind::MissingAccessToken, None))?;
     let seconds = result.expires_in.unwrap_or(0);
-    let expires_in = u64::try_from(seconds)
-        .map(Duration::from_secs)
-        .map_err(|_| {
-            response_error(
-                ResponseErrorKind::Malformed,
-                Some(format!("ExpiresIn is negative ({seconds})")),
-            )
-        })?;
-    let expires_at = now.checked_add(expires_in).ok_or_else(|| {
-        response_error(
+    let expires_in = u64::try_from(seconds).map(Duration::from_secs).map_err(|_| {
+        (
             ResponseErrorKind::Malformed,
-            Some("ExpiresIn overflows the clock".into()),
+            Some(format!("ExpiresIn is negative ({seconds})")),
         )
     })?;
+    let expires_at = now.checked_add(expires_in).ok_or((
+        ResponseErrorKind::Malformed,
+        Some("ExpiresIn overflows the clock".into()),
+    ))?;
     Ok(RefreshOutput {
         access_token,
         id_token: result.id_token,
@@ -310,6 +393,7 @@ fn parse_error(
             request_id,
             retry_after,
             detail: excerpt(body),
+            rotated_refresh_token: None,
         }
         .into(),
     }
@@ -448,22 +532,71 @@ mod tests {
     }
 
     #[test]
-    fn a_success_with_a_non_json_content_type_is_rejected() {
-        let e = parse(
-            200,
-            &[("content-type", "text/html")],
-            r#"{"AuthenticationResult":{"AccessToken":"a"}}"#,
-        )
-        .expect_err("wrong type");
-        assert_eq!(response_kind(e), ResponseErrorKind::WrongContentType);
-        assert!(
-            parse(
+    fn valid_tokens_are_accepted_whatever_the_content_type_says() {
+        for ct in ["text/html", "application/octet-stream", "nonsense", "application/json"] {
+            let out = parse(
                 200,
-                &[("content-type", "application/json; charset=utf-8")],
-                r#"{"AuthenticationResult":{"AccessToken":"a"}}"#
+                &[("content-type", ct)],
+                r#"{"AuthenticationResult":{"AccessToken":"a","RefreshToken":"r"}}"#,
             )
-            .is_ok()
-        );
+            .expect(ct);
+            assert_eq!(out.access_token.expose_secret(), "a");
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_takes_its_last_value_at_every_level() {
+        let out = parse(
+            200,
+            &[],
+            r#"{"AuthenticationResult":{"AccessToken":"old"},"AuthenticationResult":{"AccessToken":"a1","AccessToken":"a2","RefreshToken":"r1","RefreshToken":"r2","ExpiresIn":1,"ExpiresIn":60,"NewDeviceMetadata":{"DeviceKey":"k1","DeviceKey":"k2"}}}"#,
+        )
+        .expect("duplicates are fine");
+        assert_eq!(out.access_token.expose_secret(), "a2");
+        assert_eq!(out.refresh_token.as_ref().map(|t| t.expose_secret()), Some("r2"));
+        assert_eq!(out.expires_in, Duration::from_secs(60));
+        let key = out.new_device.and_then(|d| d.device_key);
+        assert_eq!(key.as_ref().map(|k| k.expose_secret()), Some("k2"));
+    }
+
+    #[test]
+    fn an_escaped_key_is_read_like_the_plain_one() {
+        let out = parse(200, &[], r#"{"Authentication\u0052esult":{"AccessToken":"a"}}"#)
+            .expect("escaped key");
+        assert_eq!(out.access_token.expose_secret(), "a");
+    }
+
+    #[test]
+    fn an_unusable_2xx_still_hands_over_the_rotated_refresh_token() {
+        let token = "eyJjdHkiOiJKV1QifQ.rotated-refresh_token.x";
+        for body in [
+            format!(r#"{{"AuthenticationResult":{{"RefreshToken":"{token}"}}}}"#),
+            format!(r#"{{"AuthenticationResult":{{"RefreshToken":"{token}","ExpiresIn":-5,"AccessToken":"a"}}}}"#),
+            format!(r#"{{"AuthenticationResult":{{"RefreshToken":"{token}","ExpiresIn":"soon"}}}}"#),
+            format!(r#"{{"AuthenticationResult":{{"AccessToken":"a","RefreshToken" : "{token}","IdTo"#),
+            format!(r#"{{"AuthenticationResult":{{"RefreshToken":"stale.one","AccessToken":7,"RefreshToken":"{token}"}}}}"#),
+        ] {
+            let e = parse(200, &[], &body).expect_err(&body);
+            let rotated = e.rotated_refresh_token().map(|t| t.expose_secret().to_owned());
+            assert_eq!(rotated.as_deref(), Some(token), "{body}");
+            assert!(!format!("{e} {e:?}").contains("rotated-refresh"), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn no_refresh_token_is_salvaged_from_text_inside_a_string_or_a_non_token_value() {
+        for body in [
+            r#"{"message":"\"RefreshToken\":\"eyJhbGciOi.forged\""}"#,
+            r#"{"AuthenticationResult":{"RefreshToken":"has spaces; echo pwned"}}"#,
+            r#"{"AuthenticationResult":{"RefreshToken":""}}"#,
+            r#"{"AuthenticationResult":{"RefreshToken":12}}"#,
+        ] {
+            let e = parse(200, &[], body).expect_err(body);
+            assert!(e.rotated_refresh_token().is_none(), "{body}");
+        }
+        // Errors from a non-2xx never carry one: Cognito did not act on the token.
+        let e = parse(400, &[], r#"{"__type":"X","RefreshToken":"eyJ.abc"}"#).expect_err("e");
+        assert!(e.rotated_refresh_token().is_none());
     }
 
     #[test]

@@ -1,20 +1,27 @@
 //! The token session: one refresh-token lineage as a sans-IO state machine.
 //!
 //! A [`Session`] holds the current [`TokenSet`] and answers, for an instant the caller passes
-//! in, what to do: serve the access token, refresh (ahead of expiry or because it has expired),
-//! report that tokens are unavailable for now, or report that the user must sign in again. The
-//! caller performs the refresh and hands back the outcome; the session applies it:
+//! in ([`Now`]: a wall-clock and a monotonic reading), what to do: serve the access token,
+//! refresh (ahead of expiry or because it has expired), report that tokens are unavailable for
+//! now, or report that the user must sign in again. The caller performs the refresh and hands
+//! back the outcome; the session applies it:
 //!
 //! - success: the new access and ID tokens are adopted; a rotated refresh token replaces the old
 //!   one, and when none came back the old one is kept; a confirmed device key is kept, a new one
 //!   from `NewDeviceMetadata` adopted;
-//! - a dead refresh token (`NotAuthorizedException`, `RefreshTokenReuseException`,
-//!   `UserNotFoundException`): the session moves to "sign-in required" for good, and every
-//!   later decision says so without another call;
-//! - any other failure: the access token is served while it is still valid; refreshes are retried
-//!   with exponential backoff; callers see the failure only once the token has expired.
+//! - a dead refresh token ([`Error::requires_sign_in`](crate::Error::requires_sign_in):
+//!   `RefreshTokenReuseException`, `UserNotFoundException`, a `NotAuthorizedException` whose
+//!   message says the token is revoked, expired or invalid): the session moves to "sign-in
+//!   required", and every later decision says so without another call until a set is
+//!   [adopted](Session::adopt);
+//! - any other failure (a `NotAuthorizedException` about the client secret or with a message
+//!   cogref does not know among them): the access token is served while it is still valid;
+//!   refreshes are retried with exponential backoff; callers see the failure only once the token
+//!   has expired. A failure that carries a rotated refresh token
+//!   ([`Error::rotated_refresh_token`](crate::Error::rotated_refresh_token)) still replaces the
+//!   refresh token: the one sent is dead.
 //!
-//! # Expiry and clock skew
+//! # Expiry, clock steps and clock skew
 //!
 //! Refreshing starts [`SessionConfig::refresh_margin`] before expiry, never more than half the
 //! token's lifetime. The local expiry is the time the request was sent plus the token's own
@@ -22,11 +29,29 @@
 //! `exp` corrected by the skew `iat − now`, as Amplify computes it, so a local clock minutes or
 //! hours off does not make a fresh token look expired or an expired one fresh. Counting from the
 //! send time and taking off the second that `iat` rounds away keep the local expiry at or before
-//! the real one whatever the response's latency: a token is never served past its `exp`. The
-//! skew is kept for inspection ([`Session::clock_skew_secs`]).
+//! the real one whatever the response's latency. The skew is kept for inspection
+//! ([`Session::clock_skew_secs`]).
+//!
+//! The expiry is held on both clocks: the wall clock (what is stored and shared with other
+//! processes) and the monotonic clock (which no one can step). A token is valid only while
+//! *both* say so, and a refresh is due as soon as *either* says so, so a step of the wall clock
+//! in either direction can make a token expire early but never extends it. A set loaded from a
+//! store is anchored on the monotonic clock when it is adopted, its remaining life capped at its
+//! lifetime.
+//!
+//! # No refresh storms
+//!
+//! Two refreshes of one lineage start at least [`SessionConfig::min_refresh_interval`] apart
+//! (default 1 s), whatever the caller asks, failures included. When a refresh returns tokens
+//! that are due as soon as they arrive (`ExpiresIn: 0`, `exp − iat` of a second, a margin at
+//! least the lifetime), the interval doubles with each such refresh, up to
+//! [`SessionConfig::failure_backoff_max`]; a caller that finds no valid token meanwhile gets
+//! [`Decision::TooSoon`]. So over a span `T`, a session makes at most
+//! `1 + T / max(min_refresh_interval, lifetime − margin)` calls plus one per failure (see
+//! [`Session::next_refresh_in`]).
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -43,8 +68,12 @@ pub struct SessionConfig {
     pub refresh_margin: Duration,
     /// Wait after the first failed refresh; doubled after each further failure. Default 1 s.
     pub failure_backoff_min: Duration,
-    /// Longest wait between failed refreshes. Default 60 s.
+    /// Longest wait between failed refreshes, and the cap of the refresh interval when tokens
+    /// come back already due. Default 60 s.
     pub failure_backoff_max: Duration,
+    /// The least time between the starts of two refreshes of the lineage, whatever asks for
+    /// them. Default 1 s; doubled while each refresh returns tokens that are already due.
+    pub min_refresh_interval: Duration,
 }
 
 impl Default for SessionConfig {
@@ -53,8 +82,92 @@ impl Default for SessionConfig {
             refresh_margin: Duration::from_secs(300),
             failure_backoff_min: Duration::from_secs(1),
             failure_backoff_max: Duration::from_secs(60),
+            min_refresh_interval: Duration::from_secs(1),
         }
     }
+}
+
+/// A reading of both clocks at one moment: the wall clock (absolute times, shared with other
+/// processes through a store) and the monotonic clock (durations no one can step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// The wall clock, `SystemTime::now()` on a normal platform.
+    pub wall: SystemTime,
+    /// The monotonic clock, `Instant::now()` on a normal platform.
+    pub mono: Instant,
+}
+
+impl Now {
+    /// A reading of both clocks.
+    pub fn new(wall: SystemTime, mono: Instant) -> Self {
+        Self { wall, mono }
+    }
+
+    /// This reading moved forward by `by` on both clocks (saturating far in the future).
+    pub fn after(self, by: Duration) -> Moment {
+        Moment {
+            wall: self
+                .wall
+                .checked_add(by)
+                .unwrap_or_else(|| far_after_wall(self.wall)),
+            mono: self
+                .mono
+                .checked_add(by)
+                .unwrap_or_else(|| far_after_mono(self.mono)),
+        }
+    }
+}
+
+/// A moment held on both clocks (see [`Now`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Moment {
+    /// The moment by the wall clock.
+    pub wall: SystemTime,
+    /// The moment by the monotonic clock.
+    pub mono: Instant,
+}
+
+impl Moment {
+    /// Whether either clock has reached this moment: for deadlines that must never move later.
+    pub fn reached_by_either(self, now: Now) -> bool {
+        now.wall >= self.wall || now.mono >= self.mono
+    }
+
+    /// Whether the monotonic clock has reached this moment: for waits, which a step of the
+    /// wall clock should neither cut short nor stretch.
+    pub fn elapsed_at(self, now: Now) -> bool {
+        now.mono >= self.mono
+    }
+
+    /// Time until either clock reaches this moment (zero if one has).
+    pub fn until_either(self, now: Now) -> Duration {
+        let wall = self.wall.duration_since(now.wall).unwrap_or(Duration::ZERO);
+        wall.min(self.mono.saturating_duration_since(now.mono))
+    }
+
+    /// Time until the monotonic clock reaches this moment.
+    pub fn until_elapsed(self, now: Now) -> Duration {
+        self.mono.saturating_duration_since(now.mono)
+    }
+
+    /// This moment `by` earlier on both clocks (saturating at `not_before`'s clocks).
+    fn earlier_by(self, by: Duration) -> Moment {
+        Moment {
+            wall: self.wall.checked_sub(by).unwrap_or(UNIX_EPOCH),
+            mono: self.mono.checked_sub(by).unwrap_or(self.mono),
+        }
+    }
+}
+
+// A century: far enough to be "never" for a token, near enough not to overflow a clock.
+const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+fn far_after_wall(t: SystemTime) -> SystemTime {
+    t.checked_add(FAR).unwrap_or(t)
+}
+
+fn far_after_mono(t: Instant) -> Instant {
+    t.checked_add(FAR).unwrap_or(t)
 }
 
 /// The tokens of one session. `Debug` redacts every secret.
@@ -69,10 +182,18 @@ pub struct TokenSet {
     pub id_token: Option<SecretString>,
     /// The confirmed device key to send with every refresh.
     pub device_key: Option<SecretString>,
-    /// When the access and ID tokens expire, by the local clock.
+    /// When the access and ID tokens expire, by the wall clock of the process that obtained
+    /// them.
     pub expires_at: Option<SystemTime>,
     /// Their lifetime counted locally: from the request's sending to `expires_at`.
     pub lifetime: Option<Duration>,
+    /// When the refresh that obtained these tokens started, by the same wall clock: the
+    /// lineage's next refresh waits [`SessionConfig::min_refresh_interval`] from it.
+    pub refreshed_at: Option<SystemTime>,
+    /// The app client the refresh token belongs to (a store refuses a set of another client).
+    pub client_id: Option<String>,
+    /// The endpoint URL the tokens were obtained from.
+    pub endpoint: Option<String>,
 }
 
 impl TokenSet {
@@ -81,14 +202,7 @@ impl TokenSet {
         refresh_token: impl Into<SecretString>,
         device_key: Option<SecretString>,
     ) -> Self {
-        Self {
-            refresh_token: refresh_token.into(),
-            access_token: None,
-            id_token: None,
-            device_key,
-            expires_at: None,
-            lifetime: None,
-        }
+        Self::new(refresh_token.into(), None, None, device_key, None, None)
     }
 
     /// A full token set, as loaded from a store.
@@ -107,10 +221,27 @@ impl TokenSet {
             device_key,
             expires_at,
             lifetime,
+            refreshed_at: None,
+            client_id: None,
+            endpoint: None,
         }
     }
 
-    /// Whether the access token exists and has not expired at `now`.
+    /// This set, recorded as obtained by a refresh that started at `at`.
+    pub fn with_refreshed_at(mut self, at: Option<SystemTime>) -> Self {
+        self.refreshed_at = at;
+        self
+    }
+
+    /// This set, recorded as belonging to app client `client_id` at `endpoint`.
+    pub fn bound_to(mut self, client_id: Option<String>, endpoint: Option<String>) -> Self {
+        self.client_id = client_id;
+        self.endpoint = endpoint;
+        self
+    }
+
+    /// Whether the access token exists and has not expired at `now` by the wall clock alone
+    /// (a [`Session`] also holds the expiry on the monotonic clock).
     pub fn is_valid_at(&self, now: SystemTime) -> bool {
         self.access_token.is_some() && self.expires_at.is_some_and(|at| now < at)
     }
@@ -138,6 +269,12 @@ pub enum Decision {
         /// When the next refresh may be tried.
         retry_at: SystemTime,
     },
+    /// The access token has expired, but the lineage was refreshed too recently to refresh it
+    /// again (the tokens came back already due: see the [module docs](self#no-refresh-storms)).
+    TooSoon {
+        /// When the next refresh may start.
+        retry_at: SystemTime,
+    },
     /// The refresh token is dead: the user must sign in again. No further call will be made.
     SignInRequired,
 }
@@ -157,7 +294,7 @@ enum Health {
     Healthy,
     Failing {
         failures: u32,
-        retry_at: SystemTime,
+        retry_at: Moment,
         last_error: Arc<CallError>,
     },
     SignInRequired {
@@ -172,17 +309,29 @@ pub struct Session {
     config: SessionConfig,
     health: Health,
     clock_skew_secs: Option<i64>,
+    /// The access token's expiry on both clocks.
+    expires: Option<Moment>,
+    /// No refresh starts before this (the floor between refreshes).
+    not_before: Option<Moment>,
+    /// Refreshes in a row whose tokens were due as soon as they came back.
+    already_due_streak: u32,
 }
 
 impl Session {
-    /// A healthy session over `tokens`.
-    pub fn new(tokens: TokenSet, config: SessionConfig) -> Self {
-        Self {
-            tokens,
+    /// A healthy session over `tokens` (a fresh refresh token, or a set loaded from a store),
+    /// anchored on the clocks at `now`.
+    pub fn new(tokens: TokenSet, config: SessionConfig, now: Now) -> Self {
+        let mut session = Self {
+            tokens: TokenSet::from_refresh_token(String::new(), None),
             config,
             health: Health::Healthy,
             clock_skew_secs: None,
-        }
+            expires: None,
+            not_before: None,
+            already_due_streak: 0,
+        };
+        session.adopt(tokens, now);
+        session
     }
 
     /// The current tokens.
@@ -196,7 +345,7 @@ impl Session {
     }
 
     /// Server clock minus local clock, in seconds, estimated from the last access token's
-    /// `iat` at receipt (`None` before the first refresh or for a token without claims).
+    /// `iat` at sending (`None` before the first refresh or for a token without claims).
     pub fn clock_skew_secs(&self) -> Option<i64> {
         self.clock_skew_secs
     }
@@ -214,7 +363,7 @@ impl Session {
     /// When the next refresh may be tried after a failure (`None` while healthy or dead).
     pub fn retry_at(&self) -> Option<SystemTime> {
         match self.health {
-            Health::Failing { retry_at, .. } => Some(retry_at),
+            Health::Failing { retry_at, .. } => Some(retry_at.wall),
             _ => None,
         }
     }
@@ -227,6 +376,11 @@ impl Session {
         }
     }
 
+    /// Whether the refresh token is known to be dead.
+    pub fn requires_sign_in(&self) -> bool {
+        matches!(self.health, Health::SignInRequired { .. })
+    }
+
     /// The margin in force: the configured one, capped at half the token's lifetime.
     pub fn effective_margin(&self) -> Duration {
         match self.tokens.lifetime {
@@ -235,37 +389,106 @@ impl Session {
         }
     }
 
-    /// When a refresh becomes due (ahead of expiry by the margin), if the expiry is known.
+    /// When a refresh becomes due (ahead of expiry by the margin), by the wall clock, if the
+    /// expiry is known.
     pub fn refresh_due_at(&self) -> Option<SystemTime> {
-        let expires_at = self.tokens.expires_at?;
-        Some(
-            expires_at
-                .checked_sub(self.effective_margin())
-                .unwrap_or(expires_at),
+        self.due().map(|m| m.wall)
+    }
+
+    fn due(&self) -> Option<Moment> {
+        Some(self.expires?.earlier_by(self.effective_margin()))
+    }
+
+    /// Whether the access token exists and is valid at `now` on both clocks.
+    pub fn is_valid_at(&self, now: Now) -> bool {
+        self.tokens.access_token.is_some()
+            && self.expires.is_some_and(|at| !at.reached_by_either(now))
+    }
+
+    /// The interval the floor enforces after the last refresh.
+    fn floor_interval(&self) -> Duration {
+        let doubled = self
+            .config
+            .min_refresh_interval
+            .saturating_mul(1u32 << self.already_due_streak.min(30));
+        doubled.min(
+            self.config
+                .failure_backoff_max
+                .max(self.config.min_refresh_interval),
         )
     }
 
-    /// What to do at `now`.
-    pub fn decide(&self, now: SystemTime) -> Decision {
-        let retry_at = match &self.health {
-            Health::SignInRequired { .. } => return Decision::SignInRequired,
-            Health::Failing { retry_at, .. } => Some(*retry_at),
-            Health::Healthy => None,
+    /// Until when refreshing is held back at `now` (by the floor, or a failure's backoff
+    /// unless `forced`), and whether by a failure.
+    fn blocked_until(&self, now: Now, forced: bool) -> Option<(Moment, bool)> {
+        let failure = match &self.health {
+            Health::Failing { retry_at, .. } if !forced => Some(*retry_at),
+            _ => None,
         };
-        let usable = self.tokens.is_valid_at(now);
-        let due = !usable || self.refresh_due_at().is_none_or(|at| now >= at);
-        match (due, retry_at) {
-            (false, _) => Decision::Serve,
-            // Backing off after a failure: serve what is still valid, else report.
-            (true, Some(retry_at)) if now < retry_at => {
-                if usable {
-                    Decision::Serve
-                } else {
-                    Decision::Unavailable { retry_at }
-                }
-            }
-            (true, _) => Decision::Refresh { usable },
+        let floor = self.not_before;
+        let later = match (failure, floor) {
+            (Some(f), Some(n)) if n.mono > f.mono => Some((n, false)),
+            (Some(f), _) => Some((f, true)),
+            (None, Some(n)) => Some((n, false)),
+            (None, None) => None,
+        };
+        later.filter(|(at, _)| !at.elapsed_at(now))
+    }
+
+    /// What to do at `now`.
+    pub fn decide(&self, now: Now) -> Decision {
+        if self.requires_sign_in() {
+            return Decision::SignInRequired;
         }
+        let usable = self.is_valid_at(now);
+        let due = !usable || self.due().is_none_or(|at| at.reached_by_either(now));
+        if !due {
+            return Decision::Serve;
+        }
+        self.due_decision(now, usable, false)
+    }
+
+    /// What to do at `now` when the caller wants a refresh even of a fresh token
+    /// (`refresh_now`): a refresh, unless the lineage was refreshed less than the floor ago
+    /// (then the token that refresh obtained is served, or [`Decision::TooSoon`]). A failure's
+    /// backoff does not hold it back.
+    pub fn decide_forced(&self, now: Now) -> Decision {
+        if self.requires_sign_in() {
+            return Decision::SignInRequired;
+        }
+        self.due_decision(now, self.is_valid_at(now), true)
+    }
+
+    fn due_decision(&self, now: Now, usable: bool, forced: bool) -> Decision {
+        match self.blocked_until(now, forced) {
+            None => Decision::Refresh { usable },
+            Some(_) if usable => Decision::Serve,
+            Some((at, true)) => Decision::Unavailable { retry_at: at.wall },
+            Some((at, false)) => match self.health {
+                // The failure is what the caller should hear about.
+                Health::Failing { .. } if !forced => Decision::Unavailable { retry_at: at.wall },
+                _ => Decision::TooSoon { retry_at: at.wall },
+            },
+        }
+    }
+
+    /// How long from `now` until [`decide`](Self::decide) next asks for a refresh: zero if it
+    /// does now, `None` once the user must sign in again. A background refresher sleeps this
+    /// long; it never returns zero twice for one refresh, because each refresh (success or
+    /// failure) moves the floor.
+    pub fn next_refresh_in(&self, now: Now) -> Option<Duration> {
+        if self.requires_sign_in() {
+            return None;
+        }
+        let due_in = if self.is_valid_at(now) {
+            self.due().map_or(Duration::ZERO, |d| d.until_either(now))
+        } else {
+            Duration::ZERO
+        };
+        let blocked_in = self
+            .blocked_until(now, false)
+            .map_or(Duration::ZERO, |(at, _)| at.until_elapsed(now));
+        Some(due_in.max(blocked_in))
     }
 
     /// The input of the next refresh: `template` (client id, secret, metadata) with this
@@ -278,12 +501,13 @@ impl Session {
             .build()
     }
 
-    /// Applies a successful refresh whose request was sent at `now` (the receipt time also
+    /// Applies a successful refresh whose request was sent at `started` (the receipt time also
     /// works, but can overstate the token's life by the response's latency; see the module
     /// docs for the rules).
-    pub fn apply_success(&mut self, output: RefreshOutput, now: SystemTime) -> Applied {
+    pub fn apply_success(&mut self, output: RefreshOutput, started: Now) -> Applied {
         let claims = decode_claims(output.access_token.expose_secret()).ok();
-        let now_secs = now
+        let now_secs = started
+            .wall
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         let (iat, exp) = claims.map_or((None, None), |c| (c.iat, c.exp));
@@ -300,16 +524,30 @@ impl Session {
         let rotated = output.refresh_token.is_some();
         let new_device_key = output.new_device.and_then(|d| d.device_key);
         let new_device = new_device_key.is_some();
+        let expires = started.after(lifetime);
+        let previous = std::mem::replace(
+            &mut self.tokens,
+            TokenSet::from_refresh_token(String::new(), None),
+        );
         self.tokens = TokenSet {
-            refresh_token: output
-                .refresh_token
-                .unwrap_or_else(|| self.tokens.refresh_token.clone()),
+            refresh_token: output.refresh_token.unwrap_or(previous.refresh_token),
             access_token: Some(output.access_token),
             id_token: output.id_token,
-            device_key: new_device_key.or_else(|| self.tokens.device_key.take()),
-            expires_at: Some(now.checked_add(lifetime).unwrap_or(output.expires_at)),
+            device_key: new_device_key.or(previous.device_key),
+            expires_at: Some(expires.wall),
             lifetime: Some(lifetime),
+            refreshed_at: Some(started.wall),
+            client_id: previous.client_id,
+            endpoint: previous.endpoint,
         };
+        self.expires = Some(expires);
+        // Tokens due the moment they arrive would make every call a refresh: back off.
+        if self.effective_margin() >= lifetime {
+            self.already_due_streak = self.already_due_streak.saturating_add(1);
+        } else {
+            self.already_due_streak = 0;
+        }
+        self.not_before = Some(started.after(self.floor_interval()));
         self.health = Health::Healthy;
         Applied {
             rotated,
@@ -317,8 +555,15 @@ impl Session {
         }
     }
 
-    /// Applies a failed refresh at `now`. Returns the decision that now holds.
-    pub fn apply_failure(&mut self, error: CallError, now: SystemTime) -> Decision {
+    /// Applies a failed refresh that started at `started` and ended at `now`. Returns the
+    /// decision that now holds. A rotated refresh token the error carries replaces the current
+    /// one (the one sent is dead).
+    pub fn apply_failure(&mut self, error: CallError, started: Now, now: Now) -> Decision {
+        if let Some(rotated) = error.rotated_refresh_token() {
+            self.tokens.refresh_token = rotated.clone();
+            self.tokens.refreshed_at = Some(started.wall);
+        }
+        self.not_before = Some(started.after(self.floor_interval()));
         let last_error = Arc::new(error);
         if last_error.requires_sign_in() {
             self.health = Health::SignInRequired { last_error };
@@ -333,15 +578,33 @@ impl Session {
             .min(self.config.failure_backoff_max);
         self.health = Health::Failing {
             failures,
-            retry_at: now.checked_add(wait).unwrap_or(now),
+            retry_at: now.after(wait),
             last_error,
         };
         self.decide(now)
     }
 
-    /// Replaces the tokens with a newer set obtained elsewhere (a store another process wrote),
-    /// and clears any failure: the new set has not failed yet.
-    pub fn adopt(&mut self, tokens: TokenSet) {
+    /// Replaces the tokens with a set obtained elsewhere (a store another process wrote, or
+    /// loaded at start) and clears any failure: the new set has not failed yet. Its expiry is
+    /// anchored on the monotonic clock at `now`, its remaining life capped at its lifetime; the
+    /// floor between refreshes counts from its `refreshed_at`.
+    pub fn adopt(&mut self, tokens: TokenSet, now: Now) {
+        self.expires = tokens.expires_at.map(|wall| {
+            let remaining = wall.duration_since(now.wall).unwrap_or(Duration::ZERO);
+            let remaining = tokens.lifetime.map_or(remaining, |l| remaining.min(l));
+            Moment {
+                wall,
+                mono: now.after(remaining).mono,
+            }
+        });
+        if let Some(refreshed_at) = tokens.refreshed_at {
+            let interval = self.config.min_refresh_interval;
+            let since = now.wall.duration_since(refreshed_at).unwrap_or(Duration::ZERO);
+            let floor = now.after(interval.saturating_sub(since));
+            if self.not_before.is_none_or(|n| floor.mono > n.mono) {
+                self.not_before = Some(floor);
+            }
+        }
         self.tokens = tokens;
         self.health = Health::Healthy;
     }
@@ -359,7 +622,16 @@ mod tests {
 
     const T0: u64 = 1_800_000_000;
 
-    fn at(secs: u64) -> SystemTime {
+    /// Both clocks at `secs` (the monotonic one counting from T0).
+    fn at(secs: u64) -> Now {
+        static BASE: std::sync::LazyLock<Instant> = std::sync::LazyLock::new(Instant::now);
+        Now::new(
+            UNIX_EPOCH + Duration::from_secs(secs),
+            *BASE + Duration::from_secs(secs - T0),
+        )
+    }
+
+    fn wall(secs: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs)
     }
 
@@ -370,12 +642,12 @@ mod tests {
         format!("eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln")
     }
 
-    fn output(body: &str, now: SystemTime) -> RefreshOutput {
+    fn output(body: &str, now: Now) -> RefreshOutput {
         parse_response(
             StatusCode::OK,
             &HeaderMap::new(),
             body.as_bytes(),
-            now,
+            now.wall,
             &ResponseLimits::default(),
         )
         .expect("success body")
@@ -385,7 +657,7 @@ mod tests {
         access: &str,
         expires_in: u32,
         refresh: Option<&str>,
-        now: SystemTime,
+        now: Now,
     ) -> RefreshOutput {
         let refresh = refresh
             .map(|r| format!(r#","RefreshToken":"{r}""#))
@@ -398,12 +670,12 @@ mod tests {
         )
     }
 
-    fn service_error(code: &str) -> CallError {
+    fn service_error(code: &str, message: &str) -> CallError {
         parse_response(
             StatusCode::BAD_REQUEST,
             &HeaderMap::new(),
-            format!(r#"{{"__type":"{code}"}}"#).as_bytes(),
-            at(T0),
+            format!(r#"{{"__type":"{code}","message":"{message}"}}"#).as_bytes(),
+            wall(T0),
             &ResponseLimits::default(),
         )
         .map(|_| ())
@@ -422,6 +694,7 @@ mod tests {
         Session::new(
             TokenSet::from_refresh_token("r0", None),
             SessionConfig::default(),
+            at(T0),
         )
     }
 
@@ -477,6 +750,7 @@ mod tests {
         let mut s = Session::new(
             TokenSet::from_refresh_token("r0", Some("eu-west-1_aa".into())),
             SessionConfig::default(),
+            at(T0),
         );
         s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
         assert_eq!(
@@ -514,7 +788,7 @@ mod tests {
         let mut s = fresh_session();
         s.apply_success(success(&token, 3600, None, local_now), local_now);
         assert_eq!(s.clock_skew_secs(), Some(7200));
-        assert_eq!(s.tokens().expires_at, Some(at(T0 + 3599)));
+        assert_eq!(s.tokens().expires_at, Some(wall(T0 + 3599)));
         assert_eq!(s.decide(at(T0 + 60)), Decision::Serve);
     }
 
@@ -528,16 +802,17 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_refresh_token_requires_sign_in_for_good() {
-        for code in [
-            "NotAuthorizedException",
-            "RefreshTokenReuseException",
-            "UserNotFoundException",
+    fn a_dead_refresh_token_requires_sign_in_until_a_set_is_adopted() {
+        for (code, message) in [
+            ("NotAuthorizedException", "Refresh Token has been revoked"),
+            ("NotAuthorizedException", "Invalid Refresh Token"),
+            ("RefreshTokenReuseException", "reused"),
+            ("UserNotFoundException", "User does not exist."),
         ] {
             let mut s = fresh_session();
             s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
             assert_eq!(
-                s.apply_failure(service_error(code), at(T0)),
+                s.apply_failure(service_error(code, message), at(T0), at(T0)),
                 Decision::SignInRequired
             );
             assert_eq!(
@@ -546,6 +821,29 @@ mod tests {
                 "{code}"
             );
             assert!(s.last_error().is_some());
+            assert_eq!(s.next_refresh_in(at(T0 + 1)), None);
+            let mut stored = TokenSet::from_refresh_token("r9", None);
+            stored.access_token = Some("a9".into());
+            stored.expires_at = Some(wall(T0 + 7200));
+            s.adopt(stored, at(T0 + 10));
+            assert_eq!(s.decide(at(T0 + 10)), Decision::Serve, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_wrong_secret_or_an_unknown_message_is_a_failure_not_a_dead_session() {
+        for message in [
+            "Unable to verify secret hash for client abc",
+            "Client is configured for secret but secret was not received",
+            "Something Cognito never said before",
+        ] {
+            let mut s = fresh_session();
+            s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
+            let t = T0 + 3400;
+            let error = service_error("NotAuthorizedException", message);
+            assert_eq!(s.apply_failure(error, at(t), at(t)), Decision::Serve, "{message}");
+            assert_eq!(s.consecutive_failures(), 1);
+            assert!(!s.requires_sign_in());
         }
     }
 
@@ -555,13 +853,13 @@ mod tests {
         s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
         let t = T0 + 3400; // inside the margin
         assert_eq!(s.decide(at(t)), Decision::Refresh { usable: true });
-        assert_eq!(s.apply_failure(transient(), at(t)), Decision::Serve);
+        assert_eq!(s.apply_failure(transient(), at(t), at(t)), Decision::Serve);
         assert_eq!(
             s.decide(at(t + 1)),
             Decision::Refresh { usable: true },
             "after 1 s"
         );
-        s.apply_failure(transient(), at(t + 1));
+        s.apply_failure(transient(), at(t + 1), at(t + 1));
         assert_eq!(s.decide(at(t + 2)), Decision::Serve, "backing off 2 s");
         assert_eq!(s.decide(at(t + 3)), Decision::Refresh { usable: true });
         assert_eq!(s.consecutive_failures(), 2);
@@ -573,9 +871,9 @@ mod tests {
         s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
         let expired = T0 + 3600;
         assert_eq!(
-            s.apply_failure(transient(), at(expired)),
+            s.apply_failure(transient(), at(expired), at(expired)),
             Decision::Unavailable {
-                retry_at: at(expired + 1)
+                retry_at: wall(expired + 1)
             }
         );
         assert_eq!(
@@ -588,12 +886,12 @@ mod tests {
     fn backoff_is_capped() {
         let mut s = fresh_session();
         for _ in 0..40 {
-            s.apply_failure(transient(), at(T0));
+            s.apply_failure(transient(), at(T0), at(T0));
         }
         assert_eq!(
             s.decide(at(T0 + 59)),
             Decision::Unavailable {
-                retry_at: at(T0 + 60)
+                retry_at: wall(T0 + 60)
             }
         );
     }
@@ -601,19 +899,160 @@ mod tests {
     #[test]
     fn a_success_clears_failures_and_adopting_a_stored_set_clears_them_too() {
         let mut s = fresh_session();
-        s.apply_failure(transient(), at(T0));
+        s.apply_failure(transient(), at(T0), at(T0));
         s.apply_success(success("a1", 3600, None, at(T0 + 1)), at(T0 + 1));
         assert_eq!(s.consecutive_failures(), 0);
-        s.apply_failure(transient(), at(T0 + 3600));
-        s.adopt(TokenSet::new(
-            "r9".into(),
-            Some("a9".into()),
-            None,
-            None,
-            Some(at(T0 + 7200)),
-            None,
-        ));
+        s.apply_failure(transient(), at(T0 + 3600), at(T0 + 3600));
+        s.adopt(
+            TokenSet::new(
+                "r9".into(),
+                Some("a9".into()),
+                None,
+                None,
+                Some(wall(T0 + 7200)),
+                None,
+            ),
+            at(T0 + 3600),
+        );
         assert_eq!(s.decide(at(T0 + 3600)), Decision::Serve);
+    }
+
+    /// The wall clock at `wall_secs` while the monotonic one has counted to `mono_secs`.
+    fn stepped(wall_secs: u64, mono_secs: u64) -> Now {
+        Now::new(wall(wall_secs), at(mono_secs).mono)
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_back_never_extends_a_token() {
+        let mut s = fresh_session();
+        s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
+        // An hour later the wall clock is stepped back 10 minutes: the token has expired.
+        let now = stepped(T0 + 3599 - 600, T0 + 3599);
+        assert!(!s.is_valid_at(now));
+        assert_eq!(s.decide(now), Decision::Refresh { usable: false });
+        // And the refresh is due by the monotonic clock as well.
+        let now = stepped(T0 + 3299 - 600, T0 + 3299);
+        assert_eq!(s.decide(now), Decision::Refresh { usable: true });
+    }
+
+    #[test]
+    fn a_wall_clock_stepped_forward_expires_early_but_never_late() {
+        let mut s = fresh_session();
+        s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
+        let now = stepped(T0 + 600 + 3600, T0 + 600);
+        assert_eq!(s.decide(now), Decision::Refresh { usable: false });
+    }
+
+    #[test]
+    fn a_stored_set_is_anchored_on_the_monotonic_clock_and_capped_at_its_lifetime() {
+        let mut stored = TokenSet::new(
+            "r1".into(),
+            Some("a1".into()),
+            None,
+            None,
+            // Written by a host whose clock is an hour ahead: by ours it lasts 2 h.
+            Some(wall(T0 + 7200)),
+            Some(Duration::from_secs(3600)),
+        );
+        stored.refreshed_at = Some(wall(T0 + 3600));
+        let s = Session::new(stored, SessionConfig::default(), at(T0));
+        assert!(s.is_valid_at(at(T0 + 3599)));
+        assert!(!s.is_valid_at(at(T0 + 3600)), "never past its lifetime");
+        // A wall clock stepped back after loading does not help either.
+        assert!(!s.is_valid_at(stepped(T0, T0 + 3600)));
+    }
+
+    #[test]
+    fn tokens_that_come_back_expired_are_not_refreshed_in_a_loop() {
+        let mut s = fresh_session();
+        let mut refreshes = vec![];
+        let mut t = T0;
+        // Every refresh returns ExpiresIn 0: poll every 100 ms for ten minutes.
+        while t < T0 + 600 {
+            for tenth in 0..10 {
+                let now = Now::new(
+                    wall(t) + Duration::from_millis(tenth * 100),
+                    at(t).mono + Duration::from_millis(tenth * 100),
+                );
+                match s.decide(now) {
+                    Decision::Refresh { .. } => {
+                        refreshes.push(now.wall);
+                        s.apply_success(success("a0", 0, None, now), now);
+                    }
+                    Decision::TooSoon { retry_at } => assert!(retry_at > now.wall),
+                    other => panic!("{other:?}"),
+                }
+            }
+            t += 1;
+        }
+        // 2, 4, 8, 16, 32 s apart, then every 60 s: 14 calls in ten minutes, not 6,000.
+        assert_eq!(refreshes.len(), 14, "{refreshes:?}");
+        let gaps: Vec<u64> = refreshes
+            .windows(2)
+            .map(|w| w[1].duration_since(w[0]).map_or(0, |d| d.as_secs()))
+            .collect();
+        assert_eq!(&gaps[..7], &[2, 4, 8, 16, 32, 60, 60]);
+    }
+
+    #[test]
+    fn two_refreshes_of_a_lineage_are_at_least_the_floor_apart_even_when_forced() {
+        let mut s = fresh_session();
+        s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
+        assert_eq!(s.decide_forced(at(T0)), Decision::Serve, "just refreshed");
+        assert_eq!(s.decide_forced(at(T0 + 1)), Decision::Refresh { usable: true });
+        // Failures count too, and the floor outlasts a shorter failure backoff.
+        let config = SessionConfig {
+            failure_backoff_min: Duration::ZERO,
+            min_refresh_interval: Duration::from_secs(5),
+            ..SessionConfig::default()
+        };
+        let mut s = Session::new(TokenSet::from_refresh_token("r0", None), config, at(T0));
+        assert_eq!(
+            s.apply_failure(transient(), at(T0), at(T0)),
+            Decision::Unavailable {
+                retry_at: wall(T0 + 5)
+            }
+        );
+        assert_eq!(s.next_refresh_in(at(T0 + 2)), Some(Duration::from_secs(3)));
+        assert_eq!(s.decide(at(T0 + 5)), Decision::Refresh { usable: false });
+    }
+
+    #[test]
+    fn the_background_schedule_never_says_refresh_now_twice_for_one_refresh() {
+        for expires_in in [0, 1, 2, 3, 10, 600, 3600] {
+            let mut s = fresh_session();
+            let mut t = at(T0);
+            for _ in 0..50 {
+                let wait = s.next_refresh_in(t).expect("alive");
+                t = Now::new(t.wall + wait, t.mono + wait);
+                assert!(matches!(s.decide(t), Decision::Refresh { .. }), "{expires_in}");
+                s.apply_success(success("a", expires_in, None, t), t);
+                assert!(
+                    s.next_refresh_in(t).expect("alive") >= Duration::from_secs(1),
+                    "expires_in {expires_in}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_failure_that_carries_a_rotated_token_replaces_the_refresh_token() {
+        let mut s = fresh_session();
+        s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
+        let body = r#"{"AuthenticationResult":{"RefreshToken":"eyJ.r2.x","ExpiresIn":"x"}}"#;
+        let error = parse_response(
+            StatusCode::OK,
+            &HeaderMap::new(),
+            body.as_bytes(),
+            wall(T0 + 3400),
+            &ResponseLimits::default(),
+        )
+        .map(|_| ())
+        .expect_err("malformed");
+        let now = at(T0 + 3400);
+        assert_eq!(s.apply_failure(error.into(), now, now), Decision::Serve);
+        assert_eq!(s.tokens().refresh_token.expose_secret(), "eyJ.r2.x");
+        assert_eq!(s.tokens().access_token.as_ref().map(|t| t.expose_secret()), Some("a1"));
     }
 
     #[test]
