@@ -162,6 +162,58 @@ pub trait AsyncTransport: Send + Sync {
 
     /// Waits `duration` on this transport's runtime.
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+
+    /// Runs `task` to completion on its own, whether or not anyone is still waiting for it.
+    ///
+    /// The session managers run every refresh this way: once a request may have reached
+    /// Cognito, its result must be stored even if the caller's future is dropped (a timeout, a
+    /// cancelled request handler), or under rotation the session is lost. The default runs the
+    /// task on a new thread with [`block_on`], which suits transports whose futures need no
+    /// runtime (`cogref-isahc`, closures over a blocking client); a transport whose futures
+    /// need one (reqwest needs tokio) spawns on it instead. If the task cannot be run, drop
+    /// it: whoever waits for it is told.
+    fn spawn(&self, task: DetachedTask) {
+        spawn_thread(task);
+    }
+}
+
+/// A task handed to [`AsyncTransport::spawn`]: it owns all it needs and returns nothing.
+pub type DetachedTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Runs `task` on a new thread with [`block_on`] (dropping it if no thread can be started):
+/// the default of [`AsyncTransport::spawn`].
+pub fn spawn_thread(task: DetachedTask) {
+    // On failure the task is dropped, which its waiters are told of.
+    let _ = std::thread::Builder::new()
+        .name("cogref-refresh".into())
+        .spawn(move || block_on(task));
+}
+
+/// Drives `future` to completion on the current thread, parking it while the future waits: the
+/// smallest executor there is, for futures that need no runtime of their own.
+///
+/// ```
+/// assert_eq!(cogref_core::driver::block_on(async { 40 + 2 }), 42);
+/// ```
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
 }
 
 /// A blocking HTTP client, with the same duties as [`AsyncTransport::send`].

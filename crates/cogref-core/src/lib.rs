@@ -107,8 +107,8 @@ pub use error::{
     Error, ResponseError, ResponseErrorKind, ServiceError, ServiceErrorKind, TransportError,
     TransportErrorKind,
 };
-pub use not_authorized::NotAuthorizedCause;
 pub use input::{Field, InvalidInput, RefreshInput, RefreshInputBuilder, Rule};
+pub use not_authorized::NotAuthorizedCause;
 pub use request::{AttemptInfo, InvocationId, OutgoingRequest, build_request};
 pub use response::{NewDeviceMetadata, RefreshOutput, ResponseLimits, parse_response};
 pub use retry::{RetryConfig, RetryPolicy, RetryQuota};

@@ -61,7 +61,10 @@ const DEAD: [(&str, NotAuthorizedCause); 4] = [
         "refresh token has been revoked",
         NotAuthorizedCause::TokenRevoked,
     ),
-    ("refresh token has expired", NotAuthorizedCause::TokenExpired),
+    (
+        "refresh token has expired",
+        NotAuthorizedCause::TokenExpired,
+    ),
     ("invalid refresh token", NotAuthorizedCause::TokenInvalid),
     ("user is disabled", NotAuthorizedCause::UserDisabled),
 ];

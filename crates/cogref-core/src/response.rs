@@ -189,19 +189,16 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 fn skip_ws(bytes: &[u8]) -> &[u8] {
-    let n = bytes
-        .iter()
-        .take_while(|b| b.is_ascii_whitespace())
-        .count();
+    let n = bytes.iter().take_while(|b| b.is_ascii_whitespace()).count();
     &bytes[n..]
 }
 
 fn looks_like_token(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= 16 * 1024
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'+' | b'/'))
+        && value.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'+' | b'/')
+        })
 }
 
 const X_AMZN_REQUESTID: HeaderName = HeaderName::from_static("x-amzn-requestid");
@@ -317,22 +314,30 @@ fn parse_success(
         }
     } else {
         error_code::parse_json::<SuccessBody>(body).map_err(|(fault, (line, column))| {
-            (fault.into(), Some(format!("at line {line} column {column}")))
+            (
+                fault.into(),
+                Some(format!("at line {line} column {column}")),
+            )
         })?
     };
-    let result = parsed
-        .authentication_result
-        .ok_or_else(|| (ResponseErrorKind::MissingAuthenticationResult, excerpt(body)))?;
+    let result = parsed.authentication_result.ok_or_else(|| {
+        (
+            ResponseErrorKind::MissingAuthenticationResult,
+            excerpt(body),
+        )
+    })?;
     let access_token = result
         .access_token
         .ok_or((ResponseErrorKind::MissingAccessToken, None))?;
     let seconds = result.expires_in.unwrap_or(0);
-    let expires_in = u64::try_from(seconds).map(Duration::from_secs).map_err(|_| {
-        (
-            ResponseErrorKind::Malformed,
-            Some(format!("ExpiresIn is negative ({seconds})")),
-        )
-    })?;
+    let expires_in = u64::try_from(seconds)
+        .map(Duration::from_secs)
+        .map_err(|_| {
+            (
+                ResponseErrorKind::Malformed,
+                Some(format!("ExpiresIn is negative ({seconds})")),
+            )
+        })?;
     let expires_at = now.checked_add(expires_in).ok_or((
         ResponseErrorKind::Malformed,
         Some("ExpiresIn overflows the clock".into()),
@@ -533,7 +538,12 @@ mod tests {
 
     #[test]
     fn valid_tokens_are_accepted_whatever_the_content_type_says() {
-        for ct in ["text/html", "application/octet-stream", "nonsense", "application/json"] {
+        for ct in [
+            "text/html",
+            "application/octet-stream",
+            "nonsense",
+            "application/json",
+        ] {
             let out = parse(
                 200,
                 &[("content-type", ct)],
@@ -553,7 +563,10 @@ mod tests {
         )
         .expect("duplicates are fine");
         assert_eq!(out.access_token.expose_secret(), "a2");
-        assert_eq!(out.refresh_token.as_ref().map(|t| t.expose_secret()), Some("r2"));
+        assert_eq!(
+            out.refresh_token.as_ref().map(|t| t.expose_secret()),
+            Some("r2")
+        );
         assert_eq!(out.expires_in, Duration::from_secs(60));
         let key = out.new_device.and_then(|d| d.device_key);
         assert_eq!(key.as_ref().map(|k| k.expose_secret()), Some("k2"));
@@ -561,8 +574,12 @@ mod tests {
 
     #[test]
     fn an_escaped_key_is_read_like_the_plain_one() {
-        let out = parse(200, &[], r#"{"Authentication\u0052esult":{"AccessToken":"a"}}"#)
-            .expect("escaped key");
+        let out = parse(
+            200,
+            &[],
+            r#"{"Authentication\u0052esult":{"AccessToken":"a"}}"#,
+        )
+        .expect("escaped key");
         assert_eq!(out.access_token.expose_secret(), "a");
     }
 
@@ -571,13 +588,23 @@ mod tests {
         let token = "eyJjdHkiOiJKV1QifQ.rotated-refresh_token.x";
         for body in [
             format!(r#"{{"AuthenticationResult":{{"RefreshToken":"{token}"}}}}"#),
-            format!(r#"{{"AuthenticationResult":{{"RefreshToken":"{token}","ExpiresIn":-5,"AccessToken":"a"}}}}"#),
-            format!(r#"{{"AuthenticationResult":{{"RefreshToken":"{token}","ExpiresIn":"soon"}}}}"#),
-            format!(r#"{{"AuthenticationResult":{{"AccessToken":"a","RefreshToken" : "{token}","IdTo"#),
-            format!(r#"{{"AuthenticationResult":{{"RefreshToken":"stale.one","AccessToken":7,"RefreshToken":"{token}"}}}}"#),
+            format!(
+                r#"{{"AuthenticationResult":{{"RefreshToken":"{token}","ExpiresIn":-5,"AccessToken":"a"}}}}"#
+            ),
+            format!(
+                r#"{{"AuthenticationResult":{{"RefreshToken":"{token}","ExpiresIn":"soon"}}}}"#
+            ),
+            format!(
+                r#"{{"AuthenticationResult":{{"AccessToken":"a","RefreshToken" : "{token}","IdTo"#
+            ),
+            format!(
+                r#"{{"AuthenticationResult":{{"RefreshToken":"stale.one","AccessToken":7,"RefreshToken":"{token}"}}}}"#
+            ),
         ] {
             let e = parse(200, &[], &body).expect_err(&body);
-            let rotated = e.rotated_refresh_token().map(|t| t.expose_secret().to_owned());
+            let rotated = e
+                .rotated_refresh_token()
+                .map(|t| t.expose_secret().to_owned());
             assert_eq!(rotated.as_deref(), Some(token), "{body}");
             assert!(!format!("{e} {e:?}").contains("rotated-refresh"), "{e:?}");
         }

@@ -599,7 +599,10 @@ impl Session {
         });
         if let Some(refreshed_at) = tokens.refreshed_at {
             let interval = self.config.min_refresh_interval;
-            let since = now.wall.duration_since(refreshed_at).unwrap_or(Duration::ZERO);
+            let since = now
+                .wall
+                .duration_since(refreshed_at)
+                .unwrap_or(Duration::ZERO);
             let floor = now.after(interval.saturating_sub(since));
             if self.not_before.is_none_or(|n| floor.mono > n.mono) {
                 self.not_before = Some(floor);
@@ -653,12 +656,7 @@ mod tests {
         .expect("success body")
     }
 
-    fn success(
-        access: &str,
-        expires_in: u32,
-        refresh: Option<&str>,
-        now: Now,
-    ) -> RefreshOutput {
+    fn success(access: &str, expires_in: u32, refresh: Option<&str>, now: Now) -> RefreshOutput {
         let refresh = refresh
             .map(|r| format!(r#","RefreshToken":"{r}""#))
             .unwrap_or_default();
@@ -841,7 +839,11 @@ mod tests {
             s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
             let t = T0 + 3400;
             let error = service_error("NotAuthorizedException", message);
-            assert_eq!(s.apply_failure(error, at(t), at(t)), Decision::Serve, "{message}");
+            assert_eq!(
+                s.apply_failure(error, at(t), at(t)),
+                Decision::Serve,
+                "{message}"
+            );
             assert_eq!(s.consecutive_failures(), 1);
             assert!(!s.requires_sign_in());
         }
@@ -999,7 +1001,10 @@ mod tests {
         let mut s = fresh_session();
         s.apply_success(success("a1", 3600, None, at(T0)), at(T0));
         assert_eq!(s.decide_forced(at(T0)), Decision::Serve, "just refreshed");
-        assert_eq!(s.decide_forced(at(T0 + 1)), Decision::Refresh { usable: true });
+        assert_eq!(
+            s.decide_forced(at(T0 + 1)),
+            Decision::Refresh { usable: true }
+        );
         // Failures count too, and the floor outlasts a shorter failure backoff.
         let config = SessionConfig {
             failure_backoff_min: Duration::ZERO,
@@ -1025,7 +1030,10 @@ mod tests {
             for _ in 0..50 {
                 let wait = s.next_refresh_in(t).expect("alive");
                 t = Now::new(t.wall + wait, t.mono + wait);
-                assert!(matches!(s.decide(t), Decision::Refresh { .. }), "{expires_in}");
+                assert!(
+                    matches!(s.decide(t), Decision::Refresh { .. }),
+                    "{expires_in}"
+                );
                 s.apply_success(success("a", expires_in, None, t), t);
                 assert!(
                     s.next_refresh_in(t).expect("alive") >= Duration::from_secs(1),
@@ -1052,7 +1060,10 @@ mod tests {
         let now = at(T0 + 3400);
         assert_eq!(s.apply_failure(error.into(), now, now), Decision::Serve);
         assert_eq!(s.tokens().refresh_token.expose_secret(), "eyJ.r2.x");
-        assert_eq!(s.tokens().access_token.as_ref().map(|t| t.expose_secret()), Some("a1"));
+        assert_eq!(
+            s.tokens().access_token.as_ref().map(|t| t.expose_secret()),
+            Some("a1")
+        );
     }
 
     #[test]

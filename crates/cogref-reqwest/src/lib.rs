@@ -68,10 +68,12 @@ pub fn client(endpoint: Endpoint, config: CallConfig) -> Result<Client, reqwest:
     ))
 }
 
-/// An [`AsyncTransport`] over a `reqwest::Client`, sleeping on tokio.
+/// An [`AsyncTransport`] over a `reqwest::Client`, sleeping and spawning on tokio.
 #[derive(Debug, Clone)]
 pub struct ReqwestTransport {
     client: reqwest::Client,
+    /// The runtime the transport was made on, for tasks spawned from outside any runtime.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl ReqwestTransport {
@@ -82,14 +84,17 @@ impl ReqwestTransport {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(timeouts.connect)
             .build()?;
-        Ok(Self { client })
+        Ok(Self::with_client(client))
     }
 
     /// A transport on a client you already have. It **must** be built with
     /// `redirect(reqwest::redirect::Policy::none())`: reqwest's default follows redirects, and a
     /// 307 or 308 would resend the refresh token to wherever the redirect points.
     pub fn with_client(client: reqwest::Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        }
     }
 }
 
@@ -130,6 +135,27 @@ impl AsyncTransport for ReqwestTransport {
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(duration)
+    }
+
+    /// Spawns on the current tokio runtime, else on the one the transport was made on, else on
+    /// a thread of its own with a runtime of its own.
+    fn spawn(&self, task: cogref_core::driver::DetachedTask) {
+        if let Some(runtime) = tokio::runtime::Handle::try_current()
+            .ok()
+            .or_else(|| self.runtime.clone())
+        {
+            runtime.spawn(task);
+            return;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        // On failure the task is dropped, which its waiters are told of.
+        if let Ok(runtime) = runtime {
+            let _ = std::thread::Builder::new()
+                .name("cogref-refresh".into())
+                .spawn(move || runtime.block_on(task));
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! What a caller of the managers can be told.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use cogref_core::{CallError, InvalidInput};
 
@@ -24,6 +24,26 @@ pub enum SessionError {
         /// When the next refresh will be tried.
         retry_at: SystemTime,
     },
+    /// The access token has expired, but the lineage was refreshed moments ago and Cognito
+    /// returned tokens that were already due (a lifetime of 0 s, or a margin at least the
+    /// lifetime): to avoid refreshing in a loop, the next refresh waits until `retry_at`.
+    #[error(
+        "no valid access token: the last refresh returned tokens that were already due (lifetime {}); the next refresh waits until {retry_at:?} so that the lineage is not refreshed in a loop: check the app client's access-token validity and the refresh margin",
+        lifetime.map_or_else(|| "unknown".to_owned(), |l| format!("{} s", l.as_secs()))
+    )]
+    TooSoon {
+        /// When the next refresh may start.
+        retry_at: SystemTime,
+        /// The lifetime of the tokens the last refresh returned, as counted locally.
+        lifetime: Option<Duration>,
+    },
+    /// The task running the refresh was dropped before it finished (its runtime shut down, or
+    /// the transport could not start it). If the request had reached Cognito, the session may
+    /// have rotated without this process hearing of it.
+    #[error(
+        "the refresh task was dropped before it finished (its runtime shut down?); the next call starts another"
+    )]
+    Interrupted,
     /// A refresh succeeded and rotated the refresh token, but the new one could not be saved.
     /// The session keeps it in memory, so this process can go on; another process, or this one
     /// after a restart, will find only the old, now invalid, token.

@@ -17,7 +17,7 @@
 //! ```
 
 use std::borrow::Cow;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cogref_core::TokenSet;
 use cogref_core::secrecy::{ExposeSecret, SecretSlice, SecretString};
@@ -61,6 +61,15 @@ struct StoredTokens<'a> {
     expires_at_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     lifetime_secs: Option<u64>,
+    /// When the refresh that obtained the tokens started, milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refreshed_at_ms: Option<u64>,
+    /// The app client the refresh token belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    client_id: Option<Cow<'a, str>>,
+    /// The endpoint the tokens came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint: Option<Cow<'a, str>>,
     /// The store's write counter, for stores that keep it inside the value (the file store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     generation: Option<u64>,
@@ -98,15 +107,35 @@ pub(crate) fn encode_with_generation(
         access_token: tokens.access_token.as_ref().map(borrow),
         id_token: tokens.id_token.as_ref().map(borrow),
         device_key: tokens.device_key.as_ref().map(borrow),
-        expires_at_ms: tokens.expires_at.map(|t| {
-            t.duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        }),
+        expires_at_ms: tokens.expires_at.map(epoch_ms),
         lifetime_secs: tokens.lifetime.map(|d| d.as_secs()),
+        refreshed_at_ms: tokens.refreshed_at.map(epoch_ms),
+        client_id: tokens.client_id.as_deref().map(Cow::Borrowed),
+        endpoint: tokens.endpoint.as_deref().map(Cow::Borrowed),
         generation,
     };
     // Serializing strings and integers into a Vec cannot fail.
     serde_json::to_vec(&stored).unwrap_or_default().into()
+}
+
+fn epoch_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The first millisecond of the year 10000: no token lives that long, and every platform's
+/// clock holds it.
+const LAST_MS: u64 = 253_402_300_800_000;
+
+/// A stored time, or `Corrupt` if it is not one a token could have.
+fn from_epoch_ms(ms: u64, field: &str) -> Result<SystemTime, FormatError> {
+    let out_of_range = || FormatError::Corrupt(format!("\"{field}\" is out of range"));
+    if ms >= LAST_MS {
+        return Err(out_of_range());
+    }
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(ms))
+        .ok_or_else(out_of_range)
 }
 
 /// serde_json's messages can quote the content (a token): keep only positions.
@@ -133,15 +162,26 @@ pub(crate) fn decode_with_generation(bytes: &[u8]) -> Result<(TokenSet, Option<u
         ))
     })?;
     let secret = |s: Cow<'_, str>| SecretString::from(s.into_owned());
+    let expires_at = stored
+        .expires_at_ms
+        .map(|ms| from_epoch_ms(ms, "expires_at_ms"))
+        .transpose()?;
+    let refreshed_at = stored
+        .refreshed_at_ms
+        .map(|ms| from_epoch_ms(ms, "refreshed_at_ms"))
+        .transpose()?;
     let tokens = TokenSet::new(
         secret(stored.refresh_token),
         stored.access_token.map(secret),
         stored.id_token.map(secret),
         stored.device_key.map(secret),
-        stored
-            .expires_at_ms
-            .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+        expires_at,
         stored.lifetime_secs.map(Duration::from_secs),
+    )
+    .with_refreshed_at(refreshed_at)
+    .bound_to(
+        stored.client_id.map(Cow::into_owned),
+        stored.endpoint.map(Cow::into_owned),
     );
     Ok((tokens, stored.generation))
 }
@@ -176,6 +216,37 @@ mod tests {
         assert!(back.same_refresh_token(&set));
         assert_eq!(back.expires_at, set.expires_at);
         assert_eq!(back.lifetime, set.lifetime);
+    }
+
+    #[test]
+    fn the_binding_and_refresh_time_round_trip_and_old_files_have_none() {
+        let set = TokenSet::from_refresh_token("r", None)
+            .with_refreshed_at(Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_500)))
+            .bound_to(Some("client".into()), Some("https://idp.example/".into()));
+        let back = decode(encode(&set).expose_secret()).expect("decodes");
+        assert_eq!(back.refreshed_at, set.refreshed_at);
+        assert_eq!(back.client_id.as_deref(), Some("client"));
+        assert_eq!(back.endpoint.as_deref(), Some("https://idp.example/"));
+        let old = decode(br#"{"format":"cogref-tokens","version":1,"refresh_token":"r"}"#)
+            .expect("a file written before the binding");
+        assert_eq!(
+            (old.client_id, old.endpoint, old.refreshed_at),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn a_stored_time_beyond_the_clock_is_corrupt_not_a_panic() {
+        for field in ["expires_at_ms", "refreshed_at_ms"] {
+            let bytes = format!(
+                r#"{{"format":"cogref-tokens","version":1,"refresh_token":"r","{field}":{}}}"#,
+                u64::MAX
+            );
+            assert!(matches!(
+                decode(bytes.as_bytes()),
+                Err(FormatError::Corrupt(_))
+            ));
+        }
     }
 
     #[test]

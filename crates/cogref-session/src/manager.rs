@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use cogref_core::secrecy::SecretString;
 use cogref_core::{
-    AsyncTransport, BlockingTransport, Client, Decision, Environment, RefreshInput, Session,
-    SessionConfig,
+    AsyncTransport, BlockingTransport, Client, Environment, RefreshInput, Session, SessionConfig,
 };
 
 use crate::engine::{
-    Ask, Engine, Fallback, LOCK_POLL, LockPoll, NOTIFIED_POLL, Options, Prepared, Refreshed, Saved,
+    Ask, BACKGROUND_PAUSE, Engine, Fallback, LOCK_POLL, LockPoll, NOTIFIED_POLL, Options, Prepared,
+    Quick, Refreshed, Saved,
 };
 use crate::error::SessionError;
 use crate::event::SessionEvent;
@@ -61,62 +61,74 @@ macro_rules! builder_methods {
     };
 }
 
-/// The steps of a refresh once the in-process gate is held, written once for both managers:
-/// take the store's lock (or adopt what its holder stores, or serve a still-valid token), reload,
-/// refresh if still due, save with a compare-and-set, adopt the winner after a lost race,
-/// release. `$store` is the store trait the calls go through (`TokenStore` or
-/// `AsyncTokenStore`), `$refresh` the client's call, `$wait` what to do while another holds the
-/// lock, and `$($aw)*` is `.await` or nothing.
+/// The steps of a refresh once this process has decided to run one, written once for both
+/// managers: take the store's lock (or adopt what its holder stores, or serve a still-valid
+/// token), reload, refresh if still due, save with a compare-and-set (afresh if the store was
+/// emptied meanwhile), adopt the winner after a lost race, look at the store once more before
+/// reporting that the user must sign in, release. `$store` is the store trait the calls go
+/// through (`TokenStore` or `AsyncTokenStore`), `$refresh` the client's call, `$wait` what to
+/// do while another holds the lock, and `$($aw)*` is `.await` or nothing.
 macro_rules! refresh_steps {
-    ($this:ident, $ask:ident, $store:ident, $refresh:ident, $wait:ident, $($aw:tt)*) => {{
-        let engine = &$this.engine;
-        let store = &$this.store;
-        let force = $ask == Ask::Force;
-        let started = engine.client.environment().now();
+    ($engine:expr, $store_ref:expr, $ask:expr, $store:ident, $refresh:ident, $wait:expr, $($aw:tt)*) => {{
+        let engine = $engine;
+        let store = $store_ref;
+        let ask = $ask;
+        let started = engine.now().mono;
         let lock = loop {
             let polled = match $store::try_lock(store) $($aw)* {
                 Ok(Some(guard)) => {
                     engine.locked();
                     break Some(guard);
                 }
-                Ok(None) => match $store::load(store) $($aw)* {
-                    Ok(stored) => engine.peeked(stored, started, $ask == Ask::Token),
-                    Err(e) => Err(e),
-                },
+                Ok(None) => engine.peeked($store::load(store) $($aw)*, started, ask == Ask::Token),
                 Err(e) => Err(e),
             };
             match polled {
                 Ok(LockPoll::Serve(token)) => return Ok(token),
-                Ok(LockPoll::Wait { seen }) => $this.$wait(seen) $($aw)*,
-                Err(e) => match engine.store_failed(e, force)? {
+                Ok(LockPoll::Wait { seen }) => $wait(seen) $($aw)*,
+                Err(e) => match engine.store_failed(e, ask)? {
                     Fallback::Serve(token) => return Ok(token),
                     Fallback::RefreshUnlocked => break None,
                 },
             }
         };
-        let loaded = match &lock {
+        let mut loaded = match &lock {
             Some(_) => Some($store::load(store) $($aw)*),
             None => None,
         };
-        let result = match engine.prepare(loaded, force) {
-            Ok(Prepared::Serve(token)) => Ok(token),
-            Ok(Prepared::Refresh(input, started)) => {
-                let outcome = engine.client.$refresh(&input) $($aw)*;
-                match engine.refreshed(outcome, started) {
-                    Refreshed::Done(result) => result,
-                    Refreshed::Save(pending) => {
-                        let saved = $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
-                        match engine.saved(pending, saved) {
-                            Saved::Done(result) => result,
-                            Saved::Conflict(pending) => {
-                                let stored = $store::load(store) $($aw)*;
-                                engine.after_conflict(pending, stored)
+        let mut rechecked = false;
+        let result = loop {
+            let result = match engine.prepare(loaded.take(), ask) {
+                Ok(Prepared::Serve(token)) => Ok(token),
+                Ok(Prepared::Refresh(input, started)) => {
+                    let outcome = engine.client.$refresh(&input) $($aw)*;
+                    match engine.refreshed(outcome, started) {
+                        Refreshed::Done(result) => result,
+                        Refreshed::Save(mut pending) => loop {
+                            let saved =
+                                $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
+                            match engine.saved(pending, saved) {
+                                Saved::Done(result) => break result,
+                                Saved::Create(again) => pending = again,
+                                Saved::Conflict(lost) => {
+                                    let stored = $store::load(store) $($aw)*;
+                                    break engine.after_conflict(lost, stored);
+                                }
                             }
-                        }
+                        },
                     }
                 }
+                Err(e) => Err(e),
+            };
+            // Before saying the session is over, look at the store: another process may hold
+            // a newer set (it rotated while our lease had run out, or signed in afresh).
+            if !rechecked && matches!(result, Err(SessionError::SignInRequired(_))) {
+                rechecked = true;
+                if engine.recheck($store::load(store) $($aw)*) {
+                    continue;
+                }
             }
-            Err(e) => Err(e),
+            break result;
         };
         if let Some(guard) = lock {
             $store::unlock(store, guard) $($aw)*;
@@ -133,28 +145,99 @@ pub struct TokenManagerBuilder<T, E, S> {
     options: Options,
 }
 
-impl<T, E: Environment, S: AsyncTokenStore> TokenManagerBuilder<T, E, S> {
+impl<T, E, S> TokenManagerBuilder<T, E, S>
+where
+    T: AsyncTransport + 'static,
+    E: Environment + 'static,
+    S: AsyncTokenStore + 'static,
+{
     builder_methods!();
 
     /// Loads the store (or starts from the template's refresh token) and makes the manager.
+    /// Fails if the store cannot be read or holds the session of another app client.
     pub async fn build(self) -> Result<TokenManager<T, E, S>, SessionError> {
         let loaded = AsyncTokenStore::load(&self.store).await?;
         Ok(TokenManager {
-            engine: Engine::new(self.client, self.template, loaded, self.options),
-            store: self.store,
-            gate: async_lock::Mutex::new(()),
+            inner: Arc::new(Inner {
+                engine: Engine::new(self.client, self.template, loaded, self.options)?,
+                store: self.store,
+                flight: Mutex::new(None),
+            }),
         })
     }
 }
 
 /// An async token manager over any [`AsyncTransport`]. How it refreshes: see the [crate docs](crate#how-a-refresh-happens).
+///
+/// Every refresh runs as a task of its own ([`AsyncTransport::spawn`]), and callers await its
+/// shared outcome: a caller whose future is dropped (a timeout, a cancelled request handler)
+/// never cuts a refresh short between Cognito's answer and the save. Cheap to clone; clones
+/// share the session.
 pub struct TokenManager<T, E, S> {
-    engine: Engine<T, E>,
-    store: S,
-    gate: async_lock::Mutex<()>,
+    inner: Arc<Inner<T, E, S>>,
 }
 
-impl<T: AsyncTransport, E: Environment, S: AsyncTokenStore> TokenManager<T, E, S> {
+impl<T, E, S> Clone for TokenManager<T, E, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<T, E, S> {
+    engine: Engine<T, E>,
+    store: S,
+    /// The refresh under way, if any: one at a time per manager.
+    flight: Mutex<Option<Arc<Flight>>>,
+}
+
+/// One refresh task and its outcome, which every caller that joined it receives.
+struct Flight {
+    ask: Ask,
+    outcome: async_lock::OnceCell<Result<SecretString, SessionError>>,
+}
+
+impl Flight {
+    async fn outcome(&self) -> Result<SecretString, SessionError> {
+        self.outcome.wait().await.clone()
+    }
+}
+
+/// Owned by the refresh task: settles the flight when the task ends, and if the task is dropped
+/// unfinished, tells its waiters so instead of leaving them waiting forever.
+struct FlightGuard<T, E, S> {
+    inner: Arc<Inner<T, E, S>>,
+    flight: Arc<Flight>,
+}
+
+impl<T, E, S> FlightGuard<T, E, S> {
+    fn settle(&self, result: Result<SecretString, SessionError>) {
+        // Only this guard sets the cell, so this never waits.
+        let _ = self.flight.outcome.set_blocking(result);
+        let mut slot = lock(&self.inner.flight);
+        if slot.as_ref().is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
+            *slot = None;
+        }
+    }
+}
+
+impl<T, E, S> Drop for FlightGuard<T, E, S> {
+    fn drop(&mut self) {
+        self.settle(Err(SessionError::Interrupted));
+    }
+}
+
+fn lock<V>(mutex: &Mutex<V>) -> MutexGuard<'_, V> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl<T, E, S> TokenManager<T, E, S>
+where
+    T: AsyncTransport + 'static,
+    E: Environment + 'static,
+    S: AsyncTokenStore + 'static,
+{
     /// Starts a builder. `template` gives the client id, secret and metadata of every refresh,
     /// and the refresh token to start from when the store is empty.
     pub fn builder(
@@ -171,63 +254,132 @@ impl<T: AsyncTransport, E: Environment, S: AsyncTokenStore> TokenManager<T, E, S
     }
 
     /// A valid access token: the cached one, or a new one after one shared refresh.
+    ///
+    /// Dropping the returned future is safe at any point: a refresh it started goes on, and its
+    /// result is stored.
     pub async fn access_token(&self) -> Result<SecretString, SessionError> {
-        let now = self.engine.now();
-        match self.engine.quick(now)? {
-            Ok(token) => Ok(token),
+        let engine = &self.inner.engine;
+        match engine.quick(engine.now()) {
+            Quick::Serve(token) => Ok(token),
             // Boxed so that the cached path's future stays small: the refresh machinery is
             // built only when a refresh is due.
-            Err(decision) => Box::pin(self.refresh_due(decision)).await,
+            other => Box::pin(self.slow_path(other)).await,
         }
     }
 
-    async fn refresh_due(&self, decision: Decision) -> Result<SecretString, SessionError> {
-        if matches!(decision, Decision::Refresh { usable: true }) {
-            // Someone else is refreshing ahead of expiry: the current token is still good.
-            match self.gate.try_lock() {
-                Some(gate) => self.refresh_holding(gate, Ask::Token).await,
-                None => Ok(self.engine.current_token()),
+    async fn slow_path(&self, mut quick: Quick) -> Result<SecretString, SessionError> {
+        let engine = &self.inner.engine;
+        let mut rechecked = false;
+        loop {
+            match quick {
+                Quick::Serve(token) => return Ok(token),
+                Quick::Refresh { usable } => {
+                    let (flight, ours) = self.join_or_start(Ask::Token);
+                    if usable && !ours {
+                        // Someone else is refreshing ahead of expiry: the current token is
+                        // still good.
+                        return Ok(engine.current_token());
+                    }
+                    return flight.outcome().await;
+                }
+                // No token to give: a newer set in the store (another process refreshed, or
+                // signed in afresh) beats the error.
+                Quick::Fail(error) => {
+                    if rechecked || !engine.recheck(AsyncTokenStore::load(&self.inner.store).await)
+                    {
+                        return Err(error);
+                    }
+                    rechecked = true;
+                }
             }
-        } else {
-            let gate = self.gate.lock().await;
-            self.refresh_holding(gate, Ask::Token).await
+            quick = engine.quick(engine.now());
         }
     }
 
-    /// Refreshes now, even if the token is fresh (waiting for a refresh already under way).
+    /// The refresh under way, or a new one started for `ask`; whether it is new.
+    fn join_or_start(&self, ask: Ask) -> (Arc<Flight>, bool) {
+        let mut slot = lock(&self.inner.flight);
+        if let Some(flight) = slot.as_ref() {
+            return (Arc::clone(flight), false);
+        }
+        let flight = Arc::new(Flight {
+            ask,
+            outcome: async_lock::OnceCell::new(),
+        });
+        *slot = Some(Arc::clone(&flight));
+        drop(slot);
+        let guard = FlightGuard {
+            inner: Arc::clone(&self.inner),
+            flight: Arc::clone(&flight),
+        };
+        let task = async move {
+            let result = guard.inner.refresh(ask).await;
+            guard.settle(result);
+        };
+        self.inner.engine.client.transport().spawn(Box::pin(task));
+        (flight, true)
+    }
+
+    /// Refreshes now, even if the token is fresh: after a refresh already under way, and never
+    /// twice within [`SessionConfig::min_refresh_interval`] (a second call that soon gets the
+    /// token the first one obtained).
     pub async fn refresh_now(&self) -> Result<SecretString, SessionError> {
-        let gate = self.gate.lock().await;
-        self.refresh_holding(gate, Ask::Force).await
+        let mut first = true;
+        loop {
+            let current = lock(&self.inner.flight).clone();
+            match current {
+                // Started after this call began: it is the refresh asked for.
+                Some(flight) if !first && flight.ask == Ask::Force => {
+                    return flight.outcome().await;
+                }
+                Some(flight) => {
+                    let _ = flight.outcome().await;
+                }
+                None => {
+                    let (flight, _) = self.join_or_start(Ask::Force);
+                    return flight.outcome().await;
+                }
+            }
+            first = false;
+        }
     }
 
     /// Keeps the session fresh: refreshes whenever one is due, until the user must sign in
-    /// again. Spawn it on your runtime; it sleeps on the transport's timer between refreshes.
+    /// again. Spawn it on your runtime; it sleeps on the transport's timer between refreshes,
+    /// and never more often than once a second when a refresh leaves another due at once.
+    /// Dropping it never cuts a refresh short.
     pub async fn run_background(&self) {
-        loop {
-            match self.engine.next_due_in(self.engine.now()) {
-                None => return,
-                Some(wait) if !wait.is_zero() => self.engine.client.transport().sleep(wait).await,
-                Some(_) => {
-                    let gate = self.gate.lock().await;
-                    if let Err(e) = self.refresh_holding(gate, Ask::Background).await {
-                        tracing::debug!(error = %e, "background refresh failed");
-                    }
-                }
+        let engine = &self.inner.engine;
+        let mut pause = Duration::ZERO;
+        while let Some(wait) = engine.next_due_in(engine.now()) {
+            let wait = wait.max(pause);
+            if !wait.is_zero() {
+                engine.client.transport().sleep(wait).await;
+                pause = Duration::ZERO;
+                continue;
             }
+            let (flight, _) = self.join_or_start(Ask::Background);
+            if let Err(e) = flight.outcome().await {
+                tracing::debug!(error = %e, "background refresh failed");
+            }
+            pause = BACKGROUND_PAUSE;
         }
     }
 
     /// The session as it stands (tokens redacted in `Debug`).
     pub fn session(&self) -> Session {
-        self.engine.session()
+        self.inner.engine.session()
     }
+}
 
-    async fn refresh_holding(
-        &self,
-        _gate: async_lock::MutexGuard<'_, ()>,
-        ask: Ask,
-    ) -> Result<SecretString, SessionError> {
-        refresh_steps!(self, ask, AsyncTokenStore, refresh, wait_for_store, .await)
+impl<T, E, S> Inner<T, E, S>
+where
+    T: AsyncTransport,
+    E: Environment,
+    S: AsyncTokenStore,
+{
+    async fn refresh(&self, ask: Ask) -> Result<SecretString, SessionError> {
+        refresh_steps!(&self.engine, &self.store, ask, AsyncTokenStore, refresh, |seen| self.wait_for_store(seen), .await)
     }
 
     /// Waits for the lock holder: on the store's notification if it can give one without
@@ -256,10 +408,11 @@ impl<T, E: Environment, S: TokenStore> BlockingTokenManagerBuilder<T, E, S> {
     builder_methods!();
 
     /// Loads the store (or starts from the template's refresh token) and makes the manager.
+    /// Fails if the store cannot be read or holds the session of another app client.
     pub fn build(self) -> Result<BlockingTokenManager<T, E, S>, SessionError> {
         let loaded = TokenStore::load(&self.store)?;
         Ok(BlockingTokenManager {
-            engine: Engine::new(self.client, self.template, loaded, self.options),
+            engine: Engine::new(self.client, self.template, loaded, self.options)?,
             store: self.store,
             gate: Mutex::new(()),
         })
@@ -290,29 +443,38 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
 
     /// A valid access token: the cached one, or a new one after one shared refresh.
     pub fn access_token(&self) -> Result<SecretString, SessionError> {
-        let now = self.engine.now();
-        let usable = match self.engine.quick(now)? {
-            Ok(token) => return Ok(token),
-            Err(decision) => matches!(decision, Decision::Refresh { usable: true }),
-        };
-        if usable {
-            match self.gate.try_lock() {
-                Ok(gate) => self.refresh_holding(gate, Ask::Token),
-                Err(_) => Ok(self.engine.current_token()),
+        let mut rechecked = false;
+        loop {
+            match self.engine.quick(self.engine.now()) {
+                Quick::Serve(token) => return Ok(token),
+                Quick::Refresh { usable: true } => {
+                    return match self.gate.try_lock() {
+                        Ok(gate) => self.refresh_holding(gate, Ask::Token),
+                        // Someone else is refreshing ahead of expiry: the token is still good.
+                        Err(_) => Ok(self.engine.current_token()),
+                    };
+                }
+                Quick::Refresh { usable: false } => {
+                    return self.refresh_holding(lock(&self.gate), Ask::Token);
+                }
+                Quick::Fail(error) => {
+                    if rechecked || !self.engine.recheck(TokenStore::load(&self.store)) {
+                        return Err(error);
+                    }
+                    rechecked = true;
+                }
             }
-        } else {
-            let gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-            self.refresh_holding(gate, Ask::Token)
         }
     }
 
-    /// Refreshes now, even if the token is fresh.
+    /// Refreshes now, even if the token is fresh (after a refresh already under way, and never
+    /// twice within [`SessionConfig::min_refresh_interval`]).
     pub fn refresh_now(&self) -> Result<SecretString, SessionError> {
-        let gate = self.gate.lock().unwrap_or_else(|p| p.into_inner());
-        self.refresh_holding(gate, Ask::Force)
+        self.refresh_holding(lock(&self.gate), Ask::Force)
     }
 
-    /// Keeps the session fresh on a thread of its own until the user must sign in again.
+    /// Keeps the session fresh on a thread of its own until the user must sign in again, never
+    /// more often than once a second when a refresh leaves another due at once.
     pub fn spawn_background(self: &Arc<Self>) -> std::thread::JoinHandle<()>
     where
         T: 'static,
@@ -321,14 +483,17 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
     {
         let manager = Arc::clone(self);
         std::thread::spawn(move || {
+            let mut pause = Duration::ZERO;
             while let Some(wait) = manager.engine.next_due_in(manager.engine.now()) {
+                let wait = wait.max(pause);
                 if wait.is_zero() {
-                    let gate = manager.gate.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Err(e) = manager.refresh_holding(gate, Ask::Background) {
+                    if let Err(e) = manager.refresh_holding(lock(&manager.gate), Ask::Background) {
                         tracing::debug!(error = %e, "background refresh failed");
                     }
+                    pause = BACKGROUND_PAUSE;
                 } else {
                     manager.engine.client.transport().sleep(wait);
+                    pause = Duration::ZERO;
                 }
             }
         })
@@ -344,7 +509,14 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         _gate: MutexGuard<'_, ()>,
         ask: Ask,
     ) -> Result<SecretString, SessionError> {
-        refresh_steps!(self, ask, TokenStore, refresh_blocking, wait_for_store,)
+        refresh_steps!(
+            &self.engine,
+            &self.store,
+            ask,
+            TokenStore,
+            refresh_blocking,
+            |seen| self.wait_for_store(seen),
+        )
     }
 
     /// Waits for the lock holder: on the store's notification if it has one, else a short sleep.

@@ -72,6 +72,21 @@ pub enum StoreError {
         /// The version stored now.
         found: Option<u64>,
     },
+    /// The store holds the session of another app client or endpoint: refreshing it with this
+    /// client's settings would fail, and overwriting it would sign that session out.
+    #[error(
+        "the token store holds the session of app client {stored_client:?} at {stored_endpoint:?}, not of app client {client:?} at {endpoint:?}: use one store (file, Redis lineage) per app client"
+    )]
+    OtherClient {
+        /// The app client the stored set belongs to.
+        stored_client: String,
+        /// The endpoint the stored set came from.
+        stored_endpoint: String,
+        /// This manager's app client.
+        client: String,
+        /// This manager's endpoint.
+        endpoint: String,
+    },
     /// A store of another kind failed.
     #[error("token store: {0}")]
     Other(#[source] Box<dyn std::error::Error + Send + Sync>),

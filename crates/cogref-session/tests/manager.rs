@@ -167,6 +167,7 @@ fn a_rotated_token_that_cannot_be_saved_is_an_error_but_stays_in_memory() {
         "r1"
     );
     // The next refresh uses the token kept in memory, not the dead one in the store.
+    clock.advance(Duration::from_secs(1));
     manager.refresh_now().expect_err("still not saved");
     assert_eq!(transport.sent(), ["r0", "r1"]);
 }

@@ -80,10 +80,20 @@ pub fn ok(access: &str, expires_in: u32, refresh: Option<&str>) -> (u16, String)
     )
 }
 
+/// An error answer; a `NotAuthorizedException` says the token was revoked (see
+/// [`err_with`] for another message).
 pub fn err(status: u16, code: &str) -> (u16, String) {
+    let message = match code {
+        "NotAuthorizedException" => "Refresh Token has been revoked".to_owned(),
+        other => format!("scripted {other}"),
+    };
+    err_with(status, code, &message)
+}
+
+pub fn err_with(status: u16, code: &str, message: &str) -> (u16, String) {
     (
         status,
-        format!(r#"{{"__type":"{code}","message":"scripted {code}"}}"#),
+        format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
     )
 }
 
