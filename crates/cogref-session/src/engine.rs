@@ -505,7 +505,31 @@ impl<T, E: Environment> Engine<T, E> {
             expires_at,
             rotated,
         });
-        Saved::Done(Ok(token))
+        Saved::Done(self.fresh(token))
+    }
+
+    /// `token`, just obtained or adopted, if it is still valid now: tokens that expire as they
+    /// arrive are never handed out.
+    fn fresh(&self, token: SecretString) -> Result<SecretString, SessionError> {
+        let now = self.now();
+        let state = self.state();
+        let session = &state.session;
+        if session.is_valid_at(now) {
+            return Ok(token);
+        }
+        Err(match session.decide(now) {
+            Decision::SignInRequired => SessionError::SignInRequired(last_error(session)),
+            Decision::Unavailable { retry_at } | Decision::TooSoon { retry_at } => {
+                SessionError::TooSoon {
+                    retry_at,
+                    lifetime: session.tokens().lifetime,
+                }
+            }
+            Decision::Serve | Decision::Refresh { .. } => SessionError::TooSoon {
+                retry_at: now.wall,
+                lifetime: session.tokens().lifetime,
+            },
+        })
     }
 
     /// After a lost save race: adopt what the winner stored (`stored`, reloaded).
@@ -520,20 +544,20 @@ impl<T, E: Environment> Engine<T, E> {
         let mut state = self.state();
         state.session = pending.next;
         state.store_behind = false;
-        if let Ok(Some(stored)) = self.checked(stored)
-            && self.adopt_if_newer(&mut state, stored, now)
-        {
-            let adopted = matches!(state.session.decide(now), Decision::Serve)
-                .then(|| current_token(&state.session));
-            drop(state);
+        let adopted = match self.checked(stored) {
+            Ok(Some(stored)) => self.adopt_if_newer(&mut state, stored, now),
+            _ => false,
+        };
+        let serve = matches!(state.session.decide(now), Decision::Serve)
+            .then(|| current_token(&state.session));
+        drop(state);
+        if adopted {
             self.emit(SessionEvent::Adopted);
-            if let Some(token) = adopted {
-                return Ok(token);
-            }
         }
-        match then {
-            Some(error) => Err(error),
-            None => Ok(token),
+        match (serve, then) {
+            (Some(token), _) if adopted => Ok(token),
+            (_, Some(error)) => Err(error),
+            (_, None) => self.fresh(token),
         }
     }
 

@@ -21,12 +21,16 @@ pub fn clock() -> ManualEnvironment {
     )
 }
 
+/// Something to do when the next request arrives (Cognito acting, the store losing its data).
+pub type Hook = Box<dyn FnOnce() + Send>;
+
 /// A blocking transport answering from a script; its sleeps move the manual clock.
 #[derive(Clone)]
 pub struct Scripted {
     pub script: Arc<Mutex<VecDeque<(u16, String)>>>,
     pub requests: Arc<Mutex<Vec<String>>>,
     pub clock: ManualEnvironment,
+    pub hook: Arc<Mutex<Option<Hook>>>,
 }
 
 impl Scripted {
@@ -35,7 +39,13 @@ impl Scripted {
             script: Arc::new(Mutex::new(answers.iter().cloned().collect())),
             requests: Arc::default(),
             clock: clock.clone(),
+            hook: Arc::default(),
         }
+    }
+
+    /// Runs `hook` when the next request arrives, before it is answered.
+    pub fn on_next_request(&self, hook: impl FnOnce() + Send + 'static) {
+        *self.hook.lock().expect("hook") = Some(Box::new(hook));
     }
 
     /// The refresh tokens sent, in order.
@@ -51,6 +61,10 @@ impl BlockingTransport for Scripted {
             .lock()
             .expect("requests")
             .push(body["RefreshToken"].as_str().unwrap_or_default().to_owned());
+        let hook = self.hook.lock().expect("hook").take();
+        if let Some(hook) = hook {
+            hook();
+        }
         let (status, body) = self
             .script
             .lock()
@@ -98,6 +112,11 @@ pub fn err_with(status: u16, code: &str, message: &str) -> (u16, String) {
 }
 
 pub fn client<T>(transport: T, clock: &ManualEnvironment) -> Client<T, ManualEnvironment> {
+    client_on(transport, clock.clone())
+}
+
+/// A client over any clocks, retries off, for eu-west-1.
+pub fn client_on<T, E: cogref_core::Environment>(transport: T, env: E) -> Client<T, E> {
     let endpoint = EndpointConfig::new()
         .region("eu-west-1")
         .resolve()
@@ -106,7 +125,7 @@ pub fn client<T>(transport: T, clock: &ManualEnvironment) -> Client<T, ManualEnv
         retry: RetryConfig::disabled(),
         ..CallConfig::default()
     };
-    Client::new(transport, clock.clone(), endpoint, config)
+    Client::new(transport, env, endpoint, config)
 }
 
 pub fn template(refresh: &str) -> RefreshInput {
@@ -127,5 +146,85 @@ impl Counter {
     }
     pub fn get(&self) -> usize {
         self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// An async face for a blocking transport, on tokio: each answer comes after `delay` of real
+/// time (a slow Cognito), sleeps are tokio's and spawned tasks run on tokio.
+#[derive(Clone)]
+pub struct OnTokio<T> {
+    pub inner: T,
+    pub delay: Duration,
+}
+
+impl<T: BlockingTransport + Clone + 'static> cogref_core::AsyncTransport for OnTokio<T> {
+    async fn send(
+        &self,
+        request: HttpRequest,
+        options: SendOptions,
+    ) -> Result<HttpResponse, Error> {
+        tokio::time::sleep(self.delay).await;
+        self.inner.send(request, options)
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
+
+    fn spawn(&self, task: cogref_core::driver::DetachedTask) {
+        tokio::spawn(task);
+    }
+}
+
+/// Clocks whose wall clock can be stepped apart from the monotonic one, as an administrator or
+/// a broken NTP daemon does. Clones share them.
+#[derive(Debug, Clone)]
+pub struct SteppedClock {
+    mono_base: Instant,
+    elapsed: Arc<Mutex<Duration>>,
+    /// Seconds added to the wall clock (negative: stepped back).
+    step_secs: Arc<Mutex<i64>>,
+    seed: Arc<AtomicUsize>,
+}
+
+impl SteppedClock {
+    pub fn new() -> Self {
+        Self {
+            mono_base: Instant::now(),
+            elapsed: Arc::default(),
+            step_secs: Arc::default(),
+            seed: Arc::default(),
+        }
+    }
+
+    /// Both clocks move forward.
+    pub fn advance(&self, by: Duration) {
+        *self.elapsed.lock().expect("clock") += by;
+    }
+
+    /// The wall clock jumps by `secs` (back if negative); the monotonic one does not move.
+    pub fn step_wall(&self, secs: i64) {
+        *self.step_secs.lock().expect("clock") += secs;
+    }
+}
+
+impl cogref_core::Environment for SteppedClock {
+    fn now(&self) -> Instant {
+        self.mono_base + *self.elapsed.lock().expect("clock")
+    }
+
+    fn wall_clock(&self) -> SystemTime {
+        let step = *self.step_secs.lock().expect("clock");
+        let wall =
+            SystemTime::UNIX_EPOCH + Duration::from_secs(T0) + *self.elapsed.lock().expect("clock");
+        if step >= 0 {
+            wall + Duration::from_secs(step.unsigned_abs())
+        } else {
+            wall - Duration::from_secs(step.unsigned_abs())
+        }
+    }
+
+    fn random_seed(&self) -> u64 {
+        self.seed.fetch_add(1, Ordering::Relaxed) as u64
     }
 }
