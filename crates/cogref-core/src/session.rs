@@ -472,6 +472,14 @@ impl Session {
         }
     }
 
+    /// How long from `now` until the floor between refreshes lets another one start (zero if
+    /// it does now). `refresh_now` waits this long rather than hand out a token obtained before
+    /// it was called.
+    pub fn until_refresh_allowed(&self, now: Now) -> Duration {
+        self.not_before
+            .map_or(Duration::ZERO, |at| at.until_elapsed(now))
+    }
+
     /// How long from `now` until [`decide`](Self::decide) next asks for a refresh: zero if it
     /// does now, `None` once the user must sign in again. A background refresher sleeps this
     /// long; it never returns zero twice for one refresh, because each refresh (success or

@@ -130,7 +130,11 @@ fn errors_from_bodies_that_echo_secrets_do_not_show_them() {
     let truncated = &body[..body.len() - 30];
     let echoes = [
         (200, vec![], truncated.to_owned()),
-        (200, vec![("content-type", "text/html")], truncated.to_owned()),
+        (
+            200,
+            vec![("content-type", "text/html")],
+            truncated.to_owned(),
+        ),
         (200, vec![], format!("{body} trailing {REFRESH}")),
         (
             200,

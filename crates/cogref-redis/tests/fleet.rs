@@ -506,7 +506,8 @@ fn the_fleet_keeps_its_session_through_a_redis_restart_that_loses_the_data() {
     // across it, then comes back empty.
     wait_for_new_version(&store, seeded);
     let stored = store.load().expect("load").expect("stored").tokens;
-    let due = Session::new(stored, SessionConfig::default())
+    let now = cogref_core::Now::new(SystemTime::now(), std::time::Instant::now());
+    let due = Session::new(stored, SessionConfig::default(), now)
         .refresh_due_at()
         .expect("a due time");
     let outage = due - Duration::from_millis(300);

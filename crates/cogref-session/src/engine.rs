@@ -589,6 +589,11 @@ impl<T, E: Environment> Engine<T, E> {
         });
     }
 
+    /// How long a forced refresh must wait for the floor between refreshes.
+    pub(crate) fn until_refresh_allowed(&self, now: Now) -> Duration {
+        self.state().session.until_refresh_allowed(now)
+    }
+
     /// How long until the next refresh is due (`None` when the session is over).
     pub(crate) fn next_due_in(&self, now: Now) -> Option<Duration> {
         let state = self.state();

@@ -320,10 +320,12 @@ where
         (flight, true)
     }
 
-    /// Refreshes now, even if the token is fresh: after a refresh already under way, and never
-    /// twice within [`SessionConfig::min_refresh_interval`] (a second call that soon gets the
-    /// token the first one obtained).
+    /// Refreshes now, even if the token is fresh, and returns a token obtained by a refresh that
+    /// started after this call: after a refresh already under way, and never sooner than
+    /// [`SessionConfig::min_refresh_interval`] after the lineage's last refresh (it waits that
+    /// out).
     pub async fn refresh_now(&self) -> Result<SecretString, SessionError> {
+        let engine = &self.inner.engine;
         let mut first = true;
         loop {
             let current = lock(&self.inner.flight).clone();
@@ -336,8 +338,12 @@ where
                     let _ = flight.outcome().await;
                 }
                 None => {
-                    let (flight, _) = self.join_or_start(Ask::Force);
-                    return flight.outcome().await;
+                    let wait = engine.until_refresh_allowed(engine.now());
+                    if wait.is_zero() {
+                        let (flight, _) = self.join_or_start(Ask::Force);
+                        return flight.outcome().await;
+                    }
+                    engine.client.transport().sleep(wait).await;
                 }
             }
             first = false;
@@ -467,10 +473,15 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         }
     }
 
-    /// Refreshes now, even if the token is fresh (after a refresh already under way, and never
-    /// twice within [`SessionConfig::min_refresh_interval`]).
+    /// Refreshes now, even if the token is fresh, and returns a token obtained by a refresh that
+    /// started after this call (see [`TokenManager::refresh_now`]).
     pub fn refresh_now(&self) -> Result<SecretString, SessionError> {
-        self.refresh_holding(lock(&self.gate), Ask::Force)
+        let gate = lock(&self.gate);
+        let wait = self.engine.until_refresh_allowed(self.engine.now());
+        if !wait.is_zero() {
+            self.engine.client.transport().sleep(wait);
+        }
+        self.refresh_holding(gate, Ask::Force)
     }
 
     /// Keeps the session fresh on a thread of its own until the user must sign in again, never

@@ -707,3 +707,31 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[test]
+fn refresh_now_waits_out_the_floor_and_returns_a_token_obtained_after_the_call() {
+    let clock = clock();
+    let transport = Scripted::new(
+        &clock,
+        &[
+            ok("a1", 3600, Some("r1")),
+            ok("a2", 3600, Some("r2")),
+            ok("a3", 3600, Some("r3")),
+        ],
+    );
+    let manager = BlockingTokenManager::builder(
+        client(transport.clone(), &clock),
+        template("r0"),
+        MemoryStore::new(),
+    )
+    .build()
+    .expect("manager");
+    let started = clock.wall_clock();
+    assert_eq!(manager.refresh_now().expect("a1").expose_secret(), "a1");
+    assert_eq!(manager.refresh_now().expect("a2").expose_secret(), "a2");
+    assert_eq!(manager.refresh_now().expect("a3").expose_secret(), "a3");
+    assert_eq!(transport.sent(), ["r0", "r1", "r2"]);
+    // Each waited for the floor: the three refreshes started a second apart.
+    let elapsed = clock.wall_clock().duration_since(started).expect("forward");
+    assert_eq!(elapsed, Duration::from_secs(2));
+}
