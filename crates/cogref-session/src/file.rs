@@ -103,6 +103,10 @@ impl FileStore {
 
     /// The file's bytes, or `None` when there is no file.
     fn read(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.read_with_metadata()?.map(|(bytes, _)| bytes))
+    }
+
+    fn read_with_metadata(&self) -> Result<Option<(Vec<u8>, Metadata)>, StoreError> {
         let mut options = OpenOptions::new();
         options.read(true);
         let Some((file, meta)) = open_regular(&self.path, no_follow(&mut options), "opening")?
@@ -110,10 +114,10 @@ impl FileStore {
             return Ok(None);
         };
         self.check_permissions(&file, &meta)?;
-        read_capped(file, &meta)
+        let bytes = read_capped(file, &meta)
             .map_err(|e| self.io("reading", e))?
-            .ok_or_else(|| self.too_large())
-            .map(Some)
+            .ok_or_else(|| self.too_large())?;
+        Ok(Some((bytes, meta)))
     }
 
     fn too_large(&self) -> StoreError {
@@ -280,11 +284,13 @@ impl FileStore {
         else {
             return Ok(false);
         };
-        let stored = match self.read()? {
-            Some(current) => format::generation(&current).ok().map(|g| g.unwrap_or(0)),
-            None => None,
+        let Some((current, stored_meta)) = self.read_with_metadata()? else {
+            return Ok(false);
         };
-        if stored.and_then(|g| g.checked_add(1)) != Some(generation) {
+        let stored = format::generation(&current).ok().map(|g| g.unwrap_or(0));
+        if stored.and_then(|g| g.checked_add(1)) != Some(generation)
+            || !written_by_the_stores_owner(meta, &stored_meta)
+        {
             return Ok(false);
         }
         file.sync_all()
@@ -410,6 +416,20 @@ fn special_kind(file_type: &fs::FileType) -> &'static str {
 #[cfg(not(unix))]
 fn special_kind(_: &fs::FileType) -> &'static str {
     "not a file"
+}
+
+/// Whether a temporary file looks like one this store's writers create: private (0600) and
+/// owned by the token file's owner. Anyone else who can create files in the folder could have
+/// planted it, and it must never become the store.
+#[cfg(unix)]
+fn written_by_the_stores_owner(temp: &Metadata, store: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    temp.mode() & 0o077 == 0 && temp.uid() == store.uid()
+}
+
+#[cfg(not(unix))]
+fn written_by_the_stores_owner(_: &Metadata, _: &Metadata) -> bool {
+    true
 }
 
 /// Whether `path` still names the file `meta` describes.

@@ -540,6 +540,12 @@ fn a_complete_temporary_file_of_the_next_generation_is_recovered_when_the_lock_i
         .expect("saved");
     let temp = dir.file(&temp_name("t.json", ".locked.tmp"));
     fs::write(&temp, stored_json(REFRESH, v1 + 1)).expect("plant");
+    #[cfg(unix)]
+    {
+        // As the store's writers create it.
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&temp, fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
     // Truncated (the crash came mid-write): not recovered, removed.
     let torn = dir.file(".t.json.4242.9.123456789.locked.tmp");
     let json = stored_json("CANARY-torn", v1 + 1);
@@ -559,4 +565,22 @@ fn a_complete_temporary_file_of_the_next_generation_is_recovered_when_the_lock_i
             & 0o777;
         assert_eq!(mode, 0o600);
     }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_temporary_file_other_users_could_have_written_is_never_recovered() {
+    // Whoever can create files in the folder must not be able to plant the next generation.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("planted");
+    let store = FileStore::new(dir.file("t.json"));
+    let v1 = store.save(&full_set(), None).expect("saved");
+    let planted = dir.file(&temp_name("t.json", ".locked.tmp"));
+    fs::write(&planted, stored_json("CANARY-planted", v1 + 1)).expect("plant");
+    fs::set_permissions(&planted, fs::Permissions::from_mode(0o644)).expect("chmod");
+    drop(store.try_lock().expect("ok").expect("free"));
+    let kept = store.load().expect("ok").expect("set");
+    assert_eq!(kept.version, v1);
+    assert_eq!(kept.tokens.refresh_token.expose_secret(), REFRESH);
+    assert_eq!(names_in(&dir.0), ["t.json", "t.json.lock"]);
 }
