@@ -148,7 +148,9 @@ impl FileStore {
                     mode = %format!("{mode:04o}"),
                     "the token file was readable by other users; it is now 0600"
                 ),
-                Err(e) => tracing::warn!(
+                // Not ours to change (another owner): the next save replaces it with a
+                // private file. Debug only: loads repeat while a lock is awaited.
+                Err(e) => tracing::debug!(
                     path = %self.path.display(),
                     mode = %format!("{mode:04o}"),
                     error = %e,
