@@ -169,16 +169,26 @@ impl Drop for AsyncLease {
 
 impl AsyncTokenStore for AsyncRedisStore {
     async fn load(&self) -> Result<Option<Versioned>, StoreError> {
-        let cmd = self.inner.lineage.load_cmd();
-        let reply = run!(&self.inner, "reading the token set", |c| cmd
-            .query_async(&mut c))?;
+        let load = self.inner.lineage.load_script();
+        let reply = run!(&self.inner, "reading the token set", |c| load
+            .invoke_async(&mut c))?;
         self.inner.lineage.loaded(reply)
     }
 
     async fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
         let lineage = &self.inner.lineage;
-        let encoded = lineage.encode(tokens)?;
-        let save = lineage.save_script(expected, encoded.bytes());
+        // The version is sealed with the data, so it is chosen before the script runs.
+        let server_time = match expected {
+            Some(_) => None,
+            None => {
+                let time = lineage.time_cmd();
+                Some(run!(&self.inner, "reading the server's clock", |c| time
+                    .query_async(&mut c))?)
+            }
+        };
+        let version = lineage.next_version(expected, server_time)?;
+        let encoded = lineage.encode(tokens, version)?;
+        let save = lineage.save_script(expected, version, encoded.bytes());
         let reply = run!(&self.inner, "saving the token set", |c| save
             .invoke_async(&mut c))?;
         lineage.saved(reply, expected)

@@ -34,6 +34,20 @@ pub enum RedisStoreError {
         /// What is wrong, without any of the content.
         detail: String,
     },
+    /// The entry holds an older version than one this store has already seen: an older entry
+    /// was written back (a replay, or a restored snapshot). Refused rather than taken for the
+    /// newest.
+    #[error(
+        "redis key {key} holds version {found}, older than version {seen} this store has already seen: an older token set was written back (a replay or a restored snapshot); it is not used"
+    )]
+    RolledBack {
+        /// The key concerned.
+        key: String,
+        /// The version stored now.
+        found: u64,
+        /// The newest version this store has seen.
+        seen: u64,
+    },
     /// The entry is sealed and this store's sealing key does not open it.
     #[error(
         "redis key {key} is sealed with another key (or was altered): it cannot be opened with this sealing key; configure the key it was written with, or delete the entry and sign in again"

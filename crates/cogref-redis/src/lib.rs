@@ -65,9 +65,25 @@
 //! ## Sealing
 //!
 //! With [`sealing_key`](RedisStoreBuilder::sealing_key), the set is stored encrypted and
-//! authenticated (XChaCha20-Poly1305, bound to the key name): whoever can read Redis cannot read
-//! a refresh token, and whoever can write to it cannot slip in tokens of their own. A wrong key
-//! is a clear [`RedisStoreError::WrongKey`], never garbage.
+//! authenticated (XChaCha20-Poly1305): whoever can read Redis cannot read a refresh token, and
+//! whoever can write to it cannot slip in tokens of their own. A wrong key is a clear
+//! [`RedisStoreError::WrongKey`], never garbage.
+//!
+//! The seal binds the entry's key (its prefix and lineage) and its version. A sealed value
+//! cannot be moved to another lineage, nor put back under another version; and a store refuses
+//! an entry older than one it has already loaded or saved
+//! ([`RedisStoreError::RolledBack`]), so an older entry written back whole (a replay, or a
+//! restored snapshot; sealed or not) is refused by every process that has seen a newer one. A
+//! process that starts while such an entry is stored has seen nothing newer and cannot tell.
+//!
+//! Entries sealed by cogref 0.1, which bound only the key, are still read, so an upgrade keeps
+//! the session; the next save seals with the version bound. Once a store has seen an entry
+//! sealed the new way, an old-style one is refused as a rollback. (cogref 0.1 cannot read the
+//! new entries: upgrade every process of a lineage.)
+//!
+//! Versions and stored values are checked before use: a version that is not plain decimal, a
+//! version at `u64::MAX` (no next one), or a value over 1 MiB (not fetched) is
+//! [`RedisStoreError::Corrupt`].
 //!
 //! ## Example
 //!

@@ -8,7 +8,13 @@ use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 /// Marks a sealed value and its layout: magic, 24-byte random nonce, ciphertext with its tag.
-const MAGIC: &[u8] = b"cogref-sealed:1:";
+/// The associated data binds the Redis key (so the value cannot move to another lineage) and
+/// the version it is stored under (so an older value cannot come back under another version).
+const MAGIC: &[u8] = b"cogref-sealed:2:";
+/// Values sealed by cogref 0.1: the same layout, but only the key bound, not the version.
+const MAGIC_KEY_ONLY: &[u8] = b"cogref-sealed:1:";
+/// What every sealed value starts with, whatever its layout.
+const SEALED_PREFIX: &[u8] = b"cogref-sealed:";
 const NONCE_LEN: usize = 24;
 
 /// A 256-bit key that seals the stored token set. Its `Debug` shows nothing of it.
@@ -48,21 +54,38 @@ impl fmt::Debug for SealingKey {
     }
 }
 
-/// Whether stored bytes are sealed.
+/// Whether stored bytes are sealed (in any layout, known or not).
 pub(crate) fn is_sealed(bytes: &[u8]) -> bool {
-    bytes.starts_with(MAGIC)
+    bytes.starts_with(SEALED_PREFIX)
 }
 
-/// `plain` sealed for `key_name` (the Redis key: a sealed set cannot be moved to another
-/// lineage).
+/// A sealed value, opened.
+pub(crate) struct Opened {
+    pub(crate) plain: Vec<u8>,
+    /// Whether its version was bound (`false`: sealed by cogref 0.1, key only).
+    pub(crate) version_bound: bool,
+}
+
+/// Why a sealed value did not open.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// Another key, another key name or version, or altered bytes: AEAD cannot tell these
+    /// apart, and neither should we.
+    Refused,
+    /// A layout this build does not know (a newer cogref's).
+    UnknownLayout,
+}
+
+/// `plain` sealed for the Redis key `key_name` at `version`.
 pub(crate) fn seal(
     key: &SealingKey,
     key_name: &str,
+    version: u64,
     plain: &[u8],
 ) -> Result<Vec<u8>, getrandom::Error> {
     let mut nonce = [0u8; NONCE_LEN];
     getrandom::fill(&mut nonce)?;
-    let aad = aad(key_name);
+    let aad = aad(key_name, version);
     let sealed = key
         .0
         .encrypt(
@@ -81,58 +104,125 @@ pub(crate) fn seal(
     Ok(out)
 }
 
-/// The plaintext of a sealed value, or `None` if this key does not open it (another key, or
-/// altered bytes: AEAD cannot tell the two apart, and neither should we).
-pub(crate) fn open(key: &SealingKey, key_name: &str, sealed: &[u8]) -> Option<Vec<u8>> {
-    let rest = sealed.strip_prefix(MAGIC)?;
+/// The plaintext of a value stored under `key_name` at `version`, if `key` sealed it there.
+/// A value sealed by cogref 0.1 (key name only) opens too, marked as such: the caller decides
+/// whether to accept it.
+pub(crate) fn open(
+    key: &SealingKey,
+    key_name: &str,
+    version: u64,
+    sealed: &[u8],
+) -> Result<Opened, OpenError> {
+    let (rest, aad, version_bound) = if let Some(rest) = sealed.strip_prefix(MAGIC) {
+        (rest, aad(key_name, version), true)
+    } else if let Some(rest) = sealed.strip_prefix(MAGIC_KEY_ONLY) {
+        (rest, [MAGIC_KEY_ONLY, key_name.as_bytes()].concat(), false)
+    } else {
+        return Err(OpenError::UnknownLayout);
+    };
     if rest.len() < NONCE_LEN {
-        return None;
+        return Err(OpenError::Refused);
     }
     let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-    key.0
+    let plain = key
+        .0
         .decrypt(
             XNonce::from_slice(nonce),
             Payload {
                 msg: ciphertext,
-                aad: &aad(key_name),
+                aad: &aad,
             },
         )
-        .ok()
+        .map_err(|_| OpenError::Refused)?;
+    Ok(Opened {
+        plain,
+        version_bound,
+    })
 }
 
-fn aad(key_name: &str) -> Vec<u8> {
-    [MAGIC, key_name.as_bytes()].concat()
+/// The associated data: the layout, the key name (length-prefixed, so no two pairs of name
+/// and version share one encoding) and the version.
+fn aad(key_name: &str, version: u64) -> Vec<u8> {
+    let name = key_name.as_bytes();
+    let mut aad = Vec::with_capacity(MAGIC.len() + 8 + name.len() + 8);
+    aad.extend_from_slice(MAGIC);
+    aad.extend_from_slice(&u64::try_from(name.len()).unwrap_or(u64::MAX).to_be_bytes());
+    aad.extend_from_slice(name);
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn opened(result: Result<Opened, OpenError>) -> Option<(Vec<u8>, bool)> {
+        result.ok().map(|o| (o.plain, o.version_bound))
+    }
+
     #[test]
-    fn a_sealed_value_opens_with_its_key_and_name_only() {
+    fn a_sealed_value_opens_with_its_key_name_and_version_only() {
         let key = SealingKey::from_bytes([1; 32]);
-        let sealed = seal(&key, "k", b"secret payload").expect("sealed");
+        let sealed = seal(&key, "k", 7, b"secret payload").expect("sealed");
         assert!(is_sealed(&sealed));
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
         assert_eq!(
-            open(&key, "k", &sealed).as_deref(),
-            Some(&b"secret payload"[..])
+            opened(open(&key, "k", 7, &sealed)),
+            Some((b"secret payload".to_vec(), true))
         );
-        assert_eq!(open(&SealingKey::from_bytes([2; 32]), "k", &sealed), None);
-        assert_eq!(open(&key, "other-lineage", &sealed), None);
+        assert!(open(&SealingKey::from_bytes([2; 32]), "k", 7, &sealed).is_err());
+        assert!(open(&key, "other-lineage", 7, &sealed).is_err());
+        for version in [0, 6, 8, u64::MAX] {
+            assert!(open(&key, "k", version, &sealed).is_err(), "{version}");
+        }
         let mut flipped = sealed.clone();
         let last = flipped.len() - 1;
         flipped[last] ^= 1;
-        assert_eq!(open(&key, "k", &flipped), None);
-        assert_eq!(open(&key, "k", &sealed[..MAGIC.len() + 3]), None);
+        assert!(open(&key, "k", 7, &flipped).is_err());
+        assert!(open(&key, "k", 7, &sealed[..MAGIC.len() + 3]).is_err());
+    }
+
+    #[test]
+    fn a_value_sealed_with_the_key_name_only_opens_marked_as_such_and_not_in_the_new_layout() {
+        let key = SealingKey::from_bytes([1; 32]);
+        // As cogref 0.1 sealed: same layout, associated data = its magic and the key name.
+        let nonce = [9u8; NONCE_LEN];
+        let aad = [MAGIC_KEY_ONLY, b"k"].concat();
+        let ciphertext = key
+            .0
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: b"old".as_slice(),
+                    aad: &aad,
+                },
+            )
+            .expect("sealed");
+        let old = [MAGIC_KEY_ONLY, &nonce, &ciphertext].concat();
+        assert_eq!(
+            opened(open(&key, "k", 123, &old)),
+            Some((b"old".to_vec(), false))
+        );
+        assert!(open(&key, "other", 123, &old).is_err());
+        // Relabelled as the new layout, it does not open.
+        let relabelled = [MAGIC, &nonce, &ciphertext].concat();
+        assert!(open(&key, "k", 123, &relabelled).is_err());
+        // And a new value relabelled as the old layout does not either.
+        let new = seal(&key, "k", 123, b"new").expect("sealed");
+        let downgraded = [MAGIC_KEY_ONLY, &new[MAGIC.len()..]].concat();
+        assert!(open(&key, "k", 123, &downgraded).is_err());
+        assert_eq!(
+            open(&key, "k", 1, b"cogref-sealed:9:whatever").err(),
+            Some(OpenError::UnknownLayout)
+        );
     }
 
     #[test]
     fn two_seals_of_one_value_differ() {
         let key = SealingKey::from_bytes([1; 32]);
         assert_ne!(
-            seal(&key, "k", b"x").expect("sealed"),
-            seal(&key, "k", b"x").expect("sealed")
+            seal(&key, "k", 1, b"x").expect("sealed"),
+            seal(&key, "k", 1, b"x").expect("sealed")
         );
     }
 }

@@ -9,7 +9,7 @@ use cogref_session::{StoreError, StoreGuard, TokenStore, Versioned};
 
 use crate::connection::Connector;
 use crate::error::RedisStoreError;
-use crate::lineage::{Lineage, random_owner};
+use crate::lineage::{Lineage, MAX_LEASE_TTL, random_owner};
 use crate::seal::SealingKey;
 
 /// How long a lease lasts unless released: longer than a refresh call may take with the default
@@ -65,7 +65,8 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How long the refresh lease lasts if its holder dies (default 45 s). Keep it above the
+    /// How long the refresh lease lasts if its holder dies (default 45 s; 1 ms to a day, or
+    /// [`build`](Self::build) refuses it). Keep it above the
     /// longest refresh call (the client's total timeout): a holder whose lease runs out while
     /// its call is still running cannot overwrite a newer set (the version check refuses it),
     /// but a second process may have refreshed meanwhile, which with rotation and no grace
@@ -81,13 +82,13 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// How long connecting may take (default 2 s).
+    /// How long connecting may take (default 2 s; zero is refused).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
-    /// How long one command may take (default 2 s).
+    /// How long one command may take (default 2 s; zero is refused).
     pub fn io_timeout(mut self, timeout: Duration) -> Self {
         self.io_timeout = timeout;
         self
@@ -122,9 +123,15 @@ impl RedisStoreBuilder {
     fn parts(&self) -> Result<(redis::Client, Lineage), RedisStoreError> {
         check_name("lineage", &self.lineage)?;
         check_name("key prefix", &self.prefix)?;
-        if self.lease_ttl < Duration::from_millis(1) {
+        if self.lease_ttl < Duration::from_millis(1) || self.lease_ttl > MAX_LEASE_TTL {
             return Err(RedisStoreError::InvalidConfig(
-                "the lease time to live must be at least 1 ms".into(),
+                "the lease time to live must be between 1 ms and a day".into(),
+            ));
+        }
+        // A zero timeout makes every connection or command fail at once.
+        if self.connect_timeout.is_zero() || self.io_timeout.is_zero() {
+            return Err(RedisStoreError::InvalidConfig(
+                "the connect and I/O timeouts must be above zero".into(),
             ));
         }
         let client = redis::Client::open(self.url.as_str()).map_err(RedisStoreError::Url)?;
@@ -222,18 +229,31 @@ impl Drop for Lease {
 
 impl TokenStore for RedisStore {
     fn load(&self) -> Result<Option<Versioned>, StoreError> {
-        let cmd = self.inner.lineage.load_cmd();
+        let load = self.inner.lineage.load_script();
         let reply = self
             .inner
             .connector
-            .run("reading the token set", |c| cmd.query(c))?;
+            .run("reading the token set", |c| load.invoke(c))?;
         self.inner.lineage.loaded(reply)
     }
 
     fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
         let lineage = &self.inner.lineage;
-        let encoded = lineage.encode(tokens)?;
-        let save = lineage.save_script(expected, encoded.bytes());
+        // The version is sealed with the data, so it is chosen before the script runs.
+        let server_time = match expected {
+            Some(_) => None,
+            None => {
+                let time = lineage.time_cmd();
+                Some(
+                    self.inner
+                        .connector
+                        .run("reading the server's clock", |c| time.query(c))?,
+                )
+            }
+        };
+        let version = lineage.next_version(expected, server_time)?;
+        let encoded = lineage.encode(tokens, version)?;
+        let save = lineage.save_script(expected, version, encoded.bytes());
         let reply = self
             .inner
             .connector

@@ -226,3 +226,71 @@ async fn the_async_store_reconnects_after_a_server_restart() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn the_async_store_binds_the_version_and_refuses_a_rollback_too() {
+    let redis = redis();
+    let name = lineage("async-rollback");
+    let key = SealingKey::from_bytes([5; 32]);
+    let store = RedisStore::builder(&redis.url, &name)
+        .sealing_key(key.clone())
+        .build_async()
+        .expect("store");
+    let v1 = AsyncTokenStore::save(
+        &store,
+        &TokenSet::from_refresh_token("CANARY-r1", None),
+        None,
+    )
+    .await
+    .expect("v1");
+    let mut c = raw(&redis.url);
+    let (old_v, old_d): (String, Vec<u8>) = redis::cmd("HMGET")
+        .arg(store.tokens_key())
+        .arg("v")
+        .arg("d")
+        .query(&mut c)
+        .expect("raw");
+    let v2 = AsyncTokenStore::save(
+        &store,
+        &TokenSet::from_refresh_token("CANARY-r2", None),
+        Some(v1),
+    )
+    .await
+    .expect("v2");
+    // The blocking store reads what the async one sealed.
+    let blocking = RedisStore::builder(&redis.url, &name)
+        .sealing_key(key)
+        .build()
+        .expect("store");
+    let (loaded, blocking) =
+        tokio::task::spawn_blocking(move || (TokenStore::load(&blocking), blocking))
+            .await
+            .expect("thread");
+    assert_eq!(loaded.expect("load").expect("set").version, v2);
+    for (v, what) in [
+        (old_v.clone(), "old {v, d}"),
+        (v2.to_string(), "old d, current v"),
+    ] {
+        redis::cmd("HSET")
+            .arg(store.tokens_key())
+            .arg("v")
+            .arg(&v)
+            .arg("d")
+            .arg(&old_d)
+            .query::<i64>(&mut c)
+            .expect("write");
+        let e = AsyncTokenStore::load(&store).await.expect_err(what);
+        let shown = format!("{e} {e:?}");
+        assert!(!shown.contains("CANARY"), "{shown}");
+        let StoreError::Other(source) = &e else {
+            panic!("{what}: {e:?}")
+        };
+        let expected_rollback = v == old_v;
+        match source.downcast_ref::<RedisStoreError>() {
+            Some(RedisStoreError::RolledBack { .. }) if expected_rollback => {}
+            Some(RedisStoreError::WrongKey { .. }) if !expected_rollback => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+    drop(blocking);
+}

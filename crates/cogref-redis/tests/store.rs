@@ -360,3 +360,317 @@ fn auth_comes_from_the_url_and_a_wrong_password_is_a_clear_error_without_it() {
         assert!(e.to_string().to_lowercase().contains("auth"), "{e}");
     }
 }
+
+// Integrity against whoever can write to Redis without the sealing key: every move they have.
+
+fn sealed_store(url: &str, lineage: &str) -> RedisStore {
+    RedisStore::builder(url, lineage)
+        .sealing_key(SealingKey::from_bytes([42; 32]))
+        .build()
+        .expect("store")
+}
+
+/// The raw `{v, d}` of an entry.
+fn raw_entry(url: &str, key: &str) -> (String, Vec<u8>) {
+    redis::cmd("HMGET")
+        .arg(key)
+        .arg("v")
+        .arg("d")
+        .query(&mut raw(url))
+        .expect("raw entry")
+}
+
+/// Writes `{v, d}` as an attacker would.
+fn write_entry(url: &str, key: &str, v: &str, d: &[u8]) {
+    redis::cmd("HSET")
+        .arg(key)
+        .arg("v")
+        .arg(v)
+        .arg("d")
+        .arg(d)
+        .query::<i64>(&mut raw(url))
+        .expect("write");
+}
+
+/// The error of a load that must be refused: never a token in it, always the key.
+fn refused(store: &RedisStore, what: &str) -> StoreError {
+    match store.load() {
+        Ok(loaded) => panic!(
+            "{what}: loaded {:?}",
+            loaded.map(|l| (l.version, l.tokens.refresh_token.expose_secret().to_owned()))
+        ),
+        Err(e) => {
+            let shown = format!("{e} {e:?}");
+            assert!(!shown.contains("CANARY"), "{what}: {shown}");
+            assert!(shown.contains(store.tokens_key()), "{what}: {shown}");
+            e
+        }
+    }
+}
+
+#[test]
+fn a_sealed_entry_written_back_from_an_older_version_is_refused_as_a_rollback() {
+    let redis = redis();
+    let store = sealed_store(&redis.url, &lineage("rollback"));
+    let key = store.tokens_key().to_owned();
+    let v1 = store.save(&set("CANARY-old-r1"), None).expect("v1");
+    let (old_v, old_d) = raw_entry(&redis.url, &key);
+    let v2 = store.save(&set(CANARY_REFRESH), Some(v1)).expect("v2");
+    assert_eq!(store.load().expect("load").expect("set").version, v2);
+    // The whole old entry, written back: authentic, but older than what this store has seen.
+    write_entry(&redis.url, &key, &old_v, &old_d);
+    let e = refused(&store, "old {v, d}");
+    match other(&e) {
+        RedisStoreError::RolledBack { found, seen, .. } => {
+            assert_eq!((*found, *seen), (v1, v2));
+        }
+        e => panic!("expected RolledBack, got {e:?}"),
+    }
+    assert!(e.to_string().contains("older"), "{e}");
+}
+
+#[test]
+fn an_older_sealed_value_under_the_current_or_a_higher_version_is_refused() {
+    let redis = redis();
+    let store = sealed_store(&redis.url, &lineage("oldvalue"));
+    let key = store.tokens_key().to_owned();
+    let v1 = store.save(&set("CANARY-old-r1"), None).expect("v1");
+    let (_, old_d) = raw_entry(&redis.url, &key);
+    let v2 = store.save(&set(CANARY_REFRESH), Some(v1)).expect("v2");
+    for v in [v2, v2 + 1, v2 + 1000] {
+        write_entry(&redis.url, &key, &v.to_string(), &old_d);
+        let e = refused(&store, &format!("old d under v {v}"));
+        assert!(
+            matches!(other(&e), RedisStoreError::WrongKey { .. }),
+            "{e:?}"
+        );
+        // A store that never saw anything is not fooled either.
+        refused(&sealed_store(&redis.url, &lineage_of(&key)), "fresh store");
+    }
+}
+
+/// The lineage name in a tokens key `cogref:{lineage}:tokens`.
+fn lineage_of(key: &str) -> String {
+    key.split(['{', '}']).nth(1).expect("hash tag").to_owned()
+}
+
+#[test]
+fn a_sealed_value_from_another_lineage_is_refused() {
+    let redis = redis();
+    let a = sealed_store(&redis.url, &lineage("lineage-a"));
+    let b = sealed_store(&redis.url, &lineage("lineage-b"));
+    a.save(&set(CANARY_REFRESH), None).expect("a");
+    b.save(&set("CANARY-b"), None).expect("b");
+    let (v, d) = raw_entry(&redis.url, a.tokens_key());
+    write_entry(&redis.url, b.tokens_key(), &v, &d);
+    let e = refused(&b, "a's entry in b");
+    assert!(
+        matches!(other(&e), RedisStoreError::WrongKey { .. }),
+        "{e:?}"
+    );
+    // Under another prefix, the same lineage name is another lineage too.
+    let prefixed = RedisStore::builder(&redis.url, lineage_of(a.tokens_key()))
+        .key_prefix("elsewhere")
+        .sealing_key(SealingKey::from_bytes([42; 32]))
+        .build()
+        .expect("store");
+    write_entry(&redis.url, prefixed.tokens_key(), &v, &d);
+    refused(&prefixed, "a's entry under another prefix");
+}
+
+#[test]
+fn a_sealed_value_with_a_flipped_bit_or_an_altered_version_is_refused() {
+    let redis = redis();
+    let store = sealed_store(&redis.url, &lineage("tamper"));
+    let key = store.tokens_key().to_owned();
+    let v1 = store.save(&set(CANARY_REFRESH), None).expect("v1");
+    let (v, d) = raw_entry(&redis.url, &key);
+    for position in [
+        0,
+        15,
+        16,
+        20,
+        39,
+        40,
+        d.len() / 2,
+        d.len() - 17,
+        d.len() - 1,
+    ] {
+        for bit in [0x01, 0x80] {
+            let mut flipped = d.clone();
+            flipped[position] ^= bit;
+            write_entry(&redis.url, &key, &v, &flipped);
+            refused(&store, &format!("bit {bit:#x} of byte {position}"));
+        }
+    }
+    for (version, what) in [
+        (format!("0{v}"), "a leading zero"),
+        (format!("+{v}"), "a plus sign"),
+        (format!("{v} "), "a trailing space"),
+        ((v1 + 1).to_string(), "the next version"),
+        ((v1 - 1).to_string(), "the previous version"),
+    ] {
+        write_entry(&redis.url, &key, &version, &d);
+        refused(&store, what);
+    }
+    for cut in [0, 16, 40, d.len() - 1] {
+        write_entry(&redis.url, &key, &v, &d[..cut]);
+        refused(&store, &format!("cut at {cut}"));
+    }
+    // Put back untouched, it loads.
+    write_entry(&redis.url, &key, &v, &d);
+    assert_eq!(store.load().expect("load").expect("set").version, v1);
+}
+
+#[test]
+fn a_plain_entry_written_back_from_an_older_version_is_refused_as_a_rollback_too() {
+    // Without a key, anyone who can write to Redis can write anything; what this catches is an
+    // older entry coming back (a restored snapshot), which must not be taken for the newest.
+    let redis = redis();
+    let store = store(&redis.url, &lineage("plain-rollback"));
+    let key = store.tokens_key().to_owned();
+    let v1 = store.save(&set("CANARY-old"), None).expect("v1");
+    let (old_v, old_d) = raw_entry(&redis.url, &key);
+    store.save(&set(CANARY_REFRESH), Some(v1)).expect("v2");
+    write_entry(&redis.url, &key, &old_v, &old_d);
+    let e = refused(&store, "old plain entry");
+    assert!(
+        matches!(other(&e), RedisStoreError::RolledBack { .. }),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_store_never_creates_an_entry_below_a_version_it_has_seen() {
+    let redis = redis();
+    let store = store(&redis.url, &lineage("floor"));
+    let key = store.tokens_key().to_owned();
+    // A version far above the server clock in microseconds.
+    let high: u64 = 1 << 60;
+    let plain = cogref_session::format::encode(&set("r"));
+    write_entry(&redis.url, &key, &high.to_string(), plain.expose_secret());
+    assert_eq!(store.load().expect("load").expect("set").version, high);
+    store.clear().expect("cleared");
+    let created = store.save(&set("r2"), None).expect("created");
+    assert!(created > high, "{created} <= {high}");
+    assert_eq!(store.load().expect("load").expect("set").version, created);
+}
+
+#[test]
+fn a_version_at_its_largest_value_is_corrupt_on_save_and_nothing_is_written() {
+    let redis = redis();
+    let store = store(&redis.url, &lineage("maxversion"));
+    let key = store.tokens_key().to_owned();
+    let plain = cogref_session::format::encode(&set(CANARY_REFRESH));
+    write_entry(
+        &redis.url,
+        &key,
+        &u64::MAX.to_string(),
+        plain.expose_secret(),
+    );
+    let loaded = store.load().expect("load").expect("set");
+    assert_eq!(loaded.version, u64::MAX);
+    let e = store
+        .save(&set("CANARY-next"), Some(u64::MAX))
+        .expect_err("no version after u64::MAX");
+    assert!(
+        matches!(other(&e), RedisStoreError::Corrupt { .. }),
+        "{e:?}"
+    );
+    assert!(!format!("{e} {e:?}").contains("CANARY"));
+    let (v, d) = raw_entry(&redis.url, &key);
+    assert_eq!(v, u64::MAX.to_string());
+    assert_eq!(d, plain.expose_secret());
+}
+
+#[test]
+fn a_value_larger_than_any_token_set_is_refused_without_being_fetched() {
+    let redis = redis();
+    let store = store(&redis.url, &lineage("huge"));
+    let key = store.tokens_key().to_owned();
+    let mut bytes = cogref_session::format::encode(&set(CANARY_REFRESH))
+        .expose_secret()
+        .to_vec();
+    bytes.resize(bytes.len() + (2 << 20), b' ');
+    write_entry(&redis.url, &key, "1", &bytes);
+    let e = refused(&store, "2 MiB value");
+    assert!(e.to_string().contains("larger than"), "{e}");
+}
+
+/// An entry sealed by cogref 0.1 (key `[42; 32]`, lineage `legacy-fixture`, version not bound),
+/// whose refresh token is `CANARYlegacySealedREFRESHtoken0123456789`.
+const LEGACY_SEALED: &str = "636f677265662d7365616c65643a313a7a72c38227ebdf1ee0c6b3e22d7fc433047dfa6a1d5bb8b434e815dd92348b0e740c6107d70e0b544239310fa104aebdbc73ec82bbd4ce14c42e4075455828f28f0e5d170b1d885424a399853320d60440cbd4ab360fdf0f4ce9ce311268f6d44e72f2da9737cc436fc74c5d55557b850c67379ae22db62e0541d6fafe7c9b3211a2ec27a1255cdaf8";
+
+fn unhex(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn an_entry_sealed_before_versions_were_bound_still_loads_until_a_bound_one_was_seen() {
+    // A fixed lineage name (the fixture is bound to it): a server of the test's own.
+    let server = RedisServer::start();
+    let url = server.url();
+    let store = sealed_store(&url, "legacy-fixture");
+    let key = store.tokens_key().to_owned();
+    let legacy = unhex(LEGACY_SEALED);
+    write_entry(&url, &key, "1700000000000000", &legacy);
+    let loaded = store
+        .load()
+        .expect("an upgrade keeps the session")
+        .expect("set");
+    assert_eq!(
+        loaded.tokens.refresh_token.expose_secret(),
+        "CANARYlegacySealedREFRESHtoken0123456789"
+    );
+    // The next save seals with the version bound.
+    let v = store
+        .save(&set(CANARY_REFRESH), Some(loaded.version))
+        .expect("save");
+    let (_, d) = raw_entry(&url, &key);
+    assert!(d.starts_with(b"cogref-sealed:2:"), "re-sealed bound");
+    // From then on, the old kind is a downgrade: refused, even under a newer version.
+    write_entry(&url, &key, &(v + 1).to_string(), &legacy);
+    let e = refused(&store, "legacy after a bound entry");
+    assert!(
+        matches!(other(&e), RedisStoreError::RolledBack { .. }),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_lease_or_timeout_that_cannot_work_is_refused_when_built() {
+    let builder = || RedisStore::builder("redis://127.0.0.1/", "x");
+    for (what, result) in [
+        ("lease 0", builder().lease_ttl(Duration::ZERO).build()),
+        (
+            "lease under 1 ms",
+            builder().lease_ttl(Duration::from_micros(999)).build(),
+        ),
+        ("lease of ages", builder().lease_ttl(Duration::MAX).build()),
+        (
+            "lease over a day",
+            builder()
+                .lease_ttl(Duration::from_secs(86_400) + Duration::from_millis(1))
+                .build(),
+        ),
+        (
+            "connect timeout 0",
+            builder().connect_timeout(Duration::ZERO).build(),
+        ),
+        ("io timeout 0", builder().io_timeout(Duration::ZERO).build()),
+    ] {
+        assert!(
+            matches!(result, Err(RedisStoreError::InvalidConfig(_))),
+            "{what}: {result:?}"
+        );
+    }
+    assert!(
+        builder()
+            .lease_ttl(Duration::from_secs(86_400))
+            .build()
+            .is_ok()
+    );
+}

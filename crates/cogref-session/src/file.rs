@@ -9,19 +9,46 @@
 //! - **Lock**: an advisory lock on `{file}.lock` (a separate file, so that the rename does not
 //!   swap the lock away) keeps two processes from refreshing the same lineage at once; the
 //!   second waits, then reads what the first stored.
+//! - **Nothing planted is followed**: every file is opened without following a symbolic link
+//!   (`O_NOFOLLOW`) and must be a regular file; a link, a folder, a FIFO or a device is refused
+//!   ([`StoreError::Unsafe`]), and so is a token file that other users can write to. A file
+//!   larger than any token set is refused before it is read.
+//! - **No token left behind**: a writer keeps its temporary file locked until the rename; a
+//!   temporary file of this store that nobody holds was left by a crash. Taking the lock or
+//!   saving removes it, except that, with the lock held, a complete one of the very next
+//!   generation (the crash came between the write and the rename) is put in place: it may hold
+//!   the only copy of a rotated refresh token.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
-use std::io::Write;
+use std::fs::{self, File, Metadata, OpenOptions, TryLockError};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cogref_core::TokenSet;
-use cogref_core::secrecy::ExposeSecret;
+use cogref_core::secrecy::{ExposeSecret, SecretSlice};
 
 use crate::format::{self, FORMAT_VERSION, FormatError};
 use crate::store::{StoreError, StoreGuard, TokenStore, Versioned};
+
+/// The largest file the store reads or writes: the core's default limit on a response body
+/// (1 MiB). A token set is a few KiB; even a Cognito ID token full of custom attributes stays
+/// far below this, while a planted multi-gigabyte file is refused before it is read.
+const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// An unlocked, empty temporary file younger than this may be a writer's between its creation
+/// and its lock (an instant); older, it was left by a crash before anything was written.
+const EMPTY_TEMP_AGE: Duration = Duration::from_secs(60);
+
+/// Temporary files named the way cogref named them before writers locked them: stale once
+/// older than this, far longer than writing a few KiB and renaming takes.
+const UNLOCKED_TEMP_AGE: Duration = Duration::from_secs(600);
+
+/// The suffix of a temporary file whose writer holds its lock until the rename.
+const LOCKED_TEMP_SUFFIX: &str = ".locked.tmp";
+/// The suffix of temporary files of earlier versions, which were not locked.
+const UNLOCKED_TEMP_SUFFIX: &str = ".tmp";
 
 /// A [`TokenStore`] in one JSON file.
 #[derive(Debug, Clone)]
@@ -56,6 +83,13 @@ impl FileStore {
         }
     }
 
+    fn corrupt(&self, detail: impl Into<String>) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: detail.into(),
+        }
+    }
+
     fn format_error(&self, e: FormatError) -> StoreError {
         match e {
             FormatError::UnsupportedVersion { found } => StoreError::UnsupportedVersion {
@@ -63,20 +97,73 @@ impl FileStore {
                 found,
                 supported: FORMAT_VERSION,
             },
-            other => StoreError::Corrupt {
-                path: self.path.clone(),
-                detail: other.to_string(),
-            },
+            other => self.corrupt(other.to_string()),
         }
     }
 
     /// The file's bytes, or `None` when there is no file.
     fn read(&self) -> Result<Option<Vec<u8>>, StoreError> {
-        match fs::read(&self.path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(self.io("reading", e)),
+        Ok(self.read_with_metadata()?.map(|(bytes, _)| bytes))
+    }
+
+    fn read_with_metadata(&self) -> Result<Option<(Vec<u8>, Metadata)>, StoreError> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        let Some((file, meta)) = open_regular(&self.path, no_follow(&mut options), "opening")?
+        else {
+            return Ok(None);
+        };
+        self.check_permissions(&file, &meta)?;
+        let bytes = read_capped(file, &meta)
+            .map_err(|e| self.io("reading", e))?
+            .ok_or_else(|| self.too_large())?;
+        Ok(Some((bytes, meta)))
+    }
+
+    fn too_large(&self) -> StoreError {
+        self.corrupt(format!(
+            "the file is larger than any token set ({MAX_FILE_BYTES} bytes at most)"
+        ))
+    }
+
+    /// Refuses a token file that other users can write to (whatever it holds could be theirs),
+    /// and makes one they can read private at once (every save writes it 0600 anyway).
+    #[cfg(unix)]
+    fn check_permissions(&self, file: &File, meta: &Metadata) -> Result<(), StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o022 != 0 {
+            return Err(StoreError::Unsafe {
+                path: self.path.clone(),
+                reason: format!(
+                    "it is writable by other users (mode {mode:04o}), so its tokens may not be \
+                     the ones this program stored; check it, then make it private (chmod 600)"
+                ),
+            });
         }
+        if mode & 0o044 != 0 {
+            match file.set_permissions(fs::Permissions::from_mode(0o600)) {
+                Ok(()) => tracing::warn!(
+                    path = %self.path.display(),
+                    mode = %format!("{mode:04o}"),
+                    "the token file was readable by other users; it is now 0600"
+                ),
+                // Not ours to change (another owner): the next save replaces it with a
+                // private file. Debug only: loads repeat while a lock is awaited.
+                Err(e) => tracing::debug!(
+                    path = %self.path.display(),
+                    mode = %format!("{mode:04o}"),
+                    error = %e,
+                    "the token file is readable by other users and could not be made private"
+                ),
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(not(unix))]
+    fn check_permissions(&self, _: &File, _: &Metadata) -> Result<(), StoreError> {
+        Ok(())
     }
 
     fn folder(&self) -> &Path {
@@ -85,9 +172,295 @@ impl FileStore {
             _ => Path::new("."),
         }
     }
+
+    /// The file name that temporary files start with (`.{name}.`).
+    fn temp_stem(&self) -> String {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "tokens".into());
+        format!(".{name}.")
+    }
+
+    /// A new temporary file's path: `.{name}.{pid}.{counter}.{nanos}.locked.tmp`.
+    fn temp_path(&self) -> PathBuf {
+        self.folder().join(format!(
+            "{}{}{LOCKED_TEMP_SUFFIX}",
+            self.temp_stem(),
+            unique_suffix()
+        ))
+    }
+
+    /// Whether `name` is one of this store's temporary files, and whether its writer locked it.
+    fn temp_kind(&self, name: &str) -> Option<TempKind> {
+        let middle = name.strip_prefix(&self.temp_stem())?;
+        let (middle, kind) = match middle.strip_suffix(LOCKED_TEMP_SUFFIX) {
+            Some(m) => (m, TempKind::Locked),
+            None => (
+                middle.strip_suffix(UNLOCKED_TEMP_SUFFIX)?,
+                TempKind::Unlocked,
+            ),
+        };
+        let parts: Vec<&str> = middle.split('.').collect();
+        let numbers = parts
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        (parts.len() == 3 && numbers).then_some(kind)
+    }
+
+    /// Removes this store's temporary files that no writer holds. With `recover` (the caller
+    /// holds the store's lock, so no writer that takes it is saving), a complete one of the
+    /// generation right after the stored one is renamed into place instead. Best effort: a
+    /// failure is logged, never fatal to the save or lock that triggered it.
+    fn sweep_temps(&self, recover: bool) {
+        let folder = self.folder();
+        let entries = match fs::read_dir(folder) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(folder = %folder.display(), error = %e, "cannot list the token file's folder to remove stale temporary files");
+                return;
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(kind) = name.to_str().and_then(|n| self.temp_kind(n)) else {
+                continue;
+            };
+            let path = entry.path();
+            if let Err(e) = self.sweep_temp(&path, kind, recover) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temporary token file");
+            }
+        }
+    }
+
+    fn sweep_temp(&self, path: &Path, kind: TempKind, recover: bool) -> Result<(), StoreError> {
+        let mut options = OpenOptions::new();
+        options.read(true).write(true);
+        // A link, FIFO or folder with this name is not a file this store wrote: left alone.
+        let Ok(Some((mut file, meta))) = open_regular(path, no_follow(&mut options), "opening")
+        else {
+            return Ok(());
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            // Its writer is alive and has not renamed it yet.
+            Err(TryLockError::WouldBlock) => return Ok(()),
+            Err(TryLockError::Error(e)) => return Err(self.io("locking a temporary file", e)),
+        }
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .unwrap_or(Duration::ZERO);
+        let stale = match kind {
+            // Written to only while locked: content means its writer died or gave up.
+            TempKind::Locked => meta.len() > 0 || age >= EMPTY_TEMP_AGE,
+            TempKind::Unlocked => age >= UNLOCKED_TEMP_AGE,
+        };
+        // Renamed into the store by its writer after we opened it: not a temporary file now.
+        if !stale || !same_file(path, &meta) {
+            return Ok(());
+        }
+        if recover && self.recover(path, &mut file, &meta)? {
+            return Ok(());
+        }
+        match fs::remove_file(path) {
+            Ok(()) => {
+                tracing::info!(path = %path.display(), "removed a temporary token file left by a crashed writer");
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io("removing a stale temporary file", e)),
+        }
+    }
+
+    /// Puts the temporary file at `temp` in place if it is a complete set of the generation
+    /// right after the stored one; whether it did.
+    fn recover(&self, temp: &Path, file: &mut File, meta: &Metadata) -> Result<bool, StoreError> {
+        let Some(bytes) = read_capped(&mut *file, meta).map_err(|e| self.io("reading", e))? else {
+            return Ok(false);
+        };
+        let bytes: SecretSlice<u8> = bytes.into();
+        let Ok((_, Some(generation))) = format::decode_with_generation(bytes.expose_secret())
+        else {
+            return Ok(false);
+        };
+        let Some((current, stored_meta)) = self.read_with_metadata()? else {
+            return Ok(false);
+        };
+        let stored = format::generation(&current).ok().map(|g| g.unwrap_or(0));
+        if stored.and_then(|g| g.checked_add(1)) != Some(generation)
+            || !written_by_the_stores_owner(meta, &stored_meta)
+        {
+            return Ok(false);
+        }
+        file.sync_all()
+            .map_err(|e| self.io("syncing a temporary file", e))?;
+        fs::rename(temp, &self.path)
+            .map_err(|e| self.io("renaming a recovered temporary file over the store", e))?;
+        self.sync_folder()?;
+        tracing::warn!(
+            path = %self.path.display(),
+            generation,
+            "recovered a token set whose writer crashed between writing it and renaming it into place"
+        );
+        Ok(true)
+    }
+
+    fn sync_folder(&self) -> Result<(), StoreError> {
+        File::open(self.folder())
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| self.io("syncing the folder", e))
+    }
 }
 
-/// Opens a file for writing that only its owner can read (0600 on Unix).
+#[derive(Debug, Clone, Copy)]
+enum TempKind {
+    /// Named `….locked.tmp`: its writer holds its lock until the rename.
+    Locked,
+    /// Named `….tmp` by an earlier cogref, whose writers did not lock it.
+    Unlocked,
+}
+
+/// `options` that do not follow a symbolic link in the last component (the open fails instead)
+/// and do not wait for a writer when the path is a FIFO (it is refused once open).
+fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+    }
+    options
+}
+
+fn is_symlink(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Opens `path` (with [`no_follow`] options) and checks that it is a regular file; `Ok(None)`
+/// when there is none and `options` does not create one.
+fn open_regular(
+    path: &Path,
+    options: &OpenOptions,
+    action: &'static str,
+) -> Result<Option<(File, Metadata)>, StoreError> {
+    let refuse = |reason: String| StoreError::Unsafe {
+        path: path.to_owned(),
+        reason,
+    };
+    let link = || {
+        refuse(
+            "it is a symbolic link, and the store never follows one (a planted link could make \
+             it read or write another file); put the token file itself there"
+                .into(),
+        )
+    };
+    // Where O_NOFOLLOW does not exist, a look first (racy, but better than following).
+    #[cfg(not(unix))]
+    if is_symlink(path) {
+        return Err(link());
+    }
+    let file = match options.open(path) {
+        Ok(file) => file,
+        Err(_) if is_symlink(path) => return Err(link()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => match fs::symlink_metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(refuse(not_a_file(&meta)));
+            }
+            _ => {
+                return Err(StoreError::Io {
+                    path: path.to_owned(),
+                    action,
+                    source: e,
+                });
+            }
+        },
+    };
+    let meta = file.metadata().map_err(|e| StoreError::Io {
+        path: path.to_owned(),
+        action,
+        source: e,
+    })?;
+    if !meta.is_file() {
+        return Err(refuse(not_a_file(&meta)));
+    }
+    Ok(Some((file, meta)))
+}
+
+fn not_a_file(meta: &Metadata) -> String {
+    let file_type = meta.file_type();
+    let what = if file_type.is_dir() {
+        "a folder"
+    } else if file_type.is_symlink() {
+        "a symbolic link"
+    } else {
+        special_kind(&file_type)
+    };
+    format!("it is {what}, not a regular file")
+}
+
+#[cfg(unix)]
+fn special_kind(file_type: &fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if file_type.is_socket() {
+        "a socket"
+    } else if file_type.is_block_device() || file_type.is_char_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &fs::FileType) -> &'static str {
+    "not a file"
+}
+
+/// Whether a temporary file looks like one this store's writers create: private (0600) and
+/// owned by the token file's owner. Anyone else who can create files in the folder could have
+/// planted it, and it must never become the store.
+#[cfg(unix)]
+fn written_by_the_stores_owner(temp: &Metadata, store: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    temp.mode() & 0o077 == 0 && temp.uid() == store.uid()
+}
+
+#[cfg(not(unix))]
+fn written_by_the_stores_owner(_: &Metadata, _: &Metadata) -> bool {
+    true
+}
+
+/// Whether `path` still names the file `meta` describes.
+#[cfg(unix)]
+fn same_file(path: &Path, meta: &Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).is_ok_and(|now| now.dev() == meta.dev() && now.ino() == meta.ino())
+}
+
+#[cfg(not(unix))]
+fn same_file(path: &Path, _: &Metadata) -> bool {
+    path.exists()
+}
+
+/// The whole content of `file`, or `None` if it is larger than [`MAX_FILE_BYTES`] (checked
+/// before reading, and again while reading in case it grows).
+fn read_capped(file: impl Read, meta: &Metadata) -> std::io::Result<Option<Vec<u8>>> {
+    if meta.len() > MAX_FILE_BYTES {
+        return Ok(None);
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    let fits = u64::try_from(bytes.len()).is_ok_and(|n| n <= MAX_FILE_BYTES);
+    Ok(fits.then_some(bytes))
+}
+
+/// Creates a file for writing that only its owner can read (0600 on Unix). `create_new` is
+/// `O_CREAT | O_EXCL`, which never follows a link: a planted link, even a dangling one, makes
+/// it fail.
 fn create_private(path: &Path) -> std::io::Result<File> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
@@ -96,7 +469,7 @@ fn create_private(path: &Path) -> std::io::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path)
+    no_follow(&mut options).open(path)
 }
 
 impl TokenStore for FileStore {
@@ -113,6 +486,7 @@ impl TokenStore for FileStore {
     }
 
     fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
+        self.sweep_temps(false);
         // The caller holds the lock, so nobody writes between this read and the rename.
         let found = match self.read()? {
             None => None,
@@ -125,32 +499,44 @@ impl TokenStore for FileStore {
         if found != expected {
             return Err(StoreError::Conflict { expected, found });
         }
-        let version = found.map_or(1, |v| v + 1);
-        let folder = self.folder();
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "tokens".into());
-        let temp = folder.join(format!(".{name}.{}.tmp", unique_suffix()));
+        let version = match found {
+            None => 1,
+            Some(v) => v.checked_add(1).ok_or_else(|| {
+                self.corrupt("the generation is at its largest value, which no store reaches")
+            })?,
+        };
         let json = format::encode_with_generation(tokens, Some(version));
+        if u64::try_from(json.expose_secret().len()).map_or(true, |n| n > MAX_FILE_BYTES) {
+            return Err(StoreError::Other(
+                format!(
+                    "the token set is larger than a token file may be ({MAX_FILE_BYTES} bytes); nothing was written"
+                )
+                .into(),
+            ));
+        }
+        let temp = self.temp_path();
         let written = (|| {
             let mut file = create_private(&temp)?;
+            // Held until the rename: a file whose writer is alive is never swept away.
+            file.lock()?;
             file.write_all(json.expose_secret())?;
-            file.sync_all()
+            file.sync_all()?;
+            Ok(file)
         })();
-        if let Err(e) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(self.io("writing a temporary file", e));
-        }
+        let file = match written {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = fs::remove_file(&temp);
+                return Err(self.io("writing a temporary file", e));
+            }
+        };
         if let Err(e) = fs::rename(&temp, &self.path) {
             let _ = fs::remove_file(&temp);
             return Err(self.io("renaming the temporary file over the store", e));
         }
+        drop(file);
         // The rename is durable only once the folder's entry is.
-        File::open(folder)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| self.io("syncing the folder", e))?;
+        self.sync_folder()?;
         Ok(version)
     }
 
@@ -162,14 +548,25 @@ impl TokenStore for FileStore {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let file = options.open(&self.lock_path).map_err(|e| StoreError::Io {
-            path: self.lock_path.clone(),
-            action: "opening the lock file",
-            source: e,
-        })?;
+        let Some((file, _)) = open_regular(
+            &self.lock_path,
+            no_follow(&mut options),
+            "opening the lock file",
+        )?
+        else {
+            // Created unless it vanished between the open and the look: not a lock to take.
+            return Err(StoreError::Io {
+                path: self.lock_path.clone(),
+                action: "opening the lock file",
+                source: std::io::ErrorKind::NotFound.into(),
+            });
+        };
         match file.try_lock() {
-            // The lock lives as long as the open file: the guard owns it.
-            Ok(()) => Ok(Some(StoreGuard::new(file))),
+            Ok(()) => {
+                self.sweep_temps(true);
+                // The lock lives as long as the open file: the guard owns it.
+                Ok(Some(StoreGuard::new(file)))
+            }
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(StoreError::Io {
                 path: self.lock_path.clone(),
@@ -192,4 +589,67 @@ fn unique_suffix() -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed),
         nanos
     )
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "cogref-file-unit-{name}-{}-{}",
+            std::process::id(),
+            unique_suffix()
+        ));
+        fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    #[test]
+    fn creating_a_temporary_file_refuses_a_planted_link_and_writes_nothing_through_it() {
+        let dir = temp_dir("planted");
+        let target = dir.join("target");
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&target, &link).expect("link");
+        assert!(create_private(&link).is_err(), "dangling link followed");
+        assert!(!target.exists());
+        fs::write(&target, "keep").expect("write");
+        assert!(create_private(&link).is_err(), "link to a file followed");
+        assert_eq!(fs::read_to_string(&target).expect("read"), "keep");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn only_this_stores_naming_pattern_counts_as_its_temporary_files() {
+        let store = FileStore::new("/x/t.json");
+        assert!(matches!(
+            store.temp_kind(".t.json.1.2.3.locked.tmp"),
+            Some(TempKind::Locked)
+        ));
+        assert!(matches!(
+            store.temp_kind(".t.json.1.2.3.tmp"),
+            Some(TempKind::Unlocked)
+        ));
+        for other in [
+            "t.json",
+            ".t.json.1.2.locked.tmp",
+            ".t.json.1.2.3.4.tmp",
+            ".t.json.1.x.3.tmp",
+            ".t.json..2.3.tmp",
+            ".u.json.1.2.3.tmp",
+            ".t.json.1.2.3.tmp.bak",
+            ".t.json.1.1.2.3.tmp",
+        ] {
+            assert!(store.temp_kind(other).is_none(), "{other}");
+        }
+        assert!(
+            store
+                .temp_path()
+                .to_string_lossy()
+                .ends_with(LOCKED_TEMP_SUFFIX)
+        );
+        let name = store.temp_path();
+        let name = name.file_name().and_then(|n| n.to_str()).expect("name");
+        assert!(matches!(store.temp_kind(name), Some(TempKind::Locked)));
+    }
 }

@@ -39,6 +39,17 @@ pub enum StoreError {
         /// What is wrong, without any of the content.
         detail: String,
     },
+    /// The store refused what it found at one of its paths: a symbolic link (never followed: a
+    /// planted link could make it read or write another file), a folder, a FIFO or a device
+    /// instead of a file, or a file that other users can write to. Nothing was read or written
+    /// through it.
+    #[error("token store {path} refused: {reason}")]
+    Unsafe {
+        /// The path concerned.
+        path: PathBuf,
+        /// What is wrong with it, and what to do.
+        reason: String,
+    },
     /// The stored data was written by a version of cogref that this one does not understand.
     #[error(
         "token store {path} has format version {found}; this cogref reads version {supported}: upgrade cogref, or delete the file and sign in again"
