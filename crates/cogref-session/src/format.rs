@@ -170,6 +170,10 @@ pub(crate) fn decode_with_generation(bytes: &[u8]) -> Result<(TokenSet, Option<u
         .refreshed_at_ms
         .map(|ms| from_epoch_ms(ms, "refreshed_at_ms"))
         .transpose()?;
+    // Cognito's tokens live a day at most; ten years is a bound no real set comes near.
+    if stored.lifetime_secs.is_some_and(|l| l > 10 * 365 * 24 * 3600) {
+        return Err(FormatError::Corrupt("\"lifetime_secs\" is out of range".into()));
+    }
     let tokens = TokenSet::new(
         secret(stored.refresh_token),
         stored.access_token.map(secret),
@@ -237,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_stored_time_beyond_the_clock_is_corrupt_not_a_panic() {
-        for field in ["expires_at_ms", "refreshed_at_ms"] {
+        for field in ["expires_at_ms", "refreshed_at_ms", "lifetime_secs"] {
             let bytes = format!(
                 r#"{{"format":"cogref-tokens","version":1,"refresh_token":"r","{field}":{}}}"#,
                 u64::MAX
