@@ -430,6 +430,16 @@ fn finish(
 impl<T: AsyncTransport, E: Environment> Client<T, E> {
     /// Refreshes: builds, sends, parses and retries until tokens, a final error, or the end of
     /// attempts, quota or time.
+    ///
+    /// # Dropping the future
+    ///
+    /// This is a plain future: dropping it (a `tokio::time::timeout`, a `select!`, a cancelled
+    /// request handler) stops it wherever it is. Once a request may have been sent, Cognito may
+    /// already have answered it: with refresh-token rotation it has then invalidated the token
+    /// you sent (at once with a grace period of 0) and the new one is lost with the dropped
+    /// future, so the session is over and the user must sign in again. Either never drop it
+    /// once it has started, or use `cogref-session`'s `TokenManager`, which runs every refresh
+    /// as a task of its own and stores its result whoever is still waiting.
     pub async fn refresh(&self, input: &RefreshInput) -> Result<RefreshOutput, CallError> {
         let (mut call, span) = self.start(input);
         async {

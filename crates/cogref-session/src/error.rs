@@ -12,7 +12,8 @@ use crate::store::StoreError;
 #[non_exhaustive]
 pub enum SessionError {
     /// The refresh token is dead (expired, revoked, rotated out): the user must sign in again.
-    /// No further refresh will be attempted.
+    /// No further refresh is attempted with it; every later call looks at the store and adopts
+    /// a newer set if one appears there (another process signed in or rotated).
     #[error("sign-in required: {0}")]
     SignInRequired(Arc<CallError>),
     /// The access token has expired and refreshing it fails for now; the manager tries again

@@ -14,6 +14,7 @@
 //!   every `TokenStore` is one.
 //! - Listeners see [`SessionEvent`]s (refreshed, adopted, sign-in required, failure) as they
 //!   happen.
+//! - The async manager's futures can be dropped at any point without losing a rotation.
 //!
 //! ```no_run
 //! use cogref_core::RefreshInput;
@@ -41,15 +42,39 @@
 //!
 //! `access_token()` on a fresh cache takes a mutex and clones the token. When a refresh is due:
 //!
-//! 1. one caller takes the in-process gate; while the old token is still valid, other callers
-//!    get it at once, and once it has expired they wait for the gate;
-//! 2. the gate holder takes the store's refresh lock (waiting, without blocking an executor,
-//!    while another process holds it, and adopting at once a valid set the holder stores
-//!    meanwhile), reloads the store, and adopts a newer set if another process refreshed;
+//! 1. one refresh runs at a time per manager: the async [`TokenManager`] runs it as a task of
+//!    its own ([`AsyncTransport::spawn`](cogref_core::AsyncTransport::spawn): tokio's for
+//!    `cogref-reqwest`, a thread for `cogref-isahc`) and every caller awaits its shared outcome;
+//!    while the old token is still valid, other callers get it at once;
+//! 2. the refresh takes the store's refresh lock (waiting, without blocking an executor, while
+//!    another process holds it, and adopting at once a valid set the holder stores meanwhile),
+//!    reloads the store, and adopts a newer set if another process refreshed;
 //! 3. if a refresh is still due it calls Cognito, saves the result with a compare-and-set on the
 //!    version it loaded, and only then hands out the new token; if another holder saved first
-//!    (its lock had run out), the stored set wins and is adopted;
+//!    (its lock had run out), the stored set wins and is adopted; if the store lost its data
+//!    meanwhile (a deleted file, a Redis restarted empty), the new set is written afresh;
 //! 4. waiters then find the new token: 10,000 concurrent callers at expiry make one request.
+//!
+//! ## Cancellation
+//!
+//! Dropping a future of [`TokenManager`] (`access_token`, `refresh_now`, `run_background`) at
+//! any point never cuts a refresh short: the task goes on, stores the result and releases the
+//! lock, and the next call finds the new token. This matters under rotation: once Cognito has
+//! answered, the token sent is dead (at once with a grace period of 0), and a result dropped
+//! between the answer and the save would end the session. (`cogref_core::Client::refresh` is a
+//! plain future and has no such guarantee.) If the task itself is dropped unfinished (its
+//! runtime shut down), its waiters get [`SessionError::Interrupted`] rather than waiting forever.
+//!
+//! ## No refresh storms
+//!
+//! Two refreshes of one lineage start at least
+//! [`SessionConfig::min_refresh_interval`](cogref_core::SessionConfig::min_refresh_interval)
+//! apart (1 s by default), whoever asks; if Cognito returns tokens that are due as soon as they
+//! arrive (`ExpiresIn: 0`, a margin at least the lifetime), the interval doubles each time, up to
+//! a minute, and callers get [`SessionError::TooSoon`] meanwhile. Tokens that have already
+//! expired are never handed out. The background refreshers sleep until the next refresh is due
+//! and never loop without sleeping. Over a span `T`, Cognito sees at most
+//! `failures + 1 + T / max(1 s, lifetime − margin)` calls (property-tested).
 //!
 //! ## When the store fails
 //!
@@ -58,11 +83,29 @@
 //! caller gets [`SessionError::Store`] rather than a refresh without the lock, unless the
 //! builder's `refresh_without_store_lock(true)` opted in.
 //!
+//! ## When Cognito says no
+//!
+//! A dead refresh token (revoked, expired, rotated out, user gone: see
+//! [`cogref_core::not_authorized`]) ends the session with [`SessionError::SignInRequired`] and
+//! no further call with that token. But before saying so, and on every later call, the manager
+//! looks at the store and adopts a newer set if one is there (a sibling process rotated first,
+//! or the user signed in again elsewhere). The library never deletes what the store holds. A
+//! refusal about the client secret, or one whose message cogref does not know, is a failure,
+//! not a dead session: the valid token is served meanwhile and the refresh retried with backoff.
+//!
+//! ## Time
+//!
+//! Expiry is held on the wall clock and on the monotonic clock: a wall clock stepped back never
+//! extends a token, and one stepped forward only refreshes it early. A set loaded from a store
+//! never counts as valid for longer than its lifetime.
+//!
 //! ## Ordering guarantee
 //!
-//! A rotated refresh token is saved before any token of the same response is handed out. If the
-//! save fails, the caller gets [`SessionError::RotatedTokenNotSaved`] and the session keeps the
-//! new refresh token in memory, so this process goes on working.
+//! A rotated refresh token is saved before any token of the same response is handed out, and
+//! before any error from a response that carried one is reported. If the save fails, the caller
+//! gets [`SessionError::RotatedTokenNotSaved`] and the session keeps the new refresh token in
+//! memory, so this process goes on working. A store records which app client and endpoint its
+//! set belongs to, and a manager refuses a set of another client.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
