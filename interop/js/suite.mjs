@@ -1,6 +1,6 @@
 // The AWS SDK for JavaScript v3 and Amplify JS, driven in Node against a started cogref
 // emulator. Usage: node js/suite.mjs http://127.0.0.1:PORT
-// Prints one JSON line per check: {"client", "check", "ok", "detail"}.
+// Prints one line per check: check<TAB>client<TAB>ok|FAIL<TAB>name<TAB>detail.
 
 import {
   CognitoIdentityProviderClient,
@@ -29,7 +29,8 @@ let failures = 0;
 
 function report(client, check, ok, detail = '') {
   if (!ok) failures += 1;
-  console.log(JSON.stringify({ client, check, ok, detail: String(detail).slice(0, 300) }));
+  const clean = (x) => String(x).replace(/[\t\r\n]+/g, ' ').slice(0, 300);
+  console.log(['check', client, ok ? 'ok' : 'FAIL', clean(check), clean(detail)].join('\t'));
 }
 
 /** Runs one check; a thrown error is a failed check with its message. */
