@@ -508,3 +508,92 @@ async fn the_oauth2_refresh_grant_rotates_and_the_openid_configuration_names_the
         format!("{}/oauth2/token", e.endpoint_url())
     );
 }
+
+#[tokio::test]
+async fn a_temporary_password_leads_to_new_password_required_and_the_policy_is_enforced() {
+    let e = emulator().await;
+    e.create_client(AppClient::new(POOL, "app"))
+        .expect("client");
+    let a = call(
+        &e,
+        "AdminCreateUser",
+        json!({"UserPoolId": POOL, "Username": "bob", "TemporaryPassword": "short"}),
+    )
+    .await;
+    assert_eq!(a.errortype.as_deref(), Some("InvalidPasswordException"));
+    assert_eq!(
+        a.body["message"],
+        "Password did not conform with policy: Password not long enough"
+    );
+    let a = call(
+        &e,
+        "AdminCreateUser",
+        json!({"UserPoolId": POOL, "Username": "bob", "TemporaryPassword": "Temp-Passw0rd"}),
+    )
+    .await;
+    assert_eq!(
+        a.body["User"]["UserStatus"], "FORCE_CHANGE_PASSWORD",
+        "{}",
+        a.body
+    );
+    let a = call(
+        &e,
+        "AdminCreateUser",
+        json!({"UserPoolId": POOL, "Username": "bob"}),
+    )
+    .await;
+    assert_eq!(a.errortype.as_deref(), Some("UsernameExistsException"));
+
+    let sign_in = |password: &'static str| {
+        json!({"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": "app",
+               "AuthParameters": {"USERNAME": "bob", "PASSWORD": password}})
+    };
+    let a = call(&e, "InitiateAuth", sign_in("Temp-Passw0rd")).await;
+    assert_eq!(
+        a.body["ChallengeName"], "NEW_PASSWORD_REQUIRED",
+        "{}",
+        a.body
+    );
+    let session = a.body["Session"].as_str().expect("session").to_owned();
+    let a = call(
+        &e,
+        "RespondToAuthChallenge",
+        json!({"ClientId": "app", "ChallengeName": "NEW_PASSWORD_REQUIRED", "Session": session,
+               "ChallengeResponses": {"USERNAME": "bob", "NEW_PASSWORD": "Final-Passw0rd"}}),
+    )
+    .await;
+    assert!(
+        a.body["AuthenticationResult"]["RefreshToken"].is_string(),
+        "{}",
+        a.body
+    );
+    let a = call(&e, "InitiateAuth", sign_in("Final-Passw0rd")).await;
+    assert!(
+        a.body["AuthenticationResult"]["AccessToken"].is_string(),
+        "{}",
+        a.body
+    );
+    let a = call(&e, "InitiateAuth", sign_in("Wrong-Passw0rd")).await;
+    assert_eq!(a.body["message"], "Incorrect username or password.");
+
+    // A flow the client does not allow, and a disabled user.
+    e.create_client(AppClient::new(POOL, "srponly").with_auth_flows(["ALLOW_USER_SRP_AUTH"]))
+        .expect("client");
+    let mut body = sign_in("Final-Passw0rd");
+    body["ClientId"] = json!("srponly");
+    let a = call(&e, "InitiateAuth", body).await;
+    assert_eq!(a.errortype.as_deref(), Some("InvalidParameterException"));
+    assert_eq!(
+        a.body["message"],
+        "USER_PASSWORD_AUTH flow not enabled for this client"
+    );
+    let a = call(
+        &e,
+        "AdminDisableUser",
+        json!({"UserPoolId": POOL, "Username": "bob"}),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    let a = call(&e, "InitiateAuth", sign_in("Final-Passw0rd")).await;
+    assert_eq!(a.body["message"], "User is disabled.");
+}
