@@ -5,6 +5,8 @@
 //! - `cargo xtask core-deps`: check that the core's dependency tree has no I/O stack.
 //! - `cargo xtask bench`: the comparison with the official SDK (`benches/compare/`).
 
+mod interop;
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz_command(&args[1..]),
         Some("core-deps") => core_deps(),
         Some("bench") => bench(),
+        Some("interop") => interop::interop(),
         Some("help" | "--help" | "-h") | None => {
             eprintln!("{USAGE}");
             Ok(())
@@ -59,6 +62,7 @@ commands:
   ci                           fmt, clippy, tests, docs, cargo-deny, core dependency check,
                                wasm check (if the target is installed), short fuzz runs
   fuzz [TARGET] [--seconds N]  run one fuzz target or all of them (default 60 s each)
+  interop                      the AWS CLI, boto3, the JS SDK and Amplify against the emulator
   core-deps                    fail if cogref-core's normal dependencies include an I/O stack
   bench                        compare with the official SDK (benches/compare): clean builds,
                                sizes, crate counts, latency and throughput; writes
@@ -112,6 +116,7 @@ fn ci() -> Result {
     let mut test = cargo();
     test.args(["test", "--workspace", "--locked"]);
     let (passed, failed) = counted_tests(test)?;
+    interop::interop()?;
 
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--locked"])

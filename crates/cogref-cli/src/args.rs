@@ -29,9 +29,7 @@ Exit codes: 0 ok, 2 invalid input, 3 sign-in required, 4 retryable failure,
   cogref refresh --client-id … --output token < rt.txt | cogref inspect")]
     Inspect(InspectArgs),
     /// Run the local Cognito emulator in the foreground, seeded with a pool, client and user.
-    #[command(after_help = "Example:
-  cogref emulator --port 9229 --token-file rt.txt
-  cogref refresh --endpoint-url http://127.0.0.1:9229 --client-id cogrefdemoclient < rt.txt")]
+    #[command(after_help = crate::emulator::after_help())]
     Emulator(EmulatorArgs),
     /// Start an emulator in-process and walk through refresh, rotation and reuse.
     #[command(after_help = "Example:

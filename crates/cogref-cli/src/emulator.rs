@@ -2,6 +2,27 @@
 
 use cogref_emulator::{Emulator, EmulatorConfig, Seed};
 
+/// `cogref emulator --help`'s closing text: an example, and every admin route with its body.
+pub(crate) fn after_help() -> String {
+    let routes: String = cogref_emulator::ADMIN_ROUTES
+        .lines()
+        .filter(|l| !l.starts_with("```"))
+        .map(|l| format!("{}\n", l.trim_start_matches("## ")))
+        .collect();
+    format!(
+        "Example:
+  cogref emulator --port 9229 --token-file rt.txt
+  cogref refresh --endpoint-url http://127.0.0.1:9229 --client-id cogrefdemoclient < rt.txt
+
+The emulator also serves the standard user-pool operations (CreateUserPool, \
+CreateUserPoolClient, AdminCreateUser, InitiateAuth, RespondToAuthChallenge, RevokeToken, \
+GlobalSignOut, GetUser, ...) for the AWS CLI, the SDKs and Amplify (userPoolEndpoint), \
+POST /oauth2/token, and /{{userPoolId}}/.well-known/{{jwks.json,openid-configuration}}.
+
+{routes}"
+    )
+}
+
 use crate::args::EmulatorArgs;
 use crate::exit::{Code, Failure};
 
@@ -26,6 +47,17 @@ pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 pub(crate) fn run(a: EmulatorArgs) -> Result<(), Failure> {
     let runtime = runtime()?;
     runtime.block_on(async {
+        // Before anything a script waits for is printed: a SIGINT that arrives once the
+        // endpoint is out must stop the emulator (background jobs of a script start with
+        // SIGINT ignored until a handler is installed).
+        let stop = cogref_emulator::shutdown_signal().map_err(|e| {
+            Failure::new(
+                Code::Failure,
+                format!("could not install the signal handler: {e}"),
+                None,
+            )
+        })?;
+        eprintln!("cogref: starting the emulator (Ctrl-C stops it)");
         let config = EmulatorConfig {
             bind: ([127, 0, 0, 1], a.port).into(),
             ..EmulatorConfig::default()
@@ -69,7 +101,7 @@ pub(crate) fn run(a: EmulatorArgs) -> Result<(), Failure> {
             seed.client_id,
             a.token_file.display()
         );
-        let _ = tokio::signal::ctrl_c().await;
+        stop.await;
         emulator.shutdown().await;
         Ok(())
     })

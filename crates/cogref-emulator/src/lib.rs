@@ -1,13 +1,19 @@
 //! # cogref-emulator
 //!
-//! A local Amazon Cognito for `GetTokensFromRefreshToken`, faithful where other emulators are
-//! not: refresh-token rotation with its grace period and `RefreshTokenReuseException`, lineage
-//! expiry that rotation never extends, revocation, confidential clients, device keys, RS256 JWTs
-//! with Cognito's claims and a JWKS to verify them, fault injection, and a clock tests move
-//! forward instead of sleeping.
+//! A local Amazon Cognito user pool, faithful where other emulators are not: set-up through
+//! the standard API, sign-in (`USER_PASSWORD_AUTH`, `ADMIN_USER_PASSWORD_AUTH`, Cognito's SRP
+//! with `PASSWORD_VERIFIER`), `GetTokensFromRefreshToken` with refresh-token rotation, its
+//! grace period and `RefreshTokenReuseException`, lineage expiry that rotation never extends,
+//! `REFRESH_TOKEN_AUTH` refused on rotating clients, `RevokeToken` and `GlobalSignOut`,
+//! `GetUser`, devices, confidential clients (`SECRET_HASH` and `ClientSecret`), RS256 JWTs
+//! with Cognito's claims and a JWKS to verify them, the OAuth2 `/oauth2/token` refresh grant,
+//! CORS for browsers, fault injection, and a clock tests move forward instead of sleeping.
 //!
 //! It speaks AWS JSON 1.1 on 127.0.0.1 as the service does: every response carries
-//! `x-amzn-requestid`, every error `x-amzn-errortype` and a `{"__type","message"}` body.
+//! `x-amzn-requestid`, every error `x-amzn-errortype`, a `{"__type","message"}` body and the
+//! status the service sends (400 for every client error, throttling and missing resources
+//! included; 500 for `InternalErrorException`). Requests may be signed; signatures are not
+//! checked.
 //!
 //! ```
 //! use cogref_emulator::{AppClient, Emulator, EmulatorConfig};
@@ -25,32 +31,57 @@
 //! # }
 //! ```
 //!
-//! Seeding, faults and the clock are also reachable over HTTP under `/_emulator/` (pools,
-//! clients, users, refresh-tokens, revoke, faults, clock), for tests in any language.
-
+//! ## Operations (`X-Amz-Target: AWSCognitoIdentityProviderService.<Operation>`)
+//!
+//! `CreateUserPool`, `DescribeUserPool`, `DeleteUserPool`, `CreateUserPoolClient`,
+//! `UpdateUserPoolClient`, `DescribeUserPoolClient`, `DeleteUserPoolClient`, `AdminCreateUser`,
+//! `AdminGetUser`, `AdminSetUserPassword`, `AdminDeleteUser`, `AdminDisableUser`,
+//! `AdminEnableUser`, `InitiateAuth`, `AdminInitiateAuth`, `RespondToAuthChallenge`,
+//! `AdminRespondToAuthChallenge`, `GetTokensFromRefreshToken`, `RevokeToken`, `GlobalSignOut`,
+//! `GetUser`, `ConfirmDevice`. Also `POST /oauth2/token` (refresh grant),
+//! `GET /{userPoolId}/.well-known/jwks.json` and
+//! `GET /{userPoolId}/.well-known/openid-configuration`.
+//!
+#![doc = include_str!("admin_routes.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod admin;
+mod api;
 mod http;
+mod oauth;
 mod signer;
+mod srp;
 mod state;
+mod validate;
 
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-pub use state::{AppClient, Refusal, Rotation};
+pub use state::{ALL_AUTH_FLOWS, AppClient, Refusal, Rotation};
+
+/// The admin routes, their bodies and answers (what `cogref emulator --help` prints).
+pub const ADMIN_ROUTES: &str = include_str!("admin_routes.md");
+
+/// The furthest the clock can be moved in all, 100 years: past it, times would leave what
+/// JWT clients parse.
+pub const MAX_CLOCK_ADVANCE: Duration = Duration::from_secs(100 * 365 * 86_400);
 
 /// Where and as what the emulator runs.
 #[derive(Debug, Clone)]
 pub struct EmulatorConfig {
     /// Address to bind; port 0 picks a free one. Default `127.0.0.1:0`.
     pub bind: SocketAddr,
-    /// The region the issuer URL and device keys name. Default `eu-west-1`.
+    /// The region the issuer URL, pool ids and device keys name. Default `eu-west-1`.
     pub region: String,
+    /// Sign `iat`/`exp` with the wall clock instead of the emulator's (movable) clock.
+    /// Default off.
+    pub wall_clock_signing: bool,
 }
 
 impl Default for EmulatorConfig {
@@ -58,16 +89,25 @@ impl Default for EmulatorConfig {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             region: "eu-west-1".into(),
+            wall_clock_signing: false,
         }
     }
 }
 
-/// A misbehaviour to inject into the next `count` calls of the operation.
+/// A misbehaviour to inject into the next `count` calls of `GetTokensFromRefreshToken`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
-    /// Answer `TooManyRequestsException` (429).
+    /// Answer `TooManyRequestsException` with HTTP 400, as the service does
+    /// (aws/aws-sdk-java#2301, boto/botocore#1756, aws/aws-sdk-php#2183).
     Throttle {
+        /// Calls affected.
+        count: u32,
+    },
+    /// Answer `TooManyRequestsException` with HTTP 429, which the service does not send:
+    /// for checking a client that keys on the status.
+    #[serde(rename = "throttle_429")]
+    Throttle429 {
         /// Calls affected.
         count: u32,
     },
@@ -103,6 +143,7 @@ impl Fault {
     fn count_mut(&mut self) -> &mut u32 {
         match self {
             Fault::Throttle { count }
+            | Fault::Throttle429 { count }
             | Fault::ServerError { count, .. }
             | Fault::Delay { count, .. }
             | Fault::DropAfterRotation { count } => count,
@@ -171,12 +212,25 @@ impl std::fmt::Debug for Seeded {
     }
 }
 
+/// Refresh counters, as `GET /_emulator/counters` answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// `GetTokensFromRefreshToken` calls received (faults included).
+    pub requests_served: usize,
+    /// Refreshes granted.
+    pub refreshes_granted: usize,
+    /// Refusals after validation, by error code.
+    pub refusals: std::collections::BTreeMap<String, usize>,
+}
+
 /// State shared by the server and the handle.
 pub(crate) struct Shared {
     pools: Mutex<state::Pools>,
     signer: signer::Signer,
+    srp: srp::Group,
     region: String,
     clock_offset: Mutex<Duration>,
+    wall_clock_signing: AtomicBool,
     faults: Mutex<Vec<Fault>>,
     requests: AtomicUsize,
     /// Refresh decisions taken: granted, or refused by error code.
@@ -193,12 +247,50 @@ impl Shared {
         lock(&self.pools)
     }
 
-    pub(crate) fn now(&self) -> SystemTime {
-        SystemTime::now() + *lock(&self.clock_offset)
+    pub(crate) fn region(&self) -> &str {
+        &self.region
     }
 
-    pub(crate) fn advance(&self, by: Duration) {
-        *lock(&self.clock_offset) += by;
+    pub(crate) fn now(&self) -> SystemTime {
+        let now = SystemTime::now();
+        now.checked_add(*lock(&self.clock_offset)).unwrap_or(now)
+    }
+
+    /// The emulator's clock in Unix seconds.
+    pub(crate) fn epoch_now(&self) -> u64 {
+        state::secs(self.now())
+    }
+
+    /// Moves the clock forward by `by`; refuses (returns `false`) past
+    /// [`MAX_CLOCK_ADVANCE`] in all.
+    pub(crate) fn advance(&self, by: Duration) -> bool {
+        let mut offset = lock(&self.clock_offset);
+        match offset.checked_add(by) {
+            Some(next) if next <= MAX_CLOCK_ADVANCE => {
+                *offset = next;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn set_wall_clock_signing(&self, on: bool) {
+        self.wall_clock_signing.store(on, Ordering::SeqCst);
+    }
+
+    pub(crate) fn ctx(&self) -> state::Ctx<'_> {
+        let now = self.now();
+        state::Ctx {
+            now,
+            signing_now: if self.wall_clock_signing.load(Ordering::SeqCst) {
+                SystemTime::now()
+            } else {
+                now
+            },
+            region: &self.region,
+            signer: &self.signer,
+            srp: &self.srp,
+        }
     }
 
     pub(crate) fn inject(&self, fault: Fault) {
@@ -223,10 +315,8 @@ impl Shared {
         &self,
         request: &state::Request<'_>,
     ) -> Result<serde_json::Value, Refusal> {
-        let now = self.now();
-        let outcome = self
-            .pools()
-            .refresh(request, now, &self.region, &self.signer);
+        let ctx = self.ctx();
+        let outcome = self.pools().refresh(request, &ctx);
         match &outcome {
             Ok(_) => {
                 self.granted.fetch_add(1, Ordering::SeqCst);
@@ -234,6 +324,17 @@ impl Shared {
             Err(r) => *lock(&self.refused).entry(r.code).or_default() += 1,
         }
         outcome
+    }
+
+    pub(crate) fn counters(&self) -> Counters {
+        Counters {
+            requests_served: self.requests.load(Ordering::SeqCst),
+            refreshes_granted: self.granted.load(Ordering::SeqCst),
+            refusals: lock(&self.refused)
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+        }
     }
 
     pub(crate) fn jwks(&self) -> serde_json::Value {
@@ -260,6 +361,37 @@ pub enum StartError {
     /// Generating the signing key failed.
     #[error("could not generate the RSA signing key: {0}")]
     Key(#[from] rsa::Error),
+}
+
+/// Registers for SIGINT and SIGTERM (Ctrl-C elsewhere) **now**, and returns a future that
+/// completes when one arrives. Call it before printing anything a script waits for: a signal
+/// that comes between the print and a later registration would be lost (and in a shell script,
+/// where background jobs start with SIGINT ignored, `kill -INT` then does nothing).
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        // Elsewhere registration happens on the first poll: poll it from a task at once.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = tokio::signal::ctrl_c().await;
+            let _ = tx.send(());
+        });
+        Ok(async move {
+            let _ = rx.await;
+        })
+    }
 }
 
 /// A running emulator and the handle to seed it, inject faults and move its clock.
@@ -293,8 +425,10 @@ impl Emulator {
         let shared = Arc::new(Shared {
             pools: Mutex::default(),
             signer,
+            srp: srp::Group::new(),
             region: config.region,
             clock_offset: Mutex::default(),
+            wall_clock_signing: AtomicBool::new(config.wall_clock_signing),
             faults: Mutex::default(),
             requests: AtomicUsize::new(0),
             granted: AtomicUsize::new(0),
@@ -331,19 +465,37 @@ impl Emulator {
         self.address
     }
 
-    /// Creates a user pool.
+    /// Creates a user pool (kept if it exists).
     pub fn create_pool(&self, pool_id: &str) {
-        self.shared.pools().add_pool(pool_id);
+        let now = self.shared.epoch_now();
+        self.shared.pools().add_pool(pool_id, now);
     }
 
     /// Creates (or replaces) an app client in an existing pool.
     pub fn create_client(&self, client: AppClient) -> Result<(), Refusal> {
-        self.shared.pools().add_client(client)
+        let now = self.shared.epoch_now();
+        self.shared.pools().add_client(client, now)
     }
 
-    /// Creates a user; returns its `sub`.
+    /// Creates a confirmed user without a password; returns its `sub`.
     pub fn create_user(&self, pool_id: &str, username: &str) -> Result<String, Refusal> {
-        self.shared.pools().add_user(pool_id, username)
+        let now = self.shared.epoch_now();
+        self.shared.pools().add_user(pool_id, username, now)
+    }
+
+    /// Creates a confirmed user (or updates one) with a permanent password, for sign-in;
+    /// returns its `sub`. The pool's password policy applies.
+    pub fn create_user_with_password(
+        &self,
+        pool_id: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<String, Refusal> {
+        let now = self.shared.epoch_now();
+        let mut pools = self.shared.pools();
+        let sub = pools.add_user(pool_id, username, now)?;
+        pools.set_password(pool_id, username, password, true)?;
+        Ok(sub)
     }
 
     /// Signs `username` in through `client_id`, as far as this operation cares: a new refresh
@@ -363,14 +515,27 @@ impl Emulator {
         self.shared.pools().add_device(device_key);
     }
 
+    /// Whether a device key is known (issued at sign-in, confirmed, or registered).
+    pub fn has_device(&self, device_key: &str) -> bool {
+        self.shared.pools().has_device(device_key)
+    }
+
     /// Adds a fault for the next calls.
     pub fn inject(&self, fault: Fault) {
         self.shared.inject(fault);
     }
 
-    /// Moves the emulator's clock forward (token expiry, grace periods).
-    pub fn advance_clock(&self, by: Duration) {
-        self.shared.advance(by);
+    /// Moves the emulator's clock forward (token expiry, grace periods). Tokens are signed
+    /// with this clock (unless wall-clock signing is on), so their `iat`/`exp` run ahead of
+    /// the wall clock afterwards. Returns `false`, moving nothing, past
+    /// [`MAX_CLOCK_ADVANCE`] in all.
+    pub fn advance_clock(&self, by: Duration) -> bool {
+        self.shared.advance(by)
+    }
+
+    /// Signs `iat`/`exp`/`auth_time` with the wall clock (`true`) or the emulator's clock.
+    pub fn set_wall_clock_signing(&self, on: bool) {
+        self.shared.set_wall_clock_signing(on);
     }
 
     /// The emulator's current time.
@@ -392,6 +557,11 @@ impl Emulator {
     /// validation: the answers of the service's own logic, not of injected faults.
     pub fn refusals(&self, code: &str) -> usize {
         lock(&self.shared.refused).get(code).copied().unwrap_or(0)
+    }
+
+    /// All refresh counters at once.
+    pub fn counters(&self) -> Counters {
+        self.shared.counters()
     }
 
     /// Whether `token` carries a valid signature of this emulator's key.

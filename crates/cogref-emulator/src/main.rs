@@ -26,6 +26,14 @@ async fn main() -> ExitCode {
     let token_file = args
         .next()
         .unwrap_or_else(|| "emulator-refresh-token".into());
+    // Before the endpoint is printed, so that a script's SIGINT is never lost.
+    let stop = match cogref_emulator::shutdown_signal() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cogref-emulator: could not install the signal handler: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let config = EmulatorConfig {
         bind: ([127, 0, 0, 1], port).into(),
         ..EmulatorConfig::default()
@@ -57,7 +65,7 @@ async fn main() -> ExitCode {
     );
     eprintln!("refresh token file: {token_file}");
     eprintln!("press Ctrl-C to stop");
-    let _ = tokio::signal::ctrl_c().await;
+    stop.await;
     emulator.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -336,7 +336,7 @@ async fn invalid_input_is_answered_as_the_service_would_without_echoing_values()
             "SerializationException",
         ),
         (
-            "AWSCognitoIdentityProviderService.InitiateAuth",
+            "AWSCognitoIdentityProviderService.ListUsersInGroup",
             CT,
             "{}",
             "UnknownOperationException",
