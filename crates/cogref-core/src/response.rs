@@ -14,7 +14,7 @@
 //! Unlike the official SDK, an error response whose body is not JSON but whose
 //! `x-amzn-errortype` header names a code is still a typed service error: the header suffices.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, StatusCode};
 use secrecy::SecretString;
@@ -65,6 +65,11 @@ pub struct RefreshOutput {
     pub new_device: Option<NewDeviceMetadata>,
     /// The `x-amzn-requestid` header.
     pub request_id: Option<String>,
+    /// The response's `Date` header: the server's clock when it answered (whole seconds).
+    pub server_date: Option<SystemTime>,
+    /// The local wall clock when the response was parsed (`now` as passed to
+    /// [`parse_response`]).
+    pub received_at: SystemTime,
 }
 
 /// `NewDeviceMetadata` of the authentication result.
@@ -286,13 +291,18 @@ pub fn parse_response(
     }
     // Cognito has acted on the token by now: whatever is wrong with the body, a rotated
     // refresh token in it must reach the caller.
-    parse_success(body, now, limits, request_id.clone()).map_err(|(kind, detail)| {
-        ResponseError {
-            rotated_refresh_token: salvage_refresh_token(body),
-            ..response_error(kind, detail)
-        }
-        .into()
-    })
+    parse_success(body, now, limits, request_id.clone())
+        .map(|output| RefreshOutput {
+            server_date: header_str(headers, &http::header::DATE).and_then(http_date),
+            ..output
+        })
+        .map_err(|(kind, detail)| {
+            ResponseError {
+                rotated_refresh_token: salvage_refresh_token(body),
+                ..response_error(kind, detail)
+            }
+            .into()
+        })
 }
 
 /// A 2xx body to output. The content type is not looked at: the official SDK does not either,
@@ -354,7 +364,61 @@ fn parse_success(
             device_group_key: d.device_group_key,
         }),
         request_id,
+        server_date: None,
+        received_at: now,
     })
+}
+
+/// An HTTP date in the IMF-fixdate form every AWS service sends (`Sun, 06 Nov 1994 08:49:37
+/// GMT`, RFC 9110 §5.6.7), or `None` for anything else.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use cogref_core::response::http_date;
+/// assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(UNIX_EPOCH + Duration::from_secs(784_111_777)));
+/// assert_eq!(http_date("yesterday"), None);
+/// ```
+pub fn http_date(value: &str) -> Option<SystemTime> {
+    let b = value.trim().as_bytes();
+    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        let digits = b.get(r)?;
+        digits.iter().try_fold(0u64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+        })
+    };
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let (day, year) = (num(5..7)?, num(12..16)?);
+    let month = MONTHS.iter().position(|m| *m == &b[8..11])? as u64 + 1;
+    let (hour, minute, second) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    let separators = [b[7], b[11], b[16], b[19], b[22]];
+    if separators != [b' ', b' ', b' ', b':', b':']
+        || !(1..=31).contains(&day)
+        || year < 1970
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days since the epoch of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 impl From<ErrorBodyFault> for ResponseErrorKind {
@@ -401,6 +465,52 @@ fn parse_error(
             rotated_refresh_token: None,
         }
         .into(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// `t` as an IMF-fixdate, for tests that send a `Date` header.
+    pub(crate) fn imf_fixdate(t: SystemTime) -> String {
+        let secs = t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        // civil_from_days (Howard Hinnant).
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        format!(
+            "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+            months[(month - 1) as usize],
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+
+    #[test]
+    fn formatting_and_parsing_a_date_round_trip() {
+        for secs in [
+            0u64,
+            784_111_777,
+            1_795_789_656,
+            1_835_481_599,
+            4_102_444_800,
+        ] {
+            let t = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            assert_eq!(super::http_date(&imf_fixdate(t)), Some(t), "{secs}");
+        }
     }
 }
 
@@ -624,6 +734,35 @@ mod tests {
         // Errors from a non-2xx never carry one: Cognito did not act on the token.
         let e = parse(400, &[], r#"{"__type":"X","RefreshToken":"eyJ.abc"}"#).expect_err("e");
         assert!(e.rotated_refresh_token().is_none());
+    }
+
+    #[test]
+    fn the_date_header_and_the_receipt_time_are_kept() {
+        let out = parse(
+            200,
+            &[("date", "Fri, 27 Nov 2026 14:27:36 GMT")],
+            r#"{"AuthenticationResult":{"AccessToken":"a"}}"#,
+        )
+        .expect("ok");
+        assert_eq!(
+            out.server_date,
+            Some(UNIX_EPOCH + Duration::from_secs(1_795_789_656))
+        );
+        assert_eq!(out.received_at, now());
+        for bad in [
+            "",
+            "Fri, 27 Nov 2026 14:27:36 UTC",
+            "Fri, 32 Nov 2026 14:27:36 GMT",
+            "Fri, 27 Nov 1969 14:27:36 GMT",
+            "Friday, 27-Nov-26 14:27:36 GMT",
+        ] {
+            assert_eq!(http_date(bad), None, "{bad}");
+        }
+        assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(UNIX_EPOCH));
+        assert_eq!(
+            http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_835_481_599))
+        );
     }
 
     #[test]

@@ -92,6 +92,8 @@ pub(crate) struct Options {
     pub(crate) listeners: Vec<Listener>,
     pub(crate) lock_timeout: Duration,
     pub(crate) refresh_without_lock: bool,
+    /// When the user signed in (the server's clock), for a session started from the template.
+    pub(crate) signed_in_at: Option<std::time::SystemTime>,
 }
 
 impl Default for Options {
@@ -101,6 +103,7 @@ impl Default for Options {
             listeners: Vec::new(),
             lock_timeout: crate::DEFAULT_LOCK_TIMEOUT,
             refresh_without_lock: false,
+            signed_in_at: None,
         }
     }
 }
@@ -154,6 +157,8 @@ pub(crate) struct Engine<T, E> {
     /// The app client and endpoint every stored set must belong to.
     client_id: String,
     endpoint: String,
+    /// `EndingSoon` was reported (once per process).
+    ending_soon_told: std::sync::atomic::AtomicBool,
 }
 
 impl<T, E: Environment> Engine<T, E> {
@@ -177,7 +182,8 @@ impl<T, E: Environment> Engine<T, E> {
                 TokenSet::from_refresh_token(
                     template.refresh_token().clone(),
                     template.device_key().cloned(),
-                ),
+                )
+                .with_signed_in_at(options.signed_in_at),
                 None,
             ),
         };
@@ -194,7 +200,36 @@ impl<T, E: Environment> Engine<T, E> {
             options,
             client_id,
             endpoint,
+            ending_soon_told: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Reports [`SessionEvent::EndingSoon`] once the deadline is near (once per process).
+    pub(crate) fn check_deadline(&self) {
+        use std::sync::atomic::Ordering;
+        if self.ending_soon_told.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = self.now();
+        let deadline = {
+            let state = self.state();
+            state
+                .session
+                .ending_soon(now)
+                .then(|| state.session.deadline())
+                .flatten()
+        };
+        if let Some(deadline) = deadline
+            && !self.ending_soon_told.swap(true, Ordering::Relaxed)
+        {
+            tracing::info!(?deadline, "the session's refresh token is about to expire");
+            self.emit(SessionEvent::EndingSoon { deadline });
+        }
+    }
+
+    /// When the lineage ends, if the application stated the validity.
+    pub(crate) fn deadline(&self) -> Option<std::time::SystemTime> {
+        self.state().session.deadline()
     }
 
     pub(crate) fn now(&self) -> Now {
@@ -258,6 +293,7 @@ impl<T, E: Environment> Engine<T, E> {
         }
         drop(state);
         self.emit(SessionEvent::Adopted);
+        self.check_deadline();
         true
     }
 
@@ -299,6 +335,7 @@ impl<T, E: Environment> Engine<T, E> {
             let token = current_token(&state.session);
             drop(state);
             self.emit(SessionEvent::Adopted);
+            self.check_deadline();
             if serve {
                 return Ok(LockPoll::Serve(token));
             }
@@ -378,6 +415,7 @@ impl<T, E: Environment> Engine<T, E> {
                     if self.adopt_if_newer(&mut state, stored, now) {
                         drop(state);
                         self.emit(SessionEvent::Adopted);
+                        self.check_deadline();
                     }
                 }
                 Ok(None) => self.state().store_version = None,
@@ -505,6 +543,7 @@ impl<T, E: Environment> Engine<T, E> {
             expires_at,
             rotated,
         });
+        self.check_deadline();
         Saved::Done(self.fresh(token))
     }
 
@@ -553,6 +592,7 @@ impl<T, E: Environment> Engine<T, E> {
         drop(state);
         if adopted {
             self.emit(SessionEvent::Adopted);
+            self.check_deadline();
         }
         match (serve, then) {
             (Some(token), _) if adopted => Ok(token),
@@ -596,6 +636,7 @@ impl<T, E: Environment> Engine<T, E> {
 
     /// How long until the next refresh is due (`None` when the session is over).
     pub(crate) fn next_due_in(&self, now: Now) -> Option<Duration> {
+        self.check_deadline();
         let state = self.state();
         let wait = state.session.next_refresh_in(now)?;
         // Due, but the store failed a moment ago: wait for the store, not in a hot loop.

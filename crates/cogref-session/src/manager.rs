@@ -46,6 +46,31 @@ macro_rules! builder_methods {
             self
         }
 
+        /// The app client's refresh-token validity (30 days unless the app client says
+        /// otherwise): the session then knows its deadline (the managers' `deadline()`), reports
+        /// [`SessionEvent::EndingSoon`] a day before it (see
+        /// [`ending_soon_notice`](Self::ending_soon_notice)), and records the sign-in time in
+        /// the store. Rotation does not extend a session: it ends on schedule.
+        pub fn refresh_token_validity(mut self, validity: Duration) -> Self {
+            self.options.config.refresh_token_validity = Some(validity);
+            self
+        }
+
+        /// How long before the deadline [`SessionEvent::EndingSoon`] is reported (default 1
+        /// day).
+        pub fn ending_soon_notice(mut self, notice: Duration) -> Self {
+            self.options.config.ending_soon_notice = notice;
+            self
+        }
+
+        /// When the user signed in, by the server's clock, for a session that starts from the
+        /// template's refresh token (a store that holds a set already knows). Without it, the
+        /// first access token's `auth_time` claim says.
+        pub fn signed_in_at(mut self, at: std::time::SystemTime) -> Self {
+            self.options.signed_in_at = Some(at);
+            self
+        }
+
         /// What to do when a refresh is due and the store cannot be reached, read or locked.
         ///
         /// Always: a still-valid access token is handed out and the failure reported as
@@ -376,6 +401,17 @@ where
     pub fn session(&self) -> Session {
         self.inner.engine.session()
     }
+
+    /// When the lineage ends by the local clock (sign-in plus the stated
+    /// [`refresh_token_validity`](TokenManagerBuilder::refresh_token_validity)), if known.
+    pub fn deadline(&self) -> Option<std::time::SystemTime> {
+        self.inner.engine.deadline()
+    }
+
+    /// Cognito's clock minus ours, in seconds, from the last response (`Date`, else `iat`).
+    pub fn clock_skew_secs(&self) -> Option<i64> {
+        self.inner.engine.session().clock_skew_secs()
+    }
 }
 
 impl<T, E, S> Inner<T, E, S>
@@ -513,6 +549,16 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
     /// The session as it stands (tokens redacted in `Debug`).
     pub fn session(&self) -> Session {
         self.engine.session()
+    }
+
+    /// When the lineage ends; see [`TokenManager::deadline`].
+    pub fn deadline(&self) -> Option<std::time::SystemTime> {
+        self.engine.deadline()
+    }
+
+    /// Cognito's clock minus ours, in seconds; see [`TokenManager::clock_skew_secs`].
+    pub fn clock_skew_secs(&self) -> Option<i64> {
+        self.engine.session().clock_skew_secs()
     }
 
     fn refresh_holding(
