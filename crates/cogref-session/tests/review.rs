@@ -769,3 +769,86 @@ fn the_storm_property_holds_for_a_short_span_polled_more_often_than_every_millis
     let limit = 1 + (span.as_millis() / interval.as_millis()) as usize;
     assert!(calls <= limit, "{calls} calls > {limit}");
 }
+
+// Promise 4 with the documented recovery ("delete it and sign in again"): a token file deleted
+// and written afresh starts again at generation 1, and a manager whose last known version is 1
+// takes the new lineage for the set it already has (`recheck` compares versions only).
+
+#[test]
+fn a_signed_out_manager_adopts_a_sign_in_written_to_a_recreated_token_file() {
+    let dir = TempDir::new("recreated");
+    let path = dir.join("tokens.json");
+    let clock = clock();
+    let transport = Scripted::new(
+        &clock,
+        &[
+            ok("a1", 3600, Some("r1")),
+            err(400, "NotAuthorizedException"),
+        ],
+    );
+    let manager = BlockingTokenManager::builder(
+        client(transport.clone(), &clock),
+        template("r0"),
+        FileStore::new(&path),
+    )
+    .build()
+    .expect("manager");
+    manager.access_token().expect("a1");
+    clock.advance(Duration::from_secs(3600));
+    assert!(
+        manager
+            .access_token()
+            .expect_err("revoked")
+            .requires_sign_in()
+    );
+    // The application removes the dead session and stores the user's new sign-in.
+    std::fs::remove_file(&path).expect("deleted");
+    FileStore::new(&path)
+        .save(&set_at("fresh-r0", "fresh-a0", T0 + 3600, T0 + 7200), None)
+        .expect("saved");
+    let token = manager.access_token();
+    assert_eq!(
+        token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .ok()
+            .as_deref(),
+        Some("fresh-a0"),
+        "{:?}",
+        token.err().map(|e| e.to_string())
+    );
+}
+
+// Promise 7 / "can a hostile 2xx replace a good refresh token with garbage?": the salvage takes
+// a "RefreshToken" anywhere in the body, so a 2xx that is not Cognito's at all (a proxy's or
+// captive portal's JSON, no AuthenticationResult) replaces the live refresh token.
+
+#[test]
+fn a_2xx_without_an_authentication_result_never_replaces_the_refresh_token() {
+    let clock = clock();
+    let store = MemoryStore::new();
+    let proxy =
+        r#"{"message":"sign in to the network","session":{"RefreshToken":"proxy-session-42"}}"#;
+    let transport = Scripted::new(
+        &clock,
+        &[
+            ok("a1", 3600, Some("r1")),
+            (200, proxy.into()),
+            ok("a2", 3600, Some("r2")),
+        ],
+    );
+    let manager = BlockingTokenManager::builder(
+        client(transport.clone(), &clock),
+        template("r0"),
+        store.clone(),
+    )
+    .build()
+    .expect("manager");
+    manager.access_token().expect("a1");
+    clock.advance(Duration::from_secs(3600));
+    manager.access_token().expect_err("not Cognito's answer");
+    assert_eq!(stored_refresh_token(&store).as_deref(), Some("r1"));
+    clock.advance(Duration::from_secs(2));
+    let _ = manager.access_token();
+    assert_eq!(transport.sent(), ["r0", "r1", "r1"]);
+}
