@@ -157,45 +157,87 @@ last_key_wins!(NewDeviceBody, "a NewDeviceMetadata object", {
 
 /// The refresh token a 2xx body holds even when the body is otherwise unusable (cut short,
 /// mistyped, without an access token): under rotation the token sent is already dead, and this
-/// one is the session's only way on. The last `"RefreshToken": "…"` that is not inside a string
-/// and whose value looks like a token (the token alphabet, at most 16 KiB) wins, as the last
-/// key does in a well-formed body.
+/// one is the session's only way on. Only a string at `AuthenticationResult.RefreshToken` of
+/// the top-level object counts (a proxy's page that mentions a `RefreshToken` elsewhere does
+/// not), its value must look like a token (the token alphabet, at most 16 KiB), and the last
+/// one wins, as the last key does in a well-formed body. The walk tolerates a body cut short.
 pub(crate) fn salvage_refresh_token(body: &[u8]) -> Option<SecretString> {
-    const KEY: &[u8] = b"\"RefreshToken\"";
+    /// An open container: an object with the key its value is being read for, or an array.
+    enum Open {
+        Object {
+            key: Option<String>,
+            wants_key: bool,
+        },
+        Array,
+    }
+    let mut stack: Vec<Open> = Vec::new();
     let mut found = None;
-    let mut from = 0;
-    while let Some(at) = find(&body[from..], KEY).map(|i| i + from) {
-        from = at + KEY.len();
-        // A key preceded by an odd number of backslashes is text inside another string.
-        let backslashes = body[..at].iter().rev().take_while(|b| **b == b'\\').count();
-        if backslashes % 2 == 1 {
-            continue;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'{' => stack.push(Open::Object {
+                key: None,
+                wants_key: true,
+            }),
+            b'[' => stack.push(Open::Array),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b':' => {
+                if let Some(Open::Object { wants_key, .. }) = stack.last_mut() {
+                    *wants_key = false;
+                }
+            }
+            b',' => {
+                if let Some(Open::Object { key, wants_key }) = stack.last_mut() {
+                    *key = None;
+                    *wants_key = true;
+                }
+            }
+            b'"' => {
+                // A string cut short ends the walk; what was found before it stands.
+                let Some(end) = string_end(body, i) else {
+                    break;
+                };
+                let text: Option<String> = serde_json::from_slice(&body[i..end]).ok();
+                i = end;
+                let under_result = stack.len() == 2
+                    && matches!(&stack[0], Open::Object { key: Some(parent), .. } if parent == "AuthenticationResult");
+                match stack.last_mut() {
+                    Some(Open::Object {
+                        key,
+                        wants_key: true,
+                    }) => *key = text,
+                    Some(Open::Object {
+                        key: Some(k),
+                        wants_key: false,
+                    }) if under_result && k == "RefreshToken" => {
+                        if let Some(value) = text.filter(|v| looks_like_token(v)) {
+                            found = Some(SecretString::from(value));
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            _ => {}
         }
-        let rest = skip_ws(&body[from..]);
-        let Some(rest) = rest.strip_prefix(b":") else {
-            continue;
-        };
-        let rest = skip_ws(rest);
-        if !rest.starts_with(b"\"") {
-            continue;
-        }
-        let mut de = serde_json::Deserializer::from_slice(rest);
-        if let Ok(value) = String::deserialize(&mut de)
-            && looks_like_token(&value)
-        {
-            found = Some(SecretString::from(value));
-        }
+        i += 1;
     }
     found
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn skip_ws(bytes: &[u8]) -> &[u8] {
-    let n = bytes.iter().take_while(|b| b.is_ascii_whitespace()).count();
-    &bytes[n..]
+/// The index just past the string that opens at `start`, or `None` if the body ends first.
+fn string_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < body.len() {
+        match body[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 fn looks_like_token(value: &str) -> bool {
@@ -297,12 +339,27 @@ pub fn parse_response(
             ..output
         })
         .map_err(|(kind, detail)| {
+            let rotated = salvage_refresh_token(body);
+            // An excerpt of a body known to hold a live token shows nothing of it, however
+            // it was spelt.
+            let detail = match detail {
+                Some(Detail::Text(text)) => Some(text),
+                Some(Detail::Excerpt) if rotated.is_none() => excerpt(body),
+                Some(Detail::Excerpt) | None => None,
+            };
             ResponseError {
-                rotated_refresh_token: salvage_refresh_token(body),
+                rotated_refresh_token: rotated,
                 ..response_error(kind, detail)
             }
             .into()
         })
+}
+
+/// What a failed success parse says beyond its kind.
+enum Detail {
+    Text(String),
+    /// An excerpt of the body.
+    Excerpt,
 }
 
 /// A 2xx body to output. The content type is not looked at: the official SDK does not either,
@@ -312,7 +369,7 @@ fn parse_success(
     now: SystemTime,
     limits: &ResponseLimits,
     request_id: Option<String>,
-) -> Result<RefreshOutput, (ResponseErrorKind, Option<String>)> {
+) -> Result<RefreshOutput, (ResponseErrorKind, Option<Detail>)> {
     if body.len() > limits.max_body_bytes {
         let limit = limits.max_body_bytes;
         return Err((ResponseErrorKind::BodyTooLarge { limit }, None));
@@ -324,18 +381,14 @@ fn parse_success(
         }
     } else {
         error_code::parse_json::<SuccessBody>(body).map_err(|(fault, (line, column))| {
-            (
-                fault.into(),
-                Some(format!("at line {line} column {column}")),
-            )
+            let at = format!("at line {line} column {column}");
+            (fault.into(), Some(Detail::Text(at)))
         })?
     };
-    let result = parsed.authentication_result.ok_or_else(|| {
-        (
-            ResponseErrorKind::MissingAuthenticationResult,
-            excerpt(body),
-        )
-    })?;
+    let result = parsed.authentication_result.ok_or((
+        ResponseErrorKind::MissingAuthenticationResult,
+        Some(Detail::Excerpt),
+    ))?;
     let access_token = result
         .access_token
         .ok_or((ResponseErrorKind::MissingAccessToken, None))?;
@@ -345,12 +398,12 @@ fn parse_success(
         .map_err(|_| {
             (
                 ResponseErrorKind::Malformed,
-                Some(format!("ExpiresIn is negative ({seconds})")),
+                Some(Detail::Text(format!("ExpiresIn is negative ({seconds})"))),
             )
         })?;
     let expires_at = now.checked_add(expires_in).ok_or((
         ResponseErrorKind::Malformed,
-        Some("ExpiresIn overflows the clock".into()),
+        Some(Detail::Text("ExpiresIn overflows the clock".into())),
     ))?;
     Ok(RefreshOutput {
         access_token,
@@ -727,6 +780,10 @@ mod tests {
             r#"{"AuthenticationResult":{"RefreshToken":"has spaces; echo pwned"}}"#,
             r#"{"AuthenticationResult":{"RefreshToken":""}}"#,
             r#"{"AuthenticationResult":{"RefreshToken":12}}"#,
+            r#"{"session":{"RefreshToken":"eyJproxy.forged.token"}}"#,
+            r#"{"AuthenticationResult":{"Nested":{"RefreshToken":"eyJ.deeper.x"}}}"#,
+            r#"{"AuthenticationResult":[{"RefreshToken":"eyJ.in.array"}]}"#,
+            r#"[{"AuthenticationResult":{"RefreshToken":"eyJ.top.array"}}]"#,
         ] {
             let e = parse(200, &[], body).expect_err(body);
             assert!(e.rotated_refresh_token().is_none(), "{body}");

@@ -60,6 +60,10 @@ use crate::input::{InvalidInput, RefreshInput};
 use crate::jwt::decode_claims;
 use crate::response::RefreshOutput;
 
+/// The longest lifetime a session believes: ten years. Cognito's tokens live a day at most;
+/// the bound keeps every time a session computes (and every store's copy of it) in range.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// How a session schedules refreshes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -205,6 +209,10 @@ pub struct TokenSet {
     /// When the user signed in and this lineage began, by the server's clock (the application
     /// says so, or the access token's `auth_time` claim). Rotation does not move it.
     pub signed_in_at: Option<SystemTime>,
+    /// The expiry on this process's monotonic clock, for a set that never left the process
+    /// (another manager sharing a memory store): a wall clock stepped back meanwhile must not
+    /// lengthen it. Not stored.
+    expires_mono: Option<Instant>,
 }
 
 impl TokenSet {
@@ -236,6 +244,7 @@ impl TokenSet {
             client_id: None,
             endpoint: None,
             signed_in_at: None,
+            expires_mono: None,
         }
     }
 
@@ -596,14 +605,15 @@ impl Session {
         let (iat, exp, auth_time) =
             claims.map_or((None, None, None), |c| (c.iat, c.exp, c.auth_time));
         self.learn_clock_offset(&output, iat, started);
-        let claimed_lifetime = iat
-            .zip(exp)
-            .and_then(|(iat, exp)| u64::try_from(exp.saturating_sub(iat)).ok())
-            .filter(|secs| *secs > 0)
-            .map(Duration::from_secs);
+        // A token whose claims say it expired when it was issued lives 0 s, whatever
+        // `ExpiresIn` says.
+        let claimed_lifetime = iat.zip(exp).map(|(iat, exp)| {
+            Duration::from_secs(u64::try_from(exp.saturating_sub(iat)).unwrap_or(0))
+        });
         // `iat` is whole seconds: the token may be up to one older than `exp − iat` says.
         let lifetime = claimed_lifetime
             .unwrap_or(output.expires_in)
+            .min(MAX_LIFETIME)
             .saturating_sub(Duration::from_secs(1));
         let rotated = output.refresh_token.is_some();
         let new_device_key = output.new_device.and_then(|d| d.device_key);
@@ -629,6 +639,7 @@ impl Session {
             client_id: previous.client_id,
             endpoint: previous.endpoint,
             signed_in_at,
+            expires_mono: Some(expires.mono),
         };
         self.expires = Some(expires);
         // Tokens due the moment they arrive would make every call a refresh: back off.
@@ -723,9 +734,10 @@ impl Session {
         self.expires = tokens.expires_at.map(|wall| {
             let remaining = wall.duration_since(now.wall).unwrap_or(Duration::ZERO);
             let remaining = tokens.lifetime.map_or(remaining, |l| remaining.min(l));
+            let mono = now.after(remaining).mono;
             let anchored = Moment {
                 wall,
-                mono: now.after(remaining).mono,
+                mono: tokens.expires_mono.map_or(mono, |m| m.min(mono)),
             };
             self.capped_by_exp(anchored, exp, now)
         });

@@ -94,7 +94,7 @@ macro_rules! builder_methods {
 /// through (`TokenStore` or `AsyncTokenStore`), `$refresh` the client's call, `$wait` what to
 /// do while another holds the lock, and `$($aw)*` is `.await` or nothing.
 macro_rules! refresh_steps {
-    ($engine:expr, $store_ref:expr, $ask:expr, $store:ident, $refresh:ident, $wait:expr, $($aw:tt)*) => {{
+    ($engine:expr, $store_ref:expr, $ask:expr, $store:ident, $refresh:ident, $wait:expr, $sleep:expr, $($aw:tt)*) => {{
         let engine = $engine;
         let store = $store_ref;
         let ask = $ask;
@@ -105,7 +105,7 @@ macro_rules! refresh_steps {
                     engine.locked();
                     break Some(guard);
                 }
-                Ok(None) => engine.peeked($store::load(store) $($aw)*, started, ask == Ask::Token),
+                Ok(None) => engine.peeked($store::load(store) $($aw)*, started, ask),
                 Err(e) => Err(e),
             };
             match polled {
@@ -125,22 +125,36 @@ macro_rules! refresh_steps {
         let result = loop {
             let result = match engine.prepare(loaded.take(), ask) {
                 Ok(Prepared::Serve(token)) => Ok(token),
+                Ok(Prepared::Wait(wait)) => {
+                    $sleep(wait) $($aw)*;
+                    continue;
+                }
                 Ok(Prepared::Refresh(input, started)) => {
                     let outcome = engine.client.$refresh(&input) $($aw)*;
                     match engine.refreshed(outcome, started) {
                         Refreshed::Done(result) => result,
-                        Refreshed::Save(mut pending) => loop {
+                        Refreshed::Save(pending) => {
                             let saved =
                                 $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
-                            match engine.saved(pending, saved) {
-                                Saved::Done(result) => break result,
-                                Saved::Create(again) => pending = again,
-                                Saved::Conflict(lost) => {
-                                    let stored = $store::load(store) $($aw)*;
-                                    break engine.after_conflict(lost, stored);
-                                }
+                            let mut next = engine.saved(pending, saved);
+                            loop {
+                                next = match next {
+                                    Saved::Done(result) => break result,
+                                    Saved::Retry(pending) => {
+                                        let saved = $store::save(
+                                            store,
+                                            pending.tokens(),
+                                            pending.expected(),
+                                        ) $($aw)*;
+                                        engine.saved(pending, saved)
+                                    }
+                                    Saved::Reload(pending) => {
+                                        let stored = $store::load(store) $($aw)*;
+                                        engine.after_conflict(pending, stored)
+                                    }
+                                };
                             }
-                        },
+                        }
                     }
                 }
                 Err(e) => Err(e),
@@ -238,12 +252,16 @@ struct FlightGuard<T, E, S> {
 
 impl<T, E, S> FlightGuard<T, E, S> {
     fn settle(&self, result: Result<SecretString, SessionError>) {
+        // Out of the slot first: a caller woken by the outcome never finds this flight there
+        // and takes it for a refresh that started after it asked.
+        {
+            let mut slot = lock(&self.inner.flight);
+            if slot.as_ref().is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
+                *slot = None;
+            }
+        }
         // Only this guard sets the cell, so this never waits.
         let _ = self.flight.outcome.set_blocking(result);
-        let mut slot = lock(&self.inner.flight);
-        if slot.as_ref().is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
-            *slot = None;
-        }
     }
 }
 
@@ -351,12 +369,13 @@ where
     /// out).
     pub async fn refresh_now(&self) -> Result<SecretString, SessionError> {
         let engine = &self.inner.engine;
-        let mut first = true;
+        let since = engine.now().wall;
         loop {
             let current = lock(&self.inner.flight).clone();
             match current {
-                // Started after this call began: it is the refresh asked for.
-                Some(flight) if !first && flight.ask == Ask::Force => {
+                // Asked for after this call began: it is the refresh asked for.
+                Some(flight) if matches!(flight.ask, Ask::Force { since: theirs } if theirs >= since) =>
+                {
                     return flight.outcome().await;
                 }
                 Some(flight) => {
@@ -365,13 +384,17 @@ where
                 None => {
                     let wait = engine.until_refresh_allowed(engine.now());
                     if wait.is_zero() {
-                        let (flight, _) = self.join_or_start(Ask::Force);
-                        return flight.outcome().await;
+                        let (flight, ours) = self.join_or_start(Ask::Force { since });
+                        let outcome = flight.outcome().await;
+                        if ours {
+                            return outcome;
+                        }
+                        // Another caller's refresh slipped in first: wait for it, then ours.
+                        continue;
                     }
                     engine.client.transport().sleep(wait).await;
                 }
             }
-            first = false;
         }
     }
 
@@ -421,7 +444,16 @@ where
     S: AsyncTokenStore,
 {
     async fn refresh(&self, ask: Ask) -> Result<SecretString, SessionError> {
-        refresh_steps!(&self.engine, &self.store, ask, AsyncTokenStore, refresh, |seen| self.wait_for_store(seen), .await)
+        refresh_steps!(
+            &self.engine,
+            &self.store,
+            ask,
+            AsyncTokenStore,
+            refresh,
+            |seen| self.wait_for_store(seen),
+            |wait| self.engine.client.transport().sleep(wait),
+            .await
+        )
     }
 
     /// Waits for the lock holder: on the store's notification if it can give one without
@@ -492,8 +524,12 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
                 Quick::Refresh { usable: true } => {
                     return match self.gate.try_lock() {
                         Ok(gate) => self.refresh_holding(gate, Ask::Token),
+                        // A listener panicked while holding it: the session inside is whole.
+                        Err(std::sync::TryLockError::Poisoned(p)) => {
+                            self.refresh_holding(p.into_inner(), Ask::Token)
+                        }
                         // Someone else is refreshing ahead of expiry: the token is still good.
-                        Err(_) => Ok(self.engine.current_token()),
+                        Err(std::sync::TryLockError::WouldBlock) => Ok(self.engine.current_token()),
                     };
                 }
                 Quick::Refresh { usable: false } => {
@@ -512,12 +548,13 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
     /// Refreshes now, even if the token is fresh, and returns a token obtained by a refresh that
     /// started after this call (see [`TokenManager::refresh_now`]).
     pub fn refresh_now(&self) -> Result<SecretString, SessionError> {
+        let since = self.engine.now().wall;
         let gate = lock(&self.gate);
         let wait = self.engine.until_refresh_allowed(self.engine.now());
         if !wait.is_zero() {
             self.engine.client.transport().sleep(wait);
         }
-        self.refresh_holding(gate, Ask::Force)
+        self.refresh_holding(gate, Ask::Force { since })
     }
 
     /// Keeps the session fresh on a thread of its own until the user must sign in again, never
@@ -573,6 +610,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
             TokenStore,
             refresh_blocking,
             |seen| self.wait_for_store(seen),
+            |wait| self.engine.client.transport().sleep(wait),
         )
     }
 

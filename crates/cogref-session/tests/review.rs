@@ -197,6 +197,7 @@ fn a_rotation_whose_save_lost_a_race_is_never_reported_as_stored_when_it_is_not(
 fn a_token_that_expired_on_arrival_is_not_handed_out_after_a_lost_save_race() {
     let clock = clock();
     let store = MemoryStore::with_tokens(set_at("r0", "a0", T0 - 3600, T0 - 1));
+    let seeded = store.load().expect("ok").expect("seeded").version;
     let transport = Scripted::new(&clock, &[ok("expired-on-arrival", 0, Some("r1"))]);
     let sibling = store.clone();
     let slow = clock.clone();
@@ -205,7 +206,7 @@ fn a_token_that_expired_on_arrival_is_not_handed_out_after_a_lost_save_race() {
         // for another 200 s (inside the margin, so due for a refresh but usable).
         slow.advance(Duration::from_secs(5));
         sibling
-            .save(&set_at("r-sib", "sibling-a", T0, T0 + 205), Some(1))
+            .save(&set_at("r-sib", "sibling-a", T0, T0 + 205), Some(seeded))
             .expect("the sibling saves");
     });
     let manager = BlockingTokenManager::builder(
@@ -385,8 +386,9 @@ fn refresh_now_never_returns_a_token_from_a_refresh_that_started_before_the_call
     .expect("manager");
     clock.advance(Duration::from_secs(10));
     // Another process started refreshing at T0 + 8 and stores its set as this call begins.
+    let seeded = store.inner.load().expect("ok").expect("seeded").version;
     *store.sibling.lock().expect("sibling") =
-        Some((set_at("r1", "sibling-a1", T0 + 8, T0 + 8 + 3599), 1));
+        Some((set_at("r1", "sibling-a1", T0 + 8, T0 + 8 + 3599), seeded));
     let token = manager.refresh_now().expect("refreshed");
     assert_ne!(
         token.expose_secret(),
@@ -587,7 +589,8 @@ fn a_token_whose_claims_say_it_expired_when_issued_is_never_served() {
 #[test]
 fn the_refresh_token_salvaged_from_an_unusable_2xx_is_never_displayed() {
     let clock = clock();
-    let body = r#"{"authenticationResult":{"AccessToken":"x"},"RefreshToken":"CANARY\/rotated\/0123456789\/refresh"}"#;
+    // Rotated, but no access token came back: the salvaged refresh token, spelt with escapes.
+    let body = r#"{"AuthenticationResult":{"IdToken":"x","RefreshToken":"CANARY\/rotated\/0123456789\/refresh"}}"#;
     let store = MemoryStore::new();
     let events: Arc<Mutex<Vec<String>>> = Arc::default();
     let record = events.clone();
@@ -753,11 +756,12 @@ fn the_storm_property_holds_for_a_short_span_polled_more_often_than_every_millis
     })
     .build()
     .expect("manager");
-    // The property's body, verbatim.
-    let step = span / u32::try_from(polls).unwrap_or(u32::MAX);
+    // The property's body, as corrected: polls spread over the span, none past it.
+    let step = (span / u32::try_from(polls).unwrap_or(u32::MAX)).max(Duration::from_millis(1));
+    let polls = polls.min(u64::try_from(span.as_millis() / step.as_millis()).unwrap_or(u64::MAX));
     for _ in 0..polls {
         let _ = manager.access_token();
-        clock.advance(step.max(Duration::from_millis(1)));
+        clock.advance(step);
     }
     let calls = *transport.calls.lock().expect("calls");
     // storm.rs's `bound`.
