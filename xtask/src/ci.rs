@@ -8,11 +8,39 @@ use crate::Result;
 use crate::deps::core_deps;
 use crate::fuzz::{FUZZ_TARGETS, fuzz};
 use crate::process::{cargo, step};
+use crate::redis::{self, RedisServer};
+use crate::tools::{self, CARGO_DENY, CARGO_FUZZ};
 
 /// Seconds each fuzz target runs in `ci` unless `COGREF_FUZZ_SECONDS` says otherwise.
 const CI_FUZZ_SECONDS: u64 = 20;
 
 pub(crate) fn ci() -> Result {
+    // Everything the steps need comes first, so that a fresh machine either gets it or fails
+    // within seconds with one line saying what to install, not after a long build.
+    eprintln!("==> what the checks need");
+    let path = env::var_os("PATH").unwrap_or_default();
+    let tools_bin = tools::ensure_tools(&[CARGO_DENY, CARGO_FUZZ], &path)?;
+    let path = tools::path_with(tools_bin.as_deref(), &path)?;
+    tools::check_nightly()?;
+    // The restart tests start redis-server themselves, so it must be installed even when
+    // COGREF_REDIS_URL names a server to use.
+    let redis_binary = redis::locate_or_install(&path)?;
+    let own_redis = match env::var(redis::URL_VAR) {
+        Ok(url) if !url.is_empty() => {
+            eprintln!("Redis for the tests: {url} ({} is set)", redis::URL_VAR);
+            None
+        }
+        _ => {
+            let server = RedisServer::start(&redis_binary)?;
+            eprintln!(
+                "Redis for the tests: redis-server {} at {} (stopped when xtask ends)",
+                redis::version(&redis_binary),
+                server.url()
+            );
+            Some(server)
+        }
+    };
+
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     step("fmt", fmt)?;
@@ -30,8 +58,13 @@ pub(crate) fn ci() -> Result {
     step("clippy", clippy)?;
 
     let mut test = cargo();
-    test.args(["test", "--workspace", "--locked"]);
+    test.args(["test", "--workspace", "--locked"])
+        .env(redis::SERVER_VAR, &redis_binary);
+    if let Some(server) = &own_redis {
+        test.env(redis::URL_VAR, server.url());
+    }
     let (passed, failed) = counted_tests(test)?;
+    drop(own_redis);
 
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--locked"])
@@ -44,7 +77,8 @@ pub(crate) fn ci() -> Result {
     step("fetch", fetch)?;
 
     let mut deny = cargo();
-    deny.args(["deny", "--offline", "check", "licenses", "bans", "sources"]);
+    deny.env("PATH", &path)
+        .args(["deny", "--offline", "check", "licenses", "bans", "sources"]);
     step("cargo-deny (offline: licenses, bans, sources)", deny)?;
 
     core_deps()?;
@@ -55,7 +89,7 @@ pub(crate) fn ci() -> Result {
         .and_then(|s| s.parse().ok())
         .unwrap_or(CI_FUZZ_SECONDS);
     for target in FUZZ_TARGETS {
-        fuzz(target, seconds)?;
+        fuzz(target, seconds, &path)?;
     }
     eprintln!("\nxtask ci: all steps passed");
     // The closing line CI reads: the test count of the `test` step.

@@ -4,15 +4,19 @@
 //! - `cargo xtask fuzz [TARGET] [--seconds N]`: run the fuzz targets (all by default).
 //! - `cargo xtask core-deps`: check that the core's dependency tree has no I/O stack.
 //! - `cargo xtask bench`: the comparison with the official SDK (`benches/compare/`).
+//! - `cargo xtask redis`: a throwaway redis-server for running the fleet-store tests by hand.
 //!
 //! One module per chore: `ci` (the CI sequence), `fuzz`, `deps` (dependency-tree checks),
-//! `bench`; `process` holds the helpers they share for running commands.
+//! `bench`; what the checks need from the machine lives in `tools` (pinned cargo tools, the
+//! nightly toolchain) and `redis`; `process` holds the helpers for running commands.
 
 mod bench;
 mod ci;
 mod deps;
 mod fuzz;
 mod process;
+mod redis;
+mod tools;
 
 use std::env;
 use std::process::ExitCode;
@@ -27,6 +31,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::fuzz_command(&args[1..]),
         Some("core-deps") => deps::core_deps(),
         Some("bench") => bench::bench(),
+        Some("redis") => redis::serve(&env::var_os("PATH").unwrap_or_default()),
         Some("help" | "--help" | "-h") | None => {
             eprintln!("{USAGE}");
             Ok(())
@@ -46,9 +51,16 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   ci                           fmt, clippy, tests, docs, cargo-deny, core dependency check,
-                               wasm check (if the target is installed), short fuzz runs
+                               wasm check (if the target is installed), short fuzz runs.
+                               First installs what is missing: cargo-deny 0.20.2 and
+                               cargo-fuzz 0.13.2 (cargo install --locked, into
+                               target/xtask-tools), redis-server (apt-get, when root or with
+                               passwordless sudo); starts its own redis-server on a free
+                               127.0.0.1 port unless COGREF_REDIS_URL is set, and stops it
   fuzz [TARGET] [--seconds N]  run one fuzz target or all of them (default 60 s each)
   core-deps                    fail if cogref-core's normal dependencies include an I/O stack
   bench                        compare with the official SDK (benches/compare): clean builds,
                                sizes, crate counts, latency and throughput; writes
-                               docs/benchmarks.md and docs/benchmarks.svg";
+                               docs/benchmarks.md and docs/benchmarks.svg
+  redis                        run a throwaway redis-server on a free 127.0.0.1 port and print
+                               COGREF_REDIS_URL=…; Enter or Ctrl-D stops it";
