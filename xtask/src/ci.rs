@@ -5,6 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use crate::Result;
+use crate::citations;
 use crate::deps::core_deps;
 use crate::fuzz::{FUZZ_TARGETS, fuzz};
 use crate::process::{cargo, step};
@@ -81,6 +82,7 @@ pub(crate) fn ci() -> Result {
         .args(["deny", "--offline", "check", "licenses", "bans", "sources"]);
     step("cargo-deny (offline: licenses, bans, sources)", deny)?;
 
+    citations::check()?;
     core_deps()?;
     wasm_check()?;
 

@@ -7,11 +7,12 @@
 //! - `cargo xtask redis`: a throwaway redis-server for running the fleet-store tests by hand.
 //!
 //! One module per chore: `ci` (the CI sequence), `fuzz`, `deps` (dependency-tree checks),
-//! `bench`; what the checks need from the machine lives in `tools` (pinned cargo tools, the
+//! `bench`, `citations` (the source's references to docs/protocol.md); what the checks need from the machine lives in `tools` (pinned cargo tools, the
 //! nightly toolchain) and `redis`; `process` holds the helpers for running commands.
 
 mod bench;
 mod ci;
+mod citations;
 mod deps;
 mod fuzz;
 mod process;

@@ -1,4 +1,4 @@
-//! Response bytes to output or typed error (protocol.md §2, §3, §4).
+//! Response bytes to output or typed error (docs/protocol.md §2, §3, §4).
 //!
 //! [`parse_response`] takes the status, headers and body of a response and the caller's "now",
 //! and returns either a [`RefreshOutput`] or an [`Error`]:
@@ -217,7 +217,7 @@ pub fn parse_response(
             .into());
         }
     }
-    // An empty body is `{}` (protocol.md §2.1), which then lacks AuthenticationResult.
+    // An empty body is `{}` (docs/protocol.md §2.1), which then lacks AuthenticationResult.
     let parsed: SuccessBody = if body.iter().all(u8::is_ascii_whitespace) {
         SuccessBody {
             authentication_result: None,
