@@ -57,7 +57,20 @@ impl From<EndpointError> for Failure {
     }
 }
 
+/// What to do after a response that may have been lost: the request may have been applied.
+pub(crate) const LOST_RESPONSE_HINT: &str = "the request may have reached Cognito and only the \
+    answer was lost, so the refresh may already have been applied: with refresh-token rotation \
+    the token you sent has then been replaced by one you never received. Try again right away: \
+    inside the app client's grace period the old token still works. If that fails with \
+    RefreshTokenReuseException or NotAuthorizedException, the user must sign in again";
+
 fn classify(error: &Error) -> (Code, Option<&'static str>) {
+    if let Error::Transport(t) = error
+        && t.request_may_have_been_sent()
+        && error.is_retryable()
+    {
+        return (Code::Retryable, Some(LOST_RESPONSE_HINT));
+    }
     if error.requires_sign_in() {
         return (
             Code::SignInRequired,
@@ -81,10 +94,16 @@ fn classify(error: &Error) -> (Code, Option<&'static str>) {
     }
 }
 
+impl From<&CallError> for Failure {
+    fn from(e: &CallError) -> Self {
+        let (code, hint) = classify(e.error());
+        Failure::new(code, e.to_string(), hint)
+    }
+}
+
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
-        let (code, hint) = classify(&e);
-        Failure::new(code, e.to_string(), hint)
+        Failure::from(&e)
     }
 }
 

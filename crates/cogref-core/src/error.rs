@@ -260,7 +260,8 @@ impl fmt::Display for ServiceError {
         }
         f.write_str(")")?;
         if let Some(m) = &self.message {
-            write!(f, ": {m}")?;
+            // Its own full stop would double the punctuation before what follows.
+            write!(f, ": {}", m.trim_end().trim_end_matches('.'))?;
         }
         if let Some(r) = &self.reason_code {
             write!(f, " [reason: {r}]")?;
