@@ -92,6 +92,7 @@ pub mod error_code;
 pub mod input;
 pub mod jwt;
 pub mod partition;
+pub mod quiet;
 pub mod redact;
 pub mod request;
 pub mod response;
