@@ -14,7 +14,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Result;
-use crate::process::find_in_path;
+use crate::process::{find_in_path, is_executable};
 
 /// The variable the fleet-store tests read for the Redis to use.
 pub(crate) const URL_VAR: &str = "COGREF_REDIS_URL";
@@ -68,9 +68,17 @@ fn passwordless_sudo() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// The `redis-server` binary: on `path`, or installed now through apt-get when that is allowed
-/// (see [`may_install`]); otherwise the [`MISSING`] line.
+/// The `redis-server` binary: the one `COGREF_REDIS_SERVER` names, else the one on `path`, else
+/// installed now through apt-get when that is allowed (see [`may_install`]); otherwise the
+/// [`MISSING`] line.
 pub(crate) fn locate_or_install(path: &OsStr) -> Result<PathBuf> {
+    locate_or_install_with(std::env::var_os(SERVER_VAR).map(PathBuf::from), path)
+}
+
+fn locate_or_install_with(named: Option<PathBuf>, path: &OsStr) -> Result<PathBuf> {
+    if let Some(named) = named.filter(|p| is_executable(p)) {
+        return Ok(named);
+    }
     if let Some(found) = find_in_path("redis-server", path) {
         return Ok(found);
     }
@@ -345,7 +353,7 @@ mod tests {
      {
         let (dir, nothing) = fake_path(&[]);
         // Root or not, apt-get is missing from this PATH.
-        let outcome = locate_or_install(&nothing);
+        let outcome = locate_or_install_with(None, &nothing);
         let _ = std::fs::remove_dir_all(dir);
         let message = outcome.expect_err("no redis-server on this PATH");
         assert!(!message.contains('\n'), "{message}");
