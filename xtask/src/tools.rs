@@ -88,15 +88,16 @@ pub(crate) fn ensure_tools(tools: &[Tool], path: &OsStr) -> Result<Option<PathBu
     let mut use_bin = false;
     for tool in tools {
         let on_path = find_in_path(tool.binary, path);
-        if on_path
+        if let Some(found) = on_path
             .as_deref()
-            .and_then(reported_version)
-            .is_some_and(|v| v == tool.version)
+            .filter(|p| reported_version(p).is_some_and(|v| v == tool.version))
         {
+            eprintln!("{} {} ({})", tool.binary, tool.version, found.display());
             continue;
         }
         let ours = bin.join(tool.binary);
         if reported_version(&ours).is_some_and(|v| v == tool.version) {
+            eprintln!("{} {} ({})", tool.binary, tool.version, ours.display());
             use_bin = true;
             continue;
         }

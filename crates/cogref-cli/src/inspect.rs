@@ -10,6 +10,7 @@ use cogref_core::jwt::decode_claims;
 
 use crate::args::InspectArgs;
 use crate::exit::{Code, Failure};
+use crate::print::ascii_json;
 use crate::read;
 use crate::time::{seconds_left, time_left, utc};
 
@@ -55,21 +56,6 @@ pub(crate) fn printable(text: &str) -> String {
     out
 }
 
-/// JSON text with the characters of [`is_unsafe_for_a_terminal`] that serde_json leaves as they
-/// are (direction marks) written as `\uXXXX` escapes: the same JSON value, inert on a terminal.
-fn json_for_a_terminal(json: &str) -> String {
-    let mut out = String::with_capacity(json.len());
-    for c in json.chars() {
-        if is_unsafe_for_a_terminal(c) {
-            // All of them are in the Basic Multilingual Plane: one escape each.
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 #[allow(clippy::print_stdout, reason = "the claims are this command's output")]
 fn print(c: &cogref_core::jwt::Claims, now: i64, as_json: bool) {
     let left = c.exp.map(|exp| seconds_left(exp, now));
@@ -82,7 +68,7 @@ fn print(c: &cogref_core::jwt::Claims, now: i64, as_json: bool) {
             "username": c.username, "origin_jti": c.origin_jti,
             "signature_verified": false,
         });
-        println!("{}", json_for_a_terminal(&value.to_string()));
+        println!("{}", ascii_json(&value));
         return;
     }
     let show = |v: Option<&String>| v.map_or_else(|| "-".into(), |s| printable(s));
@@ -121,7 +107,7 @@ mod tests {
     #[test]
     fn json_claims_keep_their_value_but_not_their_direction_marks() {
         let value = serde_json::json!({"username": "carol\u{202e}\u{1b}x"});
-        let shown = json_for_a_terminal(&value.to_string());
+        let shown = ascii_json(&value);
         assert!(!shown.chars().any(is_unsafe_for_a_terminal), "{shown:?}");
         let back: serde_json::Value = serde_json::from_str(&shown).expect("still JSON");
         assert_eq!(back, value);

@@ -64,6 +64,25 @@ fn is_group_key(s: &str) -> bool {
         })
 }
 
+/// `value` as JSON in pure ASCII: every other character written as a `\uXXXX` escape (serde_json
+/// already escapes the control characters). The same JSON value, but nothing in it can reorder or
+/// hide text on a terminal (bidirectional overrides, zero-width characters).
+pub(crate) fn ascii_json(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
 /// `s` in single quotes for a POSIX shell: a `'` becomes `'\''`.
 pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
@@ -161,7 +180,7 @@ pub(crate) fn render(t: &Tokens, output: Output) -> Result<String, Failure> {
                     "device_group_key": group_key,
                 });
             }
-            out.push_str(&value.to_string());
+            out.push_str(&ascii_json(&value));
             out.push('\n');
         }
     }
@@ -253,6 +272,16 @@ mod tests {
             group_key: None,
         });
         assert!(render(&t, Output::Json).is_err());
+    }
+
+    #[test]
+    fn json_output_is_ascii_and_means_the_same() {
+        let mut t = tokens("eyJh.eyJi.c2ln");
+        t.token_type = "Bearer\u{202e}\u{200b}é😀\u{1b}".into();
+        let text = render(&t, Output::Json).expect("json");
+        assert!(text.is_ascii(), "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(value["token_type"], "Bearer\u{202e}\u{200b}é😀\u{1b}");
     }
 
     #[test]
