@@ -49,9 +49,16 @@ impl From<InvalidInput> for Failure {
 
 impl From<EndpointError> for Failure {
     fn from(e: EndpointError) -> Self {
+        let message = match e {
+            // The value came from argv or the environment: not repeated.
+            EndpointError::InvalidRegion { .. } => "invalid region (not repeated here): a region \
+                is 1 to 63 letters, digits or '-', not starting or ending with '-'"
+                .to_owned(),
+            e => e.to_string(),
+        };
         Failure::new(
             Code::Configuration,
-            e.to_string(),
+            message,
             Some("set --region (or AWS_REGION), or --endpoint-url (or AWS_ENDPOINT_URL)"),
         )
     }

@@ -57,21 +57,38 @@ pub(crate) fn stdin(what: &str, code: Code) -> Result<String, Failure> {
 
 /// An environment variable, trimmed; its name is the user's choice and is shown, its value never.
 pub(crate) fn env(var: &str, what: &str, code: Code) -> Result<String, Failure> {
+    let shown = shown_var(var);
     let value = std::env::var(var).map_err(|_| {
         Failure::new(
             code,
-            format!("environment variable {var} ({what}) is not set or not text"),
+            format!("environment variable {shown} ({what}) is not set or not text"),
             None,
         )
     })?;
     if value.len() > MAX_INPUT_BYTES {
         return Err(Failure::new(
             code,
-            format!("environment variable {var} ({what}) is far too long"),
+            format!("environment variable {shown} ({what}) is far too long"),
             None,
         ));
     }
     Ok(value.trim().to_owned())
+}
+
+/// An environment variable's name for an error message: as given if it looks like one
+/// (`CLIENT_SECRET`: capitals, digits, `_`), else not repeated, since the value itself may have
+/// been pasted where its name belongs.
+pub(crate) fn shown_var(name: &str) -> String {
+    let conventional = (1..=64).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if conventional {
+        name.to_owned()
+    } else {
+        "(a name that is not shown: it does not look like one)".into()
+    }
 }
 
 /// Checks the token store before the session store reads it: a regular file (not a FIFO or a
@@ -139,6 +156,13 @@ mod tests {
                 .len(),
             MAX_INPUT_BYTES
         );
+    }
+
+    #[test]
+    fn a_secret_given_as_an_environment_variable_name_is_not_echoed() {
+        assert_eq!(shown_var("COGNITO_CLIENT_SECRET"), "COGNITO_CLIENT_SECRET");
+        assert!(!shown_var("abcdef0123456789abcdef0123").contains("abcdef"));
+        assert!(!shown_var(&"A".repeat(65)).contains("AAAA"));
     }
 
     #[test]

@@ -600,6 +600,31 @@ async fn no_argv_value_is_echoed_in_any_error() {
             "--client-secret-file".into(),
             secret.into(),
         ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            secret.into(),
+        ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--client-secret-env".into(),
+            secret.into(),
+        ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--device-key-env".into(),
+            secret.into(),
+        ],
     ];
     for case in cases {
         let args: Vec<&str> = case.iter().map(String::as_str).collect();
