@@ -102,6 +102,8 @@ fn locate_or_install_with(named: Option<PathBuf>, path: &OsStr) -> Result<PathBu
             "-y",
             "-qq",
             "--no-install-recommends",
+            // Never upgrade a redis-server that is installed but not on PATH.
+            "--no-upgrade",
             "redis-server",
         ]);
     if !installed {
