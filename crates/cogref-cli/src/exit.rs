@@ -49,15 +49,35 @@ impl From<InvalidInput> for Failure {
 
 impl From<EndpointError> for Failure {
     fn from(e: EndpointError) -> Self {
+        let message = match e {
+            // The value came from argv or the environment: not repeated.
+            EndpointError::InvalidRegion { .. } => "invalid region (not repeated here): a region \
+                is 1 to 63 letters, digits or '-', not starting or ending with '-'"
+                .to_owned(),
+            e => e.to_string(),
+        };
         Failure::new(
             Code::Configuration,
-            e.to_string(),
+            message,
             Some("set --region (or AWS_REGION), or --endpoint-url (or AWS_ENDPOINT_URL)"),
         )
     }
 }
 
+/// What to do after a response that may have been lost: the request may have been applied.
+pub(crate) const LOST_RESPONSE_HINT: &str = "the request may have reached Cognito and only the \
+    answer was lost, so the refresh may already have been applied: with refresh-token rotation \
+    the token you sent has then been replaced by one you never received. Try again right away: \
+    inside the app client's grace period the old token still works. If that fails with \
+    RefreshTokenReuseException or NotAuthorizedException, the user must sign in again";
+
 fn classify(error: &Error) -> (Code, Option<&'static str>) {
+    if let Error::Transport(t) = error
+        && t.request_may_have_been_sent()
+        && error.is_retryable()
+    {
+        return (Code::Retryable, Some(LOST_RESPONSE_HINT));
+    }
     if error.requires_sign_in() {
         return (
             Code::SignInRequired,
@@ -81,10 +101,16 @@ fn classify(error: &Error) -> (Code, Option<&'static str>) {
     }
 }
 
+impl From<&CallError> for Failure {
+    fn from(e: &CallError) -> Self {
+        let (code, hint) = classify(e.error());
+        Failure::new(code, e.to_string(), hint)
+    }
+}
+
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
-        let (code, hint) = classify(&e);
-        Failure::new(code, e.to_string(), hint)
+        Failure::from(&e)
     }
 }
 

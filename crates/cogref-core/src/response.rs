@@ -1,4 +1,4 @@
-//! Response bytes to output or typed error (protocol.md §2, §3, §4).
+//! Response bytes to output or typed error (docs/protocol.md §2, §3, §4).
 //!
 //! [`parse_response`] takes the status, headers and body of a response and the caller's "now",
 //! and returns either a [`RefreshOutput`] or an [`Error`]:
@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, ResponseError, ResponseErrorKind, ServiceError, ServiceErrorKind};
 use crate::error_code::{self, ERROR_TYPE_HEADER, ErrorBodyFault};
-use crate::redact::{excerpt, redact};
+use crate::redact::{REDACTED, excerpt, redact};
 
 /// Default limit of a response body: 1 MiB. A success body is about 4 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -257,11 +257,42 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> 
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Longest request id shown; real ones are UUIDs (36 characters) or, from mocks, up to 52.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+
 /// The request id: `x-amzn-requestid`, else `x-amz-request-id`.
+///
+/// Shown only in the shape request ids have: 1 to [`MAX_REQUEST_ID_CHARS`] characters of
+/// `[A-Za-z0-9-]`. Anything else, from a hostile or broken server, is `[redacted]`: the value
+/// reaches `Display`, `Debug` and the attempt span, and must not carry an echoed token or
+/// terminal escape sequences there.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    header_str(headers, &X_AMZN_REQUESTID)
-        .or_else(|| header_str(headers, &X_AMZ_REQUEST_ID))
-        .map(str::to_owned)
+    let value = headers
+        .get(&X_AMZN_REQUESTID)
+        .or_else(|| headers.get(&X_AMZ_REQUEST_ID))?;
+    let shaped = value.to_str().ok().filter(|id| {
+        (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    Some(shaped.map_or_else(|| REDACTED.to_owned(), str::to_owned))
+}
+
+/// A redirect's target host, for the error: shown only if it is a DNS name (labels of 1 to 63
+/// letters, digits and `-`, 253 characters at most) or an IP address; otherwise `[redacted]`.
+fn shown_host(host: &str) -> &str {
+    let dns_name = host.len() <= 253
+        && host.trim_end_matches('.').split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    let ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    if dns_name || ip { host } else { REDACTED }
 }
 
 /// The `x-amz-retry-after` header: a whole number of milliseconds.
@@ -321,7 +352,7 @@ pub fn parse_response(
             .get(http::header::LOCATION)
             .and_then(|l| l.to_str().ok())
             .and_then(|l| l.parse::<http::Uri>().ok())
-            .and_then(|uri| uri.host().map(|h| format!("to host {h}")));
+            .and_then(|uri| uri.host().map(|h| format!("to host {}", shown_host(h))));
         return Err(response_error(ResponseErrorKind::Redirect, location).into());
     }
     if !status.is_success() {
@@ -374,7 +405,7 @@ fn parse_success(
         let limit = limits.max_body_bytes;
         return Err((ResponseErrorKind::BodyTooLarge { limit }, None));
     }
-    // An empty body is `{}` (protocol.md §2.1), which then lacks AuthenticationResult.
+    // An empty body is `{}` (docs/protocol.md §2.1), which then lacks AuthenticationResult.
     let parsed: SuccessBody = if body.iter().all(u8::is_ascii_whitespace) {
         SuccessBody {
             authentication_result: None,
