@@ -91,12 +91,29 @@ fn classify(error: &Error) -> (Code, Option<&'static str>) {
         );
     }
     match error {
-        Error::Service(s) if s.kind.is_configuration() => (
+        Error::InvalidInput(_) => (Code::InvalidInput, None),
+        // A wrong or missing client secret is NotAuthorizedException too, but the session is
+        // fine: the configuration is what to fix (cogref_core::not_authorized has the table).
+        Error::Service(s)
+            if s.not_authorized_cause() == Some(cogref_core::NotAuthorizedCause::ClientSecret) =>
+        {
+            (
+                Code::Configuration,
+                Some(
+                    "check the client secret (--client-secret-file or --client-secret-env): the refresh token itself may be fine, keep it",
+                ),
+            )
+        }
+        _ if error.is_configuration() => (
             Code::Configuration,
             Some("check the user pool, app client id, client secret and region"),
         ),
-        Error::InvalidInput(_) => (Code::InvalidInput, None),
-        Error::Endpoint(_) => (Code::Configuration, None),
+        Error::Service(s) if s.not_authorized_cause().is_some() => (
+            Code::Failure,
+            Some(
+                "Cognito refused the refresh for a reason cogref does not know (see its message); the refresh token was not declared dead, keep it",
+            ),
+        ),
         _ => (Code::Failure, None),
     }
 }
@@ -127,6 +144,11 @@ impl From<SessionError> for Failure {
                 Failure::new(code, e.to_string(), hint)
             }
             SessionError::InvalidInput(_) => Failure::new(Code::InvalidInput, e.to_string(), None),
+            SessionError::TooSoon { .. } => Failure::new(
+                Code::Retryable,
+                e.to_string(),
+                Some("try again after the time given"),
+            ),
             _ => Failure::new(
                 Code::Failure,
                 e.to_string(),

@@ -913,3 +913,62 @@ async fn messages_read_as_sentences_without_doubled_punctuation_or_debug_forms()
     }
     assert!(err.contains("valid until"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_or_missing_client_secret_is_a_configuration_error_not_a_dead_session() {
+    let emulator = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    emulator.create_pool(POOL);
+    let secret = "s3cretS3cretS3cretS3cret0123456789";
+    emulator
+        .create_client(AppClient::new(POOL, "confidential").with_secret(secret))
+        .expect("client");
+    emulator.create_user(POOL, "dora").expect("user");
+    let token = emulator
+        .mint_refresh_token("confidential", "dora")
+        .expect("mint");
+    let dir = std::env::temp_dir().join(format!("cogref-cli-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let wrong = dir.join("wrong-secret");
+    std::fs::write(&wrong, "WrongWrongWrongWrongWrong0123456789").expect("secret file");
+    let url = emulator.endpoint_url();
+    let wrong_arg = wrong.to_string_lossy().into_owned();
+    for extra in [vec!["--client-secret-file", wrong_arg.as_str()], vec![]] {
+        let mut args = vec![
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "confidential",
+        ];
+        args.extend(extra.iter().copied());
+        let out = cogref(&args, &token).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err}");
+        assert!(
+            err.contains("secret") && err.contains("may be fine"),
+            "{err}"
+        );
+        assert!(!err.contains("sign the user in again"), "{err}");
+    }
+    // The same token still works with the right secret: nothing was declared dead.
+    let right = dir.join("right-secret");
+    std::fs::write(&right, secret).expect("secret file");
+    let right_arg = right.to_string_lossy().into_owned();
+    let out = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "confidential",
+            "--client-secret-file",
+            &right_arg,
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
