@@ -3,7 +3,7 @@
 //! - `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
 //! - `cargo xtask fuzz [TARGET] [--seconds N]`: run the fuzz targets (all by default).
 //! - `cargo xtask core-deps`: check that the core's dependency tree has no I/O stack.
-//! - `cargo xtask bench`: the comparison with the official SDK (`benches/compare/`).
+//! - `cargo xtask bench [--runs-only]`: the comparison with the official SDK (`benches/compare/`).
 //! - `cargo xtask interop`: real AWS clients (AWS CLI, boto3, JS SDK v3, Amplify) against the emulator.
 //! - `cargo xtask redis`: a throwaway redis-server for running the fleet-store tests by hand.
 //!
@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(),
         Some("fuzz") => fuzz::fuzz_command(&args[1..]),
         Some("core-deps") => deps::core_deps(),
-        Some("bench") => bench::bench(),
+        Some("bench") => bench::bench(&args[1..]),
         Some("interop") => interop::interop(),
         Some("redis") => redis::serve(&env::var_os("PATH").unwrap_or_default()),
         Some("help" | "--help" | "-h") | None => {
@@ -64,8 +64,10 @@ commands:
   fuzz [TARGET] [--seconds N]  run one fuzz target or all of them (default 60 s each)
   interop                      the AWS CLI, boto3, the JS SDK and Amplify against the emulator
   core-deps                    fail if cogref-core's normal dependencies include an I/O stack
-  bench                        compare with the official SDK (benches/compare): clean builds,
-                               sizes, crate counts, latency and throughput; writes
-                               docs/benchmarks.md and docs/benchmarks.svg
+  bench [--runs-only]          compare with the official SDK (benches/compare): clean builds,
+                               sizes, crate counts; latency and throughput in interleaved
+                               rounds, as ratios to a raw reqwest POST measured in the same
+                               rounds; writes docs/benchmarks.md and docs/benchmarks.svg
+                               (--runs-only: incremental builds, tables printed, docs untouched)
   redis                        run a throwaway redis-server on a free 127.0.0.1 port and print
                                COGREF_REDIS_URL=…; Enter or Ctrl-D stops it";
