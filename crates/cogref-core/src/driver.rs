@@ -378,9 +378,12 @@ impl<T, E: Environment> Client<T, E> {
         let mut quota = self.lock_quota();
         match outcome {
             Ok(response) => {
-                attempt_span.record("status", response.status().as_u16());
-                if let Some(id) = request_id(response.headers()) {
-                    attempt_span.record("request_id", id.as_str());
+                // Reading the request id costs an allocation: only for a span that records.
+                if !attempt_span.is_disabled() {
+                    attempt_span.record("status", response.status().as_u16());
+                    if let Some(id) = request_id(response.headers()) {
+                        attempt_span.record("request_id", id.as_str());
+                    }
                 }
                 call.on_response(
                     response.status(),
