@@ -2,16 +2,16 @@
 //!
 //! Latency and throughput are measured in interleaved rounds: one worker process per client
 //! stays up (warm connections, warm allocator) and the harness asks each in turn, the order
-//! rotated every round, for a batch of sequential calls and a burst of concurrent ones. The
-//! report divides each client's figure by the floor's of the same round, so that a machine
-//! whose speed drifts between rounds (a shared machine can move by 2x within a minute) moves
-//! the client and the floor alike; it gives the median of those ratios and their spread.
-//! Absolute microseconds are printed for information only.
+//! rotated every round, for a batch of sequential calls and a burst of concurrent ones, with the
+//! floor measured just before and just after every client. Each client's figure is divided by
+//! the floor's around it, so that a machine whose speed drifts (a shared machine can move by 2x
+//! within a minute) moves the client and the floor alike; the report gives the median of those
+//! ratios over the rounds and their spread. Absolute microseconds are for information only.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::deps::normal_tree;
@@ -37,7 +37,7 @@ struct Compared {
 /// merged: a `min-cogref-reqwest-dyn` binary built like `min-cogref-reqwest` but calling
 /// through the `dyn` transport, `versus: Some("cogref-reqwest")` (its target is 1.02x the
 /// static client, in the report's "vs own" column).
-const COMPARED: [Compared; 7] = [
+const COMPARED: [Compared; 8] = [
     Compared {
         name: "raw-reqwest",
         package: "min-raw-reqwest",
@@ -80,19 +80,33 @@ const COMPARED: [Compared; 7] = [
         clean_build: false,
         versus: None,
     },
+    // A control: a second worker of the floor's own binary, measured like any client. Its
+    // ratios should be 1.00; their spread is the harness's noise.
+    Compared {
+        name: "raw-reqwest (control)",
+        package: "min-raw-reqwest",
+        clean_build: false,
+        versus: None,
+    },
 ];
 
 /// Rounds per answer mode: each gives one ratio per client.
 const ROUNDS: usize = 7;
 /// Passes per round: the clients take turns this many times within a round (forward, then
-/// backward), so that a round's figures of every client cover the same stretch of time.
+/// backward), each between two measurements of the floor.
 const PASSES: usize = 4;
-/// Sequential calls each client makes per pass.
+/// Sequential calls of a batch (each client makes one per pass, the floor one before, between
+/// and after them).
 const SEQUENTIAL: usize = 100;
 /// Concurrent callers of the throughput figure.
 const CALLERS: usize = 64;
-/// Calls each concurrent caller makes per pass.
+/// Calls each concurrent caller makes in a burst (one per client and pass, bracketed like the
+/// batches).
 const PER_CALLER: usize = 8;
+/// Longest wait for a quiet machine before the rounds start.
+const QUIET_WAIT: Duration = Duration::from_secs(20 * 60);
+/// Unmeasured sequential calls before each measured batch.
+const WAKE_UP: usize = 10;
 /// Sequential calls before the first round (connections, allocator, lazy set-up).
 const WARM_UP: usize = 300;
 
@@ -140,6 +154,93 @@ fn load_average() -> String {
         .unwrap_or_else(|| "?".into())
 }
 
+/// The machine's CPU time so far, in clock ticks: (busy, total), from `/proc/stat`.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let idle = fields.get(3)? + fields.get(4)?;
+    let total: u64 = fields.iter().take(8).sum();
+    Some((total - idle, total))
+}
+
+/// CPU time a process (all its threads) has used, in clock ticks, from `/proc/PID/stat`.
+fn process_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The command name may hold spaces; the fields after it are plain.
+            let after = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// The share of the machine's CPU used by anything else than `ours` between two readings.
+struct OthersCpu {
+    machine: (u64, u64),
+    ours: u64,
+}
+
+impl OthersCpu {
+    fn start(ours: &[u32]) -> Option<Self> {
+        Some(Self {
+            machine: machine_ticks()?,
+            ours: ours.iter().map(|&p| process_ticks(p)).sum(),
+        })
+    }
+
+    /// Percent of all CPU time since `start` that other processes used.
+    fn percent(&self, ours: &[u32]) -> Option<f64> {
+        let (busy, total) = machine_ticks()?;
+        let ours_now: u64 = ours.iter().map(|&p| process_ticks(p)).sum();
+        let others = (busy - self.machine.0).saturating_sub(ours_now - self.ours);
+        let elapsed = total - self.machine.1;
+        (elapsed > 0).then(|| 100.0 * others as f64 / elapsed as f64)
+    }
+}
+
+/// Waits, up to `QUIET_WAIT`, for a quiet machine: at least 90% of the CPU idle over two
+/// consecutive 5-second looks. The rounds measure ratios, but a machine whose other users come
+/// and go within a round still blurs them.
+fn wait_for_quiet() -> String {
+    let started = Instant::now();
+    loop {
+        let idle = || -> Option<f64> {
+            let a = machine_ticks()?;
+            std::thread::sleep(Duration::from_secs(5));
+            let b = machine_ticks()?;
+            let total = (b.1 - a.1).max(1);
+            Some(100.0 * (total - (b.0 - a.0)) as f64 / total as f64)
+        };
+        let (Some(first), Some(second)) = (idle(), idle()) else {
+            return "unknown (no /proc/stat)".into();
+        };
+        if first >= 90.0 && second >= 90.0 {
+            return format!("{:.0}% idle before the rounds", first.min(second));
+        }
+        if started.elapsed() >= QUIET_WAIT {
+            return format!(
+                "busy: {:.0}% idle before the rounds after waiting {} minutes",
+                first.min(second),
+                QUIET_WAIT.as_secs() / 60
+            );
+        }
+        eprintln!(
+            "    waiting for a quiet machine ({:.0}% idle; up to {} minutes)",
+            first.min(second),
+            QUIET_WAIT.as_secs() / 60
+        );
+    }
+}
+
 fn cargo_build(manifest: &Path, packages: &[&str], target: Option<&Path>) -> Result {
     let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     command
@@ -173,6 +274,10 @@ struct Worker {
 }
 
 impl Worker {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn start(binary: &Path, endpoint: &str, mode: &str) -> Result<Self> {
         let mut child = Command::new(binary)
             .env("BENCH_ENDPOINT", endpoint)
@@ -204,6 +309,19 @@ impl Worker {
             ));
         }
         Ok(line)
+    }
+
+    /// A measured batch: a few unmeasured calls first (a worker that sat idle while the
+    /// others ran starts cold: parked threads, caches), then `calls` in sequence, sorted.
+    fn batch(&mut self, calls: usize) -> Result<Vec<f64>> {
+        self.sequential(WAKE_UP)?;
+        Ok(sorted(self.sequential(calls)?))
+    }
+
+    /// A measured burst, after an unmeasured one that wakes every caller.
+    fn burst(&mut self) -> Result<f64> {
+        self.concurrent(CALLERS, 1)?;
+        self.concurrent(CALLERS, PER_CALLER)
     }
 
     /// Sequential calls: each call's microseconds.
@@ -285,7 +403,29 @@ fn sorted(mut samples: Vec<f64>) -> Vec<f64> {
     samples
 }
 
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Each client's figure over the floor's, the floor measured just before and just after it:
+/// `client` batches interleaved with the floor's (`floor[i]` before `client[i]`, `floor[i + 1]`
+/// after).
+fn bracketed(client: f64, before: f64, after: f64) -> f64 {
+    client / ((before + after) / 2.0)
+}
+
 /// The rounds of one answer mode; result lines for the report.
+///
+/// In every pass the floor is measured before the first client, between every two, and after
+/// the last: F A F B F C … F. A client's ratio for the pass is its figure over the mean of the
+/// floor's figures just before and just after it (a few milliseconds apart), the round's ratio is
+/// the median over its passes, and the report takes the median over the rounds.
 fn rounds(bin: &Path, mode: &str, results: &mut String) -> Result {
     let (_server, endpoint) = Server::start(&bin.join("loopback"), mode)?;
     let mut workers = Vec::new();
@@ -297,13 +437,23 @@ fn rounds(bin: &Path, mode: &str, results: &mut String) -> Result {
         worker.sequential(WARM_UP)?;
         worker.concurrent(CALLERS, 2)?;
     }
+    let ours: Vec<u32> = workers
+        .iter()
+        .map(Worker::pid)
+        .chain([_server.0.id(), std::process::id()])
+        .collect();
+    let others_cpu = OthersCpu::start(&ours);
+    // The floor is COMPARED[0]; the others take turns between its batches.
+    let others: Vec<usize> = (1..COMPARED.len()).collect();
     let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
     for round in 0..ROUNDS {
-        let rotated: Vec<usize> = (0..COMPARED.len())
-            .map(|i| (i + round) % COMPARED.len())
+        let rotated: Vec<usize> = (0..others.len())
+            .map(|k| others[(k + round) % others.len()])
             .collect();
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
+        let mut latency_ratios: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
+        let mut rate_ratios: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
         for pass in 0..PASSES {
             // Forward, backward, forward…: a steady drift within the round favours no one.
             let order: Vec<usize> = if pass % 2 == 0 {
@@ -311,30 +461,57 @@ fn rounds(bin: &Path, mode: &str, results: &mut String) -> Result {
             } else {
                 rotated.iter().rev().copied().collect()
             };
+            let mut floor = workers[0].batch(SEQUENTIAL)?;
             for &i in &order {
-                samples[i].extend(workers[i].sequential(SEQUENTIAL)?);
+                let batch = workers[i].batch(SEQUENTIAL)?;
+                let next = workers[0].batch(SEQUENTIAL)?;
+                latency_ratios[i].push(bracketed(
+                    percentile(&batch, 0.5),
+                    percentile(&floor, 0.5),
+                    percentile(&next, 0.5),
+                ));
+                samples[i].extend(batch);
+                samples[0].extend(std::mem::replace(&mut floor, next));
             }
+            samples[0].extend(floor);
+            let mut floor_rate = workers[0].burst()?;
             for &i in &order {
-                rates[i].push(workers[i].concurrent(CALLERS, PER_CALLER)?);
+                let rate = workers[i].burst()?;
+                let next = workers[0].burst()?;
+                rate_ratios[i].push(bracketed(rate, floor_rate, next));
+                rates[i].push(rate);
+                rates[0].push(std::mem::replace(&mut floor_rate, next));
             }
+            rates[0].push(floor_rate);
         }
         for (i, client) in COMPARED.iter().enumerate() {
             let round_samples = sorted(std::mem::take(&mut samples[i]));
-            // Every pass makes the same number of calls: the round's rate is their harmonic mean.
+            // Every burst makes the same number of calls: the round's rate is their harmonic mean.
             let rate = rates[i].len() as f64 / rates[i].iter().map(|r| 1.0 / r).sum::<f64>();
+            let (latency_ratio, rate_ratio) = if i == 0 {
+                (1.0, 1.0)
+            } else {
+                (median(&mut latency_ratios[i]), median(&mut rate_ratios[i]))
+            };
             results.push_str(&format!(
-                "SEQ\t{mode}\t{round}\t{}\t{:.2}\t{:.2}\n",
+                "SEQ\t{mode}\t{round}\t{}\t{:.2}\t{:.2}\t{latency_ratio:.4}\n",
                 client.name,
                 percentile(&round_samples, 0.5),
                 percentile(&round_samples, 0.99)
             ));
             results.push_str(&format!(
-                "CONC\t{mode}\t{round}\t{}\t{rate:.0}\n",
+                "CONC\t{mode}\t{round}\t{}\t{rate:.0}\t{rate_ratio:.4}\n",
                 client.name
             ));
             pooled[i].extend(round_samples);
         }
         eprintln!("    round {}/{ROUNDS} (load {})", round + 1, load_average());
+    }
+    if let Some(percent) = others_cpu.and_then(|o| o.percent(&ours)) {
+        eprintln!("    other processes used {percent:.1}% of the CPU during the rounds");
+        results.push_str(&format!(
+            "META\tother processes' CPU during the rounds ({mode})\t{percent:.1}% of the machine\n"
+        ));
     }
     for (client, samples) in COMPARED.iter().zip(pooled) {
         let samples = sorted(samples);
@@ -381,7 +558,7 @@ pub(crate) fn bench(args: &[String]) -> Result {
     results.push_str(&format!("META\tdate\t{}\n", date.trim()));
     results.push_str(&format!("META\tversions\t{}\n", locked_versions(&compare)));
     results.push_str(&format!(
-        "META\tmethod\t{ROUNDS} rounds per answer, each of {PASSES} passes over the clients (rotated order, alternating direction); per pass and client {SEQUENTIAL} sequential calls and {CALLERS} concurrent callers x {PER_CALLER} calls; {WARM_UP} warm-up calls first\n"
+        "META\tmethod\t{ROUNDS} rounds per answer, each of {PASSES} passes over the clients (rotated order, alternating direction) with the floor measured before, between and after them; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each; {WARM_UP} warm-up calls first\n"
     ));
     for client in &COMPARED {
         results.push_str(&format!(
@@ -391,8 +568,12 @@ pub(crate) fn bench(args: &[String]) -> Result {
         ));
     }
 
+    let mut built = std::collections::BTreeSet::new();
     for client in &COMPARED {
         let package = client.package;
+        if !built.insert(package) {
+            continue; // the control runs the floor's binary
+        }
         if runs_only || !client.clean_build {
             eprintln!("==> release build of {package}");
             cargo_build(&manifest, &[package], None)?;
@@ -428,6 +609,9 @@ pub(crate) fn bench(args: &[String]) -> Result {
     copy_binary(&target, &bin, "loopback")?;
     copy_binary(&target, &bin, "report")?;
 
+    let quiet = wait_for_quiet();
+    eprintln!("==> {quiet}");
+    results.push_str(&format!("META\tquiet check\t{quiet}\n"));
     let load_before = load_average();
     for mode in ["ok", "error"] {
         rounds(&bin, mode, &mut results)?;

@@ -4,14 +4,16 @@
 //! Input lines, tab-separated:
 //! - `META key value`
 //! - `CLIENT client versus` (`versus`: the client it is also compared with, or `-`)
-//! - `SEQ mode round client median_us p99_us` (one round's sequential calls)
-//! - `CONC mode round client calls_per_s` (one round's concurrent calls)
+//! - `SEQ mode round client median_us p99_us ratio` (one round's sequential calls; `ratio`: the
+//!   round's median latency ratio to the floor measured around the client)
+//! - `CONC mode round client calls_per_s ratio` (one round's concurrent calls, likewise)
 //! - `POOLED mode client median_us p99_us` (every round's sequential calls together)
 //! - `BUILD client seconds bytes crates`
 //!
 //! Every ratio is taken within a round (client and floor measured moments apart) and the median
 //! over the rounds is reported with the spread (lowest–highest): a machine whose speed drifts
-//! moves both sides of a ratio alike. Absolute figures are for information only.
+//! moves both sides of a ratio alike. Two clients are compared through their ratios to the floor
+//! of the same round. Absolute figures are for information only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -28,10 +30,12 @@ const MODES: [(&str, &str); 2] = [
 /// What one client did in one answer mode.
 #[derive(Default, Clone)]
 struct Runs {
-    /// Round → median µs of that round's sequential calls.
-    median: BTreeMap<u32, f64>,
+    /// Round → median latency over the floor's (measured around it).
+    latency_ratio: BTreeMap<u32, f64>,
     /// Round → calls per second with the concurrent callers.
     throughput: BTreeMap<u32, f64>,
+    /// Round → calls per second over the floor's (measured around it).
+    throughput_ratio: BTreeMap<u32, f64>,
     /// Median and p99 of every round's calls together.
     pooled: (f64, f64),
 }
@@ -101,8 +105,8 @@ impl Results {
     fn ratios(&self, client: &str, base: &str, mode: &str) -> Option<(Ratio, Ratio)> {
         let (c, b) = (self.runs(client, mode)?, self.runs(base, mode)?);
         Some((
-            ratio(&c.median, &b.median)?,
-            ratio(&c.throughput, &b.throughput)?,
+            ratio(&c.latency_ratio, &b.latency_ratio)?,
+            ratio(&c.throughput_ratio, &b.throughput_ratio)?,
         ))
     }
 }
@@ -124,21 +128,22 @@ fn parse(text: &str) -> Result<Results, Box<dyn std::error::Error>> {
                 client.to_string(),
                 (*versus != "-").then(|| versus.to_string()),
             )),
-            ["SEQ", mode, round, client, median, _p99] => {
+            ["SEQ", mode, round, client, _median, _p99, ratio] => {
                 results
                     .runs
                     .entry((client.to_string(), mode.to_string()))
                     .or_default()
-                    .median
-                    .insert(round.parse()?, median.parse()?);
+                    .latency_ratio
+                    .insert(round.parse()?, ratio.parse()?);
             }
-            ["CONC", mode, round, client, rate] => {
-                results
+            ["CONC", mode, round, client, rate, ratio] => {
+                let runs = results
                     .runs
                     .entry((client.to_string(), mode.to_string()))
-                    .or_default()
-                    .throughput
-                    .insert(round.parse()?, rate.parse()?);
+                    .or_default();
+                let round: u32 = round.parse()?;
+                runs.throughput.insert(round, rate.parse()?);
+                runs.throughput_ratio.insert(round, ratio.parse()?);
             }
             ["POOLED", mode, client, median, p99] => {
                 results
@@ -294,7 +299,7 @@ fn markdown(results: &Results, tables: &str) -> String {
         let _ = writeln!(md, "- **{k}**: {v}");
     }
     md.push_str("\n![median latency (with its spread over the rounds) and binary size, as ratios to the floor](benchmarks.svg)\n");
-    md.push_str("\n## Method\n\nThe floor is a raw reqwest POST of the request cogref sends (the same body and headers) with a bare `serde_json::Value` parse: no validation, no error model, no retries, no timeout. Every client runs as its own minimal binary, kept running as a worker next to a loopback server (one canned answer, keep-alive, standard library only). The harness asks the workers in turn, in rounds, the order rotated each round: per round each client makes a batch of sequential calls (its median latency) and a burst of 64 concurrent callers (its calls per second). Each ratio is taken within a round, client over floor, and the tables give the median over the rounds with the lowest and highest in brackets; below 1 is faster (latency) or slower (throughput). Absolute microseconds and calls per second (all rounds together) are for information: they move with the machine, the ratios do not.\n");
+    md.push_str("\n## Method\n\nThe floor is a raw reqwest POST of the request cogref sends (the same body and headers) with a bare `serde_json::Value` parse: no validation, no error model, no retries, no timeout. Every client runs as its own minimal binary, kept running as a worker next to a loopback server (one canned answer, keep-alive, standard library only). The harness asks the workers in turn, in rounds of several passes, the order rotated each round and reversed each pass, with the floor measured before, between and after the clients: each client makes batches of sequential calls (their median latency) and bursts of 64 concurrent callers (their calls per second), and each batch or burst is divided by the mean of the floor's just before and just after it. A round's ratio is the median over its passes; the tables give the median over the rounds, with the lowest and highest round in brackets; below 1 is faster (latency) or slower (throughput). Every batch and burst follows a few unmeasured calls (a worker that sat idle while the others ran starts cold). Two clients (a transport and its library's bare POST) are compared through their ratios to the floor in the same round. `raw-reqwest (control)` is a second worker running the floor's own binary, measured like a client: its ratios should be 1.00, and their distance from it is the harness's error on this run. Absolute microseconds and calls per second (all rounds together) are for information: they move with the machine, the ratios do not.\n");
     md.push_str(tables);
     if let Some(floor) = results.builds.get(FLOOR).copied() {
         md.push_str("\n## Minimal release binary\n\nA `main` that makes the call, built `--release` with `strip = true` from an empty target directory (build time for information: it depends on what else the machine does).\n\n| client | clean build s | stripped size | crates in tree | size / floor |\n|---|---:|---:|---:|---:|\n");
