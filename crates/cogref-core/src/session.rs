@@ -488,7 +488,11 @@ impl Session {
     }
 
     fn due(&self) -> Option<Moment> {
-        debug_assert_eq!(self.due, self.due_from_expires(), "due not kept with expires");
+        debug_assert_eq!(
+            self.due,
+            self.due_from_expires(),
+            "due not kept with expires"
+        );
         self.due
     }
 
