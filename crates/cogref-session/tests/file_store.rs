@@ -2,37 +2,15 @@
 //! wrong, each with a clear error that shows no token.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cogref_core::TokenSet;
+mod common;
+
 use cogref_session::secrecy::ExposeSecret;
 use cogref_session::{FORMAT_VERSION, FileStore, StoreError, TokenStore};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "cogref-file-store-{name}-{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use common::TempDir;
 
 const REFRESH: &str = "CANARY-file-refresh.0123456789abcdef.SECRET";
 
