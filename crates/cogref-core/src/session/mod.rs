@@ -55,10 +55,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod jwt;
+
 use crate::call::CallError;
-use crate::input::{InvalidInput, RefreshInput};
-use crate::jwt::decode_claims;
-use crate::response::RefreshOutput;
+use crate::ops::refresh::{RefreshInput, RefreshOutput};
+use crate::ops::shapes::InvalidInput;
+use jwt::decode_claims;
 
 /// The longest lifetime a session believes: ten years. Cognito's tokens live a day at most;
 /// the bound keeps every time a session computes (and every store's copy of it) in range.
@@ -761,8 +763,8 @@ impl Session {
 mod tests {
     use super::*;
     use crate::error::{Error, TransportError, TransportErrorKind};
-    use crate::response::ResponseLimits;
-    use crate::response::parse_response;
+    use crate::ops::refresh::parse_response;
+    use crate::protocol::response::ResponseLimits;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use http::{HeaderMap, StatusCode};
@@ -1220,7 +1222,7 @@ mod tests {
     fn success_dated(access: &str, date: Option<u64>, now: Now) -> RefreshOutput {
         let mut headers = HeaderMap::new();
         if let Some(secs) = date {
-            let shown = crate::response::tests_support::imf_fixdate(wall(secs));
+            let shown = crate::protocol::response::tests_support::imf_fixdate(wall(secs));
             headers.insert(http::header::DATE, shown.parse().expect("header"));
         }
         parse_response(

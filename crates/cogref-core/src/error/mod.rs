@@ -24,10 +24,12 @@ use std::time::Duration;
 use http::StatusCode;
 use secrecy::SecretString;
 
-use crate::classify::{self, RetryKind};
-use crate::endpoint::EndpointError;
-use crate::input::InvalidInput;
-use crate::not_authorized::NotAuthorizedCause;
+pub mod not_authorized;
+
+use crate::call::classify::{self, RetryKind};
+use crate::ops::shapes::InvalidInput;
+use crate::protocol::endpoint::EndpointError;
+use not_authorized::NotAuthorizedCause;
 
 /// Any failure of a `GetTokensFromRefreshToken` call.
 #[derive(Debug, thiserror::Error)]
@@ -428,7 +430,7 @@ impl ResponseError {
         Self {
             kind: ResponseErrorKind::BodyTooLarge { limit },
             status: Some(status),
-            request_id: crate::response::request_id(headers),
+            request_id: crate::protocol::response::request_id(headers),
             retry_after: None,
             detail: None,
             rotated_refresh_token: None,
