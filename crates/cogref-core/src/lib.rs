@@ -16,14 +16,15 @@
 //! | status, headers, body bytes, "now" | [`parse_response`] | [`RefreshOutput`] or [`Error`] |
 //! | an [`Error`] | [`Error::retry_kind`], [`Error::retry_after`], [`Error::requires_sign_in`] | what to do next |
 //! | any [`Operation`]'s input, endpoint, config, "now", a seed | [`Call::new`], then [`Call::poll`] / [`Call::on_response`] | the attempts to send, the waits, then the output or a [`CallError`] |
-//! | a transport, clocks, endpoint, config | [`Client::new`], then [`Client::refresh`] / [`Client::call`] | the output, or a [`CallError`] after the attempts |
+//! | a transport, clocks, endpoint, config | [`Client::new`], then [`Client::refresh`] / [`Client::revoke`] / [`Client::call`] | the output, or a [`CallError`] after the attempts |
+//! | the refresh token to revoke, client id, secret | [`RevokeInput::builder`] (or [`RevokeInput::from_refresh`]) → [`Client::revoke`] | [`RevokeOutput`] or a [`CallError`] |
 //!
 //! ## Layout
 //!
 //! | module | what it holds |
 //! |---|---|
 //! | [`protocol`] | the AWS JSON 1.1 rules every operation shares: endpoint and partitions, request headers, invocation id and attempt header, status to success or error, error-code rules, request id, retry-after and `Date`, body limits, redaction |
-//! | [`ops`] | the [`Operation`] trait and each operation's own rules: [`ops::refresh`] (`GetTokensFromRefreshToken`: input, body, output with the last-key-wins reading and the rotated-token salvage); [`ops::shapes`] the fields they share |
+//! | [`ops`] | the [`Operation`] trait and each operation's own rules: [`ops::refresh`] (`GetTokensFromRefreshToken`: input, body, output with the last-key-wins reading and the rotated-token salvage), [`ops::revoke`] (`RevokeToken`); [`ops::shapes`] the fields they share |
 //! | [`call`] | the attempt state machine generic over the operation, retry policy and quota, classification, the transport traits and drivers, `quiet` |
 //! | [`session`] | the session state machine and the JWT claims it reads |
 //! | [`error`] | the error taxonomy, and what a `NotAuthorizedException` means |
@@ -167,6 +168,7 @@ pub use ops::refresh::{
     GetTokensFromRefreshToken, NewDeviceMetadata, RefreshInput, RefreshInputBuilder, RefreshOutput,
     build_request, parse_response,
 };
+pub use ops::revoke::{RevokeInput, RevokeInputBuilder, RevokeOutput, RevokeToken};
 pub use ops::shapes::{Field, InvalidInput, Rule};
 pub use protocol::endpoint::{Endpoint, EndpointConfig, EndpointError};
 pub use protocol::request::{AttemptInfo, InvocationId, OutgoingRequest};

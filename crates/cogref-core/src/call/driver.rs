@@ -27,6 +27,7 @@ use crate::call::{Call, CallConfig, CallError, SendOptions, Step};
 use crate::error::Error;
 use crate::ops::Operation;
 use crate::ops::refresh::{GetTokensFromRefreshToken, RefreshInput, RefreshOutput};
+use crate::ops::revoke::{RevokeInput, RevokeOutput, RevokeToken};
 use crate::protocol::endpoint::Endpoint;
 use crate::protocol::response::request_id;
 
@@ -440,6 +441,14 @@ impl<T: AsyncTransport, E: Environment> Client<T, E> {
         self.call::<GetTokensFromRefreshToken>(input).await
     }
 
+    /// Revokes a refresh token (`RevokeToken`): the token, the access tokens issued from it and,
+    /// with rotation, its whole lineage stop working. Retried like a refresh, except that
+    /// [`RetryPolicy::RotationSafe`](crate::RetryPolicy::RotationSafe) does not stop a retry
+    /// after a request that may have arrived: revoking twice is harmless.
+    pub async fn revoke(&self, input: &RevokeInput) -> Result<RevokeOutput, CallError> {
+        self.call::<RevokeToken>(input).await
+    }
+
     /// Calls operation `O`: builds, sends, parses and retries until its output, a final error,
     /// or the end of attempts, quota or time. [`refresh`](Self::refresh) is this for
     /// `GetTokensFromRefreshToken`.
@@ -472,6 +481,11 @@ impl<T: BlockingTransport, E: Environment> Client<T, E> {
     /// Refreshes, blocking the thread; see [`Client::refresh`].
     pub fn refresh_blocking(&self, input: &RefreshInput) -> Result<RefreshOutput, CallError> {
         self.call_blocking::<GetTokensFromRefreshToken>(input)
+    }
+
+    /// Revokes a refresh token, blocking the thread; see [`Client::revoke`].
+    pub fn revoke_blocking(&self, input: &RevokeInput) -> Result<RevokeOutput, CallError> {
+        self.call_blocking::<RevokeToken>(input)
     }
 
     /// Calls operation `O`, blocking the thread; see [`Client::call`].

@@ -9,11 +9,13 @@
 //! | operation | module |
 //! |---|---|
 //! | `GetTokensFromRefreshToken` | [`refresh`] |
+//! | `RevokeToken` | [`revoke`] |
 //!
 //! The shapes they share (tokens, app client ids and secrets, with the model's constraints,
 //! and the [`InvalidInput`](shapes::InvalidInput) error) are in [`shapes`].
 
 pub mod refresh;
+pub mod revoke;
 pub mod shapes;
 
 use crate::error::{Error, ServiceErrorKind};

@@ -25,6 +25,8 @@ pub enum Field {
     ClientMetadataKey,
     /// A value of `ClientMetadata`.
     ClientMetadataValue,
+    /// `Token` (of `RevokeToken`: the refresh token to revoke).
+    Token,
 }
 
 impl Field {
@@ -37,6 +39,7 @@ impl Field {
             Field::DeviceKey => "DeviceKey",
             Field::ClientMetadataKey => "ClientMetadata key",
             Field::ClientMetadataValue => "ClientMetadata value",
+            Field::Token => "Token",
         }
     }
 }
@@ -104,7 +107,8 @@ pub struct InvalidInput {
     pub rule: Rule,
 }
 
-/// Pattern of `RefreshToken` (and of every token the service returns).
+/// Pattern of `RefreshToken`, of `RevokeToken`'s `Token` (`TokenModelType`), and of every token
+/// the service returns.
 pub const TOKEN_PATTERN: &str = "^[A-Za-z0-9-_=.]+$";
 /// Pattern of `ClientId` and `ClientSecret`.
 pub const CLIENT_ID_PATTERN: &str = r"^[\w+]+$";
@@ -216,5 +220,31 @@ pub(crate) fn check_device_key(key: &str) -> Result<(), InvalidInput> {
                 position: Some(prefix_chars + 1 + p),
             },
         }),
+    }
+}
+
+/// Checks `ClientId`: required, 1 to 128 characters of `[\w+]`.
+pub(crate) fn check_client_id(client_id: Option<&str>) -> Result<(), InvalidInput> {
+    let client_id = client_id.ok_or(InvalidInput {
+        field: Field::ClientId,
+        rule: Rule::Missing,
+    })?;
+    check_length(Field::ClientId, client_id, CLIENT_ID_LEN)?;
+    check_chars(
+        Field::ClientId,
+        client_id,
+        CLIENT_ID_PATTERN,
+        is_word_or_plus,
+    )
+}
+
+/// Checks `ClientSecret` when set: 24 to 64 characters of `[\w+]`.
+pub(crate) fn check_client_secret(secret: Option<&str>) -> Result<(), InvalidInput> {
+    match secret {
+        None => Ok(()),
+        Some(s) => {
+            check_length(Field::ClientSecret, s, CLIENT_SECRET_LEN)?;
+            check_chars(Field::ClientSecret, s, CLIENT_ID_PATTERN, is_word_or_plus)
+        }
     }
 }
