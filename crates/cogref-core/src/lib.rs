@@ -156,6 +156,7 @@ pub mod response {
 
 pub use call::classify::RetryKind;
 pub use call::driver::{AsyncTransport, BlockingTransport, Client, Environment};
+pub use call::dyn_transport::{DynAsyncTransport, DynBlockingClient, DynClient};
 pub use call::retry::{RetryConfig, RetryPolicy, RetryQuota};
 pub use call::{Attempt, Call, CallConfig, CallError, RefreshCall, SendOptions, Step, Timeouts};
 pub use error::not_authorized::NotAuthorizedCause;

@@ -8,7 +8,8 @@
 //!
 //! The transport crates (`cogref-reqwest`, `cogref-isahc`, `cogref-blocking`) implement these
 //! traits; to plug in another HTTP client, implement one of them, or pass closures to
-//! [`transport_fn`] / a plain closure for [`BlockingTransport`].
+//! [`transport_fn`] / a plain closure for [`BlockingTransport`]. To choose the transport at run
+//! time, see [`DynAsyncTransport`] and [`Client::into_dyn`].
 //!
 //! Each call runs in a span of its operation (`cogref.refresh`: client id, invocation id,
 //! attempts, outcome) and
@@ -30,6 +31,8 @@ use crate::ops::refresh::{GetTokensFromRefreshToken, RefreshInput, RefreshOutput
 use crate::ops::revoke::{RevokeInput, RevokeOutput, RevokeToken};
 use crate::protocol::endpoint::Endpoint;
 use crate::protocol::response::request_id;
+
+pub use crate::call::dyn_transport::{DynAsyncTransport, DynBlockingClient, DynClient};
 
 /// A response as a transport returns it: status, headers and the whole body.
 pub type HttpResponse = http::Response<Vec<u8>>;
@@ -335,6 +338,18 @@ impl<T, E: Environment> Client<T, E> {
     /// The clocks and randomness the client runs on.
     pub fn environment(&self) -> &E {
         &self.env
+    }
+
+    /// This client over another transport made from its own, with the same endpoint,
+    /// configuration, clocks and retry quota.
+    pub(crate) fn map_transport<U>(self, f: impl FnOnce(T) -> U) -> Client<U, E> {
+        Client {
+            transport: f(self.transport),
+            env: self.env,
+            endpoint: self.endpoint,
+            config: self.config,
+            quota: self.quota,
+        }
     }
 
     /// Tokens left in the shared retry quota.
