@@ -517,8 +517,10 @@ where
     /// The newest refresh token is revoked: the store is read under its lock first, and a set
     /// another holder stored is adopted. A lock another process holds (its refresh under way)
     /// is waited for, at most the [`lock_timeout`](TokenManagerBuilder::lock_timeout); past it,
-    /// or if the store cannot give the lock, the sign-out goes on without it (revoking ends the
-    /// whole lineage, whatever that refresh returns). If the revocation fails (Cognito unreachable,
+    /// or if the store cannot give the lock, the sign-out goes on without it: the revocation
+    /// matters more than the mark, and a set that refresh stores afterwards is overwritten by
+    /// the tombstone or refused by Cognito (whether revoking one token of a rotated lineage ends
+    /// the tokens rotated from it is open for the live service: docs/protocol.md §11). If the revocation fails (Cognito unreachable,
     /// throttled, the app client without token revocation), nothing changes, neither here nor
     /// in the store, and the error is [`SessionError::SignOutFailed`]: the session goes on, try
     /// again. If only recording the sign-out in the store fails, the error is
