@@ -673,3 +673,36 @@ async fn every_violation_of_a_request_is_counted_in_one_message() {
         "{message}"
     );
 }
+
+/// API_CreateUserPoolClient, PreventUserExistenceErrors: "When set to LEGACY, those APIs
+/// return a UserNotFoundException exception if the user doesn't exist in the user pool.
+/// Defaults to LEGACY." (ENABLED is the console's default, not the API's.) A client created
+/// through the API without the member describes LEGACY, and sign-in of an unknown user is
+/// UserNotFoundException, which Amplify and apps tell apart from a wrong password.
+#[tokio::test]
+async fn clients_created_through_the_api_default_to_legacy_user_existence_errors() {
+    let e = emulator().await;
+    let created = call(
+        &e,
+        "CreateUserPoolClient",
+        json!({"UserPoolId": POOL, "ClientName": "defaults",
+               "ExplicitAuthFlows": ["ALLOW_USER_PASSWORD_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]}),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let client = &created.body["UserPoolClient"];
+    assert_eq!(client["PreventUserExistenceErrors"], "LEGACY");
+    let a = call(
+        &e,
+        "InitiateAuth",
+        json!({"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": client["ClientId"],
+               "AuthParameters": {"USERNAME": "nobody", "PASSWORD": PASSWORD}}),
+    )
+    .await;
+    assert_eq!(
+        a.errortype.as_deref(),
+        Some("UserNotFoundException"),
+        "{}",
+        a.body
+    );
+}
