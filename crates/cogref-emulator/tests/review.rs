@@ -706,3 +706,68 @@ async fn clients_created_through_the_api_default_to_legacy_user_existence_errors
         a.body
     );
 }
+
+/// API_AuthenticationResultType: "GetTokensFromRefreshToken doesn't return NewDeviceMetadata."
+/// The emulator issues a new device from a refresh with an unknown DeviceKey (docs/emulator.md
+/// promises it), so a client that stores whatever device comes back works locally only.
+#[tokio::test]
+async fn get_tokens_from_refresh_token_never_returns_new_device_metadata() {
+    let e = emulator().await;
+    e.create_client(AppClient::new(POOL, "dev"))
+        .expect("client");
+    let token = e.mint_refresh_token("dev", "alice").expect("mint");
+    let a = call(
+        &e,
+        "GetTokensFromRefreshToken",
+        json!({"ClientId": "dev", "RefreshToken": token,
+               "DeviceKey": "eu-west-1_00000000-0000-4000-8000-000000000000"}),
+    )
+    .await;
+    if a.status == 200 {
+        assert!(
+            a.body["AuthenticationResult"]
+                .get("NewDeviceMetadata")
+                .is_none(),
+            "{}",
+            a.body["AuthenticationResult"]["NewDeviceMetadata"]
+        );
+    }
+}
+
+/// Developer guide, "Understanding the access token": Cognito signs access tokens with a
+/// different key from the one that signs ID tokens, and the access token's `kid` won't match
+/// the ID token's from the same session; verify them separately. The emulator signs both with
+/// one key, so code that verifies the access token with the ID token's key (or `keys[0]`)
+/// passes locally and fails in production.
+#[tokio::test]
+async fn access_and_id_tokens_are_signed_with_different_keys_of_the_jwks() {
+    let e = emulator().await;
+    e.create_client(AppClient::new(POOL, "keys"))
+        .expect("client");
+    let signed = password_sign_in(&e, "keys", "alice").await;
+    let kid = |kind: &str| {
+        let token = signed["AuthenticationResult"][kind]
+            .as_str()
+            .expect("token");
+        let header = token.split('.').next().expect("header");
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("b64")).expect("json");
+        header["kid"].as_str().unwrap_or_default().to_owned()
+    };
+    let (access, id) = (kid("AccessToken"), kid("IdToken"));
+    let jwks: Value = reqwest::get(format!("{}/{POOL}/.well-known/jwks.json", e.endpoint_url()))
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .map(|k| k.iter().filter_map(|k| k["kid"].as_str()).collect())
+        .unwrap_or_default();
+    assert_ne!(access, id, "one key signs both token kinds");
+    assert!(
+        kids.contains(&access.as_str()) && kids.contains(&id.as_str()),
+        "{kids:?}"
+    );
+}
