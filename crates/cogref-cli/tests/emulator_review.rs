@@ -106,3 +106,34 @@ fn sigterm_stops_the_emulator_while_a_client_has_sent_half_a_request() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(stopped, "still running 15 s after SIGTERM");
 }
+
+/// The first printed line is `AWS_ENDPOINT_URL=…`, the variable the AWS CLI and SDKs read from
+/// their environment; after the `eval` the docs suggest it is a plain shell variable, so
+/// `aws cognito-idp …` run next does not see it and goes to the real service.
+#[test]
+fn the_printed_endpoint_reaches_child_processes_after_eval() {
+    let dir = temp_dir("export");
+    let mut child = start(&dir.join("rt"));
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let printed: Vec<String> = (0..3)
+        .filter_map(|_| lines.next().and_then(Result::ok))
+        .collect();
+    signal(&child, "-TERM");
+    std::thread::spawn(move || lines.for_each(drop));
+    let _ = exits_within(&mut child, Duration::from_secs(20));
+    let _ = std::fs::remove_dir_all(&dir);
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("eval \"$1\"; sh -c 'printf %s \"$AWS_ENDPOINT_URL\"'")
+        .arg("sh")
+        .arg(printed.join("\n"))
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .expect("sh");
+    let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        seen.starts_with("http://127.0.0.1:"),
+        "a child process sees AWS_ENDPOINT_URL={seen:?} after eval of {printed:?}"
+    );
+}
