@@ -771,3 +771,36 @@ async fn access_and_id_tokens_are_signed_with_different_keys_of_the_jwks() {
         "{kids:?}"
     );
 }
+
+/// PasswordPolicyType.TemporaryPasswordValidityDays: "The number of days a temporary password
+/// is valid in the password policy. If the user doesn't sign in during this time, an
+/// administrator must reset their password. Defaults to 7." (the service's refusal is a
+/// NotAuthorizedException). The emulator's temporary passwords never expire.
+#[tokio::test]
+async fn a_temporary_password_expires_after_the_pools_validity_days() {
+    let e = emulator().await;
+    e.create_client(AppClient::new(POOL, "tmp"))
+        .expect("client");
+    let created = call(
+        &e,
+        "AdminCreateUser",
+        json!({"UserPoolId": POOL, "Username": "gina", "TemporaryPassword": "Tmp-Passw0rd!",
+               "MessageAction": "SUPPRESS"}),
+    )
+    .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert!(e.advance_clock(Duration::from_secs(8 * 86_400)));
+    let a = call(
+        &e,
+        "InitiateAuth",
+        json!({"AuthFlow": "USER_PASSWORD_AUTH", "ClientId": "tmp",
+               "AuthParameters": {"USERNAME": "gina", "PASSWORD": "Tmp-Passw0rd!"}}),
+    )
+    .await;
+    assert_eq!(
+        a.errortype.as_deref(),
+        Some("NotAuthorizedException"),
+        "an 8-day-old temporary password still works: {}",
+        a.body
+    );
+}
