@@ -191,8 +191,11 @@ async fn a_confidential_client_needs_its_raw_secret() {
     );
 }
 
+/// "GetTokensFromRefreshToken doesn't return NewDeviceMetadata" (API_AuthenticationResultType):
+/// neither for a known device key nor for an unknown one. Only the `new_device_metadata`
+/// fault, which says it is not the service's behaviour, makes it appear.
 #[tokio::test]
-async fn a_known_device_is_accepted_and_an_unknown_one_gets_new_metadata() {
+async fn a_refresh_never_registers_a_device_unless_a_fault_says_so() {
     let e = emulator().await;
     e.create_client(AppClient::new(POOL, "dev"))
         .expect("client");
@@ -216,11 +219,24 @@ async fn a_known_device_is_accepted_and_an_unknown_one_gets_new_metadata() {
         .refresh(&with("eu-west-1_00000000-0000-4000-8000-000000000000"))
         .await
         .expect("unknown");
-    let key = unknown
+    assert!(unknown.new_device.is_none());
+
+    e.inject(Fault::NewDeviceMetadata { count: 1 });
+    let faulted = c
+        .refresh(&with("eu-west-1_00000000-0000-4000-8000-000000000000"))
+        .await
+        .expect("faulted");
+    let key = faulted
         .new_device
         .and_then(|d| d.device_key)
-        .expect("new device key");
+        .expect("the fault's device key");
     assert!(key.expose_secret().starts_with("eu-west-1_"));
+    assert!(e.has_device(key.expose_secret()));
+    let after = c
+        .refresh(&with("eu-west-1_00000000-0000-4000-8000-000000000000"))
+        .await
+        .expect("after the fault");
+    assert!(after.new_device.is_none(), "the fault applies once");
 }
 
 #[tokio::test]
@@ -272,14 +288,20 @@ async fn tokens_are_rs256_jwts_with_cognito_claims_signed_by_the_served_key() {
             .json()
             .await
             .expect("json");
-    let header: serde_json::Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(access.split('.').next().expect("header"))
-            .expect("b64"),
-    )
-    .expect("json");
-    assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
-    assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    let keys = jwks["keys"].as_array().expect("keys");
+    for token in [access, id] {
+        let header: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().expect("header"))
+                .expect("b64"),
+        )
+        .expect("json");
+        let key = keys
+            .iter()
+            .find(|k| k["kid"] == header["kid"])
+            .expect("the token's key is in the JWKS");
+        assert_eq!(key["alg"], "RS256");
+    }
 }
 
 async fn raw(
