@@ -5,15 +5,18 @@
 //! with `PASSWORD_VERIFIER`), `GetTokensFromRefreshToken` with refresh-token rotation, its
 //! grace period and `RefreshTokenReuseException`, lineage expiry that rotation never extends,
 //! `REFRESH_TOKEN_AUTH` refused on rotating clients, `RevokeToken` and `GlobalSignOut`,
-//! `GetUser`, devices, confidential clients (`SECRET_HASH` and `ClientSecret`), RS256 JWTs
-//! with Cognito's claims and a JWKS to verify them, the OAuth2 `/oauth2/token` refresh grant,
-//! CORS for browsers, fault injection, and a clock tests move forward instead of sleeping.
+//! `GetUser`, devices (each lineage bound to its confirmed device), confidential clients
+//! (`SECRET_HASH` and `ClientSecret`), RS256 JWTs with Cognito's claims, access and ID tokens
+//! signed by two keys of a JWKS, the issuer and ARNs in each pool's own region, the OAuth2
+//! `/oauth2/token` refresh grant, CORS for browsers, fault injection, and a clock tests move
+//! forward instead of sleeping.
 //!
 //! It speaks AWS JSON 1.1 on 127.0.0.1 as the service does: every response carries
 //! `x-amzn-requestid`, every error `x-amzn-errortype`, a `{"__type","message"}` body and the
 //! status the service sends (400 for every client error, throttling and missing resources
 //! included; 500 for `InternalErrorException`). Requests may be signed; signatures are not
-//! checked.
+//! checked. [`Emulator::shutdown`] lets requests in flight finish for up to
+//! [`SHUTDOWN_DEADLINE`], then drops their connections.
 //!
 //! ```
 //! use cogref_emulator::{AppClient, Emulator, EmulatorConfig};
