@@ -484,3 +484,77 @@ async fn the_admin_routes_seed_fault_and_move_the_clock_over_http() {
         Some(ServiceErrorKind::TooManyRequests)
     );
 }
+
+#[test]
+fn debug_output_never_shows_a_client_secret() {
+    let canary = "CANARYsecretCANARYsecret0123";
+    let client = AppClient::new(POOL, "dbg").with_secret(canary);
+    let seed = cogref_emulator::Seed {
+        client_secret: Some(canary.into()),
+        ..cogref_emulator::Seed::default()
+    };
+    for shown in [format!("{client:?}"), format!("{seed:?}")] {
+        assert!(!shown.contains(canary), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+    }
+}
+
+/// The token file is replaced, not rewritten: old content longer than the token does not
+/// survive, no temporary file is left beside it, and a link at the path is replaced rather
+/// than followed into the file it names.
+#[cfg(unix)]
+#[test]
+fn the_refresh_token_file_is_replaced_by_a_new_owner_only_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("cogref-emu-tokenfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("rt");
+    std::fs::write(&path, "x".repeat(10_000)).expect("old file");
+    let seeded = cogref_emulator::Seeded {
+        refresh_token: "new-token".into(),
+    };
+    seeded.write_refresh_token(&path).expect("write");
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "new-token");
+
+    let target = dir.join("elsewhere");
+    std::fs::write(&target, "untouched").expect("target");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    seeded
+        .write_refresh_token(&link)
+        .expect("write through the link's path");
+    let target_content = std::fs::read_to_string(&target).expect("target");
+    let link_mode = std::fs::symlink_metadata(&link).expect("meta");
+    let entries: Vec<String> = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(target_content, "untouched");
+    assert!(link_mode.file_type().is_file());
+    assert_eq!(link_mode.permissions().mode() & 0o777, 0o600);
+    let mut entries = entries;
+    entries.sort();
+    assert_eq!(entries, ["elsewhere", "link", "rt"]);
+}
+
+/// A shutdown lets a request in flight finish (within the deadline) rather than cut it.
+#[tokio::test]
+async fn a_shutdown_lets_a_request_in_flight_finish() {
+    let e = emulator().await;
+    e.create_client(AppClient::new(POOL, "slow"))
+        .expect("client");
+    let token = e.mint_refresh_token("slow", "alice").expect("mint");
+    e.inject(Fault::Delay {
+        count: 1,
+        millis: 1_000,
+    });
+    let c = client(&e, RetryConfig::disabled());
+    let pending = tokio::spawn(async move { c.refresh(&input("slow", &token)).await.is_ok() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    e.shutdown().await;
+    assert!(
+        pending.await.expect("join"),
+        "the delayed refresh was cut by the shutdown"
+    );
+}
