@@ -536,7 +536,7 @@ impl Emulator {
     }
 
     /// Signs `username` in through `client_id`, as far as this operation cares: a new refresh
-    /// token, the start of a lineage.
+    /// token, the start of a lineage (bound to no device, even in a pool that tracks them).
     pub fn mint_refresh_token(&self, client_id: &str, username: &str) -> Result<String, Refusal> {
         let now = self.shared.now();
         self.shared.pools().mint(client_id, username, now)
