@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use cogref_emulator::{AppClient, Emulator, EmulatorConfig};
+use cogref_emulator::{AppClient, Emulator, EmulatorConfig, Fault};
 
 const POOL: &str = "eu-west-1_cliTest";
 
@@ -343,20 +343,41 @@ async fn the_emulator_subcommand_prints_what_to_use_and_serves_it() {
         .spawn()
         .expect("spawn");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut vars = std::collections::HashMap::new();
-    for _ in 0..3 {
-        let line = lines.next().expect("a line").expect("utf-8");
-        let (k, v) = line.split_once('=').expect("KEY=VALUE");
-        vars.insert(k.to_owned(), v.to_owned());
-    }
+    let printed: Vec<String> = (0..3)
+        .map(|_| lines.next().expect("a line").expect("utf-8"))
+        .collect();
+    // What a shell that evals the lines exports to the commands it runs.
+    let exported = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "eval \"$1\"; sh -c 'printf \"%s\\n%s\\n%s\" \"$AWS_ENDPOINT_URL\" \
+             \"$COGNITO_CLIENT_ID\" \"$REFRESH_TOKEN_FILE\"'",
+        )
+        .arg("sh")
+        .arg(printed.join("\n"))
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("COGNITO_CLIENT_ID")
+        .env_remove("REFRESH_TOKEN_FILE")
+        .output()
+        .expect("sh");
+    let exported = String::from_utf8(exported.stdout).expect("utf-8");
+    let values: Vec<&str> = exported.split('\n').collect();
+    let vars: std::collections::HashMap<&str, &str> = [
+        "AWS_ENDPOINT_URL",
+        "COGNITO_CLIENT_ID",
+        "REFRESH_TOKEN_FILE",
+    ]
+    .into_iter()
+    .zip(values)
+    .collect();
     let token = std::fs::read_to_string(&token_file).expect("token file");
     let out = cogref(
         &[
             "refresh",
             "--endpoint-url",
-            &vars["AWS_ENDPOINT_URL"],
+            vars["AWS_ENDPOINT_URL"],
             "--client-id",
-            &vars["COGNITO_CLIENT_ID"],
+            vars["COGNITO_CLIENT_ID"],
             "--output",
             "token",
         ],
@@ -368,6 +389,10 @@ async fn the_emulator_subcommand_prints_what_to_use_and_serves_it() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(vars["REFRESH_TOKEN_FILE"], token_file.to_string_lossy());
+    assert_eq!(
+        printed[0],
+        format!("AWS_ENDPOINT_URL={}", vars["AWS_ENDPOINT_URL"])
+    );
 }
 
 /// A server on 127.0.0.1 that answers every request with `status` and `body`, as a hostile or
@@ -696,7 +721,10 @@ async fn no_argv_value_is_echoed_in_any_error() {
 async fn the_device_key_comes_from_a_file_or_the_environment_and_a_new_device_is_printed() {
     let (f, token) = fixture("device", false).await;
     let url = f.emulator.endpoint_url();
-    // A key this pool does not know: Cognito registers a new device and says so.
+    // A refresh answered with NewDeviceMetadata. The service never sends it from
+    // GetTokensFromRefreshToken; the emulator's fault does, so that the CLI's handling of it
+    // (which the API's shape allows) stays checked.
+    f.emulator.inject(Fault::NewDeviceMetadata { count: 1 });
     let key_file = f.dir.join("device-key");
     std::fs::write(
         &key_file,
@@ -727,7 +755,8 @@ async fn the_device_key_comes_from_a_file_or_the_environment_and_a_new_device_is
     assert!(json["new_device"]["device_group_key"].is_string(), "{json}");
     assert!(stderr(&out).contains("registered a new device"));
 
-    // The new key, from an environment variable, is known now: no new device.
+    // The new key, from an environment variable; an answer without device metadata prints
+    // none.
     let out = tokio::task::spawn_blocking({
         let (url, token) = (url.clone(), token.clone());
         move || {
