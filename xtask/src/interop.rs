@@ -16,7 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::{cargo, root, step};
+use crate::process::{cargo, root, step};
 
 type Result<T = ()> = std::result::Result<T, String>;
 

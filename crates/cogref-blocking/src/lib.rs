@@ -31,7 +31,9 @@
 //!
 //! The agent never follows redirects, reads at most [`ResponseLimits::max_body_bytes`] of a
 //! body, applies the connect, attempt and total timeouts of [`Timeouts`], and keeps connections
-//! alive between calls. Every call and attempt is a `tracing` span; no secret is ever logged.
+//! alive between calls. Every call and attempt is a `tracing` span; no secret is ever logged:
+//! ureq's own wire log (hex dumps of every byte, which `tracing-log` would forward) is kept from
+//! the subscriber, see [`cogref_core::quiet`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -103,6 +105,19 @@ impl UreqTransport {
 
 impl BlockingTransport for UreqTransport {
     fn send(&self, request: HttpRequest, options: SendOptions) -> Result<HttpResponse, Error> {
+        // ureq logs hex dumps of every byte at TRACE (`log` crate), which `tracing-log` would
+        // hand to the subscriber: the request body holds the refresh token, the response every
+        // new token.
+        cogref_core::quiet::quietly(|| self.send_unlogged(request, options))
+    }
+}
+
+impl UreqTransport {
+    fn send_unlogged(
+        &self,
+        request: HttpRequest,
+        options: SendOptions,
+    ) -> Result<HttpResponse, Error> {
         // ureq writes the Host header itself, from the URI.
         let mut request = request;
         request.headers_mut().remove(http::header::HOST);

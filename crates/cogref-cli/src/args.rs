@@ -21,8 +21,14 @@ pub(crate) enum Command {
   cogref refresh --client-id 1example23456789 --store tokens.json --output token
   eval \"$(cogref refresh --client-id … --refresh-token-file rt.txt --output env)\"
 
-Exit codes: 0 ok, 2 invalid input, 3 sign-in required, 4 retryable failure,
-5 configuration error, 1 anything else.")]
+Secrets never come from the command line: the refresh token from standard input,
+--refresh-token-file or --store; the client secret and the device key from a file or an
+environment variable (the device key also from --store). Inputs over 64 KiB are refused.
+Every token is checked against the token alphabet before anything is printed, and
+--output env quotes each value for the shell.
+
+Exit codes: 0 ok, 2 invalid input, 3 sign-in required, 4 retryable failure (nothing was
+refreshed), 5 configuration error, 1 anything else.")]
     Refresh(Box<RefreshArgs>),
     /// Decode an access or ID token read from standard input (the signature is NOT checked).
     #[command(after_help = "Example:
@@ -71,8 +77,15 @@ pub(crate) struct RefreshArgs {
     /// Read the client secret from this file.
     #[arg(long, value_name = "FILE")]
     pub(crate) client_secret_file: Option<PathBuf>,
-    /// The confirmed device key, when device remembering is on.
-    #[arg(long, value_name = "KEY")]
+    /// Read the confirmed device key (device remembering) from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "device_key_file")]
+    pub(crate) device_key_env: Option<String>,
+    /// Read the confirmed device key (device remembering) from this file. With --store, the
+    /// key in the store wins once there is one.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) device_key_file: Option<PathBuf>,
+    /// Refused: the device key is a secret, and argv is visible to every user of the machine.
+    #[arg(long, value_name = "KEY", hide = true)]
     pub(crate) device_key: Option<String>,
     /// Client metadata for Lambda triggers, `KEY=VALUE` (repeatable).
     #[arg(long = "metadata", value_name = "KEY=VALUE")]
@@ -97,6 +110,11 @@ pub(crate) struct RefreshArgs {
     /// What to print on stdout.
     #[arg(long, value_enum, default_value = "json")]
     pub(crate) output: Output,
+    /// With --store: if the refresh fails with a passing error (exit 4) while the stored access
+    /// token is still valid, print the stored tokens instead (a warning goes to stderr, exit 0).
+    /// Without it, `refresh` fails whenever nothing was refreshed.
+    #[arg(long, requires = "store")]
+    pub(crate) cached_on_failure: bool,
 }
 
 #[derive(Args, Debug)]

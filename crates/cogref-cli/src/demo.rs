@@ -5,10 +5,11 @@ use std::time::Duration;
 use cogref_core::secrecy::{ExposeSecret, SecretString};
 use cogref_core::{CallConfig, EndpointConfig, RefreshInput, RetryConfig};
 use cogref_emulator::{Emulator, EmulatorConfig, Seed};
-use cogref_session::{BlockingTokenManager, MemoryStore};
+use cogref_session::{BlockingTokenManager, MemoryStore, SessionEvent};
 
 use crate::emulator::runtime;
 use crate::exit::{Code, Failure};
+use crate::time::{span_of, utc_of};
 
 fn step(n: u32, text: &str) {
     eprintln!("\n[{n}] {text}");
@@ -16,6 +17,32 @@ fn step(n: u32, text: &str) {
 
 fn short(token: &SecretString) -> String {
     format!("{} characters", token.expose_secret().len())
+}
+
+/// A session event in words (its `Debug` form is for programmers).
+fn describe(event: &SessionEvent) -> String {
+    match event {
+        SessionEvent::Refreshed {
+            expires_at,
+            rotated,
+        } => format!(
+            "refreshed{}{}",
+            expires_at.map_or_else(String::new, |t| format!(", valid until {}", utc_of(t))),
+            if *rotated {
+                "; the refresh token was rotated"
+            } else {
+                ""
+            }
+        ),
+        SessionEvent::Adopted => "adopted tokens another process had just refreshed".into(),
+        SessionEvent::SignInRequired(e) => format!("the user must sign in again: {e}"),
+        SessionEvent::RefreshFailed { error, retry_at } => format!(
+            "a refresh failed ({error}){}",
+            retry_at.map_or_else(String::new, |t| format!("; next try at {}", utc_of(t)))
+        ),
+        SessionEvent::StoreFailed(e) => format!("saving the tokens failed: {e}"),
+        _ => "another session event".into(),
+    }
 }
 
 pub(crate) fn run() -> Result<(), Failure> {
@@ -66,9 +93,9 @@ pub(crate) fn run() -> Result<(), Failure> {
         .clone()
         .ok_or_else(|| Failure::new(Code::Failure, "expected a rotated refresh token", None))?;
     eprintln!(
-        "    access token: {}, valid {:?}; rotation returned a new refresh token ({})",
+        "    access token: {}, valid {}; rotation returned a new refresh token ({})",
         short(&out.access_token),
-        out.expires_in,
+        span_of(out.expires_in),
         short(&rotated)
     );
 
@@ -76,9 +103,9 @@ pub(crate) fn run() -> Result<(), Failure> {
     let second = first.with_refresh_token(rotated)?;
     let out = client.refresh_blocking(&second)?;
     eprintln!(
-        "    ok: new access token ({}), request id {:?}",
+        "    ok: new access token ({}), request id {}",
         short(&out.access_token),
-        out.request_id
+        out.request_id.as_deref().unwrap_or("(none)")
     );
 
     step(
@@ -119,7 +146,7 @@ pub(crate) fn run() -> Result<(), Failure> {
         template,
         MemoryStore::new(),
     )
-    .on_event(|e| eprintln!("    event: {e:?}"))
+    .on_event(|e| eprintln!("    event: {}", describe(e)))
     .build()?;
     let before = emulator.requests_served();
     for _ in 0..3 {

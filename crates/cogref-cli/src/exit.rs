@@ -49,15 +49,35 @@ impl From<InvalidInput> for Failure {
 
 impl From<EndpointError> for Failure {
     fn from(e: EndpointError) -> Self {
+        let message = match e {
+            // The value came from argv or the environment: not repeated.
+            EndpointError::InvalidRegion { .. } => "invalid region (not repeated here): a region \
+                is 1 to 63 letters, digits or '-', not starting or ending with '-'"
+                .to_owned(),
+            e => e.to_string(),
+        };
         Failure::new(
             Code::Configuration,
-            e.to_string(),
+            message,
             Some("set --region (or AWS_REGION), or --endpoint-url (or AWS_ENDPOINT_URL)"),
         )
     }
 }
 
+/// What to do after a response that may have been lost: the request may have been applied.
+pub(crate) const LOST_RESPONSE_HINT: &str = "the request may have reached Cognito and only the \
+    answer was lost, so the refresh may already have been applied: with refresh-token rotation \
+    the token you sent has then been replaced by one you never received. Try again right away: \
+    inside the app client's grace period the old token still works. If that fails with \
+    RefreshTokenReuseException or NotAuthorizedException, the user must sign in again";
+
 fn classify(error: &Error) -> (Code, Option<&'static str>) {
+    if let Error::Transport(t) = error
+        && t.request_may_have_been_sent()
+        && error.is_retryable()
+    {
+        return (Code::Retryable, Some(LOST_RESPONSE_HINT));
+    }
     if error.requires_sign_in() {
         return (
             Code::SignInRequired,
@@ -71,20 +91,43 @@ fn classify(error: &Error) -> (Code, Option<&'static str>) {
         );
     }
     match error {
-        Error::Service(s) if s.kind.is_configuration() => (
+        Error::InvalidInput(_) => (Code::InvalidInput, None),
+        // A wrong or missing client secret is NotAuthorizedException too, but the session is
+        // fine: the configuration is what to fix (cogref_core::not_authorized has the table).
+        Error::Service(s)
+            if s.not_authorized_cause() == Some(cogref_core::NotAuthorizedCause::ClientSecret) =>
+        {
+            (
+                Code::Configuration,
+                Some(
+                    "check the client secret (--client-secret-file or --client-secret-env): the refresh token itself may be fine, keep it",
+                ),
+            )
+        }
+        _ if error.is_configuration() => (
             Code::Configuration,
             Some("check the user pool, app client id, client secret and region"),
         ),
-        Error::InvalidInput(_) => (Code::InvalidInput, None),
-        Error::Endpoint(_) => (Code::Configuration, None),
+        Error::Service(s) if s.not_authorized_cause().is_some() => (
+            Code::Failure,
+            Some(
+                "Cognito refused the refresh for a reason cogref does not know (see its message); the refresh token was not declared dead, keep it",
+            ),
+        ),
         _ => (Code::Failure, None),
+    }
+}
+
+impl From<&CallError> for Failure {
+    fn from(e: &CallError) -> Self {
+        let (code, hint) = classify(e.error());
+        Failure::new(code, e.to_string(), hint)
     }
 }
 
 impl From<CallError> for Failure {
     fn from(e: CallError) -> Self {
-        let (code, hint) = classify(&e);
-        Failure::new(code, e.to_string(), hint)
+        Failure::from(&e)
     }
 }
 
@@ -101,6 +144,11 @@ impl From<SessionError> for Failure {
                 Failure::new(code, e.to_string(), hint)
             }
             SessionError::InvalidInput(_) => Failure::new(Code::InvalidInput, e.to_string(), None),
+            SessionError::TooSoon { .. } => Failure::new(
+                Code::Retryable,
+                e.to_string(),
+                Some("try again after the time given"),
+            ),
             _ => Failure::new(
                 Code::Failure,
                 e.to_string(),

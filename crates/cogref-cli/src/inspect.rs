@@ -1,22 +1,21 @@
 //! `cogref inspect`: what a token says, without checking its signature.
+//!
+//! The claims are whatever the token's author wrote: the table escapes control and
+//! direction-changing characters (a claim cannot move the cursor, recolour the terminal or
+//! reorder the line) and the time arithmetic cannot overflow, whatever `exp` holds.
 
-use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cogref_core::jwt::decode_claims;
 
 use crate::args::InspectArgs;
 use crate::exit::{Code, Failure};
+use crate::print::ascii_json;
+use crate::read;
+use crate::time::{seconds_left, time_left, utc};
 
 pub(crate) fn run(a: InspectArgs) -> Result<(), Failure> {
-    let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).map_err(|e| {
-        Failure::new(
-            Code::InvalidInput,
-            format!("could not read standard input: {e}"),
-            None,
-        )
-    })?;
+    let text = read::stdin("the token", Code::InvalidInput)?;
     let claims = decode_claims(text.trim()).map_err(|e| {
         Failure::new(
             Code::InvalidInput,
@@ -32,69 +31,58 @@ pub(crate) fn run(a: InspectArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Whether a character could change what the terminal shows beyond itself: C0/C1 controls
+/// (escape sequences), and the invisible marks that reorder text (bidirectional overrides and
+/// isolates) or hide it.
+fn is_unsafe_for_a_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
+        )
+}
+
+/// A claim as it may be shown: the unsafe characters of [`is_unsafe_for_a_terminal`] written
+/// as escapes (`\u{1b}`).
+pub(crate) fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if is_unsafe_for_a_terminal(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[allow(clippy::print_stdout, reason = "the claims are this command's output")]
 fn print(c: &cogref_core::jwt::Claims, now: i64, as_json: bool) {
-    let left = c.exp.map(|exp| exp - now);
+    let left = c.exp.map(|exp| seconds_left(exp, now));
     if as_json {
+        // serde_json escapes every control character; the numbers are as the token has them.
         let value = serde_json::json!({
             "issuer": c.iss, "subject": c.sub, "client": c.client_id.as_ref().or(c.aud.as_ref()),
             "token_use": c.token_use, "issued_at": c.iat, "expires_at": c.exp,
-            "seconds_left": left, "username": c.username, "origin_jti": c.origin_jti,
+            "seconds_left": left.map(|l| i64::try_from(l).unwrap_or(if l < 0 { i64::MIN } else { i64::MAX })),
+            "username": c.username, "origin_jti": c.origin_jti,
             "signature_verified": false,
         });
-        println!("{value}");
+        println!("{}", ascii_json(&value));
         return;
     }
-    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    println!("issuer      {}", show(&c.iss));
-    println!("subject     {}", show(&c.sub));
+    let show = |v: Option<&String>| v.map_or_else(|| "-".into(), |s| printable(s));
+    println!("issuer      {}", show(c.iss.as_ref()));
+    println!("subject     {}", show(c.sub.as_ref()));
     println!(
         "client      {}",
-        show(&c.client_id.clone().or_else(|| c.aud.clone()))
+        show(c.client_id.as_ref().or(c.aud.as_ref()))
     );
-    println!("token use   {}", show(&c.token_use));
-    println!("username    {}", show(&c.username));
+    println!("token use   {}", show(c.token_use.as_ref()));
+    println!("username    {}", show(c.username.as_ref()));
     println!("issued at   {}", c.iat.map_or("-".into(), utc));
     println!("expires at  {}", c.exp.map_or("-".into(), utc));
-    println!(
-        "time left   {}",
-        match left {
-            None => "-".into(),
-            Some(s) if s <= 0 => format!("expired {} ago", span(-s)),
-            Some(s) => span(s),
-        }
-    );
-}
-
-/// `1h 02m 03s`.
-fn span(secs: i64) -> String {
-    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
-    if h > 0 {
-        format!("{h}h {m:02}m {s:02}s")
-    } else {
-        format!("{m}m {s:02}s")
-    }
-}
-
-/// Seconds since the epoch as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian).
-fn utc(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    println!("time left   {}", left.map_or("-".into(), time_left));
 }
 
 #[cfg(test)]
@@ -102,15 +90,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+    fn escape_sequences_and_bidi_overrides_in_claims_are_escaped() {
+        assert_eq!(printable("carol"), "carol");
+        assert_eq!(printable("é and 日本"), "é and 日本");
+        let shown = printable("a\u{1b}[2J\u{1b}]0;owned\u{7}b\u{202E}c\r\n\u{9b}");
+        assert!(
+            !shown.chars().any(is_unsafe_for_a_terminal),
+            "{shown:?} still has a control character"
+        );
+        assert!(
+            shown.contains("\\u{1b}[2J") && shown.contains("\\u{202e}"),
+            "{shown}"
+        );
     }
 
     #[test]
-    fn spans_read_as_hours_minutes_seconds() {
-        assert_eq!(span(3723), "1h 02m 03s");
-        assert_eq!(span(59), "0m 59s");
+    fn json_claims_keep_their_value_but_not_their_direction_marks() {
+        let value = serde_json::json!({"username": "carol\u{202e}\u{1b}x"});
+        let shown = ascii_json(&value);
+        assert!(!shown.chars().any(is_unsafe_for_a_terminal), "{shown:?}");
+        let back: serde_json::Value = serde_json::from_str(&shown).expect("still JSON");
+        assert_eq!(back, value);
     }
 }

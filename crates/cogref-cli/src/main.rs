@@ -9,14 +9,35 @@ mod demo;
 mod emulator;
 mod exit;
 mod inspect;
+mod print;
+mod read;
 mod refresh;
+mod time;
+mod usage;
 
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
+
+use crate::exit::Code;
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse();
+    let cli = match args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            // Help and version text hold nothing the user typed.
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+            _ => {
+                let (message, hint) = usage::describe(&e);
+                eprintln!("cogref: {message}");
+                eprintln!("  → {hint}");
+                return ExitCode::from(Code::InvalidInput as u8);
+            }
+        },
+    };
     let outcome = match cli.command {
         args::Command::Refresh(a) => refresh::run(*a),
         args::Command::Inspect(a) => inspect::run(a),

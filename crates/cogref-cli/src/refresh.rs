@@ -1,28 +1,17 @@
 //! `cogref refresh`.
 
-use std::io::{IsTerminal, Read};
+use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
 use cogref_core::secrecy::{ExposeSecret, SecretString};
 use cogref_core::{CallConfig, EndpointConfig, RefreshInput, RetryConfig};
-use cogref_session::{BlockingTokenManager, FileStore, TokenStore};
-use serde_json::json;
+use cogref_session::{BlockingTokenManager, FileStore, SessionEvent, TokenStore};
 
-use crate::args::{Output, RefreshArgs};
+use crate::args::RefreshArgs;
 use crate::exit::{Code, Failure};
-
-/// What a refresh produced, whichever way it ran.
-struct Tokens {
-    access: SecretString,
-    id: Option<SecretString>,
-    /// A rotated refresh token that is not kept in a store: the caller must keep it.
-    rotated_unstored: Option<SecretString>,
-    rotated: bool,
-    token_type: String,
-    expires_in: Duration,
-    expires_at: Option<SystemTime>,
-}
+use crate::print::{NewDevice, Tokens, render};
+use crate::read;
 
 pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
     if a.refresh_token.is_some() {
@@ -30,6 +19,15 @@ pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
             Code::InvalidInput,
             "refusing a refresh token given on the command line: every user of this machine can read it (ps, /proc, shell history)",
             Some("use --refresh-token-file FILE, or pipe the token on standard input"),
+        ));
+    }
+    if a.device_key.is_some() {
+        return Err(Failure::new(
+            Code::InvalidInput,
+            "refusing a device key given on the command line: it is a secret, and every user of this machine can read argv (ps, /proc, shell history)",
+            Some(
+                "use --device-key-file FILE or --device-key-env VAR (with --store, the store keeps it)",
+            ),
         ));
     }
     let endpoint = endpoint(&a)?.resolve()?;
@@ -55,10 +53,19 @@ pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
                 token_type: out.token_type.unwrap_or_else(|| "Bearer".into()),
                 expires_in: out.expires_in,
                 expires_at: Some(out.expires_at),
+                new_device_unstored: out.new_device.map(|d| NewDevice {
+                    key: d.device_key,
+                    group_key: d.device_group_key,
+                }),
             }
         }
     };
-    print(&tokens, a.output);
+    let text = render(&tokens, a.output)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Failure::new(Code::Failure, format!("could not write stdout: {e}"), None))?;
     if tokens.rotated {
         eprintln!(
             "cogref: the refresh token was rotated{}",
@@ -67,6 +74,12 @@ pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
             } else {
                 "; the new one is in the output: keep it, the old one stops working"
             }
+        );
+    }
+    if tokens.new_device_unstored.is_some() {
+        eprintln!(
+            "cogref: Cognito registered a new device; its key is in the output: keep it and send \
+             it with --device-key-file or --device-key-env from now on"
         );
     }
     Ok(())
@@ -90,28 +103,19 @@ fn endpoint(a: &RefreshArgs) -> Result<EndpointConfig, Failure> {
 }
 
 fn read_refresh_token(file: Option<&Path>) -> Result<SecretString, Failure> {
-    let mut text = String::new();
-    let read = match file {
-        Some(path) if path != Path::new("-") => std::fs::File::open(path)
-            .and_then(|mut f| f.read_to_string(&mut text))
-            .map_err(|e| {
-                format!(
-                    "could not read the refresh token from {}: {e}",
-                    path.display()
-                )
-            }),
+    let text = match file {
+        Some(path) if path != Path::new("-") => {
+            read::file(path, "the refresh token", Code::InvalidInput)?
+        }
         _ => {
             if std::io::stdin().is_terminal() {
                 eprintln!(
                     "cogref: reading the refresh token from standard input (end with Ctrl-D)…"
                 );
             }
-            std::io::stdin()
-                .read_to_string(&mut text)
-                .map_err(|e| format!("could not read the refresh token from standard input: {e}"))
+            read::stdin("the refresh token", Code::InvalidInput)?
         }
     };
-    read.map_err(|m| Failure::new(Code::InvalidInput, m, None))?;
     let token = text.trim();
     if token.is_empty() {
         return Err(Failure::new(
@@ -124,30 +128,25 @@ fn read_refresh_token(file: Option<&Path>) -> Result<SecretString, Failure> {
 }
 
 fn client_secret(a: &RefreshArgs) -> Result<Option<SecretString>, Failure> {
+    const WHAT: &str = "the client secret";
     if let Some(var) = &a.client_secret_env {
-        return std::env::var(var)
-            .map(|s| Some(s.trim().to_owned().into()))
-            .map_err(|_| {
-                Failure::new(
-                    Code::Configuration,
-                    format!("environment variable {var} (the client secret) is not set"),
-                    None,
-                )
-            });
+        return read::env(var, WHAT, Code::Configuration).map(|s| Some(s.into()));
     }
     if let Some(path) = &a.client_secret_file {
-        return std::fs::read_to_string(path)
-            .map(|s| Some(s.trim().to_owned().into()))
-            .map_err(|e| {
-                Failure::new(
-                    Code::Configuration,
-                    format!(
-                        "could not read the client secret from {}: {e}",
-                        path.display()
-                    ),
-                    None,
-                )
-            });
+        return read::file(path, WHAT, Code::Configuration)
+            .map(|s| Some(s.trim().to_owned().into()));
+    }
+    Ok(None)
+}
+
+fn device_key(a: &RefreshArgs) -> Result<Option<SecretString>, Failure> {
+    const WHAT: &str = "the device key";
+    if let Some(var) = &a.device_key_env {
+        return read::env(var, WHAT, Code::InvalidInput).map(|s| Some(s.into()));
+    }
+    if let Some(path) = &a.device_key_file {
+        return read::file(path, WHAT, Code::InvalidInput)
+            .map(|s| Some(s.trim().to_owned().into()));
     }
     Ok(None)
 }
@@ -157,12 +156,13 @@ fn input(a: &RefreshArgs, refresh_token: SecretString) -> Result<RefreshInput, F
         .refresh_token(refresh_token)
         .client_id(a.client_id.clone())
         .set_client_secret(client_secret(a)?)
-        .set_device_key(a.device_key.clone().map(Into::into));
-    for entry in &a.metadata {
+        .set_device_key(device_key(a)?);
+    for (n, entry) in a.metadata.iter().enumerate() {
+        // The entry itself is not repeated: it came from argv.
         let (k, v) = entry.split_once('=').ok_or_else(|| {
             Failure::new(
                 Code::InvalidInput,
-                format!("--metadata {entry:?} is not KEY=VALUE"),
+                format!("--metadata number {} is not KEY=VALUE", n + 1),
                 None,
             )
         })?;
@@ -176,6 +176,7 @@ fn with_store(
     client: cogref_blocking::Client,
     path: &Path,
 ) -> Result<Tokens, Failure> {
+    read::check_store(path)?;
     let store = FileStore::new(path);
     let stored = store
         .load()
@@ -185,10 +186,64 @@ fn with_store(
         None => read_refresh_token(a.refresh_token_file.as_deref())?,
     };
     let before = start.expose_secret().to_owned();
-    let manager = BlockingTokenManager::builder(client, input(a, start)?, store).build()?;
+    let template = input(a, start)?;
+    // The key the refresh sends: the stored one, else the one given.
+    let device_before = stored
+        .as_ref()
+        .and_then(|s| s.tokens.device_key.as_ref())
+        .or(template.device_key())
+        .map(|k| k.expose_secret().to_owned());
+    // The manager serves a still-valid token when a refresh fails; `refresh` must tell.
+    let events: Arc<Mutex<Vec<SessionEvent>>> = Arc::default();
+    let seen = events.clone();
+    let manager = BlockingTokenManager::builder(client, template, store)
+        .on_event(move |e| {
+            seen.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e.clone())
+        })
+        .build()?;
     let access = manager.refresh_now()?;
+    let events = std::mem::take(&mut *events.lock().unwrap_or_else(|p| p.into_inner()));
+    let refreshed = events
+        .iter()
+        .any(|e| matches!(e, SessionEvent::Refreshed { .. } | SessionEvent::Adopted));
+    if !refreshed {
+        let failed = events.iter().rev().find_map(|e| match e {
+            SessionEvent::RefreshFailed { error, .. } | SessionEvent::SignInRequired(error) => {
+                Some(error.clone())
+            }
+            _ => None,
+        });
+        match failed {
+            Some(error) if a.cached_on_failure => eprintln!(
+                "cogref: the refresh failed ({error}); printing the stored tokens, which are \
+                 still valid (--cached-on-failure)"
+            ),
+            Some(error) => {
+                let mut failure = Failure::from(&*error);
+                failure.message = format!(
+                    "{}; nothing was refreshed (the stored access token is still valid: \
+                     --cached-on-failure prints it instead)",
+                    failure.message
+                );
+                return Err(failure);
+            }
+            None => {
+                return Err(Failure::new(
+                    Code::Failure,
+                    "the refresh ended without new tokens and without an error",
+                    None,
+                ));
+            }
+        }
+    }
     let session = manager.session();
     let tokens = session.tokens();
+    let device_after = tokens.device_key.as_ref().map(|k| k.expose_secret());
+    if refreshed && device_after.is_some() && device_after != device_before.as_deref() {
+        eprintln!("cogref: Cognito registered a new device; its key is saved in the store");
+    }
     Ok(Tokens {
         access,
         id: tokens.id_token.clone(),
@@ -197,48 +252,6 @@ fn with_store(
         token_type: "Bearer".into(),
         expires_in: tokens.lifetime.unwrap_or_default(),
         expires_at: tokens.expires_at,
+        new_device_unstored: None,
     })
-}
-
-fn unix(t: Option<SystemTime>) -> Option<u64> {
-    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
-}
-
-#[allow(
-    clippy::print_stdout,
-    reason = "tokens on stdout are this command's output"
-)]
-fn print(t: &Tokens, output: Output) {
-    match output {
-        Output::Token => println!("{}", t.access.expose_secret()),
-        Output::Env => {
-            println!("export COGNITO_ACCESS_TOKEN='{}'", t.access.expose_secret());
-            if let Some(id) = &t.id {
-                println!("export COGNITO_ID_TOKEN='{}'", id.expose_secret());
-            }
-            if let Some(rt) = &t.rotated_unstored {
-                println!("export COGNITO_REFRESH_TOKEN='{}'", rt.expose_secret());
-            }
-            if let Some(at) = unix(t.expires_at) {
-                println!("export COGNITO_EXPIRES_AT='{at}'");
-            }
-        }
-        Output::Json => {
-            let mut value = json!({
-                "access_token": t.access.expose_secret(),
-                "token_type": t.token_type,
-                "expires_in": t.expires_in.as_secs(),
-                "expires_at": unix(t.expires_at),
-                "refresh_token_rotated": t.rotated,
-            });
-            if let Some(id) = &t.id {
-                value["id_token"] = id.expose_secret().into();
-            }
-            if let Some(rt) = &t.rotated_unstored {
-                value["refresh_token"] = rt.expose_secret().into();
-            }
-            println!("{value}");
-        }
-    }
 }

@@ -369,3 +369,606 @@ async fn the_emulator_subcommand_prints_what_to_use_and_serves_it() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(vars["REFRESH_TOKEN_FILE"], token_file.to_string_lossy());
 }
+
+/// A server on 127.0.0.1 that answers every request with `status` and `body`, as a hostile or
+/// broken endpoint would. Returns its URL.
+fn canned_server(status: u16, body: String) -> String {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut request = vec![0u8; length];
+            let _ = reader.read_exact(&mut request);
+            let mut stream = reader.into_inner();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cogref-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_outside_the_token_alphabet_is_never_printed_and_eval_of_env_output_runs_nothing() {
+    let hostile = "x'; touch PWNED; echo '";
+    let body = serde_json::json!({"AuthenticationResult": {
+        "AccessToken": hostile, "IdToken": "a.b.c", "ExpiresIn": 3600, "TokenType": "Bearer"}})
+    .to_string();
+    let url = canned_server(200, body);
+    let dir = temp_dir("hostile");
+    for output in ["env", "json", "token"] {
+        let out = cogref(
+            &[
+                "refresh",
+                "--endpoint-url",
+                &url,
+                "--client-id",
+                "cliclient",
+                "--output",
+                output,
+            ],
+            "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.c2ln",
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{output}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{output} printed {:?}", stdout(&out));
+        assert!(
+            stderr(&out).contains("access token has characters a real one cannot have"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("PWNED"), "{}", stderr(&out));
+        // What the help's `eval "$(cogref refresh … --output env)"` does with it.
+        let shell = Command::new("sh")
+            .arg("-c")
+            .arg("eval \"$1\"")
+            .arg("sh")
+            .arg(stdout(&out))
+            .current_dir(&dir)
+            .output()
+            .expect("sh");
+        assert!(shell.status.success());
+        assert!(!dir.join("PWNED").exists(), "the shell ran a command");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn env_output_evaluates_to_the_tokens_in_a_posix_shell() {
+    let (f, token) = fixture("env-eval", false).await;
+    let url = f.emulator.endpoint_url();
+    let out = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "cliclient",
+            "--output",
+            "env",
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let shell = Command::new("sh")
+        .arg("-c")
+        .arg("eval \"$1\"; printf '%s' \"$COGNITO_ACCESS_TOKEN\"")
+        .arg("sh")
+        .arg(stdout(&out))
+        .output()
+        .expect("sh");
+    let access = String::from_utf8_lossy(&shell.stdout).into_owned();
+    assert_eq!(access.split('.').count(), 3, "{access}");
+    assert!(
+        stdout(&out).contains(&format!("export COGNITO_ACCESS_TOKEN='{access}'\n")),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_with_a_store_exits_4_when_nothing_was_refreshed_and_serves_the_cache_only_when_asked()
+ {
+    let (f, token) = fixture("store-transient", false).await;
+    let url = f.emulator.endpoint_url();
+    let store = f.dir.join("tokens.json");
+    let store_arg = store.to_string_lossy().into_owned();
+    let args = [
+        "refresh",
+        "--endpoint-url",
+        &url,
+        "--client-id",
+        "cliclient",
+        "--store",
+        &store_arg,
+        "--output",
+        "token",
+    ];
+    let first = cogref(&args, &token).await;
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let cached = stdout(&first);
+
+    f.emulator
+        .inject(cogref_emulator::Fault::Throttle { count: 100 });
+    let failed = cogref(&args, "").await;
+    assert_eq!(failed.status.code(), Some(4), "{}", stderr(&failed));
+    assert!(failed.stdout.is_empty(), "{}", stdout(&failed));
+    let err = stderr(&failed);
+    assert!(
+        err.contains("TooManyRequestsException") && err.contains("nothing was refreshed"),
+        "{err}"
+    );
+
+    let mut opted_in = args.to_vec();
+    opted_in.push("--cached-on-failure");
+    let served = cogref(&opted_in, "").await;
+    assert_eq!(served.status.code(), Some(0), "{}", stderr(&served));
+    assert_eq!(stdout(&served), cached, "the stored token is printed");
+    assert!(
+        stderr(&served).contains("printing the stored tokens"),
+        "{}",
+        stderr(&served)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_argv_value_is_echoed_in_any_error() {
+    let secret = "eyJraWQiOiJzZWNyZXQifQ.eyJzdWIiOiJzZWNyZXQifQ.U0VDUkVUX1NJR05BVFVSRQ";
+    let cases: Vec<Vec<String>> = vec![
+        // A token pasted as a stray positional argument.
+        vec![
+            "refresh".into(),
+            secret.into(),
+            "--client-id".into(),
+            "c".into(),
+        ],
+        vec![secret.into()],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            format!("--frobnicate={secret}"),
+        ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--output".into(),
+            secret.into(),
+        ],
+        vec!["emulator".into(), "--grace".into(), secret.into()],
+        // A token given where a file or a flag's value belongs.
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--refresh-token-file".into(),
+            secret.into(),
+        ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--metadata".into(),
+            secret.into(),
+        ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--device-key".into(),
+            secret.into(),
+        ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--client-secret-file".into(),
+            secret.into(),
+        ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            secret.into(),
+        ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--client-secret-env".into(),
+            secret.into(),
+        ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--device-key-env".into(),
+            secret.into(),
+        ],
+    ];
+    for case in cases {
+        let args: Vec<&str> = case.iter().map(String::as_str).collect();
+        let out = cogref(&args, "a.b.c").await;
+        let (err, outp) = (stderr(&out), stdout(&out));
+        assert!(!out.status.success(), "{args:?} succeeded: {err} {outp}");
+        for shown in [&err, &outp] {
+            assert!(
+                !shown.contains("eyJraWQ") && !shown.contains("U0VDUkVU"),
+                "{args:?} echoed the secret: {shown}"
+            );
+        }
+        assert!(err.starts_with("cogref: "), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_device_key_comes_from_a_file_or_the_environment_and_a_new_device_is_printed() {
+    let (f, token) = fixture("device", false).await;
+    let url = f.emulator.endpoint_url();
+    // A key this pool does not know: Cognito registers a new device and says so.
+    let key_file = f.dir.join("device-key");
+    std::fs::write(
+        &key_file,
+        "eu-west-1_00000000-0000-0000-0000-000000000000\n",
+    )
+    .expect("key");
+    let key_arg = key_file.to_string_lossy().into_owned();
+    let out = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "cliclient",
+            "--device-key-file",
+            &key_arg,
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let new_key = json["new_device"]["device_key"]
+        .as_str()
+        .expect("the new device key is printed")
+        .to_owned();
+    assert!(new_key.starts_with("eu-west-1_"), "{new_key}");
+    assert!(json["new_device"]["device_group_key"].is_string(), "{json}");
+    assert!(stderr(&out).contains("registered a new device"));
+
+    // The new key, from an environment variable, is known now: no new device.
+    let out = tokio::task::spawn_blocking({
+        let (url, token) = (url.clone(), token.clone());
+        move || {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_cogref"))
+                .args([
+                    "refresh",
+                    "--endpoint-url",
+                    &url,
+                    "--client-id",
+                    "cliclient",
+                ])
+                .args(["--device-key-env", "MY_DEVICE_KEY", "--output", "env"])
+                .env("MY_DEVICE_KEY", &new_key)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(token.as_bytes())
+                .expect("write");
+            child.wait_with_output().expect("wait")
+        }
+    })
+    .await
+    .expect("join");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        !stdout(&out).contains("COGNITO_DEVICE_KEY"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Never from argv.
+    let out = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "cliclient",
+            "--device-key",
+            "eu-west-1_00000000-0000-0000-0000-000000000000",
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--device-key-file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("00000000-0000"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inputs_over_the_size_cap_are_refused_with_a_clear_error() {
+    let (f, _token) = fixture("caps", false).await;
+    let url = f.emulator.endpoint_url();
+    let huge = "y\n".repeat(512 * 1024); // 1 MiB, as from `yes`
+    let base = [
+        "refresh",
+        "--endpoint-url",
+        &url,
+        "--client-id",
+        "cliclient",
+    ];
+
+    let out = cogref(&base, &huge).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("standard input holds more than 64 KiB"),
+        "{}",
+        stderr(&out)
+    );
+
+    let big_file = f.dir.join("big");
+    std::fs::write(&big_file, &huge).expect("write");
+    let big_arg = big_file.to_string_lossy().into_owned();
+    let mut args = base.to_vec();
+    args.extend(["--refresh-token-file", &big_arg]);
+    let out = cogref(&args, "").await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("more than 64 KiB"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut args = base.to_vec();
+    args.extend(["--store", &big_arg]);
+    let out = cogref(&args, "").await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("more than 64 KiB"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut args = base.to_vec();
+    args.extend(["--store", "/dev/zero"]);
+    let out = cogref(&args, "").await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = cogref(&["inspect"], &huge).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("more than 64 KiB"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_response_says_the_refresh_may_already_have_been_applied_and_what_to_do() {
+    let (f, token) = fixture("lost", true).await; // rotation, grace period 0
+    let url = f.emulator.endpoint_url();
+    f.emulator
+        .inject(cogref_emulator::Fault::DropAfterRotation { count: 1 });
+    let out = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "cliclient",
+            "--rotation-safe",
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("may already have been applied")
+            && err.contains("RefreshTokenReuseException")
+            && err.contains("sign in again"),
+        "{err}"
+    );
+    assert!(!err.contains("a passing failure"), "{err}");
+}
+
+/// An unsigned JWT with these claims.
+fn jwt(claims: &serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!(
+        "{}.{}.{}",
+        b64(br#"{"alg":"RS256"}"#),
+        b64(claims.to_string().as_bytes()),
+        b64(b"signature")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_survives_absurd_times_and_escapes_control_characters() {
+    for (iat, exp) in [
+        (i64::MIN, i64::MIN),
+        (i64::MAX, i64::MAX),
+        (0, i64::MIN + 1),
+        (i64::MIN, i64::MAX),
+    ] {
+        let token = jwt(&serde_json::json!({
+            "iss": "https://x\u{1b}]0;owned\u{7}", "username": "carol\u{1b}[2J\u{202e}lol",
+            "token_use": "access\r\nexpires at  never", "iat": iat, "exp": exp,
+        }));
+        for args in [&["inspect"][..], &["inspect", "--json"][..]] {
+            let out = cogref(args, &token).await;
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{args:?} {exp}: {}",
+                stderr(&out)
+            );
+            let text = stdout(&out);
+            assert!(
+                !text.contains('\u{1b}') && !text.contains('\u{202e}') && !text.contains('\r'),
+                "{args:?}: a control character reached the terminal: {text:?}"
+            );
+            assert_eq!(
+                text.lines().filter(|l| l.starts_with("expires at")).count(),
+                usize::from(args.len() == 1),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_read_as_sentences_without_doubled_punctuation_or_debug_forms() {
+    let (f, token) = fixture("wording", false).await;
+    let url = f.emulator.endpoint_url();
+    let out = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "nosuchclient",
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    let err = stderr(&out);
+    for doubled in [".;", ".:", "..", ";;", ": ;"] {
+        assert!(!err.contains(doubled), "{doubled:?} in {err}");
+    }
+    let demo = cogref(&["demo"], "").await;
+    assert_eq!(demo.status.code(), Some(0), "{}", stderr(&demo));
+    let err = stderr(&demo);
+    for debug_form in [
+        "Some(",
+        "None",
+        "SystemTime",
+        "tv_sec",
+        "Duration",
+        "{ ",
+        "Refreshed {",
+    ] {
+        assert!(
+            !err.contains(debug_form),
+            "{debug_form:?} in the demo:\n{err}"
+        );
+    }
+    assert!(err.contains("valid until"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_or_missing_client_secret_is_a_configuration_error_not_a_dead_session() {
+    let emulator = Emulator::start(EmulatorConfig::default())
+        .await
+        .expect("emulator");
+    emulator.create_pool(POOL);
+    let secret = "s3cretS3cretS3cretS3cret0123456789";
+    emulator
+        .create_client(AppClient::new(POOL, "confidential").with_secret(secret))
+        .expect("client");
+    emulator.create_user(POOL, "dora").expect("user");
+    let token = emulator
+        .mint_refresh_token("confidential", "dora")
+        .expect("mint");
+    let dir = std::env::temp_dir().join(format!("cogref-cli-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let wrong = dir.join("wrong-secret");
+    std::fs::write(&wrong, "WrongWrongWrongWrongWrong0123456789").expect("secret file");
+    let url = emulator.endpoint_url();
+    let wrong_arg = wrong.to_string_lossy().into_owned();
+    for extra in [vec!["--client-secret-file", wrong_arg.as_str()], vec![]] {
+        let mut args = vec![
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "confidential",
+        ];
+        args.extend(extra.iter().copied());
+        let out = cogref(&args, &token).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(5), "{args:?}: {err}");
+        assert!(
+            err.contains("secret") && err.contains("may be fine"),
+            "{err}"
+        );
+        assert!(!err.contains("sign the user in again"), "{err}");
+    }
+    // The same token still works with the right secret: nothing was declared dead.
+    let right = dir.join("right-secret");
+    std::fs::write(&right, secret).expect("secret file");
+    let right_arg = right.to_string_lossy().into_owned();
+    let out = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "confidential",
+            "--client-secret-file",
+            &right_arg,
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod raw;
+pub mod trace;
 
 use std::future::Future;
 use std::pin::Pin;

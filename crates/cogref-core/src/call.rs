@@ -1,4 +1,4 @@
-//! The attempt loop of one call, as a sans-IO state machine (protocol.md §6).
+//! The attempt loop of one call, as a sans-IO state machine (docs/protocol.md §6).
 //!
 //! In the spirit of quinn-proto and str0m, [`RefreshCall`] owns no clock, no randomness and no
 //! socket: the driver passes "now" into every method and a random seed at the start, and the

@@ -1,4 +1,4 @@
-//! Retry classification: which failures may be retried, and as what (protocol.md §6.2).
+//! Retry classification: which failures may be retried, and as what (docs/protocol.md §6.2).
 //!
 //! The rules are those of the AWS SDKs' standard mode: a 500, 502, 503 or 504 status is a
 //! transient error; an error code in [`THROTTLING_ERRORS`] is a throttling error and one in

@@ -1,5 +1,5 @@
 //! Endpoint resolution: region and flags to a URL, by the Cognito endpoint rule set
-//! (protocol.md §1.2), plus a custom endpoint override.
+//! (docs/protocol.md §1.2), plus a custom endpoint override.
 //!
 //! One rule is added to the official rule set: the region must be a valid DNS host label
 //! (letters, digits and `-`, 1 to 63 characters, no `-` at either end). The rule set pastes the
@@ -365,7 +365,7 @@ mod tests {
             .map(|e| e.url().trim_end_matches('/').to_owned())
     }
 
-    /// Every row of the URL table in protocol.md §1.2.
+    /// Every row of the URL table in docs/protocol.md §1.2.
     #[test]
     fn every_row_of_the_url_table_resolves_as_documented() {
         let rows: &[(&str, bool, bool, &str)] = &[

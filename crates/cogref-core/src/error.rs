@@ -51,7 +51,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the call may be retried, and as what kind of failure (protocol.md §6.2).
+    /// Whether the call may be retried, and as what kind of failure (docs/protocol.md §6.2).
     ///
     /// `None` means "do not retry": the same request would fail the same way.
     pub fn retry_kind(&self) -> Option<RetryKind> {
@@ -138,7 +138,7 @@ impl Error {
     }
 }
 
-/// The modeled errors of `GetTokensFromRefreshToken` (protocol.md §3), chosen by error code.
+/// The modeled errors of `GetTokensFromRefreshToken` (docs/protocol.md §3), chosen by error code.
 ///
 /// The variant is chosen from the code alone, never from the HTTP status, as the AWS SDKs do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -251,7 +251,7 @@ impl ServiceErrorKind {
 pub struct ServiceError {
     /// The kind, chosen by [`code`](Self::code).
     pub kind: ServiceErrorKind,
-    /// The sanitized error code (protocol.md §4.2), e.g. `NotAuthorizedException`, redacted like any
+    /// The sanitized error code (docs/protocol.md §4.2), e.g. `NotAuthorizedException`, redacted like any
     /// text from the network (see [`crate::redact`]; a real code is never changed by it).
     pub code: String,
     /// The service's message, redacted (see [`crate::redact`]).
@@ -267,7 +267,7 @@ pub struct ServiceError {
 }
 
 impl ServiceError {
-    /// Retry classification (protocol.md §6.2): the code decides first, then the status.
+    /// Retry classification (docs/protocol.md §6.2): the code decides first, then the status.
     pub fn retry_kind(&self) -> Option<RetryKind> {
         classify::by_code(&self.code).or_else(|| classify::by_status(self.status))
     }
@@ -310,7 +310,8 @@ impl fmt::Display for ServiceError {
         }
         f.write_str(")")?;
         if let Some(m) = &self.message {
-            write!(f, ": {m}")?;
+            // Its own full stop would double the punctuation before what follows.
+            write!(f, ": {}", m.trim_end().trim_end_matches('.'))?;
         }
         if let Some(r) = &self.reason_code {
             write!(f, " [reason: {r}]")?;
@@ -436,7 +437,7 @@ impl ResponseError {
 
     /// Retry classification: only a 500, 502, 503 or 504 status makes it transient.
     ///
-    /// A malformed 200 is not retried, as the official SDK does not (captures/README.md): the
+    /// A malformed 200 is not retried, as the official SDK does not (docs/protocol.md §8): the
     /// server has already acted on the token.
     pub fn retry_kind(&self) -> Option<RetryKind> {
         self.status.and_then(classify::by_status)
@@ -538,7 +539,7 @@ impl TransportError {
         self.may_have_been_sent
     }
 
-    /// Connect failures, timeouts and I/O errors are transient (protocol.md §6.2); a refused
+    /// Connect failures, timeouts and I/O errors are transient (docs/protocol.md §6.2); a refused
     /// redirect and other client errors are not.
     pub fn retry_kind(&self) -> Option<RetryKind> {
         match self.kind {

@@ -1,4 +1,4 @@
-//! Error-code extraction for AWS JSON 1.1 error responses (protocol.md §4).
+//! Error-code extraction for AWS JSON 1.1 error responses (docs/protocol.md §4).
 //!
 //! The code comes from, in order: the `x-amzn-errortype` header, the body's top-level `code`,
 //! the body's top-level `__type`. It is then sanitized: cut at the first `:`, then keep what
@@ -15,7 +15,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 /// The header that carries the error type, checked before the body.
 pub const ERROR_TYPE_HEADER: &str = "x-amzn-errortype";
 
-/// Sanitizes an error type (protocol.md §4.2 step 3): cut at the first `:`, then take what
+/// Sanitizes an error type (docs/protocol.md §4.2 step 3): cut at the first `:`, then take what
 /// follows the first `#`. No trimming.
 ///
 /// ```
@@ -285,7 +285,7 @@ mod tests {
         pick_code(header, &parsed).map(str::to_owned)
     }
 
-    /// Every example of protocol.md §4.3.
+    /// Every example of docs/protocol.md §4.3.
     #[test]
     fn every_example_of_the_protocol_reference_yields_its_code() {
         let cases: &[(Option<&str>, &str, Option<&str>)] = &[

@@ -1,4 +1,4 @@
-//! The request's input: every field of `GetTokensFromRefreshTokenRequest` (protocol.md §1.3),
+//! The request's input: every field of `GetTokensFromRefreshTokenRequest` (docs/protocol.md §1.3),
 //! validated against the model's constraints before anything can be sent.
 //!
 //! The official SDK validates nothing and lets the service reject bad input after a round trip;

@@ -77,7 +77,7 @@
 //!
 //! The wire format, endpoint rules, error-code rules and retry classification follow the AWS
 //! Smithy model and the official Rust SDK; each module cites the section of the project's
-//! `protocol.md` it implements and says where it deliberately differs.
+//! `docs/protocol.md` it implements and says where it deliberately differs.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -93,6 +93,7 @@ pub mod input;
 pub mod jwt;
 pub mod not_authorized;
 pub mod partition;
+pub mod quiet;
 pub mod redact;
 pub mod request;
 pub mod response;

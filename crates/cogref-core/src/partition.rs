@@ -1,4 +1,4 @@
-//! AWS partition data for endpoint resolution (protocol.md §1.2, `sdk-partitions.json` as of
+//! AWS partition data for endpoint resolution (docs/protocol.md §1.2, `sdk-partitions.json` as of
 //! 2025-10-02).
 //!
 //! A region belongs to the first partition that lists it explicitly, else the first whose

@@ -9,6 +9,13 @@
 //! (`A-Z a-z 0-9 - _ = . + /`) that contains at least one character other than a letter.
 //! JWTs, JWEs, client secrets (24 to 64 characters of `[\w+]`) and device keys all match;
 //! exception names such as `NotAuthorizedException` and ordinary words do not.
+//!
+//! Escape sequences count as part of a run: JSON's `\/`, `\n`, `\"`, `\\`, `\uXXXX` and the
+//! like, and the `\u{…}` that [`excerpt`] writes for control characters; one that stands for a
+//! character other than a letter (`\/`, `\u002e`) counts as a non-letter.
+//! A body can spell a token with an escape every few characters (`eyJhb\/GciOi\u002eJIUzI1…`),
+//! which would otherwise leave pieces shorter than the threshold; such a token is one run and is
+//! redacted whole. An escape cut short by the end of the text (an excerpt's cut) still counts.
 
 /// Shortest run of token-alphabet characters that is treated as a possible secret.
 pub const MIN_SECRET_RUN: usize = 20;
@@ -16,12 +23,105 @@ pub const MIN_SECRET_RUN: usize = 20;
 /// The text that replaces a redacted run.
 pub const REDACTED: &str = "[redacted]";
 
-fn is_token_char(c: char) -> bool {
-    c.is_ascii() && is_token_byte(c as u8)
-}
-
 fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.' | b'+' | b'/')
+}
+
+/// The escape sequence that starts at `bytes[i]` (a `\`), if one does: its length, and whether
+/// it stands for a character other than a letter (`\/`, `\u002e`; not the separators `\n`,
+/// `\t`, `\"`, … nor a letter such as `\u0041`). A sequence cut short by the end of the text runs
+/// to the end.
+fn escape_at(bytes: &[u8], i: usize) -> Option<(usize, bool)> {
+    let rest = &bytes[i..];
+    match rest.get(1) {
+        None => Some((1, false)),
+        Some(b'/') => Some((2, true)),
+        Some(b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' | b'\'' | b'0') => Some((2, false)),
+        Some(b'u') if rest.get(2) == Some(&b'{') => {
+            // `\u{1b}`, as Rust's `escape_default` writes other control characters.
+            let hex = rest[3..]
+                .iter()
+                .take_while(|b| b.is_ascii_hexdigit())
+                .count();
+            match rest.get(3 + hex) {
+                Some(b'}') if (1..=6).contains(&hex) => Some((4 + hex, false)),
+                None => Some((rest.len(), false)),
+                _ => None,
+            }
+        }
+        Some(b'u') => {
+            let digits: Vec<u8> = rest[2..]
+                .iter()
+                .take(4)
+                .take_while(|b| b.is_ascii_hexdigit())
+                .copied()
+                .collect();
+            if digits.len() == 4 {
+                let letter = std::str::from_utf8(&digits)
+                    .ok()
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .and_then(char::from_u32)
+                    .is_some_and(|c| c.is_alphabetic());
+                Some((6, !letter))
+            } else if 2 + digits.len() == rest.len() {
+                Some((rest.len(), false))
+            } else {
+                None
+            }
+        }
+        Some(_) => None,
+    }
+}
+
+/// A maximal run of token characters and escape sequences, by byte offsets (all ASCII, so they
+/// are char boundaries).
+struct Run {
+    start: usize,
+    end: usize,
+    has_non_letter: bool,
+}
+
+impl Run {
+    fn is_secret_like(&self) -> bool {
+        self.end - self.start >= MIN_SECRET_RUN && self.has_non_letter
+    }
+}
+
+/// The runs of `text`, in order.
+fn runs(text: &str) -> Vec<Run> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        let mut has_non_letter = false;
+        loop {
+            match bytes.get(i) {
+                Some(&b) if is_token_byte(b) => {
+                    has_non_letter |= !b.is_ascii_alphabetic();
+                    i += 1;
+                }
+                Some(b'\\') => match escape_at(bytes, i) {
+                    Some((n, non_letter)) => {
+                        has_non_letter |= non_letter;
+                        i += n;
+                    }
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        if i > start {
+            found.push(Run {
+                start,
+                end: i,
+                has_non_letter,
+            });
+        } else {
+            i += 1;
+        }
+    }
+    found
 }
 
 /// Replaces every credential-like run in `text` with `[redacted]` (see the module docs).
@@ -30,29 +130,16 @@ fn is_token_byte(b: u8) -> bool {
 /// use cogref_core::redact::redact;
 /// let page = "<p>token eyJraWQiOiJ0ZXN0In0.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl rejected</p>";
 /// assert_eq!(redact(page), "<p>token [redacted] rejected</p>");
+/// assert_eq!(redact(r"token eyJra\/WQiOi\u002eJ0ZX rejected"), "token [redacted] rejected");
 /// assert_eq!(redact("NotAuthorizedException"), "NotAuthorizedException");
 /// ```
 pub fn redact(text: &str) -> String {
-    // Token characters are ASCII, so byte offsets at run edges are char boundaries.
-    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let (mut i, mut copied) = (0, 0);
-    while i < bytes.len() {
-        if !is_token_byte(bytes[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        let mut has_non_letter = false;
-        while i < bytes.len() && is_token_byte(bytes[i]) {
-            has_non_letter |= !bytes[i].is_ascii_alphabetic();
-            i += 1;
-        }
-        if i - start >= MIN_SECRET_RUN && has_non_letter {
-            out.push_str(&text[copied..start]);
-            out.push_str(REDACTED);
-            copied = i;
-        }
+    let mut copied = 0;
+    for run in runs(text).into_iter().filter(Run::is_secret_like) {
+        out.push_str(&text[copied..run.start]);
+        out.push_str(REDACTED);
+        copied = run.end;
     }
     out.push_str(&text[copied..]);
     out
@@ -88,14 +175,10 @@ pub fn excerpt(body: &[u8]) -> Option<String> {
     // A run cut short at the end may be the head of a longer token: redact a trailing run that
     // reaches the cut even when it is shorter than the threshold.
     if lossy.chars().count() > EXCERPT_CHARS {
-        let tail_start = redacted
-            .char_indices()
-            .rev()
-            .take_while(|(_, c)| is_token_char(*c))
-            .last()
-            .map(|(i, _)| i);
-        if let Some(i) = tail_start {
-            redacted.truncate(i);
+        if let Some(last) = runs(&redacted).last()
+            && last.end == redacted.len()
+        {
+            redacted.truncate(last.start);
             redacted.push_str(REDACTED);
         }
         redacted.push('…');

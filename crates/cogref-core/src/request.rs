@@ -1,4 +1,4 @@
-//! Request bytes: an unsigned AWS JSON 1.1 `POST /` (protocol.md §1.1, §1.3, §5).
+//! Request bytes: an unsigned AWS JSON 1.1 `POST /` (docs/protocol.md §1.1, §1.3, §5).
 //!
 //! [`build_request`] turns a validated [`RefreshInput`], a resolved [`Endpoint`] and the
 //! caller's [`AttemptInfo`] into an [`OutgoingRequest`], a wrapper of

@@ -1,4 +1,4 @@
-//! Response bytes to output or typed error (protocol.md §2, §3, §4).
+//! Response bytes to output or typed error (docs/protocol.md §2, §3, §4).
 //!
 //! [`parse_response`] takes the status, headers and body of a response and the caller's "now",
 //! and returns either a [`RefreshOutput`] or an [`Error`]:
@@ -14,7 +14,7 @@
 //! Unlike the official SDK, an error response whose body is not JSON but whose
 //! `x-amzn-errortype` header names a code is still a typed service error: the header suffices.
 
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, StatusCode};
 use secrecy::SecretString;
@@ -22,7 +22,7 @@ use serde::Deserialize;
 
 use crate::error::{Error, ResponseError, ResponseErrorKind, ServiceError, ServiceErrorKind};
 use crate::error_code::{self, ERROR_TYPE_HEADER, ErrorBodyFault};
-use crate::redact::{excerpt, redact};
+use crate::redact::{REDACTED, excerpt, redact};
 
 /// Default limit of a response body: 1 MiB. A success body is about 4 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -65,6 +65,11 @@ pub struct RefreshOutput {
     pub new_device: Option<NewDeviceMetadata>,
     /// The `x-amzn-requestid` header.
     pub request_id: Option<String>,
+    /// The response's `Date` header: the server's clock when it answered (whole seconds).
+    pub server_date: Option<SystemTime>,
+    /// The local wall clock when the response was parsed (`now` as passed to
+    /// [`parse_response`]).
+    pub received_at: SystemTime,
 }
 
 /// `NewDeviceMetadata` of the authentication result.
@@ -152,45 +157,87 @@ last_key_wins!(NewDeviceBody, "a NewDeviceMetadata object", {
 
 /// The refresh token a 2xx body holds even when the body is otherwise unusable (cut short,
 /// mistyped, without an access token): under rotation the token sent is already dead, and this
-/// one is the session's only way on. The last `"RefreshToken": "…"` that is not inside a string
-/// and whose value looks like a token (the token alphabet, at most 16 KiB) wins, as the last
-/// key does in a well-formed body.
+/// one is the session's only way on. Only a string at `AuthenticationResult.RefreshToken` of
+/// the top-level object counts (a proxy's page that mentions a `RefreshToken` elsewhere does
+/// not), its value must look like a token (the token alphabet, at most 16 KiB), and the last
+/// one wins, as the last key does in a well-formed body. The walk tolerates a body cut short.
 pub(crate) fn salvage_refresh_token(body: &[u8]) -> Option<SecretString> {
-    const KEY: &[u8] = b"\"RefreshToken\"";
+    /// An open container: an object with the key its value is being read for, or an array.
+    enum Open {
+        Object {
+            key: Option<String>,
+            wants_key: bool,
+        },
+        Array,
+    }
+    let mut stack: Vec<Open> = Vec::new();
     let mut found = None;
-    let mut from = 0;
-    while let Some(at) = find(&body[from..], KEY).map(|i| i + from) {
-        from = at + KEY.len();
-        // A key preceded by an odd number of backslashes is text inside another string.
-        let backslashes = body[..at].iter().rev().take_while(|b| **b == b'\\').count();
-        if backslashes % 2 == 1 {
-            continue;
+    let mut i = 0;
+    while i < body.len() {
+        match body[i] {
+            b'{' => stack.push(Open::Object {
+                key: None,
+                wants_key: true,
+            }),
+            b'[' => stack.push(Open::Array),
+            b'}' | b']' => {
+                stack.pop();
+            }
+            b':' => {
+                if let Some(Open::Object { wants_key, .. }) = stack.last_mut() {
+                    *wants_key = false;
+                }
+            }
+            b',' => {
+                if let Some(Open::Object { key, wants_key }) = stack.last_mut() {
+                    *key = None;
+                    *wants_key = true;
+                }
+            }
+            b'"' => {
+                // A string cut short ends the walk; what was found before it stands.
+                let Some(end) = string_end(body, i) else {
+                    break;
+                };
+                let text: Option<String> = serde_json::from_slice(&body[i..end]).ok();
+                i = end;
+                let under_result = stack.len() == 2
+                    && matches!(&stack[0], Open::Object { key: Some(parent), .. } if parent == "AuthenticationResult");
+                match stack.last_mut() {
+                    Some(Open::Object {
+                        key,
+                        wants_key: true,
+                    }) => *key = text,
+                    Some(Open::Object {
+                        key: Some(k),
+                        wants_key: false,
+                    }) if under_result && k == "RefreshToken" => {
+                        if let Some(value) = text.filter(|v| looks_like_token(v)) {
+                            found = Some(SecretString::from(value));
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            _ => {}
         }
-        let rest = skip_ws(&body[from..]);
-        let Some(rest) = rest.strip_prefix(b":") else {
-            continue;
-        };
-        let rest = skip_ws(rest);
-        if !rest.starts_with(b"\"") {
-            continue;
-        }
-        let mut de = serde_json::Deserializer::from_slice(rest);
-        if let Ok(value) = String::deserialize(&mut de)
-            && looks_like_token(&value)
-        {
-            found = Some(SecretString::from(value));
-        }
+        i += 1;
     }
     found
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn skip_ws(bytes: &[u8]) -> &[u8] {
-    let n = bytes.iter().take_while(|b| b.is_ascii_whitespace()).count();
-    &bytes[n..]
+/// The index just past the string that opens at `start`, or `None` if the body ends first.
+fn string_end(body: &[u8], start: usize) -> Option<usize> {
+    let mut i = start + 1;
+    while i < body.len() {
+        match body[i] {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
 }
 
 fn looks_like_token(value: &str) -> bool {
@@ -210,11 +257,42 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> 
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Longest request id shown; real ones are UUIDs (36 characters) or, from mocks, up to 52.
+pub const MAX_REQUEST_ID_CHARS: usize = 64;
+
 /// The request id: `x-amzn-requestid`, else `x-amz-request-id`.
+///
+/// Shown only in the shape request ids have: 1 to [`MAX_REQUEST_ID_CHARS`] characters of
+/// `[A-Za-z0-9-]`. Anything else, from a hostile or broken server, is `[redacted]`: the value
+/// reaches `Display`, `Debug` and the attempt span, and must not carry an echoed token or
+/// terminal escape sequences there.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    header_str(headers, &X_AMZN_REQUESTID)
-        .or_else(|| header_str(headers, &X_AMZ_REQUEST_ID))
-        .map(str::to_owned)
+    let value = headers
+        .get(&X_AMZN_REQUESTID)
+        .or_else(|| headers.get(&X_AMZ_REQUEST_ID))?;
+    let shaped = value.to_str().ok().filter(|id| {
+        (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    Some(shaped.map_or_else(|| REDACTED.to_owned(), str::to_owned))
+}
+
+/// A redirect's target host, for the error: shown only if it is a DNS name (labels of 1 to 63
+/// letters, digits and `-`, 253 characters at most) or an IP address; otherwise `[redacted]`.
+fn shown_host(host: &str) -> &str {
+    let dns_name = host.len() <= 253
+        && host.trim_end_matches('.').split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    let ip = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok();
+    if dns_name || ip { host } else { REDACTED }
 }
 
 /// The `x-amz-retry-after` header: a whole number of milliseconds.
@@ -274,7 +352,7 @@ pub fn parse_response(
             .get(http::header::LOCATION)
             .and_then(|l| l.to_str().ok())
             .and_then(|l| l.parse::<http::Uri>().ok())
-            .and_then(|uri| uri.host().map(|h| format!("to host {h}")));
+            .and_then(|uri| uri.host().map(|h| format!("to host {}", shown_host(h))));
         return Err(response_error(ResponseErrorKind::Redirect, location).into());
     }
     if !status.is_success() {
@@ -286,13 +364,33 @@ pub fn parse_response(
     }
     // Cognito has acted on the token by now: whatever is wrong with the body, a rotated
     // refresh token in it must reach the caller.
-    parse_success(body, now, limits, request_id.clone()).map_err(|(kind, detail)| {
-        ResponseError {
-            rotated_refresh_token: salvage_refresh_token(body),
-            ..response_error(kind, detail)
-        }
-        .into()
-    })
+    parse_success(body, now, limits, request_id.clone())
+        .map(|output| RefreshOutput {
+            server_date: header_str(headers, &http::header::DATE).and_then(http_date),
+            ..output
+        })
+        .map_err(|(kind, detail)| {
+            let rotated = salvage_refresh_token(body);
+            // An excerpt of a body known to hold a live token shows nothing of it, however
+            // it was spelt.
+            let detail = match detail {
+                Some(Detail::Text(text)) => Some(text),
+                Some(Detail::Excerpt) if rotated.is_none() => excerpt(body),
+                Some(Detail::Excerpt) | None => None,
+            };
+            ResponseError {
+                rotated_refresh_token: rotated,
+                ..response_error(kind, detail)
+            }
+            .into()
+        })
+}
+
+/// What a failed success parse says beyond its kind.
+enum Detail {
+    Text(String),
+    /// An excerpt of the body.
+    Excerpt,
 }
 
 /// A 2xx body to output. The content type is not looked at: the official SDK does not either,
@@ -302,30 +400,26 @@ fn parse_success(
     now: SystemTime,
     limits: &ResponseLimits,
     request_id: Option<String>,
-) -> Result<RefreshOutput, (ResponseErrorKind, Option<String>)> {
+) -> Result<RefreshOutput, (ResponseErrorKind, Option<Detail>)> {
     if body.len() > limits.max_body_bytes {
         let limit = limits.max_body_bytes;
         return Err((ResponseErrorKind::BodyTooLarge { limit }, None));
     }
-    // An empty body is `{}` (protocol.md §2.1), which then lacks AuthenticationResult.
+    // An empty body is `{}` (docs/protocol.md §2.1), which then lacks AuthenticationResult.
     let parsed: SuccessBody = if body.iter().all(u8::is_ascii_whitespace) {
         SuccessBody {
             authentication_result: None,
         }
     } else {
         error_code::parse_json::<SuccessBody>(body).map_err(|(fault, (line, column))| {
-            (
-                fault.into(),
-                Some(format!("at line {line} column {column}")),
-            )
+            let at = format!("at line {line} column {column}");
+            (fault.into(), Some(Detail::Text(at)))
         })?
     };
-    let result = parsed.authentication_result.ok_or_else(|| {
-        (
-            ResponseErrorKind::MissingAuthenticationResult,
-            excerpt(body),
-        )
-    })?;
+    let result = parsed.authentication_result.ok_or((
+        ResponseErrorKind::MissingAuthenticationResult,
+        Some(Detail::Excerpt),
+    ))?;
     let access_token = result
         .access_token
         .ok_or((ResponseErrorKind::MissingAccessToken, None))?;
@@ -335,12 +429,12 @@ fn parse_success(
         .map_err(|_| {
             (
                 ResponseErrorKind::Malformed,
-                Some(format!("ExpiresIn is negative ({seconds})")),
+                Some(Detail::Text(format!("ExpiresIn is negative ({seconds})"))),
             )
         })?;
     let expires_at = now.checked_add(expires_in).ok_or((
         ResponseErrorKind::Malformed,
-        Some("ExpiresIn overflows the clock".into()),
+        Some(Detail::Text("ExpiresIn overflows the clock".into())),
     ))?;
     Ok(RefreshOutput {
         access_token,
@@ -354,7 +448,61 @@ fn parse_success(
             device_group_key: d.device_group_key,
         }),
         request_id,
+        server_date: None,
+        received_at: now,
     })
+}
+
+/// An HTTP date in the IMF-fixdate form every AWS service sends (`Sun, 06 Nov 1994 08:49:37
+/// GMT`, RFC 9110 §5.6.7), or `None` for anything else.
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use cogref_core::response::http_date;
+/// assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(UNIX_EPOCH + Duration::from_secs(784_111_777)));
+/// assert_eq!(http_date("yesterday"), None);
+/// ```
+pub fn http_date(value: &str) -> Option<SystemTime> {
+    let b = value.trim().as_bytes();
+    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u64> {
+        let digits = b.get(r)?;
+        digits.iter().try_fold(0u64, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+        })
+    };
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let (day, year) = (num(5..7)?, num(12..16)?);
+    let month = MONTHS.iter().position(|m| *m == &b[8..11])? as u64 + 1;
+    let (hour, minute, second) = (num(17..19)?, num(20..22)?, num(23..25)?);
+    let separators = [b[7], b[11], b[16], b[19], b[22]];
+    if separators != [b' ', b' ', b' ', b':', b':']
+        || !(1..=31).contains(&day)
+        || year < 1970
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
+        return None;
+    }
+    // Days since the epoch of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
 }
 
 impl From<ErrorBodyFault> for ResponseErrorKind {
@@ -401,6 +549,52 @@ fn parse_error(
             rotated_refresh_token: None,
         }
         .into(),
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// `t` as an IMF-fixdate, for tests that send a `Date` header.
+    pub(crate) fn imf_fixdate(t: SystemTime) -> String {
+        let secs = t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        // civil_from_days (Howard Hinnant).
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + u64::from(month <= 2);
+        let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+        let months = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        format!(
+            "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+            months[(month - 1) as usize],
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+
+    #[test]
+    fn formatting_and_parsing_a_date_round_trip() {
+        for secs in [
+            0u64,
+            784_111_777,
+            1_795_789_656,
+            1_835_481_599,
+            4_102_444_800,
+        ] {
+            let t = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            assert_eq!(super::http_date(&imf_fixdate(t)), Some(t), "{secs}");
+        }
     }
 }
 
@@ -617,6 +811,10 @@ mod tests {
             r#"{"AuthenticationResult":{"RefreshToken":"has spaces; echo pwned"}}"#,
             r#"{"AuthenticationResult":{"RefreshToken":""}}"#,
             r#"{"AuthenticationResult":{"RefreshToken":12}}"#,
+            r#"{"session":{"RefreshToken":"eyJproxy.forged.token"}}"#,
+            r#"{"AuthenticationResult":{"Nested":{"RefreshToken":"eyJ.deeper.x"}}}"#,
+            r#"{"AuthenticationResult":[{"RefreshToken":"eyJ.in.array"}]}"#,
+            r#"[{"AuthenticationResult":{"RefreshToken":"eyJ.top.array"}}]"#,
         ] {
             let e = parse(200, &[], body).expect_err(body);
             assert!(e.rotated_refresh_token().is_none(), "{body}");
@@ -624,6 +822,35 @@ mod tests {
         // Errors from a non-2xx never carry one: Cognito did not act on the token.
         let e = parse(400, &[], r#"{"__type":"X","RefreshToken":"eyJ.abc"}"#).expect_err("e");
         assert!(e.rotated_refresh_token().is_none());
+    }
+
+    #[test]
+    fn the_date_header_and_the_receipt_time_are_kept() {
+        let out = parse(
+            200,
+            &[("date", "Fri, 27 Nov 2026 14:27:36 GMT")],
+            r#"{"AuthenticationResult":{"AccessToken":"a"}}"#,
+        )
+        .expect("ok");
+        assert_eq!(
+            out.server_date,
+            Some(UNIX_EPOCH + Duration::from_secs(1_795_789_656))
+        );
+        assert_eq!(out.received_at, now());
+        for bad in [
+            "",
+            "Fri, 27 Nov 2026 14:27:36 UTC",
+            "Fri, 32 Nov 2026 14:27:36 GMT",
+            "Fri, 27 Nov 1969 14:27:36 GMT",
+            "Friday, 27-Nov-26 14:27:36 GMT",
+        ] {
+            assert_eq!(http_date(bad), None, "{bad}");
+        }
+        assert_eq!(http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(UNIX_EPOCH));
+        assert_eq!(
+            http_date("Tue, 29 Feb 2028 23:59:59 GMT"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_835_481_599))
+        );
     }
 
     #[test]

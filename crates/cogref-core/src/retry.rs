@@ -1,4 +1,4 @@
-//! Retry settings, backoff and the retry quota (protocol.md §6), as the AWS SDKs' standard mode
+//! Retry settings, backoff and the retry quota (docs/protocol.md §6), as the AWS SDKs' standard mode
 //! does them.
 //!
 //! # Retries and refresh-token rotation
@@ -130,7 +130,7 @@ impl RetryConfig {
 }
 
 /// The retry quota: a token bucket shared by one client's calls, so that an outage does not
-/// turn into a retry storm (protocol.md §6.4).
+/// turn into a retry storm (docs/protocol.md §6.4).
 ///
 /// A retry costs [`RetryQuota::TRANSIENT_COST`] or [`RetryQuota::THROTTLING_COST`]; when the
 /// bucket cannot pay, the call stops retrying and returns its last error. A call that succeeds

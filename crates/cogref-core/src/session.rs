@@ -60,6 +60,10 @@ use crate::input::{InvalidInput, RefreshInput};
 use crate::jwt::decode_claims;
 use crate::response::RefreshOutput;
 
+/// The longest lifetime a session believes: ten years. Cognito's tokens live a day at most;
+/// the bound keeps every time a session computes (and every store's copy of it) in range.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// How a session schedules refreshes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -74,6 +78,12 @@ pub struct SessionConfig {
     /// The least time between the starts of two refreshes of the lineage, whatever asks for
     /// them. Default 1 s; doubled while each refresh returns tokens that are already due.
     pub min_refresh_interval: Duration,
+    /// The app client's refresh-token validity, if the application states it: the lineage ends
+    /// this long after sign-in whatever rotation does ([`Session::deadline`]). Default `None`.
+    pub refresh_token_validity: Option<Duration>,
+    /// How long before the deadline the session counts as ending soon
+    /// ([`Session::ending_soon`]). Default 1 day.
+    pub ending_soon_notice: Duration,
 }
 
 impl Default for SessionConfig {
@@ -83,6 +93,8 @@ impl Default for SessionConfig {
             failure_backoff_min: Duration::from_secs(1),
             failure_backoff_max: Duration::from_secs(60),
             min_refresh_interval: Duration::from_secs(1),
+            refresh_token_validity: None,
+            ending_soon_notice: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -194,6 +206,13 @@ pub struct TokenSet {
     pub client_id: Option<String>,
     /// The endpoint URL the tokens were obtained from.
     pub endpoint: Option<String>,
+    /// When the user signed in and this lineage began, by the server's clock (the application
+    /// says so, or the access token's `auth_time` claim). Rotation does not move it.
+    pub signed_in_at: Option<SystemTime>,
+    /// The expiry on this process's monotonic clock, for a set that never left the process
+    /// (another manager sharing a memory store): a wall clock stepped back meanwhile must not
+    /// lengthen it. Not stored.
+    expires_mono: Option<Instant>,
 }
 
 impl TokenSet {
@@ -224,12 +243,20 @@ impl TokenSet {
             refreshed_at: None,
             client_id: None,
             endpoint: None,
+            signed_in_at: None,
+            expires_mono: None,
         }
     }
 
     /// This set, recorded as obtained by a refresh that started at `at`.
     pub fn with_refreshed_at(mut self, at: Option<SystemTime>) -> Self {
         self.refreshed_at = at;
+        self
+    }
+
+    /// This set, recorded as the lineage of a sign-in at `at` (the server's clock).
+    pub fn with_signed_in_at(mut self, at: Option<SystemTime>) -> Self {
+        self.signed_in_at = at;
         self
     }
 
@@ -315,6 +342,9 @@ pub struct Session {
     not_before: Option<Moment>,
     /// Refreshes in a row whose tokens were due as soon as they came back.
     already_due_streak: u32,
+    /// The most the server's clock can be ahead of ours, in milliseconds (negative: behind),
+    /// from the last response's `Date` header and the access token's `iat`.
+    offset_upper_ms: Option<i64>,
 }
 
 impl Session {
@@ -329,6 +359,7 @@ impl Session {
             expires: None,
             not_before: None,
             already_due_streak: 0,
+            offset_upper_ms: None,
         };
         session.adopt(tokens, now);
         session
@@ -344,10 +375,67 @@ impl Session {
         &self.config
     }
 
-    /// Server clock minus local clock, in seconds, estimated from the last access token's
-    /// `iat` at sending (`None` before the first refresh or for a token without claims).
+    /// Server clock minus local clock, in seconds, estimated from the last response's `Date`
+    /// header, else the access token's `iat` (`None` before the first refresh, or when neither
+    /// was there).
     pub fn clock_skew_secs(&self) -> Option<i64> {
         self.clock_skew_secs
+    }
+
+    /// When the lineage ends by the local wall clock: sign-in plus
+    /// [`SessionConfig::refresh_token_validity`], moved onto this machine's clock by the skew
+    /// (at its most pessimistic). `None` unless both are known. Rotation does not move it.
+    pub fn deadline(&self) -> Option<SystemTime> {
+        let end = self
+            .tokens
+            .signed_in_at?
+            .checked_add(self.config.refresh_token_validity?)?;
+        Some(self.to_local(end))
+    }
+
+    /// Whether the deadline is less than [`SessionConfig::ending_soon_notice`] away at `now`.
+    pub fn ending_soon(&self, now: Now) -> bool {
+        self.deadline().is_some_and(|d| {
+            d.checked_sub(self.config.ending_soon_notice)
+                .is_none_or(|notice| now.wall >= notice)
+        })
+    }
+
+    /// A time on the server's clock moved onto ours, assuming the server as far ahead as it
+    /// can be (so a server deadline never lands later here than it really is).
+    fn to_local(&self, server: SystemTime) -> SystemTime {
+        match self.offset_upper_ms {
+            Some(ms) if ms >= 0 => server
+                .checked_sub(Duration::from_millis(ms.unsigned_abs()))
+                .unwrap_or(UNIX_EPOCH),
+            Some(ms) => server
+                .checked_add(Duration::from_millis(ms.unsigned_abs()))
+                .unwrap_or_else(|| far_after_wall(server)),
+            None => server,
+        }
+    }
+
+    /// `expires` capped at the access token's own `exp` moved onto our clocks, if the skew is
+    /// known.
+    fn capped_by_exp(&self, expires: Moment, exp: Option<i64>, now: Now) -> Moment {
+        let Some(exp) = exp.and_then(|e| u64::try_from(e).ok()) else {
+            return expires;
+        };
+        if self.offset_upper_ms.is_none() {
+            return expires;
+        }
+        let Some(server_exp) = UNIX_EPOCH.checked_add(Duration::from_secs(exp)) else {
+            return expires;
+        };
+        let local = self.to_local(server_exp);
+        if local >= expires.wall {
+            return expires;
+        }
+        let remaining = local.duration_since(now.wall).unwrap_or(Duration::ZERO);
+        Moment {
+            wall: local,
+            mono: now.after(remaining).mono.min(expires.mono),
+        }
     }
 
     /// The error of the last failed refresh, while the session is failing or dead.
@@ -514,29 +602,32 @@ impl Session {
     /// docs for the rules).
     pub fn apply_success(&mut self, output: RefreshOutput, started: Now) -> Applied {
         let claims = decode_claims(output.access_token.expose_secret()).ok();
-        let now_secs = started
-            .wall
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        let (iat, exp) = claims.map_or((None, None), |c| (c.iat, c.exp));
-        self.clock_skew_secs = iat.map(|iat| iat.saturating_sub(now_secs));
-        let claimed_lifetime = iat
-            .zip(exp)
-            .and_then(|(iat, exp)| u64::try_from(exp.saturating_sub(iat)).ok())
-            .filter(|secs| *secs > 0)
-            .map(Duration::from_secs);
+        let (iat, exp, auth_time) =
+            claims.map_or((None, None, None), |c| (c.iat, c.exp, c.auth_time));
+        self.learn_clock_offset(&output, iat, started);
+        // A token whose claims say it expired when it was issued lives 0 s, whatever
+        // `ExpiresIn` says.
+        let claimed_lifetime = iat.zip(exp).map(|(iat, exp)| {
+            Duration::from_secs(u64::try_from(exp.saturating_sub(iat)).unwrap_or(0))
+        });
         // `iat` is whole seconds: the token may be up to one older than `exp − iat` says.
         let lifetime = claimed_lifetime
             .unwrap_or(output.expires_in)
+            .min(MAX_LIFETIME)
             .saturating_sub(Duration::from_secs(1));
         let rotated = output.refresh_token.is_some();
         let new_device_key = output.new_device.and_then(|d| d.device_key);
         let new_device = new_device_key.is_some();
-        let expires = started.after(lifetime);
+        let expires = self.capped_by_exp(started.after(lifetime), exp, started);
         let previous = std::mem::replace(
             &mut self.tokens,
             TokenSet::from_refresh_token(String::new(), None),
         );
+        let signed_in_at = previous.signed_in_at.or_else(|| {
+            auth_time
+                .and_then(|t| u64::try_from(t).ok())
+                .and_then(|t| UNIX_EPOCH.checked_add(Duration::from_secs(t)))
+        });
         self.tokens = TokenSet {
             refresh_token: output.refresh_token.unwrap_or(previous.refresh_token),
             access_token: Some(output.access_token),
@@ -547,6 +638,8 @@ impl Session {
             refreshed_at: Some(started.wall),
             client_id: previous.client_id,
             endpoint: previous.endpoint,
+            signed_in_at,
+            expires_mono: Some(expires.mono),
         };
         self.expires = Some(expires);
         // Tokens due the moment they arrive would make every call a refresh: back off.
@@ -560,6 +653,41 @@ impl Session {
         Applied {
             rotated,
             new_device,
+        }
+    }
+
+    /// The server's clock against ours, from a response to a request sent at `started`: its
+    /// `Date` (the server when it answered) and the token's `iat` (the server when it issued),
+    /// both whole seconds. The upper bound (server time rounded up, our time at its earliest)
+    /// is what expiry decisions use; the skew shown is the plain difference.
+    fn learn_clock_offset(&mut self, output: &RefreshOutput, iat: Option<i64>, started: Now) {
+        let millis = |t: SystemTime| -> Option<i64> {
+            match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_millis()).ok(),
+                Err(e) => i64::try_from(e.duration().as_millis()).ok().map(|m| -m),
+            }
+        };
+        let Some(sent) = millis(started.wall) else {
+            return;
+        };
+        let received = millis(output.received_at).unwrap_or(sent);
+        let date = output.server_date.and_then(millis);
+        let iat = iat.and_then(|s| s.checked_mul(1000));
+        let upper = [date, iat]
+            .into_iter()
+            .flatten()
+            .filter_map(|server| server.checked_add(1000)?.checked_sub(sent))
+            .max();
+        if upper.is_some() {
+            self.offset_upper_ms = upper;
+        }
+        let skew_ms = match (date, iat) {
+            (Some(date), _) => date.checked_sub(received),
+            (None, Some(iat)) => iat.checked_sub(sent),
+            (None, None) => None,
+        };
+        if let Some(ms) = skew_ms {
+            self.clock_skew_secs = Some(ms.div_euclid(1000));
         }
     }
 
@@ -594,16 +722,24 @@ impl Session {
 
     /// Replaces the tokens with a set obtained elsewhere (a store another process wrote, or
     /// loaded at start) and clears any failure: the new set has not failed yet. Its expiry is
-    /// anchored on the monotonic clock at `now`, its remaining life capped at its lifetime; the
-    /// floor between refreshes counts from its `refreshed_at`.
+    /// anchored on the monotonic clock at `now`, its remaining life capped at its lifetime and,
+    /// once this session knows the server's clock, at the access token's own `exp`; the floor
+    /// between refreshes counts from its `refreshed_at`.
     pub fn adopt(&mut self, tokens: TokenSet, now: Now) {
+        let exp = tokens
+            .access_token
+            .as_ref()
+            .and_then(|t| decode_claims(t.expose_secret()).ok())
+            .and_then(|c| c.exp);
         self.expires = tokens.expires_at.map(|wall| {
             let remaining = wall.duration_since(now.wall).unwrap_or(Duration::ZERO);
             let remaining = tokens.lifetime.map_or(remaining, |l| remaining.min(l));
-            Moment {
+            let mono = now.after(remaining).mono;
+            let anchored = Moment {
                 wall,
-                mono: now.after(remaining).mono,
-            }
+                mono: tokens.expires_mono.map_or(mono, |m| m.min(mono)),
+            };
+            self.capped_by_exp(anchored, exp, now)
         });
         if let Some(refreshed_at) = tokens.refreshed_at {
             let interval = self.config.min_refresh_interval;
@@ -1072,6 +1208,105 @@ mod tests {
             s.tokens().access_token.as_ref().map(|t| t.expose_secret()),
             Some("a1")
         );
+    }
+
+    fn jwt(claims: &str) -> String {
+        format!(
+            "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+            URL_SAFE_NO_PAD.encode(claims)
+        )
+    }
+
+    fn success_dated(access: &str, date: Option<u64>, now: Now) -> RefreshOutput {
+        let mut headers = HeaderMap::new();
+        if let Some(secs) = date {
+            let shown = crate::response::tests_support::imf_fixdate(wall(secs));
+            headers.insert(http::header::DATE, shown.parse().expect("header"));
+        }
+        parse_response(
+            StatusCode::OK,
+            &headers,
+            format!(r#"{{"AuthenticationResult":{{"AccessToken":"{access}","ExpiresIn":3600}}}}"#)
+                .as_bytes(),
+            now.wall,
+            &ResponseLimits::default(),
+        )
+        .expect("success")
+    }
+
+    #[test]
+    fn the_clock_skew_comes_from_the_date_header_or_else_iat() {
+        // Our clock is ten minutes behind the server's.
+        let server = T0 + 600;
+        let mut s = fresh_session();
+        s.apply_success(success_dated("opaque", Some(server), at(T0)), at(T0));
+        assert_eq!(s.clock_skew_secs(), Some(600));
+        let token = jwt(&format!(
+            r#"{{"iat":{},"exp":{}}}"#,
+            T0 - 600,
+            T0 - 600 + 3600
+        ));
+        s.apply_success(success_dated(&token, None, at(T0)), at(T0));
+        assert_eq!(s.clock_skew_secs(), Some(-600));
+    }
+
+    #[test]
+    fn the_deadline_is_sign_in_plus_validity_on_our_clock_and_rotation_does_not_move_it() {
+        let config = SessionConfig {
+            refresh_token_validity: Some(Duration::from_secs(30 * 24 * 3600)),
+            ending_soon_notice: Duration::from_secs(24 * 3600),
+            ..SessionConfig::default()
+        };
+        let mut s = Session::new(TokenSet::from_refresh_token("r0", None), config, at(T0));
+        assert_eq!(s.deadline(), None, "sign-in time unknown");
+        // Signed in an hour ago by the server's clock, which is ten minutes ahead of ours.
+        let token = jwt(&format!(
+            r#"{{"iat":{},"exp":{},"auth_time":{}}}"#,
+            T0 + 600,
+            T0 + 600 + 3600,
+            T0 + 600 - 3600
+        ));
+        s.apply_success(success_dated(&token, Some(T0 + 600), at(T0)), at(T0));
+        let deadline = s.deadline().expect("known");
+        let exact = wall(T0 - 3600 + 30 * 24 * 3600);
+        assert!(
+            deadline <= exact && deadline >= exact - Duration::from_secs(2),
+            "{deadline:?}"
+        );
+        let again = jwt(&format!(
+            r#"{{"iat":{},"exp":{},"auth_time":{}}}"#,
+            T0 + 4000,
+            T0 + 4000 + 3600,
+            T0 + 3000
+        ));
+        s.apply_success(
+            success_dated(&again, Some(T0 + 4000), at(T0 + 3400)),
+            at(T0 + 3400),
+        );
+        assert_eq!(s.deadline(), Some(deadline), "the first sign-in time stays");
+        assert!(!s.ending_soon(at(T0 + 3400)));
+        assert!(s.ending_soon(at(T0 + 29 * 24 * 3600)));
+    }
+
+    #[test]
+    fn an_adopted_set_is_never_valid_past_its_exp_once_the_server_clock_is_known() {
+        let mut s = fresh_session();
+        // This host's clock is ten minutes behind the server; it learnt so from a response.
+        s.apply_success(success_dated("opaque", Some(T0 + 600), at(T0)), at(T0));
+        // A set written by a host whose clock is right: it expires at T0 + 600 + 1800 server
+        // time, which is T0 + 1800 here, though its stored expiry says T0 + 2400.
+        let token = jwt(&format!(
+            r#"{{"iat":{},"exp":{}}}"#,
+            T0 + 600,
+            T0 + 600 + 1800
+        ));
+        let mut stored = TokenSet::from_refresh_token("r1", None);
+        stored.access_token = Some(token.into());
+        stored.expires_at = Some(wall(T0 + 2400));
+        stored.lifetime = Some(Duration::from_secs(1800));
+        s.adopt(stored, at(T0 + 60));
+        assert!(s.is_valid_at(at(T0 + 1790)));
+        assert!(!s.is_valid_at(at(T0 + 1800)));
     }
 
     #[test]

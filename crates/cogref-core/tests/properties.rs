@@ -150,7 +150,7 @@ proptest! {
         prop_assert_eq!(request.headers()["amz-sdk-request"].to_str().ok(), Some(attempt_header.as_str()));
     }
 
-    /// Each error form of protocol.md §4.3 yields the same code.
+    /// Each error form of docs/protocol.md §4.3 yields the same code.
     #[test]
     fn every_error_form_yields_the_same_code(
         code in "[A-Z][A-Za-z]{0,40}", // real codes are names; digit-bearing runs of 20+ are redacted

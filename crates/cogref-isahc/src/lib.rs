@@ -34,7 +34,8 @@
 //! The client never follows redirects, reads at most [`ResponseLimits::max_body_bytes`] of a
 //! body (checked while reading), applies the connect, attempt and total timeouts of
 //! [`Timeouts`], and reuses connections. Every call and attempt is a `tracing` span; no secret
-//! is ever logged.
+//! is ever logged: isahc's own wire log (`isahc::wire`, every byte sent and received) is kept
+//! from the subscriber, see [`cogref_core::quiet`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -100,7 +101,24 @@ impl IsahcTransport {
 }
 
 impl AsyncTransport for IsahcTransport {
-    async fn send(
+    fn send(
+        &self,
+        request: HttpRequest,
+        options: SendOptions,
+    ) -> impl Future<Output = Result<HttpResponse, Error>> + Send {
+        // isahc logs every byte it moves (`isahc::wire`, TRACE) when a subscriber listens:
+        // the request body holds the refresh token, the response every new token. Polled
+        // quietly, isahc finds its spans disabled and never turns libcurl's debug output on.
+        cogref_core::quiet::quiet(self.send_unlogged(request, options))
+    }
+
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        futures_timer::Delay::new(duration)
+    }
+}
+
+impl IsahcTransport {
+    async fn send_unlogged(
         &self,
         request: HttpRequest,
         options: SendOptions,
@@ -138,10 +156,6 @@ impl AsyncTransport for IsahcTransport {
             return Err(too_large());
         }
         Ok(http::Response::from_parts(parts, bytes))
-    }
-
-    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
-        futures_timer::Delay::new(duration)
     }
 }
 

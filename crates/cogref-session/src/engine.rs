@@ -28,11 +28,14 @@ pub(crate) const BACKGROUND_PAUSE: Duration = Duration::from_secs(1);
 
 struct State {
     session: Session,
-    /// The store's version that `session` was loaded from or saved as (`None`: nothing stored).
+    /// What the store held when last seen: the version the next save must find
+    /// (compare-and-set). `None`: nothing stored.
     store_version: Option<u64>,
-    /// A rotated token is only in memory: the store holds an older, dead one, which must not be
-    /// adopted back.
-    store_behind: bool,
+    /// The stored version that `session`'s set is (`None`: it is not known to be stored).
+    known_version: Option<u64>,
+    /// A stored version known to hold a dead refresh token: a rotation replaced it but could
+    /// not be saved. Never adopted back; any later write is.
+    behind_version: Option<u64>,
     /// The store failed: until then (monotonic), a still-valid token is served without asking
     /// it again.
     store_retry_at: Option<Instant>,
@@ -44,6 +47,8 @@ pub(crate) enum Prepared {
     /// Call Cognito with this input; hand the outcome and the time (when the refresh was
     /// decided on) to [`Engine::refreshed`].
     Refresh(Box<RefreshInput>, Now),
+    /// A forced refresh must wait for the floor between refreshes: sleep, then prepare again.
+    Wait(Duration),
 }
 
 /// What to do after a look at the store while another process holds its lock.
@@ -63,8 +68,26 @@ pub(crate) enum Ask {
     Token,
     /// The background refresher: waits for the new set.
     Background,
-    /// `refresh_now()`: refreshes even a fresh token (but never twice within the floor).
-    Force,
+    /// `refresh_now()` called at `since` (wall clock): only tokens from a refresh that started
+    /// then or later will do, and never two refreshes within the floor.
+    Force {
+        /// When the caller asked.
+        since: std::time::SystemTime,
+    },
+}
+
+impl Ask {
+    fn is_force(self) -> bool {
+        matches!(self, Ask::Force { .. })
+    }
+
+    /// Whether tokens refreshed at `refreshed_at` answer this ask.
+    fn accepts(self, refreshed_at: Option<std::time::SystemTime>) -> bool {
+        match self {
+            Ask::Force { since } => refreshed_at.is_some_and(|at| at >= since),
+            Ask::Token | Ask::Background => true,
+        }
+    }
 }
 
 /// What a caller of `access_token()` is told without waiting.
@@ -92,6 +115,8 @@ pub(crate) struct Options {
     pub(crate) listeners: Vec<Listener>,
     pub(crate) lock_timeout: Duration,
     pub(crate) refresh_without_lock: bool,
+    /// When the user signed in (the server's clock), for a session started from the template.
+    pub(crate) signed_in_at: Option<std::time::SystemTime>,
 }
 
 impl Default for Options {
@@ -101,6 +126,7 @@ impl Default for Options {
             listeners: Vec::new(),
             lock_timeout: crate::DEFAULT_LOCK_TIMEOUT,
             refresh_without_lock: false,
+            signed_in_at: None,
         }
     }
 }
@@ -113,6 +139,11 @@ pub(crate) struct PendingSave {
     /// What the caller is told once the set is stored: `None` for the new token; the error of
     /// a failed call that nonetheless carried a rotated refresh token.
     then: Option<SessionError>,
+    /// Reported once the set is stored (a failure's event), so that no listener hears of it
+    /// while the store still holds a dead token.
+    event: Option<SessionEvent>,
+    /// Saves tried so far.
+    attempts: u32,
 }
 
 impl PendingSave {
@@ -127,6 +158,10 @@ impl PendingSave {
     }
 }
 
+/// How many saves one refresh tries (a store emptied or rolled back while it ran) before it
+/// reports the rotated token as not saved.
+const SAVE_ATTEMPTS: u32 = 4;
+
 /// After a refresh call.
 pub(crate) enum Refreshed {
     /// Nothing to save (the call failed): the answer.
@@ -139,11 +174,12 @@ pub(crate) enum Refreshed {
 pub(crate) enum Saved {
     /// The answer.
     Done(Result<SecretString, SessionError>),
-    /// The store was emptied while the refresh ran (a deleted file, a Redis restarted without
-    /// its data): save this again as a new entry, then call [`Engine::saved`] again.
-    Create(Box<PendingSave>),
+    /// Save this again (with its new expected version), then call [`Engine::saved`] again: the
+    /// store was emptied (a deleted file, a Redis restarted without its data) or holds an
+    /// older set than the one just obtained.
+    Retry(Box<PendingSave>),
     /// Another holder saved first: reload the store and call [`Engine::after_conflict`].
-    Conflict(Box<PendingSave>),
+    Reload(Box<PendingSave>),
 }
 
 pub(crate) struct Engine<T, E> {
@@ -154,6 +190,8 @@ pub(crate) struct Engine<T, E> {
     /// The app client and endpoint every stored set must belong to.
     client_id: String,
     endpoint: String,
+    /// `EndingSoon` was reported (once per process).
+    ending_soon_told: std::sync::atomic::AtomicBool,
 }
 
 impl<T, E: Environment> Engine<T, E> {
@@ -166,7 +204,7 @@ impl<T, E: Environment> Engine<T, E> {
         options: Options,
     ) -> Result<Self, SessionError> {
         let client_id = template.client_id().to_owned();
-        let endpoint = client.endpoint().url().to_owned();
+        let endpoint = endpoint_key(client.endpoint().url());
         let now = now(&client);
         let (tokens, store_version) = match loaded {
             Some(stored) => {
@@ -177,7 +215,8 @@ impl<T, E: Environment> Engine<T, E> {
                 TokenSet::from_refresh_token(
                     template.refresh_token().clone(),
                     template.device_key().cloned(),
-                ),
+                )
+                .with_signed_in_at(options.signed_in_at),
                 None,
             ),
         };
@@ -186,7 +225,8 @@ impl<T, E: Environment> Engine<T, E> {
             state: Mutex::new(State {
                 session: Session::new(tokens, options.config, now),
                 store_version,
-                store_behind: false,
+                known_version: store_version,
+                behind_version: None,
                 store_retry_at: None,
             }),
             client,
@@ -194,7 +234,36 @@ impl<T, E: Environment> Engine<T, E> {
             options,
             client_id,
             endpoint,
+            ending_soon_told: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Reports [`SessionEvent::EndingSoon`] once the deadline is near (once per process).
+    pub(crate) fn check_deadline(&self) {
+        use std::sync::atomic::Ordering;
+        if self.ending_soon_told.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = self.now();
+        let deadline = {
+            let state = self.state();
+            state
+                .session
+                .ending_soon(now)
+                .then(|| state.session.deadline())
+                .flatten()
+        };
+        if let Some(deadline) = deadline
+            && !self.ending_soon_told.swap(true, Ordering::Relaxed)
+        {
+            tracing::info!(?deadline, "the session's refresh token is about to expire");
+            self.emit(SessionEvent::EndingSoon { deadline });
+        }
+    }
+
+    /// When the lineage ends, if the application stated the validity.
+    pub(crate) fn deadline(&self) -> Option<std::time::SystemTime> {
+        self.state().session.deadline()
     }
 
     pub(crate) fn now(&self) -> Now {
@@ -251,13 +320,12 @@ impl<T, E: Environment> Engine<T, E> {
         };
         let now = self.now();
         let mut state = self.state();
-        if state.store_version == Some(stored.version)
-            || !self.adopt_if_newer(&mut state, stored, now)
-        {
+        if !self.adopt_if_newer(&mut state, stored, now) {
             return false;
         }
         drop(state);
         self.emit(SessionEvent::Adopted);
+        self.check_deadline();
         true
     }
 
@@ -285,26 +353,28 @@ impl<T, E: Environment> Engine<T, E> {
         &self,
         stored: Result<Option<Versioned>, StoreError>,
         started: Instant,
-        serve_usable: bool,
+        ask: Ask,
     ) -> Result<LockPoll, StoreError> {
         let stored = self.checked(stored)?;
         let seen = stored.as_ref().map(|s| s.version);
         let now = self.now();
         let mut state = self.state();
         if let Some(stored) = stored
-            && state.store_version != Some(stored.version)
             && self.adopt_if_newer(&mut state, stored, now)
         {
-            let serve = matches!(state.session.decide(now), Decision::Serve);
-            let token = current_token(&state.session);
+            let session = &state.session;
+            let serve = matches!(session.decide(now), Decision::Serve)
+                && ask.accepts(session.tokens().refreshed_at);
+            let token = current_token(session);
             drop(state);
             self.emit(SessionEvent::Adopted);
+            self.check_deadline();
             if serve {
                 return Ok(LockPoll::Serve(token));
             }
             state = self.state();
         }
-        if serve_usable && state.session.is_valid_at(now) {
+        if ask == Ask::Token && state.session.is_valid_at(now) {
             return Ok(LockPoll::Serve(current_token(&state.session)));
         }
         drop(state);
@@ -318,20 +388,17 @@ impl<T, E: Environment> Engine<T, E> {
         Ok(LockPoll::Wait { seen })
     }
 
-    /// Adopts `stored` if it is a later step of the lineage than ours; records its version
-    /// either way unless ours is newer and unsaved.
+    /// Adopts `stored` if it is a later step of the lineage than ours (see [`is_newer`]), and
+    /// records the stored version the next save must find.
     fn adopt_if_newer(&self, state: &mut State, stored: Versioned, now: Now) -> bool {
-        if state.store_behind {
-            // Ours is the only live token; the stored one is dead. Save over it next time.
-            state.store_version = Some(stored.version);
+        state.store_version = Some(stored.version);
+        if !is_newer(&stored, state) {
             return false;
         }
-        let newer = is_newer(&stored.tokens, state.session.tokens());
-        state.store_version = Some(stored.version);
-        if newer {
-            state.session.adopt(self.bind(stored.tokens), now);
-        }
-        newer
+        state.known_version = Some(stored.version);
+        state.behind_version = None;
+        state.session.adopt(self.bind(stored.tokens), now);
+        true
     }
 
     fn bind(&self, tokens: TokenSet) -> TokenSet {
@@ -352,7 +419,7 @@ impl<T, E: Environment> Engine<T, E> {
         let mut state = self.state();
         state.store_retry_at = Some(now.after(STORE_RETRY).mono);
         let usable = state.session.is_valid_at(now);
-        if usable && ask != Ask::Force {
+        if usable && !ask.is_force() {
             Ok(Fallback::Serve(current_token(&state.session)))
         } else if self.options.refresh_without_lock && !state.session.requires_sign_in() {
             Ok(Fallback::RefreshUnlocked)
@@ -369,7 +436,6 @@ impl<T, E: Environment> Engine<T, E> {
         loaded: Option<Result<Option<Versioned>, StoreError>>,
         ask: Ask,
     ) -> Result<Prepared, SessionError> {
-        let force = ask == Ask::Force;
         if let Some(loaded) = loaded {
             match self.checked(loaded) {
                 Ok(Some(stored)) => {
@@ -378,6 +444,7 @@ impl<T, E: Environment> Engine<T, E> {
                     if self.adopt_if_newer(&mut state, stored, now) {
                         drop(state);
                         self.emit(SessionEvent::Adopted);
+                        self.check_deadline();
                     }
                 }
                 Ok(None) => self.state().store_version = None,
@@ -390,12 +457,22 @@ impl<T, E: Environment> Engine<T, E> {
         let now = self.now();
         let state = self.state();
         let session = &state.session;
-        let decision = if force {
+        let decision = if ask.is_force() {
             session.decide_forced(now)
         } else {
             session.decide(now)
         };
         match decision {
+            // A forced refresh takes only tokens refreshed since it was asked for; others wait
+            // out the floor and refresh.
+            Decision::Serve | Decision::TooSoon { .. }
+                if ask.is_force() && !ask.accepts(session.tokens().refreshed_at) =>
+            {
+                let wait = session
+                    .until_refresh_allowed(now)
+                    .max(Duration::from_millis(1));
+                Ok(Prepared::Wait(wait))
+            }
             Decision::Serve => Ok(Prepared::Serve(current_token(session))),
             Decision::Refresh { .. } => Ok(Prepared::Refresh(
                 Box::new(session.refresh_input(&self.template)?),
@@ -426,6 +503,8 @@ impl<T, E: Environment> Engine<T, E> {
                     expected,
                     rotated: applied.rotated,
                     then: None,
+                    event: None,
+                    attempts: 0,
                 }))
             }
             Err(error) if error.rotated_refresh_token().is_some() => {
@@ -434,12 +513,14 @@ impl<T, E: Environment> Engine<T, E> {
                 let now = self.now();
                 let decision = next.apply_failure(error, started, now);
                 let then = failure_result(&next, decision, now).err();
-                self.emit_failure(&next, decision);
+                let event = Some(failure_event(&next, decision));
                 Refreshed::Save(Box::new(PendingSave {
                     next,
                     expected,
                     rotated: true,
                     then,
+                    event,
+                    attempts: 0,
                 }))
             }
             Err(error) => Refreshed::Done(self.failed(error, started)),
@@ -452,112 +533,132 @@ impl<T, E: Environment> Engine<T, E> {
         mut pending: Box<PendingSave>,
         result: Result<u64, StoreError>,
     ) -> Saved {
-        let token = current_token(&pending.next);
-        let expires_at = pending.next.tokens().expires_at;
-        let rotated = pending.rotated;
+        pending.attempts += 1;
         match result {
             Ok(version) => {
-                let mut state = self.state();
-                state.session = pending.next;
-                state.store_version = Some(version);
-                state.store_behind = false;
+                {
+                    let mut state = self.state();
+                    state.session = pending.next.clone();
+                    state.store_version = Some(version);
+                    state.known_version = Some(version);
+                    state.behind_version = None;
+                }
+                Saved::Done(self.stored(*pending))
             }
             Err(StoreError::Conflict {
                 expected: Some(_),
                 found: None,
-            }) if pending.expected.is_some() => {
+            }) if pending.attempts < SAVE_ATTEMPTS => {
                 // Nothing is stored any more: no one won a race, the store lost its data. The
                 // new set is the only live one; write it as a new entry.
                 tracing::warn!(
                     "the token store was emptied while a refresh ran; storing the new set afresh"
                 );
                 pending.expected = None;
-                return Saved::Create(pending);
+                Saved::Retry(pending)
             }
-            Err(StoreError::Conflict { expected, found }) => {
-                // Our lock ran out during the refresh and another holder stored a newer set: it
-                // is the fleet's lineage now. Ours stays unwritten.
+            Err(StoreError::Conflict { expected, found }) if pending.attempts < SAVE_ATTEMPTS => {
                 tracing::warn!(
                     ?expected,
                     ?found,
-                    "another holder saved while this refresh ran; adopting the stored set"
+                    "the store changed while this refresh ran; looking at what it holds"
                 );
-                return Saved::Conflict(pending);
+                Saved::Reload(pending)
             }
-            Err(e) => {
-                let e = Arc::new(e);
-                {
-                    let mut state = self.state();
-                    state.session = pending.next;
-                    state.store_behind = rotated || state.store_behind;
-                }
-                tracing::warn!(error = %e, rotated, "saving refreshed tokens failed");
-                self.emit(SessionEvent::StoreFailed(e.clone()));
-                if rotated {
-                    return Saved::Done(Err(SessionError::RotatedTokenNotSaved(e)));
-                }
-            }
+            Err(e) => Saved::Done(self.not_saved(*pending, e)),
         }
-        if let Some(error) = pending.then {
-            return Saved::Done(Err(error));
-        }
-        self.emit(SessionEvent::Refreshed {
-            expires_at,
-            rotated,
-        });
-        Saved::Done(self.fresh(token))
     }
 
-    /// `token`, just obtained or adopted, if it is still valid now: tokens that expire as they
-    /// arrive are never handed out.
-    fn fresh(&self, token: SecretString) -> Result<SecretString, SessionError> {
-        let now = self.now();
-        let state = self.state();
-        let session = &state.session;
-        if session.is_valid_at(now) {
-            return Ok(token);
-        }
-        Err(match session.decide(now) {
-            Decision::SignInRequired => SessionError::SignInRequired(last_error(session)),
-            Decision::Unavailable { retry_at } | Decision::TooSoon { retry_at } => {
-                SessionError::TooSoon {
-                    retry_at,
-                    lifetime: session.tokens().lifetime,
-                }
+    /// After a lost compare-and-set, `stored` is what the store holds now: adopt the winner's
+    /// set if it is a later step than ours, write ours afresh if the store is empty, or write
+    /// ours over an older set.
+    pub(crate) fn after_conflict(
+        &self,
+        mut pending: Box<PendingSave>,
+        stored: Result<Option<Versioned>, StoreError>,
+    ) -> Saved {
+        let stored = match self.checked(stored) {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                pending.expected = None;
+                return Saved::Retry(pending);
             }
-            Decision::Serve | Decision::Refresh { .. } => SessionError::TooSoon {
-                retry_at: now.wall,
-                lifetime: session.tokens().lifetime,
-            },
+            Err(e) => return Saved::Done(self.not_saved(*pending, e)),
+        };
+        let now = self.now();
+        let mut state = self.state();
+        // Ours is the session now, and not stored.
+        state.session = pending.next.clone();
+        state.known_version = None;
+        state.behind_version = None;
+        let version = stored.version;
+        if !self.adopt_if_newer(&mut state, stored, now) {
+            // The store holds an older set than ours (written back, or a race that lost to
+            // ours at Cognito): ours goes over it.
+            drop(state);
+            pending.expected = Some(version);
+            return Saved::Retry(pending);
+        }
+        // Another holder's newer set is the lineage now; ours stays unwritten.
+        let adopted = state.session.clone();
+        drop(state);
+        self.emit(SessionEvent::Adopted);
+        self.check_deadline();
+        if let Some(event) = pending.event.take() {
+            self.emit(event);
+        }
+        if adopted.is_valid_at(now) && adopted.tokens().access_token.is_some() {
+            return Saved::Done(Ok(current_token(&adopted)));
+        }
+        Saved::Done(match pending.then {
+            Some(error) => Err(error),
+            None => fresh(&pending.next, now),
         })
     }
 
-    /// After a lost save race: adopt what the winner stored (`stored`, reloaded).
-    pub(crate) fn after_conflict(
-        &self,
-        pending: Box<PendingSave>,
-        stored: Result<Option<Versioned>, StoreError>,
-    ) -> Result<SecretString, SessionError> {
-        let now = self.now();
-        let token = current_token(&pending.next);
-        let then = pending.then;
-        let mut state = self.state();
-        state.session = pending.next;
-        state.store_behind = false;
-        let adopted = match self.checked(stored) {
-            Ok(Some(stored)) => self.adopt_if_newer(&mut state, stored, now),
-            _ => false,
-        };
-        let serve = matches!(state.session.decide(now), Decision::Serve)
-            .then(|| current_token(&state.session));
-        drop(state);
-        if adopted {
-            self.emit(SessionEvent::Adopted);
+    /// The set of `pending` is stored: tell the listeners, then the caller.
+    fn stored(&self, pending: PendingSave) -> Result<SecretString, SessionError> {
+        match pending.event {
+            Some(event) => self.emit(event),
+            None => self.emit(SessionEvent::Refreshed {
+                expires_at: pending.next.tokens().expires_at,
+                rotated: pending.rotated,
+            }),
         }
-        match (serve, then) {
-            (Some(token), _) if adopted => Ok(token),
-            (_, Some(error)) => Err(error),
-            (_, None) => self.fresh(token),
+        self.check_deadline();
+        match pending.then {
+            Some(error) => Err(error),
+            None => fresh(&pending.next, self.now()),
+        }
+    }
+
+    /// The set of `pending` could not be stored: it stays in memory (the only live token, if
+    /// it rotated), and the stored set it replaced is never adopted back.
+    fn not_saved(
+        &self,
+        pending: PendingSave,
+        error: StoreError,
+    ) -> Result<SecretString, SessionError> {
+        let error = Arc::new(error);
+        {
+            let mut state = self.state();
+            state.session = pending.next.clone();
+            if pending.rotated {
+                state.behind_version = pending.expected.or(state.store_version);
+                state.known_version = None;
+            }
+        }
+        tracing::warn!(error = %error, rotated = pending.rotated, "saving refreshed tokens failed");
+        self.emit(SessionEvent::StoreFailed(error.clone()));
+        if let Some(event) = pending.event {
+            self.emit(event);
+        }
+        if pending.rotated {
+            return Err(SessionError::RotatedTokenNotSaved(error));
+        }
+        match pending.then {
+            Some(error) => Err(error),
+            None => fresh(&pending.next, self.now()),
         }
     }
 
@@ -566,27 +667,10 @@ impl<T, E: Environment> Engine<T, E> {
         let mut state = self.state();
         let decision = state.session.apply_failure(error, started, now);
         let result = failure_result(&state.session, decision, now);
-        let session = state.session.clone();
+        let event = failure_event(&state.session, decision);
         drop(state);
-        self.emit_failure(&session, decision);
+        self.emit(event);
         result
-    }
-
-    fn emit_failure(&self, session: &Session, decision: Decision) {
-        let error = last_error(session);
-        self.emit(match decision {
-            Decision::SignInRequired => SessionEvent::SignInRequired(error),
-            Decision::Unavailable { retry_at } | Decision::TooSoon { retry_at } => {
-                SessionEvent::RefreshFailed {
-                    error,
-                    retry_at: Some(retry_at),
-                }
-            }
-            _ => SessionEvent::RefreshFailed {
-                error,
-                retry_at: session.retry_at(),
-            },
-        });
     }
 
     /// How long a forced refresh must wait for the floor between refreshes.
@@ -596,6 +680,7 @@ impl<T, E: Environment> Engine<T, E> {
 
     /// How long until the next refresh is due (`None` when the session is over).
     pub(crate) fn next_due_in(&self, now: Now) -> Option<Duration> {
+        self.check_deadline();
         let state = self.state();
         let wait = state.session.next_refresh_in(now)?;
         // Due, but the store failed a moment ago: wait for the store, not in a hot loop.
@@ -615,7 +700,10 @@ fn now<T, E: Environment>(client: &Client<T, E>) -> Now {
 /// written before cogref recorded one, and is taken as ours).
 fn check_binding(tokens: &TokenSet, client_id: &str, endpoint: &str) -> Result<(), StoreError> {
     let other_client = tokens.client_id.as_deref().is_some_and(|c| c != client_id);
-    let other_endpoint = tokens.endpoint.as_deref().is_some_and(|e| e != endpoint);
+    let other_endpoint = tokens
+        .endpoint
+        .as_deref()
+        .is_some_and(|e| endpoint_key(e) != endpoint);
     if other_client || other_endpoint {
         return Err(StoreError::OtherClient {
             stored_client: tokens.client_id.clone().unwrap_or_default(),
@@ -683,9 +771,85 @@ fn last_error(session: &Session) -> Arc<CallError> {
     })
 }
 
-/// Whether a stored set is a later step of the lineage than ours.
-fn is_newer(stored: &TokenSet, ours: &TokenSet) -> bool {
-    !stored.same_refresh_token(ours)
-        || stored.expires_at > ours.expires_at
-        || stored.refreshed_at > ours.refreshed_at
+/// Whether a stored set is a later step of the lineage than the session's.
+///
+/// The store's version decides when it can: a version above the one the session's set was
+/// stored as is a later write (a sibling rotated, or the user signed in again), and one below
+/// it is an older set written back (a restored backup) and never adopted. Without a known
+/// version (the session's set was never stored, or its save failed), a different refresh token
+/// counts as later unless it was refreshed before ours. The version a failed save of a rotation
+/// left behind holds a dead token and is never adopted.
+fn is_newer(stored: &Versioned, state: &State) -> bool {
+    if state.behind_version == Some(stored.version) {
+        return false;
+    }
+    let ours = state.session.tokens();
+    let theirs = &stored.tokens;
+    let later = theirs.expires_at > ours.expires_at || theirs.refreshed_at > ours.refreshed_at;
+    if theirs.same_refresh_token(ours) {
+        return later && state.known_version.is_none_or(|k| stored.version >= k);
+    }
+    match state.known_version {
+        Some(known) if stored.version > known => true,
+        Some(known) if stored.version < known => false,
+        _ => match (theirs.refreshed_at, ours.refreshed_at) {
+            (Some(theirs), Some(ours)) => theirs >= ours,
+            _ => true,
+        },
+    }
+}
+
+/// `session`'s token if it is valid at `now`: tokens that expire as they arrive are never
+/// handed out.
+fn fresh(session: &Session, now: Now) -> Result<SecretString, SessionError> {
+    if session.is_valid_at(now) {
+        return Ok(current_token(session));
+    }
+    Err(match session.decide(now) {
+        Decision::SignInRequired => SessionError::SignInRequired(last_error(session)),
+        Decision::Unavailable { retry_at } | Decision::TooSoon { retry_at } => {
+            SessionError::TooSoon {
+                retry_at,
+                lifetime: session.tokens().lifetime,
+            }
+        }
+        Decision::Serve | Decision::Refresh { .. } => SessionError::TooSoon {
+            retry_at: now.wall,
+            lifetime: session.tokens().lifetime,
+        },
+    })
+}
+
+/// The event that reports a failed refresh that left the session at `decision`.
+fn failure_event(session: &Session, decision: Decision) -> SessionEvent {
+    let error = last_error(session);
+    match decision {
+        Decision::SignInRequired => SessionEvent::SignInRequired(error),
+        Decision::Unavailable { retry_at } | Decision::TooSoon { retry_at } => {
+            SessionEvent::RefreshFailed {
+                error,
+                retry_at: Some(retry_at),
+            }
+        }
+        _ => SessionEvent::RefreshFailed {
+            error,
+            retry_at: session.retry_at(),
+        },
+    }
+}
+
+/// An endpoint URL as a set's binding records it: scheme and host in lower case, a default port
+/// dropped, no trailing slash, so one endpoint spelt two ways is one endpoint.
+fn endpoint_key(url: &str) -> String {
+    let Ok(uri) = url.parse::<cogref_core::http::Uri>() else {
+        return url.trim_end_matches('/').to_ascii_lowercase();
+    };
+    let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+    let host = uri.host().unwrap_or_default().to_ascii_lowercase();
+    let port = match (scheme.as_str(), uri.port_u16()) {
+        ("https", Some(443)) | ("http", Some(80)) | (_, None) => String::new(),
+        (_, Some(port)) => format!(":{port}"),
+    };
+    let path = uri.path().trim_end_matches('/');
+    format!("{scheme}://{host}{port}{path}")
 }

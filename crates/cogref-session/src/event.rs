@@ -31,6 +31,13 @@ pub enum SessionEvent {
     },
     /// Saving to the store failed.
     StoreFailed(Arc<StoreError>),
+    /// The lineage ends at `deadline` (sign-in plus the refresh-token validity the application
+    /// stated), less than the notice away: ask the user to sign in again before it does.
+    /// Reported once per process.
+    EndingSoon {
+        /// When the refresh token stops working, by the local clock.
+        deadline: SystemTime,
+    },
 }
 
 /// A listener: called synchronously, on the refreshing task or thread; keep it short.

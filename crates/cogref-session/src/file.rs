@@ -286,14 +286,27 @@ impl FileStore {
         else {
             return Ok(false);
         };
-        let Some((current, stored_meta)) = self.read_with_metadata()? else {
-            return Ok(false);
-        };
-        let stored = format::generation(&current).ok().map(|g| g.unwrap_or(0));
-        if stored.and_then(|g| g.checked_add(1)) != Some(generation)
-            || !written_by_the_stores_owner(meta, &stored_meta)
-        {
-            return Ok(false);
+        match self.read_with_metadata()? {
+            // The usual crash: the generation right after the stored one, written by the
+            // stored file's owner.
+            Some((current, stored_meta)) => {
+                let stored = format::generation(&current).ok().map(|g| g.unwrap_or(0));
+                if stored.and_then(|g| g.checked_add(1)) != Some(generation)
+                    || !written_by_the_stores_owner(meta, &stored_meta)
+                {
+                    return Ok(false);
+                }
+            }
+            // A crash during the first save (or the first after the file was lost): any
+            // complete set written by the owner of the lock file the caller holds.
+            None => {
+                let Ok(lock_meta) = fs::symlink_metadata(&self.lock_path) else {
+                    return Ok(false);
+                };
+                if !written_by_the_stores_owner(meta, &lock_meta) {
+                    return Ok(false);
+                }
+            }
         }
         file.sync_all()
             .map_err(|e| self.io("syncing a temporary file", e))?;
@@ -434,6 +447,13 @@ fn written_by_the_stores_owner(_: &Metadata, _: &Metadata) -> bool {
     true
 }
 
+/// The generation of a new file: microseconds since the epoch (at least 1).
+fn first_generation() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| {
+        u64::try_from(d.as_micros()).unwrap_or(u64::MAX / 2).max(1)
+    })
+}
+
 /// Whether `path` still names the file `meta` describes.
 #[cfg(unix)]
 fn same_file(path: &Path, meta: &Metadata) -> bool {
@@ -500,7 +520,9 @@ impl TokenStore for FileStore {
             return Err(StoreError::Conflict { expected, found });
         }
         let version = match found {
-            None => 1,
+            // A new file starts at the clock in microseconds, as a Redis entry does: a file
+            // deleted and written afresh never repeats a generation an old reader saw.
+            None => first_generation(),
             Some(v) => v.checked_add(1).ok_or_else(|| {
                 self.corrupt("the generation is at its largest value, which no store reaches")
             })?,

@@ -70,6 +70,9 @@ struct StoredTokens<'a> {
     /// The endpoint the tokens came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     endpoint: Option<Cow<'a, str>>,
+    /// When the lineage began (sign-in), by the server's clock, milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signed_in_at_ms: Option<u64>,
     /// The store's write counter, for stores that keep it inside the value (the file store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     generation: Option<u64>,
@@ -112,6 +115,7 @@ pub(crate) fn encode_with_generation(
         refreshed_at_ms: tokens.refreshed_at.map(epoch_ms),
         client_id: tokens.client_id.as_deref().map(Cow::Borrowed),
         endpoint: tokens.endpoint.as_deref().map(Cow::Borrowed),
+        signed_in_at_ms: tokens.signed_in_at.map(epoch_ms),
         generation,
     };
     // Serializing strings and integers into a Vec cannot fail.
@@ -170,9 +174,18 @@ pub(crate) fn decode_with_generation(bytes: &[u8]) -> Result<(TokenSet, Option<u
         .refreshed_at_ms
         .map(|ms| from_epoch_ms(ms, "refreshed_at_ms"))
         .transpose()?;
+    let signed_in_at = stored
+        .signed_in_at_ms
+        .map(|ms| from_epoch_ms(ms, "signed_in_at_ms"))
+        .transpose()?;
     // Cognito's tokens live a day at most; ten years is a bound no real set comes near.
-    if stored.lifetime_secs.is_some_and(|l| l > 10 * 365 * 24 * 3600) {
-        return Err(FormatError::Corrupt("\"lifetime_secs\" is out of range".into()));
+    if stored
+        .lifetime_secs
+        .is_some_and(|l| l > 10 * 365 * 24 * 3600)
+    {
+        return Err(FormatError::Corrupt(
+            "\"lifetime_secs\" is out of range".into(),
+        ));
     }
     let tokens = TokenSet::new(
         secret(stored.refresh_token),
@@ -183,6 +196,7 @@ pub(crate) fn decode_with_generation(bytes: &[u8]) -> Result<(TokenSet, Option<u
         stored.lifetime_secs.map(Duration::from_secs),
     )
     .with_refreshed_at(refreshed_at)
+    .with_signed_in_at(signed_in_at)
     .bound_to(
         stored.client_id.map(Cow::into_owned),
         stored.endpoint.map(Cow::into_owned),
@@ -226,9 +240,11 @@ mod tests {
     fn the_binding_and_refresh_time_round_trip_and_old_files_have_none() {
         let set = TokenSet::from_refresh_token("r", None)
             .with_refreshed_at(Some(UNIX_EPOCH + Duration::from_millis(1_700_000_000_500)))
+            .with_signed_in_at(Some(UNIX_EPOCH + Duration::from_secs(1_690_000_000)))
             .bound_to(Some("client".into()), Some("https://idp.example/".into()));
         let back = decode(encode(&set).expose_secret()).expect("decodes");
         assert_eq!(back.refreshed_at, set.refreshed_at);
+        assert_eq!(back.signed_in_at, set.signed_in_at);
         assert_eq!(back.client_id.as_deref(), Some("client"));
         assert_eq!(back.endpoint.as_deref(), Some("https://idp.example/"));
         let old = decode(br#"{"format":"cogref-tokens","version":1,"refresh_token":"r"}"#)
@@ -241,7 +257,12 @@ mod tests {
 
     #[test]
     fn a_stored_time_beyond_the_clock_is_corrupt_not_a_panic() {
-        for field in ["expires_at_ms", "refreshed_at_ms", "lifetime_secs"] {
+        for field in [
+            "expires_at_ms",
+            "refreshed_at_ms",
+            "signed_in_at_ms",
+            "lifetime_secs",
+        ] {
             let bytes = format!(
                 r#"{{"format":"cogref-tokens","version":1,"refresh_token":"r","{field}":{}}}"#,
                 u64::MAX

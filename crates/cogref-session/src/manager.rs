@@ -46,6 +46,31 @@ macro_rules! builder_methods {
             self
         }
 
+        /// The app client's refresh-token validity (30 days unless the app client says
+        /// otherwise): the session then knows its deadline (the managers' `deadline()`), reports
+        /// [`SessionEvent::EndingSoon`] a day before it (see
+        /// [`ending_soon_notice`](Self::ending_soon_notice)), and records the sign-in time in
+        /// the store. Rotation does not extend a session: it ends on schedule.
+        pub fn refresh_token_validity(mut self, validity: Duration) -> Self {
+            self.options.config.refresh_token_validity = Some(validity);
+            self
+        }
+
+        /// How long before the deadline [`SessionEvent::EndingSoon`] is reported (default 1
+        /// day).
+        pub fn ending_soon_notice(mut self, notice: Duration) -> Self {
+            self.options.config.ending_soon_notice = notice;
+            self
+        }
+
+        /// When the user signed in, by the server's clock, for a session that starts from the
+        /// template's refresh token (a store that holds a set already knows). Without it, the
+        /// first access token's `auth_time` claim says.
+        pub fn signed_in_at(mut self, at: std::time::SystemTime) -> Self {
+            self.options.signed_in_at = Some(at);
+            self
+        }
+
         /// What to do when a refresh is due and the store cannot be reached, read or locked.
         ///
         /// Always: a still-valid access token is handed out and the failure reported as
@@ -69,7 +94,7 @@ macro_rules! builder_methods {
 /// through (`TokenStore` or `AsyncTokenStore`), `$refresh` the client's call, `$wait` what to
 /// do while another holds the lock, and `$($aw)*` is `.await` or nothing.
 macro_rules! refresh_steps {
-    ($engine:expr, $store_ref:expr, $ask:expr, $store:ident, $refresh:ident, $wait:expr, $($aw:tt)*) => {{
+    ($engine:expr, $store_ref:expr, $ask:expr, $store:ident, $refresh:ident, $wait:expr, $sleep:expr, $($aw:tt)*) => {{
         let engine = $engine;
         let store = $store_ref;
         let ask = $ask;
@@ -80,7 +105,7 @@ macro_rules! refresh_steps {
                     engine.locked();
                     break Some(guard);
                 }
-                Ok(None) => engine.peeked($store::load(store) $($aw)*, started, ask == Ask::Token),
+                Ok(None) => engine.peeked($store::load(store) $($aw)*, started, ask),
                 Err(e) => Err(e),
             };
             match polled {
@@ -100,22 +125,36 @@ macro_rules! refresh_steps {
         let result = loop {
             let result = match engine.prepare(loaded.take(), ask) {
                 Ok(Prepared::Serve(token)) => Ok(token),
+                Ok(Prepared::Wait(wait)) => {
+                    $sleep(wait) $($aw)*;
+                    continue;
+                }
                 Ok(Prepared::Refresh(input, started)) => {
                     let outcome = engine.client.$refresh(&input) $($aw)*;
                     match engine.refreshed(outcome, started) {
                         Refreshed::Done(result) => result,
-                        Refreshed::Save(mut pending) => loop {
+                        Refreshed::Save(pending) => {
                             let saved =
                                 $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
-                            match engine.saved(pending, saved) {
-                                Saved::Done(result) => break result,
-                                Saved::Create(again) => pending = again,
-                                Saved::Conflict(lost) => {
-                                    let stored = $store::load(store) $($aw)*;
-                                    break engine.after_conflict(lost, stored);
-                                }
+                            let mut next = engine.saved(pending, saved);
+                            loop {
+                                next = match next {
+                                    Saved::Done(result) => break result,
+                                    Saved::Retry(pending) => {
+                                        let saved = $store::save(
+                                            store,
+                                            pending.tokens(),
+                                            pending.expected(),
+                                        ) $($aw)*;
+                                        engine.saved(pending, saved)
+                                    }
+                                    Saved::Reload(pending) => {
+                                        let stored = $store::load(store) $($aw)*;
+                                        engine.after_conflict(pending, stored)
+                                    }
+                                };
                             }
-                        },
+                        }
                     }
                 }
                 Err(e) => Err(e),
@@ -213,12 +252,16 @@ struct FlightGuard<T, E, S> {
 
 impl<T, E, S> FlightGuard<T, E, S> {
     fn settle(&self, result: Result<SecretString, SessionError>) {
+        // Out of the slot first: a caller woken by the outcome never finds this flight there
+        // and takes it for a refresh that started after it asked.
+        {
+            let mut slot = lock(&self.inner.flight);
+            if slot.as_ref().is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
+                *slot = None;
+            }
+        }
         // Only this guard sets the cell, so this never waits.
         let _ = self.flight.outcome.set_blocking(result);
-        let mut slot = lock(&self.inner.flight);
-        if slot.as_ref().is_some_and(|f| Arc::ptr_eq(f, &self.flight)) {
-            *slot = None;
-        }
     }
 }
 
@@ -326,12 +369,13 @@ where
     /// out).
     pub async fn refresh_now(&self) -> Result<SecretString, SessionError> {
         let engine = &self.inner.engine;
-        let mut first = true;
+        let since = engine.now().wall;
         loop {
             let current = lock(&self.inner.flight).clone();
             match current {
-                // Started after this call began: it is the refresh asked for.
-                Some(flight) if !first && flight.ask == Ask::Force => {
+                // Asked for after this call began: it is the refresh asked for.
+                Some(flight) if matches!(flight.ask, Ask::Force { since: theirs } if theirs >= since) =>
+                {
                     return flight.outcome().await;
                 }
                 Some(flight) => {
@@ -340,13 +384,17 @@ where
                 None => {
                     let wait = engine.until_refresh_allowed(engine.now());
                     if wait.is_zero() {
-                        let (flight, _) = self.join_or_start(Ask::Force);
-                        return flight.outcome().await;
+                        let (flight, ours) = self.join_or_start(Ask::Force { since });
+                        let outcome = flight.outcome().await;
+                        if ours {
+                            return outcome;
+                        }
+                        // Another caller's refresh slipped in first: wait for it, then ours.
+                        continue;
                     }
                     engine.client.transport().sleep(wait).await;
                 }
             }
-            first = false;
         }
     }
 
@@ -376,6 +424,17 @@ where
     pub fn session(&self) -> Session {
         self.inner.engine.session()
     }
+
+    /// When the lineage ends by the local clock (sign-in plus the stated
+    /// [`refresh_token_validity`](TokenManagerBuilder::refresh_token_validity)), if known.
+    pub fn deadline(&self) -> Option<std::time::SystemTime> {
+        self.inner.engine.deadline()
+    }
+
+    /// Cognito's clock minus ours, in seconds, from the last response (`Date`, else `iat`).
+    pub fn clock_skew_secs(&self) -> Option<i64> {
+        self.inner.engine.session().clock_skew_secs()
+    }
 }
 
 impl<T, E, S> Inner<T, E, S>
@@ -385,7 +444,16 @@ where
     S: AsyncTokenStore,
 {
     async fn refresh(&self, ask: Ask) -> Result<SecretString, SessionError> {
-        refresh_steps!(&self.engine, &self.store, ask, AsyncTokenStore, refresh, |seen| self.wait_for_store(seen), .await)
+        refresh_steps!(
+            &self.engine,
+            &self.store,
+            ask,
+            AsyncTokenStore,
+            refresh,
+            |seen| self.wait_for_store(seen),
+            |wait| self.engine.client.transport().sleep(wait),
+            .await
+        )
     }
 
     /// Waits for the lock holder: on the store's notification if it can give one without
@@ -456,8 +524,12 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
                 Quick::Refresh { usable: true } => {
                     return match self.gate.try_lock() {
                         Ok(gate) => self.refresh_holding(gate, Ask::Token),
+                        // A listener panicked while holding it: the session inside is whole.
+                        Err(std::sync::TryLockError::Poisoned(p)) => {
+                            self.refresh_holding(p.into_inner(), Ask::Token)
+                        }
                         // Someone else is refreshing ahead of expiry: the token is still good.
-                        Err(_) => Ok(self.engine.current_token()),
+                        Err(std::sync::TryLockError::WouldBlock) => Ok(self.engine.current_token()),
                     };
                 }
                 Quick::Refresh { usable: false } => {
@@ -476,12 +548,13 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
     /// Refreshes now, even if the token is fresh, and returns a token obtained by a refresh that
     /// started after this call (see [`TokenManager::refresh_now`]).
     pub fn refresh_now(&self) -> Result<SecretString, SessionError> {
+        let since = self.engine.now().wall;
         let gate = lock(&self.gate);
         let wait = self.engine.until_refresh_allowed(self.engine.now());
         if !wait.is_zero() {
             self.engine.client.transport().sleep(wait);
         }
-        self.refresh_holding(gate, Ask::Force)
+        self.refresh_holding(gate, Ask::Force { since })
     }
 
     /// Keeps the session fresh on a thread of its own until the user must sign in again, never
@@ -515,6 +588,16 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         self.engine.session()
     }
 
+    /// When the lineage ends; see [`TokenManager::deadline`].
+    pub fn deadline(&self) -> Option<std::time::SystemTime> {
+        self.engine.deadline()
+    }
+
+    /// Cognito's clock minus ours, in seconds; see [`TokenManager::clock_skew_secs`].
+    pub fn clock_skew_secs(&self) -> Option<i64> {
+        self.engine.session().clock_skew_secs()
+    }
+
     fn refresh_holding(
         &self,
         _gate: MutexGuard<'_, ()>,
@@ -527,6 +610,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
             TokenStore,
             refresh_blocking,
             |seen| self.wait_for_store(seen),
+            |wait| self.engine.client.transport().sleep(wait),
         )
     }
 

@@ -260,13 +260,23 @@ impl MemoryStore {
     /// A store holding `tokens`.
     pub fn with_tokens(tokens: TokenSet) -> Self {
         let store = Self::default();
-        *store.slot() = Some(Versioned { tokens, version: 1 });
+        *store.slot() = Some(Versioned {
+            tokens,
+            version: next_memory_version(),
+        });
         store
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Option<Versioned>> {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Versions come from one counter for the whole process, so a store emptied and written again
+/// (or a second store) never repeats one that a manager has seen.
+fn next_memory_version() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 struct MemoryLock(Arc<AtomicBool>);
@@ -288,7 +298,7 @@ impl TokenStore for MemoryStore {
         if found != expected {
             return Err(StoreError::Conflict { expected, found });
         }
-        let version = found.unwrap_or(0) + 1;
+        let version = next_memory_version();
         *slot = Some(Versioned {
             tokens: tokens.clone(),
             version,

@@ -110,10 +110,12 @@ proptest! {
     ) {
         let span = Duration::from_secs(span_secs);
         let (clock, transport, manager) = setup(expires_in, margin_secs, failing, span);
-        let step = span / u32::try_from(polls).unwrap_or(u32::MAX);
+        // Polls spread over the span (at least a millisecond apart), none past it.
+        let step = (span / u32::try_from(polls).unwrap_or(u32::MAX)).max(Duration::from_millis(1));
+        let polls = polls.min(u64::try_from(span.as_millis() / step.as_millis()).unwrap_or(u64::MAX));
         for _ in 0..polls {
             let _ = manager.access_token();
-            clock.advance(step.max(Duration::from_millis(1)));
+            clock.advance(step);
         }
         let (calls, failures) = *transport.calls.lock().expect("calls");
         let limit = failures + bound(span, expires_in, Duration::from_secs(margin_secs));

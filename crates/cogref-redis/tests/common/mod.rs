@@ -1,4 +1,4 @@
-//! A real Redis server for the tests: the one `.ci/run` started (`COGREF_REDIS_URL`), or a
+//! A real Redis server for the tests: the one `cargo xtask ci` started (`COGREF_REDIS_URL`), or a
 //! private `redis-server` on a free loopback port; the restart tests always use a private one.
 
 #![allow(dead_code, unreachable_pub)]
@@ -69,7 +69,7 @@ impl RedisServer {
             .unwrap_or_else(|e| {
                 panic!(
                     "cannot start {} ({e}): install Redis (Debian: apt-get install redis-server), \
-                     set COGREF_REDIS_SERVER to its path, or run the tests through .ci/run",
+                     set COGREF_REDIS_SERVER to its path, or run the tests through `cargo xtask ci`",
                     binary()
                 )
             });
@@ -104,7 +104,7 @@ fn wait_until_listening(port: u16) {
     }
 }
 
-/// The server a test uses: `.ci/run`'s when `COGREF_REDIS_URL` is set, else a private one that
+/// The server a test uses: `cargo xtask ci`'s when `COGREF_REDIS_URL` is set, else a private one that
 /// stops when this value drops (a static would outlive the test binary's last test).
 pub struct TestRedis {
     pub url: String,

@@ -1,0 +1,387 @@
+//! A Redis for the fleet-store tests: `redis-server` found on `PATH` (installed with apt-get when
+//! this machine allows it), started on a free 127.0.0.1 port without persistence, and stopped
+//! however xtask ends.
+//!
+//! The server runs under a two-line `sh` supervisor whose standard input is a pipe from xtask:
+//! when xtask exits for any reason (return, error, panic, Ctrl-C, even SIGKILL) the pipe closes,
+//! `read` returns and the supervisor stops the server. No signal handling, no pid files.
+
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::Result;
+use crate::process::{find_in_path, is_executable};
+
+/// The variable the fleet-store tests read for the Redis to use.
+pub(crate) const URL_VAR: &str = "COGREF_REDIS_URL";
+/// The variable the tests that restart Redis read for the binary to start.
+pub(crate) const SERVER_VAR: &str = "COGREF_REDIS_SERVER";
+
+/// What a user without redis-server, whom xtask cannot install it for, reads: one line.
+pub(crate) const MISSING: &str = "redis-server is not installed and xtask cannot install it \
+    here (that needs apt-get, as root or with passwordless sudo): install Redis yourself \
+    (Debian/Ubuntu: `sudo apt-get install redis-server`, Fedora: `sudo dnf install redis`, \
+    macOS: `brew install redis`) and run again";
+
+/// How apt-get may be run here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Privilege {
+    /// xtask runs as root.
+    Root,
+    /// `sudo -n` works (no password prompt).
+    Sudo,
+}
+
+/// Whether xtask may install redis-server itself: apt-get must be on `path`, and it must be
+/// able to run it without asking anyone for a password.
+pub(crate) fn may_install(
+    path: &OsStr,
+    is_root: bool,
+    passwordless_sudo: impl FnOnce() -> bool,
+) -> Option<Privilege> {
+    find_in_path("apt-get", path)?;
+    if is_root {
+        return Some(Privilege::Root);
+    }
+    (find_in_path("sudo", path).is_some() && passwordless_sudo()).then_some(Privilege::Sudo)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn passwordless_sudo() -> bool {
+    Command::new("sudo")
+        .args(["-n", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The `redis-server` binary: the one `COGREF_REDIS_SERVER` names, else the one on `path`, else
+/// installed now through apt-get when that is allowed (see [`may_install`]); otherwise the
+/// [`MISSING`] line.
+pub(crate) fn locate_or_install(path: &OsStr) -> Result<PathBuf> {
+    locate_or_install_with(std::env::var_os(SERVER_VAR).map(PathBuf::from), path)
+}
+
+fn locate_or_install_with(named: Option<PathBuf>, path: &OsStr) -> Result<PathBuf> {
+    if let Some(named) = named.filter(|p| is_executable(p)) {
+        return Ok(named);
+    }
+    if let Some(found) = find_in_path("redis-server", path) {
+        return Ok(found);
+    }
+    let privilege = may_install(path, is_root(), passwordless_sudo).ok_or(MISSING)?;
+    eprintln!("\n==> installing redis-server with apt-get (the fleet-store tests need it)");
+    let apt = |args: &[&str]| {
+        let mut c = match privilege {
+            Privilege::Root => Command::new("apt-get"),
+            Privilege::Sudo => {
+                let mut c = Command::new("sudo");
+                c.args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
+                c
+            }
+        };
+        c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+        c.status().is_ok_and(|s| s.success())
+    };
+    let installed = apt(&["update", "-qq"])
+        && apt(&[
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            // Never upgrade a redis-server that is installed but not on PATH.
+            "--no-upgrade",
+            "redis-server",
+        ]);
+    if !installed {
+        return Err(
+            "apt-get could not install redis-server (see its output above): install \
+                    Redis yourself and run again"
+                .into(),
+        );
+    }
+    find_in_path("redis-server", path)
+        .or_else(|| Some(PathBuf::from("/usr/bin/redis-server")).filter(|p| p.is_file()))
+        .ok_or_else(|| "apt-get installed redis-server, but it is not on PATH".into())
+}
+
+/// `Redis server v=7.0.15 sha=…` → `7.0.15`.
+pub(crate) fn version(binary: &Path) -> String {
+    Command::new(binary)
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("v=").map(str::to_owned))
+        })
+        .unwrap_or_else(|| "(unknown version)".into())
+}
+
+/// Starts the server and stops it when the last line of standard input has been read: the
+/// shell's `$0` is redis-server, the rest its arguments. The server's pid is the first line out.
+const SUPERVISOR: &str = r#""$0" "$@" & server=$!
+echo "$server"
+read -r _
+kill "$server" 2>/dev/null
+wait "$server""#;
+
+/// A redis-server this process owns. Dropping it stops the server; so does the end of this
+/// process, however it ends (see the module docs).
+#[derive(Debug)]
+pub(crate) struct RedisServer {
+    supervisor: Child,
+    /// Its closing is the stop signal.
+    stop: Option<ChildStdin>,
+    pid: u32,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Starts `binary` on a free port of 127.0.0.1, with no persistence, and waits until it
+    /// answers (and is the server started here, not another that took the port meanwhile).
+    pub(crate) fn start(binary: &Path) -> Result<Self> {
+        let dir = std::env::temp_dir().join(format!("cogref-xtask-redis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?
+                .port();
+            let mut supervisor = Command::new("sh")
+                .arg("-c")
+                .arg(SUPERVISOR)
+                .arg(binary)
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .arg("--logfile")
+                .arg(dir.join("redis.log"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| format!("could not start sh for redis-server: {e}"))?;
+            let stop = supervisor.stdin.take();
+            let mut first = String::new();
+            if let Some(out) = supervisor.stdout.take() {
+                let _ = BufReader::new(out).read_line(&mut first);
+            }
+            let server = RedisServer {
+                supervisor,
+                stop,
+                pid: first.trim().parse().unwrap_or(0),
+                port,
+                dir: dir.clone(),
+            };
+            if server.pid != 0 && server.answers_as_itself(Duration::from_secs(10)) {
+                return Ok(server);
+            }
+            // Dropping it stops what may be left of it; try another port.
+        }
+        let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
+        let _ = std::fs::remove_dir_all(&dir);
+        Err(format!(
+            "redis-server did not start on 127.0.0.1 (last log line: {})",
+            log.lines().last().unwrap_or("none")
+        ))
+    }
+
+    /// `redis://127.0.0.1:PORT/`.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// Whether the server on our port reports our pid, within `patience`.
+    fn answers_as_itself(&self, patience: Duration) -> bool {
+        let deadline = Instant::now() + patience;
+        let wanted = format!("process_id:{}\r\n", self.pid);
+        while Instant::now() < deadline {
+            if !alive(self.pid) {
+                return false;
+            }
+            if let Some(info) = info_server(self.port)
+                && info.contains(&wanted)
+            {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+/// Whether a process is still there (`kill -0`).
+fn alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The text of `INFO server` from the Redis on `port`, if one answers.
+fn info_server(port: u16) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    // A bulk string: `$LEN\r\n` then LEN bytes and `\r\n`.
+    loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            break;
+        }
+        text.extend_from_slice(&buf[..n]);
+        let s = String::from_utf8_lossy(&text);
+        if let Some((len, rest)) = s.strip_prefix('$').and_then(|r| r.split_once("\r\n"))
+            && len.parse::<usize>().is_ok_and(|len| rest.len() >= len)
+        {
+            return Some(rest.to_owned());
+        }
+        if s.starts_with('-') {
+            return None;
+        }
+    }
+    None
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        // EOF on the supervisor's stdin: it sends SIGTERM and waits for the server.
+        drop(self.stop.take());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.supervisor.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = Command::new("kill")
+                        .args(["-KILL", &self.pid.to_string()])
+                        .stderr(Stdio::null())
+                        .status();
+                    let _ = self.supervisor.kill();
+                    let _ = self.supervisor.wait();
+                    break;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `cargo xtask redis`: a throwaway server for running the fleet-store tests by hand. Prints
+/// `COGREF_REDIS_URL=…` on stdout and stops at the end of standard input (Enter, Ctrl-D) or on
+/// Ctrl-C.
+pub(crate) fn serve(path: &OsStr) -> Result {
+    let binary = locate_or_install(path)?;
+    let server = RedisServer::start(&binary)?;
+    println!("{URL_VAR}={}", server.url());
+    eprintln!(
+        "redis-server {} on 127.0.0.1:{} (pid {}); Enter or Ctrl-D stops it",
+        version(&binary),
+        server.port,
+        server.pid
+    );
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    drop(server);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    fn fake_path(with: &[&str]) -> (PathBuf, std::ffi::OsString) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!(
+            "xtask-fake-path-{}-{}",
+            std::process::id(),
+            with.join("-")
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for name in with {
+            let file = dir.join(name);
+            std::fs::write(&file, "#!/bin/sh\nexit 0\n").expect("write");
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        }
+        let path = dir.clone().into_os_string();
+        (dir, path)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn redis_is_installed_only_with_apt_get_as_root_or_with_passwordless_sudo() {
+        let (dir, apt_and_sudo) = fake_path(&["apt-get", "sudo"]);
+        assert_eq!(
+            may_install(&apt_and_sudo, true, || false),
+            Some(Privilege::Root)
+        );
+        assert_eq!(
+            may_install(&apt_and_sudo, false, || true),
+            Some(Privilege::Sudo)
+        );
+        assert_eq!(may_install(&apt_and_sudo, false, || false), None);
+        let (dir2, no_apt) = fake_path(&["sudo"]);
+        assert_eq!(may_install(&no_apt, true, || true), None);
+        let _ = std::fs::remove_dir_all(dir);
+        let _ = std::fs::remove_dir_all(dir2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn without_redis_and_without_a_way_to_install_it_the_user_reads_one_line_saying_what_to_install()
+     {
+        let (dir, nothing) = fake_path(&[]);
+        // Root or not, apt-get is missing from this PATH.
+        let outcome = locate_or_install_with(None, &nothing);
+        let _ = std::fs::remove_dir_all(dir);
+        let message = outcome.expect_err("no redis-server on this PATH");
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.contains("redis-server is not installed")
+                && message.contains("apt-get install redis-server"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn an_info_reply_is_read_whole() {
+        // A listener that answers like Redis, in two writes.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().expect("accept");
+            let mut buf = [0u8; 64];
+            let _ = s.read(&mut buf);
+            let body = "# Server\r\nprocess_id:4242\r\n";
+            let _ = s.write_all(format!("${}\r\n# Ser", body.len()).as_bytes());
+            std::thread::sleep(Duration::from_millis(50));
+            let _ = s.write_all(format!("{}\r\n", &body[5..]).as_bytes());
+        });
+        let info = info_server(port).expect("a reply");
+        server.join().expect("server thread");
+        assert!(info.contains("process_id:4242\r\n"), "{info:?}");
+    }
+}
