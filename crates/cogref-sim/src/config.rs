@@ -204,6 +204,7 @@ impl WorldConfig {
             failure_backoff_min: Duration::from_millis(r.pick(&[100, 1000, 1000])),
             failure_backoff_max: Duration::from_secs(r.pick(&[10, 60, 60])),
             min_refresh_interval: Duration::from_secs(r.pick(&[1, 1, 1, 2, 5])),
+            ..SessionConfig::default()
         };
         let attempts = r.range(1, 3) as u32;
         let attempt = Duration::from_millis(r.pick(&[500, 2000, 5000, 10_000]));
