@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use cogref_core::secrecy::{ExposeSecret, SecretString};
 use cogref_core::{CallConfig, EndpointConfig, RefreshInput, RetryConfig};
-use cogref_session::{BlockingTokenManager, FileStore, SessionEvent, TokenStore};
+use cogref_session::{BlockingTokenManager, FileStore, SessionError, SessionEvent, TokenStore};
 
 use crate::args::RefreshArgs;
 use crate::exit::{Code, Failure};
@@ -40,25 +40,28 @@ pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
         ..CallConfig::default()
     };
     let client = cogref_blocking::client(endpoint, config);
-    let tokens = match &a.store {
+    let (tokens, after_printing) = match &a.store {
         Some(path) => with_store(&a, client, path)?,
-        None => {
-            let input = input(&a, read_refresh_token(a.refresh_token_file.as_deref())?)?;
-            let out = client.refresh_blocking(&input)?;
-            Tokens {
-                access: out.access_token,
-                id: out.id_token,
-                rotated: out.refresh_token.is_some(),
-                rotated_unstored: out.refresh_token,
-                token_type: out.token_type.unwrap_or_else(|| "Bearer".into()),
-                expires_in: out.expires_in,
-                expires_at: Some(out.expires_at),
-                new_device_unstored: out.new_device.map(|d| NewDevice {
-                    key: d.device_key,
-                    group_key: d.device_group_key,
-                }),
-            }
-        }
+        None => (
+            {
+                let input = input(&a, read_refresh_token(a.refresh_token_file.as_deref())?)?;
+                let out = client.refresh_blocking(&input)?;
+                Tokens {
+                    access: out.access_token,
+                    id: out.id_token,
+                    rotated: out.refresh_token.is_some(),
+                    rotated_unstored: out.refresh_token,
+                    token_type: out.token_type.unwrap_or_else(|| "Bearer".into()),
+                    expires_in: out.expires_in,
+                    expires_at: Some(out.expires_at),
+                    new_device_unstored: out.new_device.map(|d| NewDevice {
+                        key: d.device_key,
+                        group_key: d.device_group_key,
+                    }),
+                }
+            },
+            None,
+        ),
     };
     let text = render(&tokens, a.output)?;
     let mut stdout = std::io::stdout().lock();
@@ -66,6 +69,9 @@ pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| Failure::new(Code::Failure, format!("could not write stdout: {e}"), None))?;
+    if let Some(failure) = after_printing {
+        return Err(failure);
+    }
     if tokens.rotated {
         eprintln!(
             "cogref: the refresh token was rotated{}",
@@ -171,11 +177,14 @@ fn input(a: &RefreshArgs, refresh_token: SecretString) -> Result<RefreshInput, F
     Ok(builder.build()?)
 }
 
+/// Refreshes through the store. Besides the tokens, a failure to report once they are printed:
+/// a rotated refresh token the store could not keep is printed rather than lost with this
+/// process.
 fn with_store(
     a: &RefreshArgs,
     client: cogref_blocking::Client,
     path: &Path,
-) -> Result<Tokens, Failure> {
+) -> Result<(Tokens, Option<Failure>), Failure> {
     read::check_store(path)?;
     let store = FileStore::new(path);
     let stored = store
@@ -203,12 +212,31 @@ fn with_store(
                 .push(e.clone())
         })
         .build()?;
-    let access = manager.refresh_now()?;
+    let (access, not_saved) = match manager.refresh_now() {
+        Ok(access) => (access, None),
+        Err(SessionError::RotatedTokenNotSaved(e)) => {
+            let failure = Failure::new(
+                Code::Failure,
+                format!(
+                    "the refresh token was rotated but the new one could not be saved in the store ({e}); it is printed in the output instead"
+                ),
+                Some(
+                    "keep the printed refresh token (the old one no longer works) and fix the store, then run with --refresh-token-file and a new --store",
+                ),
+            );
+            let current = manager.session().tokens().access_token.clone();
+            (
+                current.unwrap_or_else(|| SecretString::from(String::new())),
+                Some(failure),
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
     let events = std::mem::take(&mut *events.lock().unwrap_or_else(|p| p.into_inner()));
     let refreshed = events
         .iter()
         .any(|e| matches!(e, SessionEvent::Refreshed { .. } | SessionEvent::Adopted));
-    if !refreshed {
+    if !refreshed && not_saved.is_none() {
         let failed = events.iter().rev().find_map(|e| match e {
             SessionEvent::RefreshFailed { error, .. } | SessionEvent::SignInRequired(error) => {
                 Some(error.clone())
@@ -244,14 +272,19 @@ fn with_store(
     if refreshed && device_after.is_some() && device_after != device_before.as_deref() {
         eprintln!("cogref: Cognito registered a new device; its key is saved in the store");
     }
-    Ok(Tokens {
-        access,
-        id: tokens.id_token.clone(),
-        rotated: tokens.refresh_token.expose_secret() != before,
-        rotated_unstored: None,
-        token_type: "Bearer".into(),
-        expires_in: tokens.lifetime.unwrap_or_default(),
-        expires_at: tokens.expires_at,
-        new_device_unstored: None,
-    })
+    let rotated = tokens.refresh_token.expose_secret() != before;
+    Ok((
+        Tokens {
+            access,
+            id: tokens.id_token.clone(),
+            rotated,
+            rotated_unstored: (rotated && not_saved.is_some())
+                .then(|| tokens.refresh_token.clone()),
+            token_type: "Bearer".into(),
+            expires_in: tokens.lifetime.unwrap_or_default(),
+            expires_at: tokens.expires_at,
+            new_device_unstored: None,
+        },
+        not_saved,
+    ))
 }

@@ -18,6 +18,10 @@ use crate::error::SessionError;
 use crate::event::SessionEvent;
 use crate::store::{AsyncTokenStore, TokenStore};
 
+/// The shortest sleep of a loop that waits for time to pass: a wait computed as a few
+/// nanoseconds must still move time on, on a timer of any resolution.
+const MIN_SLEEP: Duration = Duration::from_millis(1);
+
 /// How long a manager waits for another process's refresh lock before giving up.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -392,7 +396,7 @@ where
                         // Another caller's refresh slipped in first: wait for it, then ours.
                         continue;
                     }
-                    engine.client.transport().sleep(wait).await;
+                    engine.client.transport().sleep(wait.max(MIN_SLEEP)).await;
                 }
             }
         }
@@ -408,7 +412,7 @@ where
         while let Some(wait) = engine.next_due_in(engine.now()) {
             let wait = wait.max(pause);
             if !wait.is_zero() {
-                engine.client.transport().sleep(wait).await;
+                engine.client.transport().sleep(wait.max(MIN_SLEEP)).await;
                 pause = Duration::ZERO;
                 continue;
             }
@@ -552,7 +556,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         let gate = lock(&self.gate);
         let wait = self.engine.until_refresh_allowed(self.engine.now());
         if !wait.is_zero() {
-            self.engine.client.transport().sleep(wait);
+            self.engine.client.transport().sleep(wait.max(MIN_SLEEP));
         }
         self.refresh_holding(gate, Ask::Force { since })
     }
@@ -576,7 +580,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
                     }
                     pause = BACKGROUND_PAUSE;
                 } else {
-                    manager.engine.client.transport().sleep(wait);
+                    manager.engine.client.transport().sleep(wait.max(MIN_SLEEP));
                     pause = Duration::ZERO;
                 }
             }
