@@ -1096,7 +1096,9 @@ impl World {
         let now = self.now();
         match kind {
             OpKind::Sleep(d) => {
-                let at = now.saturating_add(d.as_micros().min(u128::from(u64::MAX / 4)) as u64);
+                // Rounded up, as a real timer does: a sleep never ends before it is due.
+                let micros = d.as_nanos().div_ceil(1000).min(u128::from(u64::MAX / 4)) as u64;
+                let at = now.saturating_add(micros);
                 self.schedule(at, Event::Complete(id, OpResult::Slept));
             }
             OpKind::Send { request, timeout } => self.issue_send(id, actor, task, request, timeout),
