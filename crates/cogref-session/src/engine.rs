@@ -777,8 +777,9 @@ fn last_error(session: &Session) -> Arc<CallError> {
 /// stored as is a later write (a sibling rotated, or the user signed in again), and one below
 /// it is an older set written back (a restored backup) and never adopted. Without a known
 /// version (the session's set was never stored, or its save failed), a different refresh token
-/// counts as later unless it was refreshed before ours. The version a failed save of a rotation
-/// left behind holds a dead token and is never adopted.
+/// counts as later unless it was refreshed before ours, and the same one if its tokens expire
+/// or were refreshed later. The version a failed save of a rotation left behind holds a dead
+/// token and is never adopted.
 fn is_newer(stored: &Versioned, state: &State) -> bool {
     if state.behind_version == Some(stored.version) {
         return false;
@@ -787,7 +788,13 @@ fn is_newer(stored: &Versioned, state: &State) -> bool {
     let theirs = &stored.tokens;
     let later = theirs.expires_at > ours.expires_at || theirs.refreshed_at > ours.refreshed_at;
     if theirs.same_refresh_token(ours) {
-        return later && state.known_version.is_none_or(|k| stored.version >= k);
+        // Newer access and ID tokens on the same refresh token (rotation off): a later write
+        // holds them even when its writer's clock, behind the one that wrote ours, stamped
+        // them with earlier times.
+        return match state.known_version {
+            Some(known) => stored.version > known || (stored.version == known && later),
+            None => later,
+        };
     }
     match state.known_version {
         Some(known) if stored.version > known => true,
