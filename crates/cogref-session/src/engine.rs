@@ -673,6 +673,22 @@ impl<T, E: Environment> Engine<T, E> {
         result
     }
 
+    /// The answer for a forced refresh asked for at `since`, if the session's tokens come
+    /// from a refresh that started after then (this process's or a sibling's).
+    pub(crate) fn refreshed_since(
+        &self,
+        since: std::time::SystemTime,
+        now: Now,
+    ) -> Option<Result<SecretString, SessionError>> {
+        let state = self.state();
+        let session = &state.session;
+        let after = session.tokens().refreshed_at.is_some_and(|at| at > since);
+        if session.requires_sign_in() || !after {
+            return None;
+        }
+        Some(fresh(session, now))
+    }
+
     /// How long a forced refresh must wait for the floor between refreshes.
     pub(crate) fn until_refresh_allowed(&self, now: Now) -> Duration {
         self.state().session.until_refresh_allowed(now)

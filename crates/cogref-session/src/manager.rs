@@ -375,6 +375,12 @@ where
         let engine = &self.inner.engine;
         let since = engine.now().wall;
         loop {
+            // A refresh another caller (the background refresher, `access_token`) started
+            // after this call is the refresh asked for: waiting out the floor again after it
+            // could go on forever while they keep refreshing as soon as the floor allows.
+            if let Some(answer) = engine.refreshed_since(since, engine.now()) {
+                return answer;
+            }
             let current = lock(&self.inner.flight).clone();
             match current {
                 // Asked for after this call began: it is the refresh asked for.

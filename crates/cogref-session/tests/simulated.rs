@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cogref_core::Environment;
 use cogref_core::driver::ManualEnvironment;
+use cogref_core::{Environment, SessionConfig};
 use cogref_session::secrecy::ExposeSecret;
-use cogref_session::{BlockingTokenManager, FileStore};
+use cogref_session::{BlockingTokenManager, FileStore, MemoryStore, TokenManager};
 use common::*;
 
 /// A fresh folder under the system's temporary one, removed at the end of the test.
@@ -112,5 +112,91 @@ fn a_later_write_of_the_same_refresh_token_is_adopted_whatever_its_writers_clock
     assert!(
         c_cognito.sent().is_empty(),
         "C called Cognito for B's due time"
+    );
+}
+
+/// An async transport on the manual clock: its sleeps move the clock, its tasks run on tokio.
+#[derive(Clone)]
+struct ManualAsync(Scripted);
+
+impl cogref_core::AsyncTransport for ManualAsync {
+    async fn send(
+        &self,
+        request: cogref_core::driver::HttpRequest,
+        options: cogref_core::SendOptions,
+    ) -> Result<cogref_core::driver::HttpResponse, cogref_core::Error> {
+        cogref_core::BlockingTransport::send(&self.0, request, options)
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        self.0.clock.advance(duration);
+        tokio::task::yield_now().await;
+    }
+
+    fn spawn(&self, task: cogref_core::driver::DetachedTask) {
+        tokio::spawn(task);
+    }
+}
+
+// Simulator seed `refresh-now-starved`: `refresh_now()` on the async manager waited for a
+// refresh another caller had under way, then ignored its result even when that refresh had
+// started after the call, and waited out the floor again; with the background refresher (or
+// callers) refreshing short-lived tokens each time the floor allowed, it never returned.
+
+#[tokio::test(flavor = "current_thread")]
+async fn refresh_now_returns_the_tokens_of_a_refresh_another_caller_started_after_it() {
+    let clock = clock();
+    let cognito = Scripted::new(
+        &clock,
+        &[
+            ok("a1", 3, Some("r1")),
+            ok("a2", 3, Some("r2")),
+            ok("a3", 3, Some("r3")),
+        ],
+    );
+    let manager = TokenManager::builder(
+        client(ManualAsync(cognito.clone()), &clock),
+        template("r0"),
+        MemoryStore::new(),
+    )
+    .session_config(SessionConfig {
+        min_refresh_interval: Duration::from_secs(1),
+        ..SessionConfig::default()
+    })
+    .build()
+    .await
+    .expect("manager");
+    assert_eq!(
+        manager.access_token().await.expect("a1").expose_secret(),
+        "a1"
+    );
+    // refresh_now is asked for while the floor (1 s) still holds it back.
+    clock.advance(Duration::from_millis(10));
+    let forced = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now().await }
+    });
+    tokio::task::yield_now().await;
+    // Before it may refresh, the token (2 s of life) is due for everyone: a caller's refresh
+    // starts after the floor, after refresh_now was called.
+    clock.advance(Duration::from_millis(1500));
+    assert_eq!(
+        manager.access_token().await.expect("a2").expose_secret(),
+        "a2"
+    );
+    let token = tokio::time::timeout(Duration::from_secs(10), forced)
+        .await
+        .expect("refresh_now returns")
+        .expect("task")
+        .expect("a token");
+    assert_eq!(
+        token.expose_secret(),
+        "a2",
+        "the refresh that started after it"
+    );
+    assert_eq!(
+        cognito.sent(),
+        ["r0", "r1"],
+        "no second refresh for one ask"
     );
 }
