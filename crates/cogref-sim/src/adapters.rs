@@ -113,7 +113,12 @@ impl BlockingTransport for SimBlockingNet {
     }
 
     fn sleep(&self, duration: Duration) {
-        block_on_op(&self.shared, &self.link, self.actor, OpKind::Sleep(duration));
+        block_on_op(
+            &self.shared,
+            &self.link,
+            self.actor,
+            OpKind::Sleep(duration),
+        );
     }
 }
 

@@ -180,7 +180,13 @@ impl Cognito {
         match busy {
             Some(true) => {
                 return (
-                    error(400, "TooManyRequestsException", "Rate exceeded", self.requests),
+                    error(
+                        now,
+                        400,
+                        "TooManyRequestsException",
+                        "Rate exceeded",
+                        self.requests,
+                    ),
                     Answer::Busy,
                 );
             }
@@ -188,6 +194,7 @@ impl Cognito {
                 let status = if self.requests % 2 == 0 { 500 } else { 503 };
                 return (
                     error(
+                        now,
                         status,
                         "InternalErrorException",
                         "Internal server error",
@@ -202,7 +209,13 @@ impl Cognito {
             Ok(body) => body,
             Err(_) => {
                 return (
-                    error(400, "SerializationException", "bad body", self.requests),
+                    error(
+                        now,
+                        400,
+                        "SerializationException",
+                        "bad body",
+                        self.requests,
+                    ),
                     Answer::Refused,
                 );
             }
@@ -211,6 +224,7 @@ impl Cognito {
         if field("ClientId") != Some(self.config.client_id.as_str()) {
             return (
                 error(
+                    now,
                     400,
                     "ResourceNotFoundException",
                     "User pool client does not exist.",
@@ -222,6 +236,7 @@ impl Cognito {
         if field("ClientSecret") != self.config.client_secret.as_deref() {
             return (
                 error(
+                    now,
                     400,
                     "NotAuthorizedException",
                     "SecretHash does not match for the client: sim",
@@ -238,6 +253,7 @@ impl Cognito {
         let Some(n) = number else {
             return (
                 error(
+                    now,
                     400,
                     "NotAuthorizedException",
                     "Invalid Refresh Token.",
@@ -249,6 +265,7 @@ impl Cognito {
         if self.revoked_at.is_some_and(|t| t <= now) {
             return (
                 error(
+                    now,
                     400,
                     "NotAuthorizedException",
                     "Refresh Token has been revoked",
@@ -260,6 +277,7 @@ impl Cognito {
         if now >= self.config.lineage_end_us {
             return (
                 error(
+                    now,
                     400,
                     "NotAuthorizedException",
                     "Refresh Token has expired",
@@ -273,6 +291,7 @@ impl Cognito {
         {
             return (
                 error(
+                    now,
                     400,
                     "RefreshTokenReuseException",
                     "Refresh token has been reused",
@@ -318,13 +337,16 @@ impl Cognito {
             self.config.access_lifetime_s.min(i32::MAX as u64).into(),
         );
         result.insert("TokenType".into(), "Bearer".into());
-        result.insert("IdToken".into(), jwt("i", access, iat, exp, self.salt).into());
+        result.insert(
+            "IdToken".into(),
+            jwt("i", access, iat, exp, self.salt).into(),
+        );
         if let Some(m) = minted {
             result.insert("RefreshToken".into(), self.refresh_token(m).into());
         }
         let body = serde_json::json!({ "AuthenticationResult": result });
         (
-            response(200, body.to_string().into_bytes(), self.requests),
+            response(now, 200, body.to_string().into_bytes(), self.requests),
             Answer::Granted(self.grants.len() - 1),
         )
     }
@@ -339,7 +361,8 @@ fn jwt(kind: &str, n: usize, iat: u64, exp: u64, salt: u64) -> String {
     format!("{CANARY}{kind}h{n}.{payload}.{CANARY}{kind}s{n}x{salt:08x}")
 }
 
-fn response(status: u16, body: Vec<u8>, id: u64) -> HttpResponse {
+/// A response at true time `now`, with the `Date` header Cognito sends (whole seconds).
+fn response(now: u64, status: u16, body: Vec<u8>, id: u64) -> HttpResponse {
     let mut response = http::Response::new(body);
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
     let headers = response.headers_mut();
@@ -350,12 +373,41 @@ fn response(status: u16, body: Vec<u8>, id: u64) -> HttpResponse {
     if let Ok(value) = http::HeaderValue::from_str(&format!("sim-{id:08}")) {
         headers.insert("x-amzn-requestid", value);
     }
+    if let Ok(value) = http::HeaderValue::from_str(&imf_fixdate(EPOCH_SECS + now / 1_000_000)) {
+        headers.insert(http::header::DATE, value);
+    }
     response
 }
 
-fn error(status: u16, code: &str, message: &str, id: u64) -> HttpResponse {
+/// `secs` since the Unix epoch as an HTTP date (IMF-fixdate).
+fn imf_fixdate(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // civil_from_days (Howard Hinnant).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        months[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn error(now: u64, status: u16, code: &str, message: &str, id: u64) -> HttpResponse {
     let body = serde_json::json!({ "__type": code, "message": message });
-    response(status, body.to_string().into_bytes(), id)
+    response(now, status, body.to_string().into_bytes(), id)
 }
 
 #[cfg(test)]
@@ -374,7 +426,8 @@ mod tests {
     }
 
     fn request(cognito: &Cognito, n: usize) -> HttpRequest {
-        let body = serde_json::json!({"ClientId": "simclient", "RefreshToken": cognito.refresh_token(n)});
+        let body =
+            serde_json::json!({"ClientId": "simclient", "RefreshToken": cognito.refresh_token(n)});
         http::Request::new(body.to_string().into_bytes())
     }
 
@@ -429,6 +482,21 @@ mod tests {
         assert_eq!(
             (claims.iat, claims.exp),
             (Some(EPOCH_SECS as i64), Some(EPOCH_SECS as i64 + 3600))
+        );
+    }
+
+    #[test]
+    fn every_answer_carries_cognitos_clock_in_its_date_header() {
+        let mut c = Cognito::new(config(true, 0), 1);
+        let (r, _) = c.handle(2_500_000, &request(&c, 0), None);
+        let date = r
+            .headers()
+            .get(http::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .expect("a Date header");
+        assert_eq!(
+            cogref_core::response::http_date(date),
+            Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(EPOCH_SECS + 2))
         );
     }
 }

@@ -61,8 +61,9 @@ impl Mutant {
 pub struct ProcessConfig {
     /// `BlockingTokenManager` on one caller thread (else `TokenManager` on the executor).
     pub blocking: bool,
-    /// Its wall clock's offset from the true clock at start (µs).
-    pub skew_us: i64,
+    /// The host it runs on (index into [`WorldConfig::host_skews`]): processes of one host
+    /// share its wall clock.
+    pub host: usize,
     /// Mean time between its callers' calls (µs).
     pub call_mean_us: u64,
     /// Whether it runs `run_background` (async only).
@@ -101,10 +102,10 @@ pub enum Planned {
         /// How long it stays down.
         down_us: u64,
     },
-    /// The process's wall clock steps.
+    /// A host's wall clock steps (every process on it sees the step).
     Step {
-        /// Which.
-        process: usize,
+        /// Which host.
+        host: usize,
         /// By how much (µs; negative: back).
         delta_us: i64,
     },
@@ -143,6 +144,13 @@ pub struct WorldConfig {
     pub store: StoreKind,
     /// The processes.
     pub processes: Vec<ProcessConfig>,
+    /// Each host's wall-clock offset from the true clock at start (µs). A memory store's
+    /// managers are one OS process on one host; a file store's processes share one host; a
+    /// Redis store's processes each run on a host of their own.
+    pub host_skews: Vec<i64>,
+    /// Whether every process is a manager inside one OS process (memory store): they share
+    /// the monotonic clock too, and no crash or data loss can hit one without the others.
+    pub one_os_process: bool,
     /// Rotation.
     pub rotation: bool,
     /// Grace period (µs).
@@ -233,16 +241,23 @@ impl WorldConfig {
         let interval = (lifetime - margin).max(session.min_refresh_interval.as_secs());
         let horizon_us = (interval * r.range(3, 12) * SEC).clamp(30 * SEC, 6 * 3600 * SEC);
         let calls_per_process = (320 / n as u64).clamp(6, 80);
+        let hosts = match store {
+            StoreKind::Memory | StoreKind::File => 1,
+            StoreKind::Redis { .. } => n,
+        };
+        let host_skews: Vec<i64> = (0..hosts)
+            .map(|_| match r.below(10) {
+                0..6 => 0,
+                6..9 => r.range(0, 60 * SEC) as i64 - 30 * SEC as i64,
+                _ => r.range(0, 4 * 3600 * SEC) as i64 - 2 * 3600 * SEC as i64,
+            })
+            .collect();
         let processes = (0..n)
-            .map(|_| {
+            .map(|i| {
                 let blocking = r.chance(0.4);
                 ProcessConfig {
                     blocking,
-                    skew_us: match r.below(10) {
-                        0..6 => 0,
-                        6..9 => r.range(0, 60 * SEC) as i64 - 30 * SEC as i64,
-                        _ => r.range(0, 4 * 3600 * SEC) as i64 - 2 * 3600 * SEC as i64,
-                    },
+                    host: if hosts == 1 { 0 } else { i },
                     call_mean_us: (horizon_us / r.range(calls_per_process / 2, calls_per_process))
                         .max(1000),
                     background: !blocking && r.chance(0.4),
@@ -250,6 +265,7 @@ impl WorldConfig {
                 }
             })
             .collect();
+        let one_os_process = store == StoreKind::Memory;
         let clean = r.chance(0.1);
         let mut rate = |on: f64, lo: f64, hi: f64| {
             if !clean && r.chance(on) {
@@ -263,8 +279,18 @@ impl WorldConfig {
             connect_fail: rate(0.15, 0.01, 0.2),
             response_lost: rate(0.25, 0.01, 0.2),
             slow: rate(0.2, 0.01, 0.2),
-            crash: rate(0.3, 0.002, 0.03),
-            store_error: rate(0.15, 0.01, 0.1),
+            // One OS process: a crash would take the memory store with it.
+            crash: if one_os_process {
+                0.0
+            } else {
+                rate(0.3, 0.002, 0.03)
+            },
+            // A memory store cannot fail.
+            store_error: if one_os_process {
+                0.0
+            } else {
+                rate(0.15, 0.01, 0.1)
+            },
             cancel: rate(0.4, 0.1, 0.6),
         };
         let mut planned = Vec::new();
@@ -272,6 +298,9 @@ impl WorldConfig {
             let at = |r: &mut Rng| r.range(0, horizon_us);
             for _ in 0..r.range(0, 3) {
                 let t = at(&mut r);
+                if one_os_process {
+                    continue;
+                }
                 planned.push((
                     t,
                     Planned::Crash {
@@ -286,13 +315,16 @@ impl WorldConfig {
                 planned.push((
                     t,
                     Planned::Step {
-                        process: r.below(n as u64) as usize,
+                        host: r.below(hosts as u64) as usize,
                         delta_us: if r.chance(0.5) { delta } else { -delta },
                     },
                 ));
             }
             for _ in 0..r.range(0, 2) {
                 let t = at(&mut r);
+                if one_os_process {
+                    continue;
+                }
                 planned.push((
                     t,
                     Planned::Outage {
@@ -302,7 +334,10 @@ impl WorldConfig {
             }
             for _ in 0..r.range(0, 2) {
                 let t = at(&mut r);
-                planned.push((t, Planned::LoseData));
+                // A memory store loses its data only with its process.
+                if !one_os_process {
+                    planned.push((t, Planned::LoseData));
+                }
             }
             if let StoreKind::Redis { .. } = store {
                 for _ in 0..r.range(0, 3) {
@@ -347,6 +382,8 @@ impl WorldConfig {
             seed,
             store,
             processes,
+            host_skews,
+            one_os_process,
             rotation,
             grace_us,
             access_lifetime_s,
@@ -367,10 +404,15 @@ impl WorldConfig {
     pub fn summary(&self) -> String {
         let blocking = self.processes.iter().filter(|p| p.blocking).count();
         format!(
-            "{:?} store, {} processes ({} blocking), rotation {} grace {} s, lifetime {} s, margin {} s, floor {} s, {} attempts {:?}, lock timeout {} s{}, horizon {} s, {} planned faults",
+            "{:?} store, {} processes ({} blocking) on {} host(s) with clocks off by {:?} s, rotation {} grace {} s, lifetime {} s, margin {} s, floor {} s, {} attempts {:?} (attempt {:?}, total {:?}), lock timeout {} s{}, horizon {} s, {} planned faults",
             self.store,
             self.processes.len(),
             blocking,
+            self.host_skews.len(),
+            self.host_skews
+                .iter()
+                .map(|s| (*s as f64 / 1e6 * 10.0).round() / 10.0)
+                .collect::<Vec<_>>(),
             if self.rotation { "on" } else { "off" },
             self.grace_us / SEC,
             self.access_lifetime_s,
@@ -378,6 +420,8 @@ impl WorldConfig {
             self.session.min_refresh_interval.as_secs(),
             self.call.retry.max_attempts,
             self.call.retry.policy,
+            self.call.timeouts.attempt,
+            self.call.timeouts.total,
             self.lock_timeout.as_secs(),
             if self.unlocked_opt_in {
                 ", refresh without lock opted in"

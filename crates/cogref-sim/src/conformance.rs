@@ -104,8 +104,12 @@ pub trait Subject {
     /// `load` by handle `h`.
     fn load(&mut self, h: usize) -> Result<Option<Versioned>, StoreError>;
     /// `save` by handle `h`.
-    fn save(&mut self, h: usize, tokens: &TokenSet, expected: Option<u64>)
-    -> Result<u64, StoreError>;
+    fn save(
+        &mut self,
+        h: usize,
+        tokens: &TokenSet,
+        expected: Option<u64>,
+    ) -> Result<u64, StoreError>;
     /// `try_lock` by handle `h` (which keeps the guard).
     fn try_lock(&mut self, h: usize) -> Result<bool, StoreError>;
     /// `unlock` of `h`'s guard.
@@ -126,7 +130,11 @@ pub trait Subject {
         h: usize,
         seen: Option<u64>,
         during: Option<(usize, &TokenSet, Option<u64>)>,
-    ) -> (Result<bool, StoreError>, bool, Option<Result<u64, StoreError>>);
+    ) -> (
+        Result<bool, StoreError>,
+        bool,
+        Option<Result<u64, StoreError>>,
+    );
 }
 
 /// The set a scenario stores as `token`: a refresh, access and ID token with the canary.
@@ -472,7 +480,9 @@ impl Subject for ModelSubject {
         expected: Option<u64>,
     ) -> Result<u64, StoreError> {
         let now = self.tick();
-        self.model.save(h as Handle, now, tokens, expected, false)
+        let wall = crate::cognito::EPOCH_SECS * 1_000_000 + now;
+        self.model
+            .save(h as Handle, now, wall, tokens, expected, false)
     }
 
     fn try_lock(&mut self, h: usize) -> Result<bool, StoreError> {
@@ -501,7 +511,9 @@ impl Subject for ModelSubject {
     }
 
     fn torn_save(&mut self, tokens: &TokenSet, expected: Option<u64>) {
-        self.model.save_torn(tokens, expected);
+        let now = self.tick();
+        let wall = crate::cognito::EPOCH_SECS * 1_000_000 + now;
+        self.model.save_torn(wall, tokens, expected);
     }
 
     fn lease_runs_out(&mut self) {
@@ -515,7 +527,11 @@ impl Subject for ModelSubject {
         h: usize,
         seen: Option<u64>,
         during: Option<(usize, &TokenSet, Option<u64>)>,
-    ) -> (Result<bool, StoreError>, bool, Option<Result<u64, StoreError>>) {
+    ) -> (
+        Result<bool, StoreError>,
+        bool,
+        Option<Result<u64, StoreError>>,
+    ) {
         let _ = h;
         let now = self.tick();
         if self.model.kind() == Kind::File {

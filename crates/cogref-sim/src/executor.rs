@@ -121,7 +121,8 @@ impl Executor {
             }));
             let mut cx = Context::from_waker(&waker);
             lock(shared).current = Some(id);
-            let polled = std::panic::catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+            let polled =
+                std::panic::catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
             lock(shared).current = None;
             return Some(match polled {
                 Ok(Poll::Pending) => (id, Polled::Pending),

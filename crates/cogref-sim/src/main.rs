@@ -60,9 +60,7 @@ fn args() -> Result<Args, String> {
             "--seed" => a.seed = Some(parse_u64(&value()?).ok_or("--seed: a number")?),
             "--seeds" => a.seeds = Some(parse_u64(&value()?).ok_or("--seeds: a number")?),
             "--start" => a.start = parse_u64(&value()?).ok_or("--start: a number")?,
-            "--threads" => {
-                a.threads = parse_u64(&value()?).ok_or("--threads: a number")? as usize
-            }
+            "--threads" => a.threads = parse_u64(&value()?).ok_or("--threads: a number")? as usize,
             "--ci" => a.ci = true,
             "--trace" => a.trace = true,
             "--mutant" => {
@@ -75,7 +73,11 @@ fn args() -> Result<Args, String> {
                     BTreeSet::new()
                 } else {
                     list.split(',')
-                        .map(|n| n.trim().parse::<u32>().map_err(|_| format!("bad fault {n}")))
+                        .map(|n| {
+                            n.trim()
+                                .parse::<u32>()
+                                .map_err(|_| format!("bad fault {n}"))
+                        })
                         .collect::<Result<_, _>>()?
                 });
             }
@@ -170,12 +172,19 @@ fn main() -> ExitCode {
     let count = a.seeds.unwrap_or(1000);
     let started = Instant::now();
     let stop_after = if a.mutant.is_some() { 1 } else { 20 };
-    let (failures, runs) = batch(a.start, count, a.mutant, a.threads, stop_after, |n, total| {
-        eprintln!(
-            "  {n}/{total} seeds, {:.0} runs/s",
-            n as f64 / started.elapsed().as_secs_f64()
-        );
-    });
+    let (failures, runs) = batch(
+        a.start,
+        count,
+        a.mutant,
+        a.threads,
+        stop_after,
+        |n, total| {
+            eprintln!(
+                "  {n}/{total} seeds, {:.0} runs/s",
+                n as f64 / started.elapsed().as_secs_f64()
+            );
+        },
+    );
     let secs = started.elapsed().as_secs_f64();
     println!(
         "{runs} seeds from {:#x} in {secs:.1} s ({:.0} runs/s on {} threads): {} failing",
@@ -228,10 +237,7 @@ fn ci(threads: usize) -> ExitCode {
                 r.violations.first().map_or("?", |v| v.invariant)
             ),
             None => {
-                println!(
-                    "mutant {}: NOT caught by {CI_SEEDS} seeds",
-                    mutant.name()
-                );
+                println!("mutant {}: NOT caught by {CI_SEEDS} seeds", mutant.name());
                 ok = false;
             }
         }

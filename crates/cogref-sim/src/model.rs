@@ -143,8 +143,10 @@ impl StoreModel {
             let seen = self.seen.entry(handle).or_insert(0);
             if version < *seen {
                 return Err(StoreError::Other(
-                    format!("model: version {version} is older than {seen}, already seen: rolled back")
-                        .into(),
+                    format!(
+                        "model: version {version} is older than {seen}, already seen: rolled back"
+                    )
+                    .into(),
                 ));
             }
             *seen = version;
@@ -152,12 +154,14 @@ impl StoreModel {
         Ok(Some(Versioned { tokens, version }))
     }
 
-    /// `save` by `handle` at `now`: a compare-and-set on `expected`. With `ignore_expected`
-    /// (a mutant of the simulation), the version check is skipped.
+    /// `save` by `handle` at `now` (true time; `wall_us`: the writer's wall clock in µs since
+    /// the Unix epoch): a compare-and-set on `expected`. With `ignore_expected` (a mutant of
+    /// the simulation), the version check is skipped.
     pub fn save(
         &mut self,
         handle: Handle,
         now: u64,
+        wall_us: u64,
         tokens: &TokenSet,
         expected: Option<u64>,
         ignore_expected: bool,
@@ -173,7 +177,8 @@ impl StoreModel {
                 if found != expected {
                     return Err(StoreError::Conflict { expected, found });
                 }
-                let version = found.map_or(1, |v| v + 1);
+                // A new file starts at the writer's clock in µs (`first_generation`).
+                let version = found.map_or(wall_us.max(1), |v| v + 1);
                 self.entry = Some(Entry { bytes, version });
                 Ok(version)
             }
@@ -203,7 +208,7 @@ impl StoreModel {
     /// A save whose writer dies after writing its temporary file and before the rename
     /// (file); whether the temporary file was written. Redis's save is one atomic script:
     /// nothing to tear, nothing written.
-    pub fn save_torn(&mut self, tokens: &TokenSet, expected: Option<u64>) -> bool {
+    pub fn save_torn(&mut self, wall_us: u64, tokens: &TokenSet, expected: Option<u64>) -> bool {
         if self.kind != Kind::File {
             return false;
         }
@@ -216,7 +221,7 @@ impl StoreModel {
         let bytes = cogref_core::secrecy::ExposeSecret::expose_secret(&bytes).to_vec();
         self.temp = Some(Entry {
             bytes,
-            version: found.map_or(1, |v| v + 1),
+            version: found.map_or(wall_us.max(1), |v| v + 1),
         });
         true
     }
@@ -244,12 +249,17 @@ impl StoreModel {
             expires_at,
         });
         if self.kind == Kind::File {
-            // The new holder puts a crashed writer's next generation in place, or removes it.
-            if let Some(temp) = self.temp.take()
-                && let Some(entry) = &self.entry
-                && entry.version.checked_add(1) == Some(temp.version)
-            {
-                self.entry = Some(temp);
+            // The new holder puts a crashed writer's set in place if it is the generation right
+            // after the stored one, or any complete one when no file is stored (a crash during
+            // a first save); otherwise it removes it.
+            if let Some(temp) = self.temp.take() {
+                let next = match &self.entry {
+                    Some(entry) => entry.version.checked_add(1) == Some(temp.version),
+                    None => true,
+                };
+                if next {
+                    self.entry = Some(temp);
+                }
             }
         }
         Some(ticket)

@@ -307,13 +307,28 @@ pub struct ThreadLink {
     pub from_scheduler: Mutex<Receiver<Option<crate::world::Command>>>,
 }
 
+/// The payload a dead process's thread unwinds with: a crashed process runs no further code,
+/// so its caller thread stops where it is (its destructors run, as the OS would close its
+/// files) rather than looping on failing calls while simulated time stands still.
+pub struct ProcessDead;
+
+/// Stops the calling thread of a dead process (see [`ProcessDead`]); while it is already
+/// unwinding (a destructor's call), the operation fails at once instead.
+fn dead(kind: &OpKind) -> OpResult {
+    if std::thread::panicking() {
+        return dead_result(kind);
+    }
+    std::panic::resume_unwind(Box::new(ProcessDead))
+}
+
 /// Runs an operation from a blocking thread: registers it, parks until the scheduler completes
-/// it. A dead incarnation's operation returns at once, without effect.
+/// it. A dead incarnation's thread stops (see [`ProcessDead`]).
 pub fn block_on_op(shared: &SharedRef, link: &ThreadLink, actor: Actor, kind: OpKind) -> OpResult {
     let id = {
         let mut s = lock(shared);
         if !s.is_alive(actor) {
-            return dead_result(&kind);
+            drop(s);
+            return dead(&kind);
         }
         s.register(actor, kind, None)
     };
@@ -325,17 +340,20 @@ pub fn block_on_op(shared: &SharedRef, link: &ThreadLink, actor: Actor, kind: Op
         .unwrap_or_else(|p| p.into_inner())
         .recv();
     let mut s = lock(shared);
-    match s.ops.remove(&id) {
+    let op = s.ops.remove(&id);
+    let alive = s.is_alive(actor);
+    drop(s);
+    match op {
         Some(Op {
             result: Some(result),
             ..
-        }) => result,
-        Some(Op { kind: Some(k), .. }) => dead_result(&k),
-        _ => OpResult::Slept,
+        }) if alive => result,
+        Some(Op { kind: Some(k), .. }) => dead(&k),
+        _ => dead(&OpKind::Sleep(Duration::ZERO)),
     }
 }
 
-/// The true clock, in µs since the simulation's epoch, and each process's wall-clock offset.
+/// The true clock, in µs since the simulation's epoch, and each host's wall-clock offset.
 #[derive(Debug, Default)]
 pub struct TrueClock {
     now: AtomicU64,
@@ -361,33 +379,33 @@ impl TrueClock {
         self.now.fetch_max(t, Ordering::Relaxed);
     }
 
-    /// A process's wall-clock offset.
-    pub fn offset(&self, process: usize) -> i64 {
-        self.offsets[process].load(Ordering::Relaxed)
+    /// A host's wall-clock offset.
+    pub fn offset(&self, host: usize) -> i64 {
+        self.offsets[host].load(Ordering::Relaxed)
     }
 
-    /// Steps a process's wall clock by `delta` µs.
-    pub fn step(&self, process: usize, delta: i64) {
-        self.offsets[process].fetch_add(delta, Ordering::Relaxed);
+    /// Steps a host's wall clock by `delta` µs.
+    pub fn step(&self, host: usize, delta: i64) {
+        self.offsets[host].fetch_add(delta, Ordering::Relaxed);
     }
 }
 
-/// A process's view of time: monotonic = true time from its own base; wall = true time plus
-/// its offset (skew and steps); randomness from the run's seed.
+/// A process's view of time: monotonic = true time from its OS process's base; wall = true
+/// time plus its host's offset (skew and steps); randomness from the run's seed.
 #[derive(Clone)]
 pub struct SimEnv {
     clock: Arc<TrueClock>,
-    process: usize,
+    host: usize,
     mono_base: Instant,
     rng: Arc<Mutex<Rng>>,
 }
 
 impl SimEnv {
-    /// The environment of `process`.
-    pub fn new(clock: Arc<TrueClock>, process: usize, mono_base: Instant, seed: u64) -> Self {
+    /// The environment of a process on `host` whose monotonic clock reads `mono_base` at 0.
+    pub fn new(clock: Arc<TrueClock>, host: usize, mono_base: Instant, seed: u64) -> Self {
         Self {
             clock,
-            process,
+            host,
             mono_base,
             rng: Arc::new(Mutex::new(Rng::new(seed))),
         }
@@ -406,10 +424,13 @@ impl Environment for SimEnv {
     }
 
     fn wall_clock(&self) -> SystemTime {
-        Self::wall_at(self.clock.now(), self.clock.offset(self.process))
+        Self::wall_at(self.clock.now(), self.clock.offset(self.host))
     }
 
     fn random_seed(&self) -> u64 {
-        self.rng.lock().unwrap_or_else(|p| p.into_inner()).next_u64()
+        self.rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_u64()
     }
 }

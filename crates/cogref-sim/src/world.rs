@@ -31,8 +31,8 @@ use crate::executor::{Executor, Polled, Task, TaskKind};
 use crate::model::{Handle, Kind, StoreModel, Ticket};
 use crate::rng::Rng;
 use crate::shared::{
-    Actor, CallId, Notice, OpKind, OpResult, Shared, SharedRef, SimEnv, StoreCall, TaskId,
-    ThreadLink, ThreadMsg, TrueClock, lock,
+    Actor, CallId, Notice, OpKind, OpResult, ProcessDead, Shared, SharedRef, SimEnv, StoreCall,
+    TaskId, ThreadLink, ThreadMsg, TrueClock, lock,
 };
 
 /// The async manager as the simulation runs it.
@@ -89,6 +89,7 @@ enum Event {
         request: HttpRequest,
         reply_us: u64,
         lose: bool,
+        late: bool,
     },
     Deliver {
         op: u64,
@@ -159,6 +160,7 @@ impl Backend {
         &mut self,
         handle: Handle,
         now: u64,
+        wall_us: u64,
         tokens: &TokenSet,
         expected: Option<u64>,
         ignore_expected: bool,
@@ -172,7 +174,7 @@ impl Backend {
                 };
                 TokenStore::save(store, tokens, expected)
             }
-            Backend::Model(m) => m.save(handle, now, tokens, expected, ignore_expected),
+            Backend::Model(m) => m.save(handle, now, wall_us, tokens, expected, ignore_expected),
         }
     }
 
@@ -259,8 +261,9 @@ impl Proc {
         }
     }
 
-    /// The manager's session refresh token, read afresh.
-    pub(crate) fn read_token(&self) -> Option<usize> {
+    /// The manager's session refresh token, read afresh; the session's `Debug` goes through
+    /// the canary scan (invariant 5).
+    pub(crate) fn read_token(&self, capture: &Capture) -> Option<usize> {
         let session = if self.blocking {
             let slot = self.thread.as_ref()?.manager.lock().ok()?.clone()?;
             slot.session()
@@ -268,6 +271,7 @@ impl Proc {
             let slot = self.asyncm.lock().ok()?.clone()?;
             slot.session()
         };
+        capture.scan("a session's Debug", &format!("{session:?}"));
         Cognito::refresh_number(session.tokens().refresh_token.expose_secret())
     }
 }
@@ -290,6 +294,8 @@ pub(crate) struct SendInfo {
     /// When the call it belongs to started.
     pub(crate) started: u64,
     pub(crate) timed_out: bool,
+    /// When this attempt times out (true µs).
+    pub(crate) deadline: u64,
 }
 
 /// Counts of what a run did.
@@ -377,8 +383,7 @@ impl World {
     ) -> Self {
         let seed = cfg.seed;
         let mut rng = Rng::stream(seed, 2);
-        let offsets: Vec<i64> = cfg.processes.iter().map(|p| p.skew_us).collect();
-        let clock = Arc::new(TrueClock::new(&offsets));
+        let clock = Arc::new(TrueClock::new(&cfg.host_skews));
         let capture = Capture::new(clock.clone(), trace);
         let dispatch = tracing::dispatcher::set_default(&capture.dispatch());
         let cognito = Cognito::new(
@@ -417,23 +422,30 @@ impl World {
         if cfg.seeded_store {
             let set = TokenSet::from_refresh_token(cognito.refresh_token(0), None)
                 .bound_to(Some("simclient".into()), Some(endpoint.url().to_owned()));
-            let _ = backend.save(0, 0, &set, None, false);
+            let wall = wall_us(0, cfg.host_skews[0]);
+            let _ = backend.save(0, 0, wall, &set, None, false);
         }
         let shared: SharedRef = Arc::new(Mutex::new(Shared {
             alive: vec![0; cfg.processes.len()],
             ..Shared::default()
         }));
         let base = Instant::now();
+        // Managers of one OS process read one monotonic clock; separate processes each count
+        // from a base of their own.
+        let shared_base = base + Duration::from_secs(rng.range(0, 1_000_000));
         let procs = cfg
             .processes
             .iter()
-            .enumerate()
-            .map(|(i, p)| Proc {
+            .map(|p| Proc {
                 blocking: p.blocking,
                 env: SimEnv::new(
                     clock.clone(),
-                    i,
-                    base + Duration::from_secs(rng.range(0, 1_000_000)),
+                    p.host,
+                    if cfg.one_os_process {
+                        shared_base
+                    } else {
+                        base + Duration::from_secs(rng.range(0, 1_000_000))
+                    },
                     rng.next_u64(),
                 ),
                 inc: 0,
@@ -461,7 +473,7 @@ impl World {
             }
         }
         let bounds = crate::check::call_bounds(&cfg);
-        let ghost = Ghost::new(&cfg, &offsets);
+        let ghost = Ghost::new(&cfg);
         let mut world = Self {
             mutant,
             shared,
@@ -511,6 +523,12 @@ impl World {
 
     pub(crate) fn now(&self) -> u64 {
         self.clock.now()
+    }
+
+    /// Process `p`'s wall clock now, in µs since the Unix epoch.
+    pub(crate) fn wall_us_of(&self, p: usize) -> u64 {
+        let host = self.cfg.processes[p].host;
+        wall_us(self.now(), self.clock.offset(host))
     }
 
     pub(crate) fn log(&self, line: impl FnOnce() -> String) {
@@ -576,7 +594,12 @@ impl World {
             self.clock.set(at);
             self.stats.events += 1;
             if std::env::var_os("SIM_DEBUG").is_some() && self.stats.events % 10_000 == 0 {
-                eprintln!("{} events at {} µs; {}", self.stats.events, at, self.debug_event(&event));
+                eprintln!(
+                    "{} events at {} µs; {}",
+                    self.stats.events,
+                    at,
+                    self.debug_event(&event)
+                );
             }
             self.handle(event);
         }
@@ -827,8 +850,7 @@ impl World {
                     Some(Mutant::Attached) => s.parent,
                     _ => None,
                 };
-                self.exec
-                    .spawn(s.task, s.actor, TaskKind::Detached, parent);
+                self.exec.spawn(s.task, s.actor, TaskKind::Detached, parent);
             }
             for n in notices {
                 self.notice(n);
@@ -902,8 +924,6 @@ impl World {
                 }
                 self.procs[p].ready = true;
                 self.procs[p].dirty = true;
-                let token = self.procs[p].read_token();
-                self.ghost.built(actor, token);
                 if !self.procs[p].blocking && self.cfg.processes[p].background {
                     self.start_background(p);
                 }
@@ -950,9 +970,7 @@ impl World {
         let actor = self.procs[p].actor(p);
         self.next_call += 1;
         let call = self.next_call;
-        if kind == CallKind::Force {
-            self.stats.forced += 1;
-        }
+
         let deadline = now
             + match kind {
                 CallKind::Token => self.bounds.0,
@@ -963,6 +981,7 @@ impl World {
                 return;
             }
             self.stats.calls += 1;
+            self.call_started(actor, kind);
             self.calls.insert(
                 call,
                 CallRec {
@@ -989,6 +1008,7 @@ impl World {
             lock(&shared).notices.push(Notice::Outcome { call, result });
         };
         self.stats.calls += 1;
+        self.call_started(actor, kind);
         let id = self
             .exec
             .spawn(Box::pin(task), actor, TaskKind::Caller(call), None);
@@ -1015,6 +1035,14 @@ impl World {
                 _ => self.rng.range(5 * SEC, 60 * SEC),
             };
             self.schedule(now + after, Event::Cancel(call));
+        }
+    }
+
+    fn call_started(&mut self, actor: Actor, kind: CallKind) {
+        if kind == CallKind::Force {
+            self.stats.forced += 1;
+            let now = self.now();
+            self.ghost.forces.entry(actor).or_default().push_back(now);
         }
     }
 
@@ -1116,6 +1144,19 @@ impl World {
     ) {
         let now = self.now();
         let (started, forced) = self.ghost_send(actor, &request);
+        self.log(|| {
+            let body: serde_json::Value =
+                serde_json::from_slice(request.body()).unwrap_or_default();
+            let token = body["RefreshToken"]
+                .as_str()
+                .and_then(Cognito::refresh_number);
+            format!(
+                "process {} sends refresh token {token:?} (op {id}{})",
+                actor.process,
+                if forced { ", for refresh_now" } else { "" }
+            )
+        });
+        let timeout = timeout.as_micros().min(u128::from(u64::MAX / 4)) as u64;
         self.sends.insert(
             id,
             SendInfo {
@@ -1124,9 +1165,9 @@ impl World {
                 task,
                 started,
                 timed_out: false,
+                deadline: now + timeout,
             },
         );
-        let timeout = timeout.as_micros().min(u128::from(u64::MAX / 4)) as u64;
         let p = actor.process;
         let rates = self.cfg.rates.clone();
         let d = self.frng.chance(rates.connect_fail);
@@ -1140,35 +1181,33 @@ impl World {
             return;
         }
         let d = self.frng.chance(rates.crash);
-        if self
-            .faults
-            .fire(now, d, || format!("process {p} crashes before its request leaves"))
-        {
+        if self.faults.fire(now, d, || {
+            format!("process {p} crashes before its request leaves")
+        }) {
             self.schedule(now, Event::Crash(p));
             return;
         }
         self.schedule(now + timeout, Event::Timeout(id));
         let d = self.frng.chance(rates.request_lost);
-        if self
-            .faults
-            .fire(now, d, || format!("request of process {p} lost before Cognito"))
-        {
+        if self.faults.fire(now, d, || {
+            format!("request of process {p} lost before Cognito")
+        }) {
             return;
         }
         let d1 = net_latency(&mut self.rng);
         let d = self.frng.chance(rates.slow);
-        let slow = self
-            .faults
-            .fire(now, d, || format!("response to process {p} slower than its timeout"));
+        let slow = self.faults.fire(now, d, || {
+            format!("response to process {p} slower than its timeout")
+        });
         let reply_us = if slow {
             timeout + self.rng.range(0, timeout.max(1))
         } else {
             net_latency(&mut self.rng)
         };
         let d = self.frng.chance(rates.response_lost);
-        let lose = self
-            .faults
-            .fire(now, d, || format!("response to process {p} lost after Cognito acted"));
+        let lose = self.faults.fire(now, d, || {
+            format!("response to process {p} lost after Cognito acted")
+        });
         self.schedule(
             now + d1,
             Event::Arrive {
@@ -1176,26 +1215,43 @@ impl World {
                 request,
                 reply_us,
                 lose,
+                late: slow,
             },
         );
     }
 
-    fn arrive(&mut self, op: u64, request: HttpRequest, reply_us: u64, lose: bool) {
+    fn arrive(&mut self, op: u64, request: HttpRequest, reply_us: u64, lose: bool, late: bool) {
         let now = self.now();
         let busy = self.busy.filter(|(until, _)| now < *until).map(|(_, t)| t);
         let (response, answer) = self.cognito.handle(now, &request, busy);
         self.stats.requests += 1;
-        let (token, grant) = match answer {
+        // Whether the answer can no longer reach a caller: its attempt timed out (the request
+        // itself was slow) or will have before the answer arrives (a fault, or plain latency
+        // past a short attempt timeout), or its process died.
+        let overdue = self.sends.get(&op).is_some_and(|s| {
+            s.timed_out || now + reply_us >= s.deadline || !lock(&self.shared).is_alive(s.actor)
+        });
+        let (token, grant, lost) = match answer {
             Answer::Granted(g) => {
                 self.stats.grants += 1;
-                self.ghost_grant(op, g);
-                (self.cognito.grants[g].minted, Some(g))
+                // A granted answer lost excuses one extra grant: its own (when a retry was
+                // granted first) or the next.
+                let lost = lose || late || overdue;
+                if lost {
+                    self.ghost.granted_response_faulted();
+                }
+                self.ghost_grant(op);
+                (self.cognito.grants[g].minted, Some(g), lost)
             }
             Answer::Reused(t) => {
-                self.ghost_reuse(op, t);
-                (None, None)
+                // A request that outlived its attempt (and its lock) refused as a reuse: its
+                // sender gave up on it long ago, and the refusal goes nowhere.
+                if !overdue {
+                    self.ghost_reuse(op, t);
+                }
+                (None, None, false)
             }
-            _ => (None, None),
+            _ => (None, None, false),
         };
         self.log(|| {
             format!(
@@ -1203,14 +1259,14 @@ impl World {
                 response.status()
             )
         });
-        if lose {
-            if grant.is_some() {
-                self.ghost.lost_response(token);
-            }
-            return;
-        }
-        if let Some(t) = token {
+        if lost {
+            // It never reaches its caller: what it carries is lost now.
+            self.ghost.lost_response(token);
+        } else if let Some(t) = token {
             self.ghost.in_flight.insert(op, t);
+        }
+        if lose {
+            return;
         }
         self.schedule(
             now + reply_us,
@@ -1223,7 +1279,13 @@ impl World {
         );
     }
 
-    fn deliver(&mut self, op: u64, response: HttpResponse, token: Option<usize>, grant: Option<usize>) {
+    fn deliver(
+        &mut self,
+        op: u64,
+        response: HttpResponse,
+        token: Option<usize>,
+        grant: Option<usize>,
+    ) {
         let now = self.now();
         self.ghost.in_flight.remove(&op);
         let Some((actor, task, started, timed_out)) = self
@@ -1251,7 +1313,10 @@ impl World {
                 }
                 if let Some(g) = grant {
                     let access = self.cognito.grants[g].access;
-                    self.ghost.access_from.insert(access, (actor, started));
+                    let offset = self.ghost.offset_at(actor.process, started);
+                    self.ghost
+                        .access_from
+                        .insert(access, (actor, started, offset));
                 }
             }
             Err(_) => {
@@ -1271,9 +1336,7 @@ impl World {
 
     fn timeout(&mut self, op: u64) {
         let error = TransportError::new(TransportErrorKind::Timeout, "attempt timed out");
-        if self
-            .complete(op, OpResult::Http(Err(error.into())))
-            .is_ok()
+        if self.complete(op, OpResult::Http(Err(error.into()))).is_ok()
             && let Some(s) = self.sends.get_mut(&op)
         {
             s.timed_out = true;
@@ -1315,7 +1378,8 @@ impl World {
         let now = self.now();
         let p = actor.process;
         let rates = self.cfg.rates.clone();
-        let torn_possible = matches!(call, StoreCall::Save { .. }) && self.cfg.store == StoreKind::File;
+        let torn_possible =
+            matches!(call, StoreCall::Save { .. }) && self.cfg.store == StoreKind::File;
         let d = self.frng.chance(rates.crash);
         let fate = if self.faults.fire(now, d, || {
             format!("process {p} crashes at a store operation")
@@ -1368,7 +1432,7 @@ impl World {
         let failure = || StoreError::Other("simulated store failure".into());
         if now < self.outage_until || fate == Fate::Fail {
             let result = failed(&call, failure());
-            self.store_failed(&call, actor);
+            self.store_failed(&call);
             let at = if now < self.outage_until {
                 now + self.rng.range(1_000, 2 * SEC)
             } else {
@@ -1378,8 +1442,10 @@ impl World {
             return;
         }
         if fate == Fate::Torn {
-            if let (StoreCall::Save { tokens, expected }, Backend::Model(m)) = (&call, &mut self.backend)
-                && m.save_torn(tokens, *expected)
+            let wall = self.wall_us_of(p);
+            if let (StoreCall::Save { tokens, expected }, Backend::Model(m)) =
+                (&call, &mut self.backend)
+                && m.save_torn(wall, tokens, *expected)
             {
                 self.ghost.temp = m
                     .peek_temp()
@@ -1392,7 +1458,8 @@ impl World {
         let leases_lost = self.backend.leases_lost();
         let result = self.apply_call(actor, call, now);
         if self.backend.leases_lost() > leases_lost {
-            self.ghost.anomaly(now, "a lease ran out while held");
+            self.log(|| "a lease ran out while held".into());
+            self.ghost.anomaly(now);
         }
         if self.backend.publishes() > publishes {
             self.wake_waiters(now);
@@ -1404,8 +1471,12 @@ impl World {
             }
             Fate::AppliedButFailed => {
                 let result = match result {
-                    OpResult::Saved(Ok(_)) => {
-                        self.ghost.excuse(now, "a save applied but reported failed");
+                    OpResult::Saved(Ok(version)) => {
+                        self.log(|| {
+                            format!("save of version {version} applied but reported failed")
+                        });
+                        let token = self.stored_token();
+                        self.ghost.unsaved(token);
                         OpResult::Saved(Err(failure()))
                     }
                     OpResult::Loaded(_) => OpResult::Loaded(Err(failure())),
@@ -1431,10 +1502,28 @@ impl World {
     fn apply_call(&mut self, actor: Actor, call: StoreCall, now: u64) -> OpResult {
         let handle = self.procs[actor.process].handle;
         match call {
-            StoreCall::Load => OpResult::Loaded(self.backend.load(handle, now)),
+            StoreCall::Load => {
+                let loaded = self.backend.load(handle, now);
+                self.log(|| {
+                    let what = match &loaded {
+                        Ok(Some(v)) => format!(
+                            "token {:?} version {}",
+                            Cognito::refresh_number(v.tokens.refresh_token.expose_secret()),
+                            v.version
+                        ),
+                        Ok(None) => "nothing".into(),
+                        Err(e) => format!("an error ({e})"),
+                    };
+                    format!("process {} loads {what}", actor.process)
+                });
+                OpResult::Loaded(loaded)
+            }
             StoreCall::Save { tokens, expected } => {
                 let ignore = self.mutant == Some(Mutant::NoVersion);
-                let result = self.backend.save(handle, now, &tokens, expected, ignore);
+                let wall = self.wall_us_of(actor.process);
+                let result = self
+                    .backend
+                    .save(handle, now, wall, &tokens, expected, ignore);
                 let token = Cognito::refresh_number(tokens.refresh_token.expose_secret());
                 self.log(|| {
                     format!(
@@ -1442,8 +1531,8 @@ impl World {
                         actor.process
                     )
                 });
-                if result.is_ok() {
-                    self.ghost.saved(token);
+                if let Ok(version) = result {
+                    self.ghost.saved(now, token, version, expected.is_none());
                 }
                 self.ghost.stored = self.stored_token();
                 self.ghost.temp = match &self.backend {
@@ -1457,6 +1546,7 @@ impl World {
             StoreCall::TryLock => {
                 let always = self.mutant == Some(Mutant::NoLock);
                 let ticket = self.backend.try_lock(handle, now, always);
+                self.log(|| format!("process {} takes the lock: {ticket:?}", actor.process));
                 if let Some(t) = ticket {
                     self.ghost.locks.insert(t, actor);
                 }
@@ -1470,6 +1560,7 @@ impl World {
                 OpResult::Locked(Ok(ticket))
             }
             StoreCall::Unlock(ticket) => {
+                self.log(|| format!("process {} releases {ticket:?}", actor.process));
                 self.ghost.locks.remove(&ticket);
                 self.backend.unlock(ticket, now);
                 OpResult::Unlocked
@@ -1490,13 +1581,20 @@ impl World {
         }
     }
 
-    fn store_failed(&mut self, call: &StoreCall, actor: Actor) {
-        if let StoreCall::Save { tokens, .. } = call {
-            let token = Cognito::refresh_number(tokens.refresh_token.expose_secret());
-            self.ghost.unsaved(self.now(), token);
-        }
-        if let StoreCall::TryLock = call {
-            let _ = actor;
+    fn store_failed(&mut self, call: &StoreCall) {
+        match call {
+            StoreCall::Save { tokens, .. } => {
+                let token = Cognito::refresh_number(tokens.refresh_token.expose_secret());
+                self.ghost.unsaved(token);
+            }
+            // With the opt-in, a manager that cannot read or lock the store refreshes with the
+            // set it has, which a sibling may have rotated already: the documented risk.
+            StoreCall::Load | StoreCall::TryLock if self.cfg.unlocked_opt_in => {
+                let now = self.now();
+                self.log(|| "a store failure with refresh_without_store_lock(true)".into());
+                self.ghost.anomaly(now);
+            }
+            _ => {}
         }
     }
 
@@ -1520,7 +1618,8 @@ impl World {
                 request,
                 reply_us,
                 lose,
-            } => self.arrive(op, request, reply_us, lose),
+                late,
+            } => self.arrive(op, request, reply_us, lose, late),
             Event::Deliver {
                 op,
                 response,
@@ -1534,8 +1633,7 @@ impl World {
                 self.apply(op, call, fate);
                 if wait && let Some(timeout) = self.pending_wait.take() {
                     self.waiters.insert(op, ());
-                    let at = self.now()
-                        + timeout.as_micros().min(u128::from(u64::MAX / 4)) as u64;
+                    let at = self.now() + timeout.as_micros().min(u128::from(u64::MAX / 4)) as u64;
                     self.schedule(at, Event::WaitTimeout(op));
                 }
             }
@@ -1563,8 +1661,7 @@ impl World {
                 }
             }
             Event::StartBackground(p) => {
-                if self.procs[p].up && self.procs[p].ready && self.procs[p].background.is_none()
-                {
+                if self.procs[p].up && self.procs[p].ready && self.procs[p].background.is_none() {
                     self.start_background(p);
                 }
             }
@@ -1620,32 +1717,22 @@ impl World {
                     self.schedule(now + down_us, Event::Restart(process));
                 }
             }
-            Planned::Step { process, delta_us } => {
-                self.clock.step(process, delta_us);
-                self.ghost
-                    .stepped(now, process, self.clock.offset(process));
+            Planned::Step { host, delta_us } => {
+                self.clock.step(host, delta_us);
+                self.ghost.stepped(now, host, self.clock.offset(host));
             }
             Planned::Outage { for_us } => {
                 self.outage_until = self.outage_until.max(now + for_us);
             }
             Planned::LoseData => {
                 let stored = self.ghost.stored;
-                match &mut self.backend {
-                    Backend::Memory {
-                        store, guards, ..
-                    } => {
-                        *store = MemoryStore::new();
-                        // The old store's guards now lock nothing.
-                        if !guards.is_empty() {
-                            self.ghost.anomaly(now, "the memory store was replaced under a lock");
-                        }
-                    }
-                    Backend::Model(m) => {
-                        let leases = m.leases_lost;
-                        m.lose_data();
-                        if m.leases_lost > leases {
-                            self.ghost.anomaly(now, "Redis lost the lease");
-                        }
+                // A memory store loses its data only with its process (never planned).
+                if let Backend::Model(m) = &mut self.backend {
+                    let leases = m.leases_lost;
+                    m.lose_data();
+                    if m.leases_lost > leases {
+                        self.log(|| "Redis lost the lease with its data".into());
+                        self.ghost.anomaly(now);
                     }
                 }
                 self.ghost.data_lost(now, stored);
@@ -1654,8 +1741,12 @@ impl World {
                     // Subscribers lose their connection.
                     let waiters: Vec<u64> = std::mem::take(&mut self.waiters).into_keys().collect();
                     for op in waiters {
-                        let error = StoreError::Other("connection lost: the server restarted".into());
-                        self.schedule(now + 1_000, Event::Complete(op, OpResult::Waited(Err(error))));
+                        let error =
+                            StoreError::Other("connection lost: the server restarted".into());
+                        self.schedule(
+                            now + 1_000,
+                            Event::Complete(op, OpResult::Waited(Err(error))),
+                        );
                     }
                 }
             }
@@ -1663,7 +1754,7 @@ impl World {
                 if let Backend::Model(m) = &mut self.backend
                     && m.drop_lease()
                 {
-                    self.ghost.anomaly(now, "the lease was dropped early");
+                    self.ghost.anomaly(now);
                     self.wake_waiters(now);
                 }
             }
@@ -1687,7 +1778,10 @@ impl World {
             if now > rec.deadline {
                 self.violation(
                     "6 (deadlines)",
-                    format!("call {call} of process {} never returned", rec.actor.process),
+                    format!(
+                        "call {call} of process {} never returned",
+                        rec.actor.process
+                    ),
                 );
             }
         }
@@ -1713,6 +1807,13 @@ impl World {
     }
 }
 
+/// The wall clock at true time `t` for a host `offset` µs off, in µs since the Unix epoch.
+fn wall_us(t: u64, offset: i64) -> u64 {
+    SimEnv::wall_at(t, offset)
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
 fn failed(call: &StoreCall, error: StoreError) -> OpResult {
     match call {
         StoreCall::Load => OpResult::Loaded(Err(error)),
@@ -1734,13 +1835,17 @@ fn scan_event(capture: &Capture, event: &SessionEvent) {
     }
 }
 
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "a panic".into())
+}
+
 /// A blocking process's caller thread: runs the scheduler's commands one at a time.
 fn blocking_main(
-    builder: cogref_session::BlockingTokenManagerBuilder<
-        SimBlockingNet,
-        SimEnv,
-        SimBlockingStore,
-    >,
+    builder: cogref_session::BlockingTokenManagerBuilder<SimBlockingNet, SimEnv, SimBlockingStore>,
     link: Arc<ThreadLink>,
     slot: Arc<Mutex<Option<Arc<BlockingManager>>>>,
     shared: SharedRef,
@@ -1758,7 +1863,8 @@ fn blocking_main(
                 let Some(builder) = builder.take() else {
                     continue;
                 };
-                let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build()));
+                let built =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| builder.build()));
                 match built {
                     Ok(Ok(manager)) => {
                         *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(manager));
@@ -1768,9 +1874,14 @@ fn blocking_main(
                         actor,
                         error: Some(e),
                     },
-                    Err(_) => Notice::Panic(format!(
-                        "building the manager of process {} panicked",
-                        actor.process
+                    Err(payload) if payload.is::<ProcessDead>() => {
+                        let _ = link.to_scheduler.send(ThreadMsg::Done);
+                        continue;
+                    }
+                    Err(payload) => Notice::Panic(format!(
+                        "building the manager of process {} panicked: {}",
+                        actor.process,
+                        panic_message(payload.as_ref())
                     )),
                 }
             }
@@ -1780,15 +1891,21 @@ fn blocking_main(
                     let _ = link.to_scheduler.send(ThreadMsg::Done);
                     continue;
                 };
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match kind {
-                    CallKind::Token => manager.access_token(),
-                    CallKind::Force => manager.refresh_now(),
-                }));
+                let result =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match kind {
+                        CallKind::Token => manager.access_token(),
+                        CallKind::Force => manager.refresh_now(),
+                    }));
                 match result {
                     Ok(result) => Notice::Outcome { call, result },
-                    Err(_) => Notice::Panic(format!(
-                        "a call of process {} panicked",
-                        actor.process
+                    Err(payload) if payload.is::<ProcessDead>() => {
+                        let _ = link.to_scheduler.send(ThreadMsg::Done);
+                        continue;
+                    }
+                    Err(payload) => Notice::Panic(format!(
+                        "a call of process {} panicked: {}",
+                        actor.process,
+                        panic_message(payload.as_ref())
                     )),
                 }
             }
