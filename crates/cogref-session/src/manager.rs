@@ -370,7 +370,7 @@ where
     /// Refreshes now, even if the token is fresh, and returns a token obtained by a refresh that
     /// started after this call: after a refresh already under way, and never sooner than
     /// [`SessionConfig::min_refresh_interval`] after the lineage's last refresh (it waits that
-    /// out).
+    /// out holding the store's lock).
     pub async fn refresh_now(&self) -> Result<SecretString, SessionError> {
         let engine = &self.inner.engine;
         let since = engine.now().wall;
@@ -391,18 +391,16 @@ where
                 Some(flight) => {
                     let _ = flight.outcome().await;
                 }
+                // Ours starts now and waits out the floor holding the store's lock, as the
+                // blocking manager's does: sleeping first, outside the lock, let a sibling
+                // refresh at the end of each floor and restart it, for as long as a clock
+                // stepped back made their refreshes look older than this call.
                 None => {
-                    let wait = engine.until_refresh_allowed(engine.now());
-                    if wait.is_zero() {
-                        let (flight, ours) = self.join_or_start(Ask::Force { since });
-                        let outcome = flight.outcome().await;
-                        if ours {
-                            return outcome;
-                        }
-                        // Another caller's refresh slipped in first: wait for it, then ours.
-                        continue;
+                    let (flight, ours) = self.join_or_start(Ask::Force { since });
+                    let outcome = flight.outcome().await;
+                    if ours {
+                        return outcome;
                     }
-                    engine.client.transport().sleep(wait.max(MIN_SLEEP)).await;
                 }
             }
         }

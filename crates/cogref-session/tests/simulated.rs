@@ -200,3 +200,77 @@ async fn refresh_now_returns_the_tokens_of_a_refresh_another_caller_started_afte
         "no second refresh for one ask"
     );
 }
+
+/// An async transport on the manual clock whose sleeps only yield: the test moves the clock.
+#[derive(Clone)]
+struct TestDrivesTime(Scripted);
+
+impl cogref_core::AsyncTransport for TestDrivesTime {
+    async fn send(
+        &self,
+        request: cogref_core::driver::HttpRequest,
+        options: cogref_core::SendOptions,
+    ) -> Result<cogref_core::driver::HttpResponse, cogref_core::Error> {
+        cogref_core::BlockingTransport::send(&self.0, request, options)
+    }
+
+    async fn sleep(&self, _: Duration) {
+        tokio::task::yield_now().await;
+    }
+
+    fn spawn(&self, task: cogref_core::driver::DetachedTask) {
+        tokio::spawn(task);
+    }
+}
+
+// Simulator seed `refresh-now-clock-stepped-back`: the async refresh_now() slept out the floor
+// outside the store's lock, then looked again; a sibling refreshing at the end of each floor
+// restarted it, and with the wall clock stepped back after the call their refreshes looked
+// older than it, so none answered it: it never returned. It now waits out the floor holding
+// the lock, as the blocking manager's does.
+
+#[tokio::test(flavor = "current_thread")]
+async fn refresh_now_waits_out_the_floor_holding_the_stores_lock() {
+    let clock = clock();
+    let cognito = Scripted::new(
+        &clock,
+        &[ok("a1", 3600, Some("r1")), ok("a2", 3600, Some("r2"))],
+    );
+    let store = MemoryStore::new();
+    let manager = TokenManager::builder(
+        client(TestDrivesTime(cognito.clone()), &clock),
+        template("r0"),
+        store.clone(),
+    )
+    .build()
+    .await
+    .expect("manager");
+    assert_eq!(
+        manager.access_token().await.expect("a1").expose_secret(),
+        "a1"
+    );
+    clock.advance(Duration::from_millis(10));
+    let forced = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now().await }
+    });
+    // Half-way through the floor (1 s), no sibling can take the lock and refresh first.
+    clock.advance(Duration::from_millis(490));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        cogref_session::TokenStore::try_lock(&store)
+            .expect("memory store")
+            .is_none(),
+        "refresh_now waits for the floor without the lock"
+    );
+    clock.advance(Duration::from_millis(500));
+    let token = tokio::time::timeout(Duration::from_secs(10), forced)
+        .await
+        .expect("refresh_now returns")
+        .expect("task")
+        .expect("a token");
+    assert_eq!(token.expose_secret(), "a2");
+    assert_eq!(cognito.sent(), ["r0", "r1"]);
+}
