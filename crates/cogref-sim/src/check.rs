@@ -261,6 +261,22 @@ pub(crate) fn adopted_tolerance(cfg: &WorldConfig, ahead: i64) -> u64 {
     (ahead.max(0) as u64).max(cap)
 }
 
+/// Whether refresh tokens `a` and `b` are on one branch of the lineage (one descends from the
+/// other, or they are the same).
+fn related(cognito: &Cognito, a: usize, b: usize) -> bool {
+    let descends = |from: usize, of: usize| {
+        let mut at = Some(from);
+        while let Some(t) = at {
+            if t == of {
+                return true;
+            }
+            at = cognito.tokens.get(t).and_then(|r| r.parent);
+        }
+        false
+    };
+    descends(a, b) || descends(b, a)
+}
+
 fn usable_descendants(cognito: &Cognito, token: usize, now: u64) -> Vec<usize> {
     let mut out = Vec::new();
     let mut stack: Vec<usize> = cognito.tokens[token].children.clone();
@@ -327,7 +343,11 @@ impl World {
             held.extend(set.iter().copied());
         }
         for t in g.held_prev.difference(&held) {
-            if g.fault_removed.contains(t) {
+            // Dropped by a fault, or abandoned for a set of another branch of the lineage that
+            // the store holds (after a fork, which only faults or a lease that ran out create,
+            // and which invariants 1 and 2 judge where it happens).
+            let other_branch = g.stored.is_some_and(|s| !related(&self.cognito, s, *t));
+            if g.fault_removed.contains(t) || other_branch {
                 g.lost_by_fault.insert(*t);
             } else {
                 g.lost_by_fault.remove(t);
@@ -579,6 +599,12 @@ impl World {
             return;
         };
         let exp = self.cognito.access[n].exp_s * SEC;
+        // A call that returns as its lock release completes judged its token before the
+        // release: the release's latency is not the library's to control.
+        let now = match self.released.get(&rec.actor) {
+            Some((issued, done)) if *done == now => *issued,
+            _ => now,
+        };
         if now < exp {
             return;
         }

@@ -90,6 +90,9 @@ pub struct Rates {
     pub store_error: f64,
     /// A caller's call cancelled (dropped) at some point.
     pub cancel: f64,
+    /// Redis: a lease just taken runs out while its holder refreshes (the holder paused past
+    /// its time to live).
+    pub lease_lost: f64,
 }
 
 /// A fault planned at a time.
@@ -292,6 +295,11 @@ impl WorldConfig {
                 rate(0.15, 0.01, 0.1)
             },
             cancel: rate(0.4, 0.1, 0.6),
+            lease_lost: if matches!(store, StoreKind::Redis { .. }) {
+                rate(0.5, 0.05, 0.4)
+            } else {
+                0.0
+            },
         };
         let mut planned = Vec::new();
         if !clean {

@@ -40,6 +40,7 @@ struct Args {
     only: Option<BTreeSet<u32>>,
     trace: bool,
     threads: usize,
+    all: bool,
 }
 
 fn args() -> Result<Args, String> {
@@ -51,6 +52,7 @@ fn args() -> Result<Args, String> {
         mutant: None,
         only: None,
         trace: false,
+        all: false,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let mut it = std::env::args().skip(1);
@@ -63,6 +65,7 @@ fn args() -> Result<Args, String> {
             "--threads" => a.threads = parse_u64(&value()?).ok_or("--threads: a number")? as usize,
             "--ci" => a.ci = true,
             "--trace" => a.trace = true,
+            "--all" => a.all = true,
             "--mutant" => {
                 let name = value()?;
                 a.mutant = Some(Mutant::parse(&name).ok_or(format!("unknown mutant {name}"))?);
@@ -171,7 +174,11 @@ fn main() -> ExitCode {
     }
     let count = a.seeds.unwrap_or(1000);
     let started = Instant::now();
-    let stop_after = if a.mutant.is_some() { 1 } else { 20 };
+    let stop_after = match (a.all, a.mutant) {
+        (true, _) => usize::MAX,
+        (false, Some(_)) => 1,
+        (false, None) => 20,
+    };
     let (failures, runs) = batch(
         a.start,
         count,
@@ -194,7 +201,14 @@ fn main() -> ExitCode {
         failures.len()
     );
     for (i, f) in failures.iter().enumerate() {
-        report_failure(f, i == 0);
+        if i < 5 {
+            report_failure(f, i == 0);
+        } else if let Some(v) = f.violations.first() {
+            println!(
+                "FAIL seed {:#x}: invariant {}: {}",
+                f.seed, v.invariant, v.detail
+            );
+        }
     }
     match (a.mutant, failures.is_empty()) {
         (None, true) | (Some(_), false) => ExitCode::SUCCESS,

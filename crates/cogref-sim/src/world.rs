@@ -341,6 +341,11 @@ pub struct World {
     next_call: CallId,
     next_handle: Handle,
     pub(crate) sends: BTreeMap<u64, SendInfo>,
+    /// Lock releases under way: when each was issued (by operation).
+    unlocks: BTreeMap<u64, (Actor, u64)>,
+    /// Each process life's last lock release: when it was issued and when it completed. A
+    /// call that returns as its release completes judged its token before the release.
+    pub(crate) released: BTreeMap<Actor, (u64, u64)>,
     waiters: BTreeMap<u64, ()>,
     /// Set by a Redis wait that subscribed: its timeout.
     pending_wait: Option<Duration>,
@@ -494,6 +499,8 @@ impl World {
             next_call: 0,
             next_handle: 0,
             sends: BTreeMap::new(),
+            unlocks: BTreeMap::new(),
+            released: BTreeMap::new(),
             waiters: BTreeMap::new(),
             pending_wait: None,
             outage_until: 0,
@@ -768,6 +775,18 @@ impl World {
         self.procs[p].ready = false;
         lock(&self.shared).alive[p] = 0;
         self.ghost.crashed(actor, self.procs[p].token);
+        // Answers on their way to it will find nobody: what they carry is lost now.
+        let doomed: Vec<u64> = self
+            .ghost
+            .in_flight
+            .keys()
+            .copied()
+            .filter(|op| self.sends.get(op).is_some_and(|s| s.actor == actor))
+            .collect();
+        for op in doomed {
+            let token = self.ghost.in_flight.remove(&op);
+            self.ghost.lost_response(token);
+        }
         self.procs[p].token = None;
         self.calls.retain(|_, c| c.actor != actor);
         let handle = self.procs[p].handle;
@@ -1376,6 +1395,9 @@ impl World {
 
     fn issue_store(&mut self, id: u64, actor: Actor, call: StoreCall) {
         let now = self.now();
+        if let StoreCall::Unlock(_) = call {
+            self.unlocks.insert(id, (actor, now));
+        }
         let p = actor.process;
         let rates = self.cfg.rates.clone();
         let torn_possible =
@@ -1479,10 +1501,18 @@ impl World {
                         self.ghost.unsaved(token);
                         OpResult::Saved(Err(failure()))
                     }
-                    OpResult::Loaded(_) => OpResult::Loaded(Err(failure())),
+                    OpResult::Loaded(_) => {
+                        self.store_failed(&StoreCall::Load);
+                        OpResult::Loaded(Err(failure()))
+                    }
                     OpResult::Locked(Ok(Some(ticket))) => {
                         // Taken, but the taker never hears of it: it stays until its TTL.
                         self.ghost.locks.remove(&ticket);
+                        self.store_failed(&StoreCall::TryLock);
+                        OpResult::Locked(Err(failure()))
+                    }
+                    OpResult::Locked(_) => {
+                        self.store_failed(&StoreCall::TryLock);
                         OpResult::Locked(Err(failure()))
                     }
                     other => other,
@@ -1549,6 +1579,15 @@ impl World {
                 self.log(|| format!("process {} takes the lock: {ticket:?}", actor.process));
                 if let Some(t) = ticket {
                     self.ghost.locks.insert(t, actor);
+                    let rate = self.cfg.rates.lease_lost;
+                    let decided = self.frng.chance(rate);
+                    let p = actor.process;
+                    if self.faults.fire(now, decided, || {
+                        format!("the lease process {p} just took runs out mid-refresh")
+                    }) {
+                        let at = now + self.rng.range(1_000, 2 * SEC);
+                        self.schedule(at, Event::Planned(Planned::DropLease));
+                    }
                 }
                 // Taking a file lock may put a crashed writer's set in place.
                 self.ghost.stored = self.stored_token();
@@ -1611,6 +1650,10 @@ impl World {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Complete(op, result) => {
+                if let Some((actor, issued)) = self.unlocks.remove(&op) {
+                    let now = self.now();
+                    self.released.insert(actor, (issued, now));
+                }
                 let _ = self.complete(op, result);
             }
             Event::Arrive {
