@@ -191,7 +191,11 @@ impl Cognito {
                 );
             }
             Some(false) => {
-                let status = if self.requests % 2 == 0 { 500 } else { 503 };
+                let status = if self.requests.is_multiple_of(2) {
+                    500
+                } else {
+                    503
+                };
                 return (
                     error(
                         now,

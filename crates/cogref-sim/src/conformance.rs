@@ -2,9 +2,10 @@
 //! ([`crate::model`]) by `tests/conformance.rs`: the outcomes must be equal, op by op, or the
 //! model has drifted from the store the simulator trusts it to stand for.
 //!
-//! Versions are compared by rank (the order in which distinct values first appear), so that
-//! a real Redis's clock-based versions and the model's compare as equal when they relate the
-//! same way (a repeat is a repeat, a new value is new).
+//! Versions are compared by rank (the order in which distinct values first appear) and by
+//! how every two of them compare, so that a real store's clock-based versions and the model's
+//! compare as equal when they relate the same way (a repeat is a repeat, a new file or entry
+//! starts above every version handed out before): the managers decide what is newer by them.
 
 use cogref_core::TokenSet;
 use cogref_session::{StoreError, Versioned};
@@ -146,14 +147,27 @@ pub fn token_set(token: usize) -> TokenSet {
     set
 }
 
-/// Runs `scenario` on `subject`; the outcomes, one per step (two for a wait during a save).
-pub fn run(subject: &mut dyn Subject, scenario: &[Op]) -> Vec<Outcome> {
-    let mut ranks: Vec<u64> = Vec::new();
-    let mut rank = |v: u64| match ranks.iter().position(|r| *r == v) {
-        Some(i) => i,
-        None => {
-            ranks.push(v);
-            ranks.len() - 1
+/// What a scenario observed: the outcome of each step (two for a wait during a save), and how
+/// the versions seen compare, pair by pair, in the order they first appeared.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    /// One per step.
+    pub outcomes: Vec<Outcome>,
+    /// For each two versions `i < j` (by rank), how `i` compares with `j`.
+    pub order: Vec<(usize, usize, std::cmp::Ordering)>,
+}
+
+/// Runs `scenario` on `subject`.
+pub fn run(subject: &mut dyn Subject, scenario: &[Op]) -> Observed {
+    let ranks = std::cell::RefCell::new(Vec::<u64>::new());
+    let mut rank = |v: u64| {
+        let mut ranks = ranks.borrow_mut();
+        match ranks.iter().position(|r| *r == v) {
+            Some(i) => i,
+            None => {
+                ranks.push(v);
+                ranks.len() - 1
+            }
         }
     };
     let mut last: Vec<Option<u64>> = vec![None; 8];
@@ -225,7 +239,17 @@ pub fn run(subject: &mut dyn Subject, scenario: &[Op]) -> Vec<Outcome> {
             }
         }
     }
-    out
+    let ranks = ranks.into_inner();
+    let mut order = Vec::new();
+    for (i, a) in ranks.iter().enumerate() {
+        for (j, b) in ranks.iter().enumerate().skip(i + 1) {
+            order.push((i, j, a.cmp(b)));
+        }
+    }
+    Observed {
+        outcomes: out,
+        order,
+    }
 }
 
 fn resolve(expected: Expect, last: Option<u64>) -> Option<u64> {
@@ -370,7 +394,7 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
             ],
         ),
         (
-            "a torn save of a deleted file is not put in place",
+            "a torn save is put in place even after the file was deleted (a crash during a first save)",
             vec![
                 save(0, 1, Nothing),
                 TornSave { token: 2 },

@@ -7,29 +7,25 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use cogref_sim::config::Mutant;
-use cogref_sim::run::{Report, batch, run_seed, shrink};
+use cogref_sim::run::{Report, batch, parse_number, regressions, run_seed, shrink};
 
-const USAGE: &str = "usage: cogref-sim [--seed S | --seeds N [--start S] | --ci] [--mutant no-lock|no-version|attached] [--faults LIST|none] [--trace] [--threads N]
+const USAGE: &str = "usage: cargo xtask sim [--seed S [--faults LIST|none] [--trace] | --seeds N [--start S] [--all] | --ci] [--mutant no-lock|no-version|attached] [--threads N]
 
-  --seed S       run one seed (decimal or 0x…), print what it did; --trace prints its trace
-  --seeds N      run seeds START..START+N on every core (START: --start, default 0)
-  --ci           the CI batch: the regression seeds, CI_SEEDS seeds, then each mutant, which
-                 must be caught within the same seeds
-  --mutant M     run with a mutant of the surroundings (the run is expected to fail)
-  --faults LIST  with --seed: enable only these fault numbers (as printed by the shrinker)";
+  --seed S       run one seed (decimal or 0x…) and say what it did; a failing run prints the
+                 command that replays it and shrinks its faults to a minimal set
+  --faults LIST  with --seed: enable only these faults (numbers as the run prints them)
+  --trace        with --seed: print the run's trace (every step, every log line)
+  --seeds N      run seeds START..START+N on every core (START: --start, default 0); stops
+                 after 20 failing seeds unless --all
+  --ci           the CI batch: the regression seeds (regressions.txt), seeds 0..CI_SEEDS, then
+                 each mutant, which must be caught within those seeds
+  --mutant M     run with a mutant of the library's surroundings: the store's lock always
+                 granted (no-lock), its save ignoring the version (no-version), a refresh task
+                 dropped with the caller that started it (attached); the run should fail
+  --threads N    threads for --seeds and --ci (default: every core)";
 
-/// The CI batch: seeds 0..CI_SEEDS.
-const CI_SEEDS: u64 = 4_000;
-
-/// Named seeds that once found a bug; every CI run replays them.
-const REGRESSIONS: &str = include_str!("../regressions.txt");
-
-fn parse_u64(s: &str) -> Option<u64> {
-    match s.strip_prefix("0x") {
-        Some(hex) => u64::from_str_radix(hex, 16).ok(),
-        None => s.parse().ok(),
-    }
-}
+/// The CI batch: seeds 0..CI_SEEDS (about a minute on two cores).
+const CI_SEEDS: u64 = 8_000;
 
 struct Args {
     seed: Option<u64>,
@@ -39,8 +35,8 @@ struct Args {
     mutant: Option<Mutant>,
     only: Option<BTreeSet<u32>>,
     trace: bool,
-    threads: usize,
     all: bool,
+    threads: usize,
 }
 
 fn args() -> Result<Args, String> {
@@ -59,10 +55,12 @@ fn args() -> Result<Args, String> {
     while let Some(arg) = it.next() {
         let mut value = || it.next().ok_or(format!("{arg} takes a value"));
         match arg.as_str() {
-            "--seed" => a.seed = Some(parse_u64(&value()?).ok_or("--seed: a number")?),
-            "--seeds" => a.seeds = Some(parse_u64(&value()?).ok_or("--seeds: a number")?),
-            "--start" => a.start = parse_u64(&value()?).ok_or("--start: a number")?,
-            "--threads" => a.threads = parse_u64(&value()?).ok_or("--threads: a number")? as usize,
+            "--seed" => a.seed = Some(parse_number(&value()?).ok_or("--seed: a number")?),
+            "--seeds" => a.seeds = Some(parse_number(&value()?).ok_or("--seeds: a number")?),
+            "--start" => a.start = parse_number(&value()?).ok_or("--start: a number")?,
+            "--threads" => {
+                a.threads = parse_number(&value()?).ok_or("--threads: a number")?.max(1) as usize
+            }
             "--ci" => a.ci = true,
             "--trace" => a.trace = true,
             "--all" => a.all = true,
@@ -111,33 +109,6 @@ fn report_failure(report: &Report, shrink_it: bool) {
     }
 }
 
-fn regressions() -> Vec<(String, u64, Option<Mutant>, Option<BTreeSet<u32>>)> {
-    REGRESSIONS
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .filter_map(|line| {
-            let mut parts = line.split_whitespace();
-            let name = parts.next()?.to_owned();
-            let seed = parse_u64(parts.next()?)?;
-            let mut mutant = None;
-            let mut only = None;
-            for part in parts {
-                if let Some(m) = part.strip_prefix("mutant=") {
-                    mutant = Mutant::parse(m);
-                } else if let Some(f) = part.strip_prefix("faults=") {
-                    only = Some(if f == "none" {
-                        BTreeSet::new()
-                    } else {
-                        f.split(',').filter_map(|n| n.parse().ok()).collect()
-                    });
-                }
-            }
-            Some((name, seed, mutant, only))
-        })
-        .collect()
-}
-
 fn main() -> ExitCode {
     let a = match args() {
         Ok(a) => a,
@@ -147,27 +118,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(seed) = a.seed {
-        let report = run_seed(seed, a.mutant, a.only.clone(), a.trace);
-        for line in &report.trace {
-            println!("{line}");
-        }
-        for (n, at, what) in &report.faults {
-            println!("fault {n} at {:.6} s: {what}", *at as f64 / 1e6);
-        }
-        if report.failed() {
-            report_failure(&report, a.only.is_none());
-            return if a.mutant.is_some() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            };
-        }
-        println!("ok {}", report.describe());
-        return if a.mutant.is_some() {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        };
+        return one(seed, &a);
     }
     if a.ci {
         return ci(a.threads);
@@ -186,10 +137,12 @@ fn main() -> ExitCode {
         a.threads,
         stop_after,
         |n, total| {
-            eprintln!(
-                "  {n}/{total} seeds, {:.0} runs/s",
-                n as f64 / started.elapsed().as_secs_f64()
-            );
+            if n.is_multiple_of(100_000) {
+                eprintln!(
+                    "  {n}/{total} seeds, {:.0} runs/s",
+                    n as f64 / started.elapsed().as_secs_f64()
+                );
+            }
         },
     );
     let secs = started.elapsed().as_secs_f64();
@@ -216,23 +169,45 @@ fn main() -> ExitCode {
     }
 }
 
+fn one(seed: u64, a: &Args) -> ExitCode {
+    let report = run_seed(seed, a.mutant, a.only.clone(), a.trace);
+    for line in &report.trace {
+        println!("{line}");
+    }
+    for (n, at, what) in &report.faults {
+        println!("fault {n} at {:.6} s: {what}", *at as f64 / 1e6);
+    }
+    let expected = a.mutant.is_some();
+    if report.failed() {
+        report_failure(&report, a.only.is_none());
+    } else {
+        println!("ok {}", report.describe());
+    }
+    if report.failed() == expected {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
 fn ci(threads: usize) -> ExitCode {
     let started = Instant::now();
     let mut ok = true;
-    for (name, seed, mutant, only) in regressions() {
-        let report = run_seed(seed, mutant, only, false);
-        if report.failed() {
-            println!("regression {name} fails again:");
+    for r in regressions() {
+        let report = run_seed(r.seed, r.mutant, r.only.clone(), false);
+        if report.failed() == r.mutant.is_some() {
+            println!("regression {}: ok ({})", r.name, report.replay_command());
+        } else {
+            println!("regression {} fails again:", r.name);
             report_failure(&report, false);
             ok = false;
-        } else {
-            println!("regression {name} ({}): ok", report.replay_command());
         }
     }
     let (failures, runs) = batch(0, CI_SEEDS, None, threads, 5, |_, _| {});
+    let secs = started.elapsed().as_secs_f64();
     println!(
-        "{runs} seeds in {:.1} s: {} failing",
-        started.elapsed().as_secs_f64(),
+        "{runs} seeds in {secs:.1} s ({:.0} runs/s on {threads} threads): {} failing",
+        runs as f64 / secs,
         failures.len()
     );
     for (i, f) in failures.iter().enumerate() {
@@ -244,14 +219,18 @@ fn ci(threads: usize) -> ExitCode {
         let (caught, runs) = batch(0, CI_SEEDS, Some(mutant), threads, 1, |_, _| {});
         match caught.first() {
             Some(r) => println!(
-                "mutant {}: caught at seed {:#x} after {runs} runs ({:.1} s): invariant {}",
+                "mutant {}: caught by seed {:#x} ({runs} runs, {:.1} s): invariant {}: {}",
                 mutant.name(),
                 r.seed,
                 t.elapsed().as_secs_f64(),
-                r.violations.first().map_or("?", |v| v.invariant)
+                r.violations.first().map_or("?", |v| v.invariant),
+                r.violations.first().map_or("", |v| v.detail.as_str()),
             ),
             None => {
-                println!("mutant {}: NOT caught by {CI_SEEDS} seeds", mutant.name());
+                println!(
+                    "mutant {}: NOT caught by seeds 0..{CI_SEEDS}",
+                    mutant.name()
+                );
                 ok = false;
             }
         }

@@ -297,10 +297,10 @@ impl StoreModel {
     /// without persistence (entry and lease gone).
     pub fn lose_data(&mut self) {
         self.entry = None;
-        if let Kind::Redis { .. } = self.kind {
-            if self.lock.take().is_some() {
-                self.leases_lost += 1;
-            }
+        if let Kind::Redis { .. } = self.kind
+            && self.lock.take().is_some()
+        {
+            self.leases_lost += 1;
         }
     }
 

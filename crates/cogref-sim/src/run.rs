@@ -1,4 +1,4 @@
-//! Running seeds: one run, a batch over the cores, the shrinker.
+//! Running seeds: one run, a batch over the cores, the shrinker, the named regression seeds.
 
 use std::collections::BTreeSet;
 
@@ -206,7 +206,7 @@ pub fn batch(
                             stop.store(true, Ordering::Relaxed);
                         }
                     }
-                    if n % 1000 == 0 {
+                    if n.is_multiple_of(10_000) {
                         progress(n, count);
                     }
                 }
@@ -216,4 +216,92 @@ pub fn batch(
     let mut failures = failures.into_inner().unwrap_or_else(|p| p.into_inner());
     failures.sort_by_key(|r| r.seed);
     (failures, done.load(Ordering::Relaxed))
+}
+
+/// A seed that once found a bug, replayed by every CI run (`regressions.txt`).
+#[derive(Debug, Clone)]
+pub struct Regression {
+    /// Its name.
+    pub name: String,
+    /// The seed.
+    pub seed: u64,
+    /// Run with this mutant (the run must then fail).
+    pub mutant: Option<Mutant>,
+    /// Enable only these faults.
+    pub only: Option<BTreeSet<u32>>,
+}
+
+/// The regression seeds: `regressions.txt`, one `name seed [mutant=M] [faults=LIST|none]` a
+/// line, `#` comments.
+pub fn regressions() -> Vec<Regression> {
+    include_str!("../regressions.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let name = parts.next()?.to_owned();
+            let seed = parse_number(parts.next()?)?;
+            let mut regression = Regression {
+                name,
+                seed,
+                mutant: None,
+                only: None,
+            };
+            for part in parts {
+                if let Some(m) = part.strip_prefix("mutant=") {
+                    regression.mutant = Mutant::parse(m);
+                } else if let Some(f) = part.strip_prefix("faults=") {
+                    regression.only = Some(if f == "none" {
+                        BTreeSet::new()
+                    } else {
+                        f.split(',').filter_map(|n| n.parse().ok()).collect()
+                    });
+                }
+            }
+            Some(regression)
+        })
+        .collect()
+}
+
+/// A number in decimal or `0x` hexadecimal.
+pub fn parse_number(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_regression_line_parses() {
+        let listed = include_str!("../regressions.txt")
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .count();
+        assert_eq!(regressions().len(), listed);
+    }
+
+    #[test]
+    fn a_replay_command_names_the_seed_the_mutant_and_the_faults() {
+        let report = run_seed(3, Some(Mutant::NoLock), Some(BTreeSet::from([2, 5])), false);
+        assert_eq!(
+            report.replay_command(),
+            "cargo xtask sim --seed 0x3 --mutant no-lock --faults 2,5"
+        );
+    }
+
+    #[test]
+    fn one_seed_replays_exactly() {
+        for seed in 0..8 {
+            let a = run_seed(seed, None, None, true);
+            let b = run_seed(seed, None, None, true);
+            assert_eq!(a.trace, b.trace, "seed {seed}");
+            assert_eq!(a.faults, b.faults, "seed {seed}");
+        }
+    }
 }

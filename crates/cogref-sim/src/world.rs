@@ -588,7 +588,7 @@ impl World {
             } else {
                 self.same_instant = 0;
             }
-            if self.same_instant > 100_000 || self.stats.events > 5_000_000 {
+            if self.same_instant > 100_000 || self.stats.events > 1_000_000 {
                 self.violation(
                     "6 (deadlines)",
                     format!(
@@ -600,7 +600,7 @@ impl World {
             }
             self.clock.set(at);
             self.stats.events += 1;
-            if std::env::var_os("SIM_DEBUG").is_some() && self.stats.events % 10_000 == 0 {
+            if std::env::var_os("SIM_DEBUG").is_some() && self.stats.events.is_multiple_of(10_000) {
                 eprintln!(
                     "{} events at {} µs; {}",
                     self.stats.events,
@@ -1325,8 +1325,8 @@ impl World {
             }
         }
         let alive = lock(&self.shared).is_alive(actor);
-        match self.complete(op, OpResult::Http(Ok(response))) {
-            Ok(()) => {
+        if self.complete(op, OpResult::Http(Ok(response))) {
+            {
                 if let Some(t) = token {
                     self.ghost.delivered(actor, task, t);
                 }
@@ -1338,7 +1338,8 @@ impl World {
                         .insert(access, (actor, started, offset));
                 }
             }
-            Err(_) => {
+        } else {
+            {
                 // Not delivered: too late (a slow response), to a dead process, or to a future
                 // its live process dropped.
                 if grant.is_some() {
@@ -1355,30 +1356,30 @@ impl World {
 
     fn timeout(&mut self, op: u64) {
         let error = TransportError::new(TransportErrorKind::Timeout, "attempt timed out");
-        if self.complete(op, OpResult::Http(Err(error.into()))).is_ok()
+        if self.complete(op, OpResult::Http(Err(error.into())))
             && let Some(s) = self.sends.get_mut(&op)
         {
             s.timed_out = true;
         }
     }
 
-    /// Sets an operation's result and wakes its task or thread. `Err` gives the result back if
-    /// nobody waits for it any more.
-    fn complete(&mut self, id: u64, result: OpResult) -> Result<(), OpResult> {
+    /// Sets an operation's result and wakes its task or thread; whether anybody still waited
+    /// for it.
+    fn complete(&mut self, id: u64, result: OpResult) -> bool {
         let (waker, thread) = {
             let mut s = lock(&self.shared);
             let alive = match s.ops.get(&id) {
                 Some(op) => s.is_alive(op.actor),
-                None => return Err(result),
+                None => return false,
             };
             let Some(op) = s.ops.get_mut(&id) else {
-                return Err(result);
+                return false;
             };
             if op.abandoned || op.result.is_some() || !alive {
                 if op.abandoned || !alive {
                     s.ops.remove(&id);
                 }
-                return Err(result);
+                return false;
             }
             op.result = Some(result);
             let thread = op.task.is_none().then_some(op.actor.process);
@@ -1390,7 +1391,7 @@ impl World {
         if let Some(p) = thread {
             self.resume(p);
         }
-        Ok(())
+        true
     }
 
     fn issue_store(&mut self, id: u64, actor: Actor, call: StoreCall) {
