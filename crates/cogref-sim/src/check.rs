@@ -584,6 +584,31 @@ impl World {
         );
     }
 
+    /// Invariant 1c at a save: the set written replaces one whose refresh started before its
+    /// own, as the writers' wall clocks (which the library compares) tell.
+    pub(crate) fn check_forward(&mut self, writer: Actor, old: usize, new: usize) {
+        let (Some(&(_, s_old, o_old)), Some(&(_, s_new, o_new))) = (
+            self.ghost.access_from.get(&old),
+            self.ghost.access_from.get(&new),
+        ) else {
+            return;
+        };
+        // The library judges by the stored times: wall clocks, kept in milliseconds.
+        let tolerance = (o_new - o_old).max(0) as u64 + 1_000;
+        if s_old > s_new + tolerance {
+            self.violation(
+                "1 (no lineage lost)",
+                format!(
+                    "process {} saved a set refreshed at {:.3} s over a newer one, refreshed at {:.3} s (clock tolerance {:.3} s): the store went back",
+                    writer.process,
+                    s_new as f64 / 1e6,
+                    s_old as f64 / 1e6,
+                    tolerance as f64 / 1e6,
+                ),
+            );
+        }
+    }
+
     /// Invariant 3 when a caller receives `token`.
     pub(crate) fn served(&mut self, rec: &CallRec, token: &str) {
         let now = self.now();
