@@ -134,11 +134,11 @@
 //!    error a caller or a manager's build returns (`Display` and `Debug`), and no session's
 //!    `Debug` contains the canary.
 //! 6. **Every call returns.** `access_token()` within `B = K + S_max`, `refresh_now()` within
-//!    `3K + 2 · max(failure_backoff_max, F)`, with `K = lock_timeout + 0.27 s + 2T + 16 S_max
-//!    + 1 s` (waiting for the lock, a reload, two refreshes, their saves, reloads and the
-//!    release) and `S_max = 2.4 s` the slowest simulated store reply. Nothing stalls (no call
-//!    waiting with nothing left to happen) or spins (100,000 events at one instant, or a run
-//!    past 1,000,000 events).
+//!    `3K + 2 · max(failure_backoff_max, F)`, with
+//!    `K = lock_timeout + 0.27 s + 2T + 16 S_max + 1 s` (waiting for the lock, a reload, two
+//!    refreshes, their saves, reloads and the release) and `S_max = 2.4 s` the slowest
+//!    simulated store reply. Nothing stalls (no call waiting with nothing left to happen) or
+//!    spins (100,000 events at one instant, or a run past 1,000,000 events).
 //!
 //! ## Replay, shrink, regressions, mutants
 //!
