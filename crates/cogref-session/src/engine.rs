@@ -803,6 +803,11 @@ fn is_newer(stored: &Versioned, state: &State) -> bool {
     let ours = state.session.tokens();
     let theirs = &stored.tokens;
     let later = theirs.expires_at > ours.expires_at || theirs.refreshed_at > ours.refreshed_at;
+    // Our own set stored again (a save that was applied though it reported a failure): nothing
+    // newer, and adopting it would trade our monotonic expiry for one read off the wall clock.
+    if theirs.same_refresh_token(ours) && same_access_token(theirs, ours) {
+        return false;
+    }
     if theirs.same_refresh_token(ours) {
         // Newer access and ID tokens on the same refresh token (rotation off): a later write
         // holds them even when its writer's clock, behind the one that wrote ours, stamped
@@ -819,6 +824,14 @@ fn is_newer(stored: &Versioned, state: &State) -> bool {
             (Some(theirs), Some(ours)) => theirs >= ours,
             _ => true,
         },
+    }
+}
+
+fn same_access_token(a: &TokenSet, b: &TokenSet) -> bool {
+    use cogref_core::secrecy::ExposeSecret;
+    match (&a.access_token, &b.access_token) {
+        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+        _ => false,
     }
 }
 

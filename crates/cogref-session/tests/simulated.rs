@@ -274,3 +274,77 @@ async fn refresh_now_waits_out_the_floor_holding_the_stores_lock() {
     assert_eq!(token.expose_secret(), "a2");
     assert_eq!(cognito.sent(), ["r0", "r1"]);
 }
+
+/// A file store whose next save is applied but reports a failure, as a Redis command does when
+/// its reply is lost after the server ran it.
+struct ReplyLost {
+    inner: FileStore,
+    fail_next_save: std::sync::atomic::AtomicBool,
+}
+
+impl cogref_session::TokenStore for ReplyLost {
+    fn load(&self) -> Result<Option<cogref_session::Versioned>, cogref_session::StoreError> {
+        self.inner.load()
+    }
+
+    fn save(
+        &self,
+        tokens: &cogref_core::TokenSet,
+        expected: Option<u64>,
+    ) -> Result<u64, cogref_session::StoreError> {
+        let saved = self.inner.save(tokens, expected)?;
+        if self.fail_next_save.swap(false, Ordering::SeqCst) {
+            return Err(cogref_session::StoreError::Other(
+                "the reply was lost".into(),
+            ));
+        }
+        Ok(saved)
+    }
+
+    fn try_lock(&self) -> Result<Option<cogref_session::StoreGuard>, cogref_session::StoreError> {
+        self.inner.try_lock()
+    }
+}
+
+// Simulator seed `own-set-reread-after-step-back`: a save applied though it reported a failure
+// left this manager's own set in the store under a version it did not know; the next look at
+// the store adopted it as newer and re-anchored its expiry on the wall clock, which had been
+// stepped back since: its own token was served past the expiry its monotonic clock had fixed.
+
+#[test]
+fn re_reading_its_own_set_never_extends_a_token_past_its_monotonic_expiry() {
+    let dir = TempDir::new("own-set");
+    let clock = common::SteppedClock::new();
+    let cognito = Scripted::new(&common::clock(), &[ok("a1", 10, None), ok("a2", 10, None)]);
+    let store = ReplyLost {
+        inner: FileStore::new(dir.0.join("tokens.json")),
+        fail_next_save: std::sync::atomic::AtomicBool::new(true),
+    };
+    // The sign-in's refresh token, stored: the manager starts from a known version.
+    cogref_session::TokenStore::save(
+        &store.inner,
+        &cogref_core::TokenSet::from_refresh_token("r0", None),
+        None,
+    )
+    .expect("stored");
+    let manager = BlockingTokenManager::builder(
+        client_on(cognito.clone(), clock.clone()),
+        template("r0"),
+        store,
+    )
+    .build()
+    .expect("manager");
+    // 10 s tokens live 9 s here, due 4.5 s before; the save's reply is lost.
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
+    clock.step_wall(-7200);
+    // Due: the refresh takes the lock and finds its own set stored under a new version.
+    clock.advance(Duration::from_secs(5));
+    let _ = manager.access_token();
+    clock.advance(Duration::from_millis(4200));
+    let token = manager.access_token().expect("a token");
+    assert_ne!(
+        token.expose_secret(),
+        "a1",
+        "a1 expired 9 s after its refresh by this process's monotonic clock"
+    );
+}
