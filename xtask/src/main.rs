@@ -57,8 +57,9 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci                           fmt, clippy, tests, docs, cargo-deny, core dependency check,
-                               wasm check (if the target is installed), short fuzz runs.
+  ci                           fmt, clippy, tests, the simulator's CI batch, docs, cargo-deny,
+                               core dependency check, wasm check (if the target is
+                               installed), short fuzz runs.
                                First installs what is missing: cargo-deny 0.20.2 and
                                cargo-fuzz 0.13.2 (cargo install --locked, into
                                target/xtask-tools), redis-server (apt-get, when root or with

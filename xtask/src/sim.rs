@@ -7,8 +7,16 @@ use crate::process::{cargo, step};
 /// Runs the simulator with `args` (see `cargo xtask sim --help`).
 pub(crate) fn sim(args: &[String]) -> Result {
     let mut run = cargo();
-    run.args(["run", "--quiet", "--release", "--locked", "-p", "cogref-sim", "--"])
-        .args(args);
+    run.args([
+        "run",
+        "--quiet",
+        "--release",
+        "--locked",
+        "-p",
+        "cogref-sim",
+        "--",
+    ])
+    .args(args);
     step("sim", run)
 }
 

@@ -646,6 +646,14 @@ impl World {
             None => 0,
         };
         if now >= exp + tolerance {
+            if std::env::var_os("SIM_DEBUG").is_some() {
+                let p = rec.actor.process;
+                eprintln!(
+                    "{:?} at {:?}",
+                    self.procs[p].debug_session(),
+                    cogref_core::Environment::now(&self.procs[p].env)
+                );
+            }
             self.violation(
                 "3 (no token past exp)",
                 format!(

@@ -25,7 +25,7 @@ const USAGE: &str = "usage: cargo xtask sim [--seed S [--faults LIST|none] [--tr
   --threads N    threads for --seeds and --ci (default: every core)";
 
 /// The CI batch: seeds 0..CI_SEEDS (about a minute on two cores).
-const CI_SEEDS: u64 = 8_000;
+const CI_SEEDS: u64 = 16_000;
 
 struct Args {
     seed: Option<u64>,

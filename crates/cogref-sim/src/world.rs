@@ -240,7 +240,7 @@ struct ThreadProc {
 
 pub(crate) struct Proc {
     pub(crate) blocking: bool,
-    env: SimEnv,
+    pub(crate) env: SimEnv,
     pub(crate) inc: u32,
     pub(crate) up: bool,
     pub(crate) ready: bool,
@@ -259,6 +259,17 @@ impl Proc {
             process,
             incarnation: self.inc,
         }
+    }
+
+    pub(crate) fn debug_session(&self) -> Option<String> {
+        let session = if self.blocking {
+            let slot = self.thread.as_ref()?.manager.lock().ok()?.clone()?;
+            slot.session()
+        } else {
+            let slot = self.asyncm.lock().ok()?.clone()?;
+            slot.session()
+        };
+        Some(format!("{session:?}"))
     }
 
     /// The manager's session refresh token, read afresh; the session's `Debug` goes through
