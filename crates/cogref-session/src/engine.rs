@@ -808,6 +808,15 @@ fn is_newer(stored: &Versioned, state: &State) -> bool {
     if theirs.same_refresh_token(ours) && same_access_token(theirs, ours) {
         return false;
     }
+    // Our rotation's save failed on top of the set at `behind`: any later write is newer (it
+    // may well descend from ours, if the save was applied after all), whatever the clocks of
+    // its writer and ours say.
+    if state
+        .behind_version
+        .is_some_and(|behind| stored.version > behind)
+    {
+        return true;
+    }
     if theirs.same_refresh_token(ours) {
         // Newer access and ID tokens on the same refresh token (rotation off): a later write
         // holds them even when its writer's clock, behind the one that wrote ours, stamped

@@ -348,3 +348,65 @@ fn re_reading_its_own_set_never_extends_a_token_past_its_monotonic_expiry() {
         "a1 expired 9 s after its refresh by this process's monotonic clock"
     );
 }
+
+// Simulator seed `unsaved-rotation-skewed-sibling`: after a rotation whose save reported a
+// failure (it had in fact been applied), a sibling adopted the stored set and rotated it. The
+// manager, holding the dead token, compared the sibling's stored set with its own by their
+// wall-clock refresh times; its own clock was ahead, so the sibling's looked older, and it
+// sent its dead token (reuse: signed out with the lineage alive in the store). A write after
+// the version its failed save started from is later, whatever the clocks say.
+
+#[test]
+fn after_a_failed_save_any_later_write_is_adopted_whatever_the_clocks_say() {
+    let dir = TempDir::new("unsaved-rotation");
+    let path = dir.0.join("tokens.json");
+    let clock = clock();
+    let ahead = Host {
+        clock: clock.clone(),
+        ahead_secs: 7200,
+        seed: Arc::default(),
+    };
+    let right = Host {
+        ahead_secs: 0,
+        ..ahead.clone()
+    };
+    // Day-long tokens: nothing is due; refresh_now drives the refreshes.
+    let a_cognito = Scripted::new(
+        &clock,
+        &[ok("a-1", 86_400, Some("r1")), ok("a-3", 86_400, Some("r3"))],
+    );
+    let b_cognito = Scripted::new(&clock, &[ok("b-2", 86_400, Some("r2"))]);
+    // The sign-in's set is stored; A's save of its rotation is applied but reports a failure.
+    cogref_session::TokenStore::save(
+        &FileStore::new(&path),
+        &cogref_core::TokenSet::from_refresh_token("r0", None),
+        None,
+    )
+    .expect("stored");
+    let a = BlockingTokenManager::builder(
+        client_on(a_cognito.clone(), ahead.clone()),
+        template("r0"),
+        ReplyLost {
+            inner: FileStore::new(&path),
+            fail_next_save: std::sync::atomic::AtomicBool::new(true),
+        },
+    )
+    .build()
+    .expect("A");
+    assert!(a.access_token().is_err(), "RotatedTokenNotSaved");
+    // B adopts r1 from the store and, 10 minutes later, rotates it: r1 is dead at once.
+    let b = BlockingTokenManager::builder(
+        client_on(b_cognito.clone(), right.clone()),
+        template("r0"),
+        FileStore::new(&path),
+    )
+    .build()
+    .expect("B");
+    clock.advance(Duration::from_secs(600));
+    assert_eq!(b.refresh_now().expect("B").expose_secret(), "b-2");
+    // A refreshes: from B's set (refreshed 10 minutes after A's by the clocks, though A's clock,
+    // two hours ahead, stamped its own later), never from the dead r1.
+    let token = a.refresh_now().expect("A refreshes from B's set");
+    assert_eq!(token.expose_secret(), "a-3");
+    assert_eq!(a_cognito.sent(), ["r0", "r2"], "A sent a dead token");
+}
