@@ -33,9 +33,10 @@ struct State {
     store_version: Option<u64>,
     /// The stored version that `session`'s set is (`None`: it is not known to be stored).
     known_version: Option<u64>,
-    /// A stored version known to hold a dead refresh token: a rotation replaced it but could
-    /// not be saved. Never adopted back; any later write is.
-    behind_version: Option<u64>,
+    /// A rotation replaced the set stored at this version (`Some(None)`: the store was empty)
+    /// but could not be saved: that version holds a dead refresh token and is never adopted
+    /// back; any later write is.
+    behind_version: Option<Option<u64>>,
     /// The store failed: until then (monotonic), a still-valid token is served without asking
     /// it again.
     store_retry_at: Option<Instant>,
@@ -644,7 +645,7 @@ impl<T, E: Environment> Engine<T, E> {
             let mut state = self.state();
             state.session = pending.next.clone();
             if pending.rotated {
-                state.behind_version = pending.expected.or(state.store_version);
+                state.behind_version = Some(pending.expected.or(state.store_version));
                 state.known_version = None;
             }
         }
@@ -797,7 +798,7 @@ fn last_error(session: &Session) -> Arc<CallError> {
 /// or were refreshed later. The version a failed save of a rotation left behind holds a dead
 /// token and is never adopted.
 fn is_newer(stored: &Versioned, state: &State) -> bool {
-    if state.behind_version == Some(stored.version) {
+    if state.behind_version == Some(Some(stored.version)) {
         return false;
     }
     let ours = state.session.tokens();
@@ -808,12 +809,12 @@ fn is_newer(stored: &Versioned, state: &State) -> bool {
     if theirs.same_refresh_token(ours) && same_access_token(theirs, ours) {
         return false;
     }
-    // Our rotation's save failed on top of the set at `behind`: any later write is newer (it
-    // may well descend from ours, if the save was applied after all), whatever the clocks of
-    // its writer and ours say.
+    // Our rotation's save failed on top of the set at `behind` (or of an empty store): any
+    // later write is newer (it may well descend from ours, if the save was applied after all),
+    // whatever the clocks of its writer and ours say.
     if state
         .behind_version
-        .is_some_and(|behind| stored.version > behind)
+        .is_some_and(|behind| behind.is_none_or(|behind| stored.version > behind))
     {
         return true;
     }

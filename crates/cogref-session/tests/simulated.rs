@@ -358,6 +358,13 @@ fn re_reading_its_own_set_never_extends_a_token_past_its_monotonic_expiry() {
 
 #[test]
 fn after_a_failed_save_any_later_write_is_adopted_whatever_the_clocks_say() {
+    // The failed save replaced the sign-in's stored set, or created the store's first set.
+    for seeded in [true, false] {
+        failed_save_then_a_sibling_rotates(seeded);
+    }
+}
+
+fn failed_save_then_a_sibling_rotates(seeded: bool) {
     let dir = TempDir::new("unsaved-rotation");
     let path = dir.0.join("tokens.json");
     let clock = clock();
@@ -376,13 +383,15 @@ fn after_a_failed_save_any_later_write_is_adopted_whatever_the_clocks_say() {
         &[ok("a-1", 86_400, Some("r1")), ok("a-3", 86_400, Some("r3"))],
     );
     let b_cognito = Scripted::new(&clock, &[ok("b-2", 86_400, Some("r2"))]);
-    // The sign-in's set is stored; A's save of its rotation is applied but reports a failure.
-    cogref_session::TokenStore::save(
-        &FileStore::new(&path),
-        &cogref_core::TokenSet::from_refresh_token("r0", None),
-        None,
-    )
-    .expect("stored");
+    // A's save of its rotation is applied but reports a failure.
+    if seeded {
+        cogref_session::TokenStore::save(
+            &FileStore::new(&path),
+            &cogref_core::TokenSet::from_refresh_token("r0", None),
+            None,
+        )
+        .expect("stored");
+    }
     let a = BlockingTokenManager::builder(
         client_on(a_cognito.clone(), ahead.clone()),
         template("r0"),
@@ -407,6 +416,10 @@ fn after_a_failed_save_any_later_write_is_adopted_whatever_the_clocks_say() {
     // A refreshes: from B's set (refreshed 10 minutes after A's by the clocks, though A's clock,
     // two hours ahead, stamped its own later), never from the dead r1.
     let token = a.refresh_now().expect("A refreshes from B's set");
-    assert_eq!(token.expose_secret(), "a-3");
-    assert_eq!(a_cognito.sent(), ["r0", "r2"], "A sent a dead token");
+    assert_eq!(token.expose_secret(), "a-3", "seeded: {seeded}");
+    assert_eq!(
+        a_cognito.sent(),
+        ["r0", "r2"],
+        "A sent a dead token (seeded: {seeded})"
+    );
 }
