@@ -131,6 +131,11 @@ macro_rules! refresh_steps {
                 Ok(Prepared::Serve(token)) => Ok(token),
                 Ok(Prepared::Wait(wait)) => {
                     $sleep(wait) $($aw)*;
+                    // A lease can run out during the wait and a sibling refresh meanwhile:
+                    // look again before refreshing.
+                    if lock.is_some() {
+                        loaded = Some($store::load(store) $($aw)*);
+                    }
                     continue;
                 }
                 Ok(Prepared::Refresh(input, started)) => {

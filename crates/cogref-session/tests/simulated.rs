@@ -423,3 +423,101 @@ fn failed_save_then_a_sibling_rotates(seeded: bool) {
         "A sent a dead token (seeded: {seeded})"
     );
 }
+
+/// An async transport on the manual clock whose sleeps move the clock; the next sleep then runs
+/// a hook (a sibling acting meanwhile).
+#[derive(Clone)]
+struct DuringSleep {
+    inner: Scripted,
+    hook: Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>>,
+}
+
+impl cogref_core::AsyncTransport for DuringSleep {
+    async fn send(
+        &self,
+        request: cogref_core::driver::HttpRequest,
+        options: cogref_core::SendOptions,
+    ) -> Result<cogref_core::driver::HttpResponse, cogref_core::Error> {
+        cogref_core::BlockingTransport::send(&self.inner, request, options)
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        self.inner.clock.advance(duration);
+        let hook = self.hook.lock().expect("hook").take();
+        if let Some(hook) = hook {
+            hook();
+        }
+        tokio::task::yield_now().await;
+    }
+
+    fn spawn(&self, task: cogref_core::driver::DetachedTask) {
+        tokio::spawn(task);
+    }
+}
+
+// Simulator seed `lease-lost-during-the-floor`: refresh_now() waits out the floor holding the
+// store's lock, and then refreshed with the set it had; a Redis lease shorter than the wait
+// ran out meanwhile, a sibling rotated the lineage, and the stale refresh token went to
+// Cognito (reuse). It looks at the store again after the wait.
+
+#[tokio::test(flavor = "current_thread")]
+async fn after_waiting_out_the_floor_refresh_now_looks_at_the_store_again() {
+    let dir = TempDir::new("floor-wait");
+    let path = dir.0.join("tokens.json");
+    let clock = clock();
+    let cognito = Scripted::new(
+        &clock,
+        &[ok("a1", 3600, Some("r1")), ok("a3", 3600, Some("r3"))],
+    );
+    let hook: Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>> = Arc::default();
+    let manager = TokenManager::builder(
+        client(
+            DuringSleep {
+                inner: cognito.clone(),
+                hook: hook.clone(),
+            },
+            &clock,
+        ),
+        template("r0"),
+        FileStore::new(&path),
+    )
+    .build()
+    .await
+    .expect("manager");
+    assert_eq!(
+        manager.access_token().await.expect("a1").expose_secret(),
+        "a1"
+    );
+    clock.advance(Duration::from_millis(100));
+    // While it waits out the floor, a sibling whose lease outlived ours rotates r1 into r2.
+    let sibling_clock = clock.clone();
+    let sibling_path = path.clone();
+    *hook.lock().expect("hook") = Some(Box::new(move || {
+        let store = FileStore::new(&sibling_path);
+        let current = cogref_session::TokenStore::load(&store)
+            .expect("readable")
+            .expect("stored");
+        let now = sibling_clock.wall_clock();
+        let set = cogref_core::TokenSet::new(
+            "r2".to_owned().into(),
+            Some("a2".to_owned().into()),
+            None,
+            None,
+            Some(now + Duration::from_secs(3599)),
+            Some(Duration::from_secs(3599)),
+        )
+        .with_refreshed_at(Some(now - Duration::from_millis(1)))
+        .bound_to(
+            current.tokens.client_id.clone(),
+            current.tokens.endpoint.clone(),
+        );
+        cogref_session::TokenStore::save(&store, &set, Some(current.version)).expect("saved");
+    }));
+    let token = manager.refresh_now().await.expect("a token");
+    assert_eq!(
+        token.expose_secret(),
+        "a2",
+        "the sibling's refresh, started after the call"
+    );
+    assert_eq!(cognito.sent(), ["r0"], "the rotated-out r1 went to Cognito");
+}
