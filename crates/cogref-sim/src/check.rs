@@ -255,10 +255,10 @@ pub(crate) fn call_bounds(cfg: &WorldConfig) -> (u64, u64) {
 /// on the server's clock, whichever is larger. That cap uses the server's clock offset learnt
 /// from the adopter's own last refresh, whose upper bound counts the whole second a `Date`
 /// or `iat` may round away and the duration of that refresh's call (at most the total
-/// timeout).
+/// timeout). Stored times are whole milliseconds: one more.
 pub(crate) fn adopted_tolerance(cfg: &WorldConfig, ahead: i64) -> u64 {
     let cap = SEC + cfg.call.timeouts.total.as_micros() as u64;
-    (ahead.max(0) as u64).max(cap)
+    (ahead.max(0) as u64).max(cap) + 1_000
 }
 
 /// Whether refresh tokens `a` and `b` are on one branch of the lineage (one descends from the
@@ -375,21 +375,24 @@ impl World {
         }
         let mut unexcused = Vec::new();
         for t in &last {
+            // The lineage goes on through the tokens never used yet (a token used within its
+            // grace period is judged through what its refresh minted): each usable one at or
+            // below `t` must have been lost to a fault.
+            let mut leaves = usable_descendants(&self.cognito, *t, now);
             if self.cognito.usable(*t, now) {
-                if !self.ghost.lost_by_fault.contains(t) {
-                    unexcused.push(format!("token {t} was dropped while usable"));
-                }
-            } else {
-                let frontier = usable_descendants(&self.cognito, *t, now);
-                let dropped: Vec<usize> = frontier
-                    .into_iter()
-                    .filter(|d| !self.ghost.lost_by_fault.contains(d))
-                    .collect();
-                if !dropped.is_empty() {
-                    unexcused.push(format!(
-                        "token {t} ran out of its grace period while its usable successors {dropped:?} were held nowhere (not lost to a fault)"
-                    ));
-                }
+                leaves.push(*t);
+            }
+            let dropped: Vec<usize> = leaves
+                .into_iter()
+                .filter(|d| self.cognito.tokens[*d].state == TokenState::Active)
+                .filter(|d| !self.ghost.lost_by_fault.contains(d))
+                .collect();
+            if dropped.contains(t) {
+                unexcused.push(format!("token {t} was dropped while usable"));
+            } else if !dropped.is_empty() {
+                unexcused.push(format!(
+                    "token {t}'s usable successors {dropped:?} were held nowhere (not lost to a fault)"
+                ));
             }
         }
         if unexcused.is_empty() {
@@ -558,7 +561,8 @@ impl World {
             return;
         }
         let now = self.now();
-        let frontier = usable_descendants(&self.cognito, token, now);
+        let mut frontier = usable_descendants(&self.cognito, token, now);
+        frontier.retain(|d| self.cognito.tokens[*d].state == TokenState::Active);
         if frontier.iter().all(|d| {
             self.ghost.lost_by_fault.contains(d) || self.ghost.unsaved_by_fault.contains(d)
         }) {

@@ -103,11 +103,12 @@
 //!    `s_p + I − tol` (before `s_p + F − tol` when it answers a `refresh_now()` of its process,
 //!    even one whose caller was cancelled), `s_p` being the start of the previous grant's call.
 //!    `tol = 0` when both are the same process life; otherwise, the set was adopted from the
-//!    store and `tol = max(δ, 1 s + T)`: `δ`, how far the adopter's host clock is ahead of the
+//!    store and `tol = max(δ, 1 s + T) + 1 ms`: `δ`, how far the adopter's host clock is ahead of the
 //!    writer's, moves the stored expiry that much earlier for it; and once a session knows
 //!    Cognito's clock it caps an adopted set at the token's `exp`, with an offset that rounds up
 //!    the whole second `Date`/`iat` drop and counts from the start of its own last refresh call
-//!    (up to `T` earlier than Cognito answered). At every grant, the early grants so far never
+//!    (up to `T` earlier than Cognito answered); stored times are whole milliseconds. At every
+//!    grant, the early grants so far never
 //!    outnumber `E`, the faults so far that can each make one extra grant unavoidable: a granted
 //!    answer lost or late; a crash; a failed save (or one applied but reported failed); each
 //!    lock or store anomaly of 1b; a clock step (one per process on the host: each may refresh
