@@ -74,18 +74,22 @@
 //!
 //! 0. **No panic** in any task or caller thread.
 //! 1. **No lineage lost.** While the lineage is alive at Cognito, some held token is usable,
-//!    unless each usable token that was last held left every holder through a fault: its only
-//!    holder crashed; its answer was lost, arrived after its attempt timed out (a slow answer,
-//!    or plain latency past a short timeout) or was addressed to a crashed process; the store
-//!    lost its data; or it was abandoned for a stored set of another branch of a fork (forks
-//!    come only from faults and lost leases, which 1b and 2 judge where they happen). A token
-//!    that became unusable counts only through its usable successors: each must have left that
-//!    way too. So with a grace period of 0 a lost answer after a rotation may end the lineage,
-//!    and with a longer one it ends only if nobody retried within it; a store that is not
-//!    durable (emptied) may lose what only it held.
+//!    unless every token that carried it on left every holder through a fault. Precisely, when
+//!    no held token is usable any more, each token `t` that was held and usable a step before
+//!    is judged through the usable tokens never used yet at or below it (`t` itself if it was
+//!    never used; a token used within its grace period is judged through what its refresh
+//!    minted): each must have left its last holder through a fault: that holder crashed; its
+//!    answer was lost, arrived after its attempt timed out (a slow answer, or plain latency
+//!    past a short timeout) or was addressed to a crashed process; the store lost its data; or
+//!    it was abandoned for a stored set of another branch of a fork (forks come only from
+//!    faults and lost leases, which 1b and 2 judge where they happen). So with a grace period
+//!    of 0 a lost answer after a rotation may end the lineage, and with a longer one it ends
+//!    only if nobody retried within it; a store that is not durable (emptied) may lose what
+//!    only it held.
 //!
-//!    1b. Cognito never refuses a token as reused while a successor of it is usable and held,
-//!    unless that successor was lost to a fault or kept unsaved by a failed save; or a lock or
+//!    1b. Cognito never refuses a token as reused while a successor of it never used yet is
+//!    usable, unless each such successor was lost to a fault or kept unsaved by a failed save;
+//!    or a lock or
 //!    store anomaly (a lease or lock lost while held, the store's data lost, a file recreated
 //!    below a version already handed out by a host whose clock is behind, a refresh without the
 //!    lock under `refresh_without_store_lock(true)`, including one after a failed load) happened
@@ -103,16 +107,16 @@
 //!    `s_p + I − tol` (before `s_p + F − tol` when it answers a `refresh_now()` of its process,
 //!    even one whose caller was cancelled), `s_p` being the start of the previous grant's call.
 //!    `tol = 0` when both are the same process life; otherwise, the set was adopted from the
-//!    store and `tol = max(δ, 1 s + T) + 1 ms`: `δ`, how far the adopter's host clock is ahead of the
-//!    writer's, moves the stored expiry that much earlier for it; and once a session knows
-//!    Cognito's clock it caps an adopted set at the token's `exp`, with an offset that rounds up
-//!    the whole second `Date`/`iat` drop and counts from the start of its own last refresh call
-//!    (up to `T` earlier than Cognito answered); stored times are whole milliseconds. At every
-//!    grant, the early grants so far never
-//!    outnumber `E`, the faults so far that can each make one extra grant unavoidable: a granted
-//!    answer lost or late; a crash; a failed save (or one applied but reported failed); each
-//!    lock or store anomaly of 1b; a clock step (one per process on the host: each may refresh
-//!    early once, through its own tokens or the server-clock offset it learnt before the step).
+//!    store and `tol = max(δ, 1 s + T) + 1 ms`: `δ`, how far the adopter's host clock is ahead
+//!    of the writer's, moves the stored expiry that much earlier for it; once a session knows
+//!    Cognito's clock it caps an adopted set at the token's `exp`, with an offset that rounds
+//!    up the whole second `Date`/`iat` drop and counts from the start of its own last refresh
+//!    call (up to `T` before Cognito answered); and stored times are whole milliseconds. At
+//!    every grant, the early grants so far never outnumber `E`, the faults so far that can
+//!    each make one extra grant unavoidable: a granted answer lost or late; a crash; a failed
+//!    save (or one applied but reported failed); each lock or store anomaly of 1b; a clock step
+//!    (one per process on the host: each may refresh early once, through its own tokens or the
+//!    server-clock offset it learnt before the step).
 //! 3. **No token past its `exp`.** A call that returns access token `n` at true time `t` (at
 //!    the start of its lock release, when it returns as that release completes: it judged the
 //!    token before) has `t < exp_n + tol`, `exp_n` on Cognito's (the true) clock. `tol = 0` for
@@ -128,8 +132,8 @@
 //!    (b) each makes at most `A` requests; so each life makes at most
 //!    `A · (1 + its duration / F)` requests whatever fails. (c) Over the run, granted refreshes
 //!    are at most `1 + ⌊S / g⌋ + E + R`: `S` the span from the first grant to the last,
-//!    `g = max(1 µs, I − max(Δ, 1 s + T))`, `Δ` the largest spread of host clocks, `E` as in
-//!    2, `R` the `refresh_now()` calls.
+//!    `g = max(1 µs, I − max(Δ, 1 s + T) − 1 ms)`, `Δ` the largest spread of host clocks,
+//!    `E` as in 2, `R` the `refresh_now()` calls.
 //! 5. **No secret shown.** No log line or span field (every level and target, each field
 //!    formatted with `Debug`), no `SessionEvent` (`Debug`, and `Display` of its error), no
 //!    error a caller or a manager's build returns (`Display` and `Debug`), and no session's
