@@ -37,6 +37,9 @@ struct State {
     /// but could not be saved: that version holds a dead refresh token and is never adopted
     /// back; any later write is.
     behind_version: Option<Option<u64>>,
+    /// When (monotonic) the refresh that obtained `session`'s tokens started, if this process
+    /// made it (`None`: the set was loaded or adopted).
+    own_refresh: Option<Instant>,
     /// The store failed: until then (monotonic), a still-valid token is served without asking
     /// it again.
     store_retry_at: Option<Instant>,
@@ -69,11 +72,13 @@ pub(crate) enum Ask {
     Token,
     /// The background refresher: waits for the new set.
     Background,
-    /// `refresh_now()` called at `since` (wall clock): only tokens from a refresh that started
-    /// then or later will do, and never two refreshes within the floor.
+    /// `refresh_now()` called at `since`: only tokens from a refresh that started then or
+    /// later will do, and never two refreshes within the floor. This process's refreshes are
+    /// judged on the monotonic clock (a wall clock stepped back must not make them look older
+    /// than the call), a sibling's by its stored wall-clock time.
     Force {
         /// When the caller asked.
-        since: std::time::SystemTime,
+        since: Now,
     },
 }
 
@@ -82,10 +87,17 @@ impl Ask {
         matches!(self, Ask::Force { .. })
     }
 
-    /// Whether tokens refreshed at `refreshed_at` answer this ask.
-    fn accepts(self, refreshed_at: Option<std::time::SystemTime>) -> bool {
+    /// Whether the session's tokens answer this ask.
+    fn accepts(self, state: &State) -> bool {
         match self {
-            Ask::Force { since } => refreshed_at.is_some_and(|at| at >= since),
+            Ask::Force { since } => match state.own_refresh {
+                Some(started) => started >= since.mono,
+                None => state
+                    .session
+                    .tokens()
+                    .refreshed_at
+                    .is_some_and(|at| at >= since.wall),
+            },
             Ask::Token | Ask::Background => true,
         }
     }
@@ -145,6 +157,8 @@ pub(crate) struct PendingSave {
     event: Option<SessionEvent>,
     /// Saves tried so far.
     attempts: u32,
+    /// When the refresh that obtained it started (monotonic).
+    started: Instant,
 }
 
 impl PendingSave {
@@ -228,6 +242,7 @@ impl<T, E: Environment> Engine<T, E> {
                 store_version,
                 known_version: store_version,
                 behind_version: None,
+                own_refresh: None,
                 store_retry_at: None,
             }),
             client,
@@ -364,8 +379,7 @@ impl<T, E: Environment> Engine<T, E> {
             && self.adopt_if_newer(&mut state, stored, now)
         {
             let session = &state.session;
-            let serve = matches!(session.decide(now), Decision::Serve)
-                && ask.accepts(session.tokens().refreshed_at);
+            let serve = matches!(session.decide(now), Decision::Serve) && ask.accepts(&state);
             let token = current_token(session);
             drop(state);
             self.emit(SessionEvent::Adopted);
@@ -398,6 +412,7 @@ impl<T, E: Environment> Engine<T, E> {
         }
         state.known_version = Some(stored.version);
         state.behind_version = None;
+        state.own_refresh = None;
         state.session.adopt(self.bind(stored.tokens), now);
         true
     }
@@ -467,7 +482,7 @@ impl<T, E: Environment> Engine<T, E> {
             // A forced refresh takes only tokens refreshed since it was asked for; others wait
             // out the floor and refresh.
             Decision::Serve | Decision::TooSoon { .. }
-                if ask.is_force() && !ask.accepts(session.tokens().refreshed_at) =>
+                if ask.is_force() && !ask.accepts(&state) =>
             {
                 let wait = session
                     .until_refresh_allowed(now)
@@ -506,6 +521,7 @@ impl<T, E: Environment> Engine<T, E> {
                     then: None,
                     event: None,
                     attempts: 0,
+                    started: started.mono,
                 }))
             }
             Err(error) if error.rotated_refresh_token().is_some() => {
@@ -522,6 +538,7 @@ impl<T, E: Environment> Engine<T, E> {
                     then,
                     event,
                     attempts: 0,
+                    started: started.mono,
                 }))
             }
             Err(error) => Refreshed::Done(self.failed(error, started)),
@@ -540,6 +557,7 @@ impl<T, E: Environment> Engine<T, E> {
                 {
                     let mut state = self.state();
                     state.session = pending.next.clone();
+                    state.own_refresh = Some(pending.started);
                     state.store_version = Some(version);
                     state.known_version = Some(version);
                     state.behind_version = None;
@@ -590,6 +608,7 @@ impl<T, E: Environment> Engine<T, E> {
         let mut state = self.state();
         // Ours is the session now, and not stored.
         state.session = pending.next.clone();
+        state.own_refresh = Some(pending.started);
         state.known_version = None;
         state.behind_version = None;
         let version = stored.version;
@@ -644,6 +663,7 @@ impl<T, E: Environment> Engine<T, E> {
         {
             let mut state = self.state();
             state.session = pending.next.clone();
+            state.own_refresh = Some(pending.started);
             if pending.rotated {
                 state.behind_version = Some(pending.expected.or(state.store_version));
                 state.known_version = None;
@@ -675,15 +695,22 @@ impl<T, E: Environment> Engine<T, E> {
     }
 
     /// The answer for a forced refresh asked for at `since`, if the session's tokens come
-    /// from a refresh that started after then (this process's or a sibling's).
+    /// from a refresh that started after then (this process's, by the monotonic clock, or a
+    /// sibling's, by its stored wall-clock time).
     pub(crate) fn refreshed_since(
         &self,
-        since: std::time::SystemTime,
+        since: Now,
         now: Now,
     ) -> Option<Result<SecretString, SessionError>> {
         let state = self.state();
         let session = &state.session;
-        let after = session.tokens().refreshed_at.is_some_and(|at| at > since);
+        let after = match state.own_refresh {
+            Some(started) => started > since.mono,
+            None => session
+                .tokens()
+                .refreshed_at
+                .is_some_and(|at| at > since.wall),
+        };
         if session.requires_sign_in() || !after {
             return None;
         }

@@ -378,7 +378,7 @@ where
     /// out holding the store's lock).
     pub async fn refresh_now(&self) -> Result<SecretString, SessionError> {
         let engine = &self.inner.engine;
-        let since = engine.now().wall;
+        let since = engine.now();
         loop {
             // A refresh another caller (the background refresher, `access_token`) started
             // after this call is the refresh asked for: waiting out the floor again after it
@@ -389,7 +389,7 @@ where
             let current = lock(&self.inner.flight).clone();
             match current {
                 // Asked for after this call began: it is the refresh asked for.
-                Some(flight) if matches!(flight.ask, Ask::Force { since: theirs } if theirs >= since) =>
+                Some(flight) if matches!(flight.ask, Ask::Force { since: theirs } if theirs.mono >= since.mono) =>
                 {
                     return flight.outcome().await;
                 }
@@ -561,7 +561,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
     /// Refreshes now, even if the token is fresh, and returns a token obtained by a refresh that
     /// started after this call (see [`TokenManager::refresh_now`]).
     pub fn refresh_now(&self) -> Result<SecretString, SessionError> {
-        let since = self.engine.now().wall;
+        let since = self.engine.now();
         let gate = lock(&self.gate);
         let wait = self.engine.until_refresh_allowed(self.engine.now());
         if !wait.is_zero() {

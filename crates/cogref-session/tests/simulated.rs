@@ -521,3 +521,69 @@ async fn after_waiting_out_the_floor_refresh_now_looks_at_the_store_again() {
     );
     assert_eq!(cognito.sent(), ["r0"], "the rotated-out r1 went to Cognito");
 }
+
+// Simulator seed `refresh-now-queue-after-step-back`: refresh_now() judged which refresh
+// answered it by wall-clock times. Calls made before the wall clock was stepped back found
+// every later refresh of their own process older than themselves, so each needed a refresh of
+// its own, one floor after the other (up to a minute each while tokens come back already
+// due): a queue of calls that never drained. This process's refreshes are judged on the
+// monotonic clock.
+
+#[tokio::test(flavor = "current_thread")]
+async fn refresh_now_calls_share_a_refresh_that_started_after_them_across_a_clock_step() {
+    let clock = common::SteppedClock::new();
+    let cognito = Scripted::new(
+        &common::clock(),
+        &[
+            ok("a1", 3600, Some("r1")),
+            ok("a2", 3600, Some("r2")),
+            ok("a3", 3600, Some("r3")),
+        ],
+    );
+    let manager = TokenManager::builder(
+        client_on(TestDrivesTime(cognito.clone()), clock.clone()),
+        template("r0"),
+        MemoryStore::new(),
+    )
+    .build()
+    .await
+    .expect("manager");
+    assert_eq!(
+        manager.access_token().await.expect("a1").expose_secret(),
+        "a1"
+    );
+    let settle = || async {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    };
+    // Two refresh_now calls within the floor (1 s); the second waits for the first's refresh.
+    clock.advance(Duration::from_millis(10));
+    let first = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now().await }
+    });
+    settle().await;
+    clock.advance(Duration::from_millis(100));
+    let second = tokio::spawn({
+        let manager = manager.clone();
+        async move { manager.refresh_now().await }
+    });
+    settle().await;
+    // Then the wall clock is stepped back an hour, and the floor passes.
+    clock.step_wall(-3600);
+    clock.advance(Duration::from_secs(1));
+    let first = first.await.expect("task").expect("a token");
+    let second = tokio::time::timeout(Duration::from_secs(10), second)
+        .await
+        .expect("the second call returns")
+        .expect("task")
+        .expect("a token");
+    assert_eq!(first.expose_secret(), "a2");
+    assert_eq!(
+        second.expose_secret(),
+        "a2",
+        "the first call's refresh started after the second call too"
+    );
+    assert_eq!(cognito.sent(), ["r0", "r1"]);
+}
