@@ -424,12 +424,15 @@ fn failed_save_then_a_sibling_rotates(seeded: bool) {
     );
 }
 
+/// Something a test runs at the next sleep.
+type SharedHook = Arc<std::sync::Mutex<Option<common::Hook>>>;
+
 /// An async transport on the manual clock whose sleeps move the clock; the next sleep then runs
 /// a hook (a sibling acting meanwhile).
 #[derive(Clone)]
 struct DuringSleep {
     inner: Scripted,
-    hook: Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>>,
+    hook: SharedHook,
 }
 
 impl cogref_core::AsyncTransport for DuringSleep {
@@ -469,7 +472,7 @@ async fn after_waiting_out_the_floor_refresh_now_looks_at_the_store_again() {
         &clock,
         &[ok("a1", 3600, Some("r1")), ok("a3", 3600, Some("r3"))],
     );
-    let hook: Arc<std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>> = Arc::default();
+    let hook: SharedHook = Arc::default();
     let manager = TokenManager::builder(
         client(
             DuringSleep {
