@@ -590,3 +590,43 @@ async fn refresh_now_calls_share_a_refresh_that_started_after_them_across_a_cloc
     );
     assert_eq!(cognito.sent(), ["r0", "r1"]);
 }
+
+// Simulator seed `file-recreated-behind-the-clock`: a token file deleted and written afresh
+// started at the writer's clock in microseconds; on a host whose clock had been stepped back
+// since the old file was created, that was below the old file's generation, so every manager
+// that had read the old file took the new one for an older set written back and kept
+// refreshing its own, dead, token. A new file starts above every generation the store has
+// seen.
+
+#[test]
+fn a_token_file_written_afresh_starts_above_every_generation_the_store_has_seen() {
+    let dir = TempDir::new("recreated");
+    let path = dir.0.join("tokens.json");
+    let store = FileStore::new(&path);
+    cogref_session::TokenStore::save(
+        &store,
+        &cogref_core::TokenSet::from_refresh_token("r0", None),
+        None,
+    )
+    .expect("stored");
+    // The old file's generation, as a host whose clock ran far ahead (or was since stepped
+    // back) wrote it: the year 2096.
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    let old = 4_000_000_000_000_000u64;
+    json["generation"] = old.into();
+    std::fs::write(&path, json.to_string()).expect("written");
+    let reader = store.clone();
+    let seen = cogref_session::TokenStore::load(&reader)
+        .expect("readable")
+        .expect("stored");
+    assert_eq!(seen.version, old);
+    std::fs::remove_file(&path).expect("deleted");
+    let version = cogref_session::TokenStore::save(
+        &store,
+        &cogref_core::TokenSet::from_refresh_token("r1", None),
+        None,
+    )
+    .expect("written afresh");
+    assert!(version > old, "{version} is not above {old}");
+}
