@@ -371,6 +371,22 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
             ],
         ),
         (
+            "a file written afresh starts above what its writer had seen, not only the clock",
+            vec![
+                save(0, 1, Nothing),
+                save(0, 2, Last),
+                save(0, 3, Last),
+                Load(1),
+                LoseData,
+                save(1, 4, Nothing),
+                Load(2),
+                save(2, 5, Last),
+                LoseData,
+                save(3, 6, Nothing),
+                Load(0),
+            ],
+        ),
+        (
             "a torn save is put in place by the next lock holder",
             vec![
                 save(0, 1, Nothing),
@@ -537,7 +553,7 @@ impl Subject for ModelSubject {
     fn torn_save(&mut self, tokens: &TokenSet, expected: Option<u64>) {
         let now = self.tick();
         let wall = crate::cognito::EPOCH_SECS * 1_000_000 + now;
-        self.model.save_torn(wall, tokens, expected);
+        self.model.save_torn(7, wall, tokens, expected);
     }
 
     fn lease_runs_out(&mut self) {

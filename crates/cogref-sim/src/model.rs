@@ -68,7 +68,8 @@ pub struct StoreModel {
     lock: Option<Lock>,
     /// File: a complete temporary file left by a writer that died before its rename.
     temp: Option<Entry>,
-    /// Redis: the newest version each handle has loaded or saved.
+    /// The newest version each handle has loaded or saved (a new file or entry starts above
+    /// it; Redis also refuses to load below it).
     seen: BTreeMap<Handle, u64>,
     next_ticket: u64,
     /// Redis: messages published on the change channel so far.
@@ -139,6 +140,10 @@ impl StoreModel {
         let tokens = cogref_session::format::decode(&entry.bytes)
             .map_err(|e| StoreError::Other(format!("model: corrupt entry: {e}").into()))?;
         let version = entry.version;
+        if self.kind == Kind::File {
+            let seen = self.seen.entry(handle).or_insert(0);
+            *seen = (*seen).max(version);
+        }
         if let Kind::Redis { .. } = self.kind {
             let seen = self.seen.entry(handle).or_insert(0);
             if version < *seen {
@@ -174,11 +179,16 @@ impl StoreModel {
             Kind::File => {
                 // The save sweeps stale temporary files first (nobody holds them).
                 self.temp = None;
+                let seen = self.seen.entry(handle).or_insert(0);
+                if let Some(found) = found {
+                    *seen = (*seen).max(found);
+                }
                 if found != expected {
                     return Err(StoreError::Conflict { expected, found });
                 }
-                // A new file starts at the writer's clock in µs (`first_generation`).
-                let version = found.map_or(wall_us.max(1), |v| v + 1);
+                // A new file starts at the writer's clock in µs, above what it has seen.
+                let version = found.map_or(wall_us.max(1).max(*seen + 1), |v| v + 1);
+                *seen = (*seen).max(version);
                 self.entry = Some(Entry { bytes, version });
                 Ok(version)
             }
@@ -208,7 +218,13 @@ impl StoreModel {
     /// A save whose writer dies after writing its temporary file and before the rename
     /// (file); whether the temporary file was written. Redis's save is one atomic script:
     /// nothing to tear, nothing written.
-    pub fn save_torn(&mut self, wall_us: u64, tokens: &TokenSet, expected: Option<u64>) -> bool {
+    pub fn save_torn(
+        &mut self,
+        handle: Handle,
+        wall_us: u64,
+        tokens: &TokenSet,
+        expected: Option<u64>,
+    ) -> bool {
         if self.kind != Kind::File {
             return false;
         }
@@ -219,9 +235,10 @@ impl StoreModel {
         }
         let bytes = cogref_session::format::encode(tokens);
         let bytes = cogref_core::secrecy::ExposeSecret::expose_secret(&bytes).to_vec();
+        let seen = self.seen.get(&handle).copied().unwrap_or(0);
         self.temp = Some(Entry {
             bytes,
-            version: found.map_or(wall_us.max(1), |v| v + 1),
+            version: found.map_or(wall_us.max(1).max(seen + 1), |v| v + 1),
         });
         true
     }

@@ -1482,7 +1482,7 @@ impl World {
             let wall = self.wall_us_of(p);
             if let (StoreCall::Save { tokens, expected }, Backend::Model(m)) =
                 (&call, &mut self.backend)
-                && m.save_torn(wall, tokens, *expected)
+                && m.save_torn(self.procs[p].handle, wall, tokens, *expected)
             {
                 self.ghost.temp = m
                     .peek_temp()
