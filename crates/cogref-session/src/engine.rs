@@ -40,6 +40,10 @@ struct State {
     /// When (monotonic) the refresh that obtained `session`'s tokens started, if this process
     /// made it (`None`: the set was loaded or adopted).
     own_refresh: Option<Instant>,
+    /// The refresh tokens this process's last rotations replaced (the newest last, a few at
+    /// most): a stored set holding one is older than ours, whatever its version says (a save
+    /// of ours applied though it reported a failure leaves one under a version we never saw).
+    rotated_away: Vec<SecretString>,
     /// The store failed: until then (monotonic), a still-valid token is served without asking
     /// it again.
     store_retry_at: Option<Instant>,
@@ -159,6 +163,8 @@ pub(crate) struct PendingSave {
     attempts: u32,
     /// When the refresh that obtained it started (monotonic).
     started: Instant,
+    /// The refresh token the refresh sent (dead once it rotated).
+    sent: SecretString,
 }
 
 impl PendingSave {
@@ -243,6 +249,7 @@ impl<T, E: Environment> Engine<T, E> {
                 known_version: store_version,
                 behind_version: None,
                 own_refresh: None,
+                rotated_away: Vec::new(),
                 store_retry_at: None,
             }),
             client,
@@ -511,6 +518,7 @@ impl<T, E: Environment> Engine<T, E> {
             let state = self.state();
             (state.session.clone(), state.store_version)
         };
+        let sent = next.tokens().refresh_token.clone();
         match outcome {
             Ok(output) => {
                 let applied = next.apply_success(output, started);
@@ -522,6 +530,7 @@ impl<T, E: Environment> Engine<T, E> {
                     event: None,
                     attempts: 0,
                     started: started.mono,
+                    sent: sent.clone(),
                 }))
             }
             Err(error) if error.rotated_refresh_token().is_some() => {
@@ -539,6 +548,7 @@ impl<T, E: Environment> Engine<T, E> {
                     event,
                     attempts: 0,
                     started: started.mono,
+                    sent: sent.clone(),
                 }))
             }
             Err(error) => Refreshed::Done(self.failed(error, started)),
@@ -558,6 +568,7 @@ impl<T, E: Environment> Engine<T, E> {
                     let mut state = self.state();
                     state.session = pending.next.clone();
                     state.own_refresh = Some(pending.started);
+                    remember_rotation(&mut state, &pending);
                     state.store_version = Some(version);
                     state.known_version = Some(version);
                     state.behind_version = None;
@@ -609,6 +620,7 @@ impl<T, E: Environment> Engine<T, E> {
         // Ours is the session now, and not stored.
         state.session = pending.next.clone();
         state.own_refresh = Some(pending.started);
+        remember_rotation(&mut state, &pending);
         state.known_version = None;
         state.behind_version = None;
         let version = stored.version;
@@ -664,6 +676,7 @@ impl<T, E: Environment> Engine<T, E> {
             let mut state = self.state();
             state.session = pending.next.clone();
             state.own_refresh = Some(pending.started);
+            remember_rotation(&mut state, &pending);
             if pending.rotated {
                 state.behind_version = Some(pending.expected.or(state.store_version));
                 state.known_version = None;
@@ -836,6 +849,18 @@ fn is_newer(stored: &Versioned, state: &State) -> bool {
     if theirs.same_refresh_token(ours) && same_access_token(theirs, ours) {
         return false;
     }
+    // A set holding a refresh token we rotated away from is older than ours.
+    {
+        use cogref_core::secrecy::ExposeSecret;
+        let stored_token = theirs.refresh_token.expose_secret();
+        if state
+            .rotated_away
+            .iter()
+            .any(|t| t.expose_secret() == stored_token)
+        {
+            return false;
+        }
+    }
     // Our rotation's save failed on top of the set at `behind` (or of an empty store): any
     // later write is newer (it may well descend from ours, if the save was applied after all),
     // whatever the clocks of its writer and ours say.
@@ -862,6 +887,23 @@ fn is_newer(stored: &Versioned, state: &State) -> bool {
             _ => true,
         },
     }
+}
+
+/// Records the refresh token `pending`'s rotation replaced.
+fn remember_rotation(state: &mut State, pending: &PendingSave) {
+    use cogref_core::secrecy::ExposeSecret;
+    if !pending.rotated
+        || state
+            .rotated_away
+            .last()
+            .is_some_and(|t| t.expose_secret() == pending.sent.expose_secret())
+    {
+        return;
+    }
+    if state.rotated_away.len() >= 8 {
+        state.rotated_away.remove(0);
+    }
+    state.rotated_away.push(pending.sent.clone());
 }
 
 fn same_access_token(a: &TokenSet, b: &TokenSet) -> bool {

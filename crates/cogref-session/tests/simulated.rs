@@ -630,3 +630,92 @@ fn a_token_file_written_afresh_starts_above_every_generation_the_store_has_seen(
     .expect("written afresh");
     assert!(version > old, "{version} is not above {old}");
 }
+
+/// A file store that fails chosen loads (by number, from 1) and applies the next save but
+/// reports a failure.
+struct Flaky {
+    inner: FileStore,
+    loads: AtomicUsize,
+    failing_loads: Vec<usize>,
+    fail_next_save: std::sync::atomic::AtomicBool,
+}
+
+impl cogref_session::TokenStore for Flaky {
+    fn load(&self) -> Result<Option<cogref_session::Versioned>, cogref_session::StoreError> {
+        let n = self.loads.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.failing_loads.contains(&n) {
+            return Err(cogref_session::StoreError::Other("unreachable".into()));
+        }
+        self.inner.load()
+    }
+
+    fn save(
+        &self,
+        tokens: &cogref_core::TokenSet,
+        expected: Option<u64>,
+    ) -> Result<u64, cogref_session::StoreError> {
+        let saved = self.inner.save(tokens, expected)?;
+        if self.fail_next_save.swap(false, Ordering::SeqCst) {
+            return Err(cogref_session::StoreError::Other("the reply was lost".into()));
+        }
+        Ok(saved)
+    }
+
+    fn try_lock(&self) -> Result<Option<cogref_session::StoreGuard>, cogref_session::StoreError> {
+        self.inner.try_lock()
+    }
+}
+
+// Simulator seed `own-ancestor-under-a-later-version`: a save applied though it reported a
+// failure left this manager's set (r1) under a version it never saw; its next rotation (r1 to
+// r2, the store unreadable, refresh without the lock opted in) could not be saved either. When
+// the store was readable again it held r1 under a version above the one the failed saves had
+// started from, which counted as a later write: the manager dropped its live r2 for its own
+// dead r1 and sent it (reuse: the lineage lost). A set holding a refresh token this process
+// rotated away from is older than its own.
+
+#[test]
+fn a_stored_set_holding_a_token_this_process_rotated_away_from_is_never_adopted() {
+    let dir = TempDir::new("own-ancestor");
+    let path = dir.0.join("tokens.json");
+    let clock = clock();
+    let cognito = Scripted::new(
+        &clock,
+        &[
+            ok("a1", 3600, Some("r1")),
+            ok("a2", 3600, Some("r2")),
+            ok("a3", 3600, Some("r3")),
+        ],
+    );
+    cogref_session::TokenStore::save(
+        &FileStore::new(&path),
+        &cogref_core::TokenSet::from_refresh_token("r0", None),
+        None,
+    )
+    .expect("stored");
+    let manager = BlockingTokenManager::builder(
+        client(cognito.clone(), &clock),
+        template("r0"),
+        Flaky {
+            inner: FileStore::new(&path),
+            loads: AtomicUsize::new(0),
+            // Load 1 builds, 2 is under the first refresh's lock; 3 fails (the forced refresh
+            // goes on without the store), 4 fails (the look after its lost save race).
+            failing_loads: vec![3, 4],
+            fail_next_save: std::sync::atomic::AtomicBool::new(true),
+        },
+    )
+    .refresh_without_store_lock(true)
+    .build()
+    .expect("manager");
+    // r0 → r1, stored though the save reports a failure.
+    assert!(manager.access_token().is_err(), "RotatedTokenNotSaved");
+    clock.advance(Duration::from_secs(2));
+    // r1 → r2, whose save finds r1's version and cannot look at the store: not saved.
+    assert!(manager.refresh_now().is_err(), "RotatedTokenNotSaved");
+    clock.advance(Duration::from_secs(2));
+    // The store is readable again and holds r1: the manager keeps r2 and refreshes from it.
+    let token = manager.refresh_now().expect("a token");
+    assert_eq!(token.expose_secret(), "a3");
+    assert_eq!(cognito.sent(), ["r0", "r1", "r2"], "a dead token was sent");
+}
