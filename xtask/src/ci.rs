@@ -66,7 +66,8 @@ pub(crate) fn ci() -> Result {
     }
     let (passed, failed) = counted_tests(test)?;
     drop(own_redis);
-    crate::interop::interop()?;
+    crate::sim::ci()?;
+    crate::interop::interop(crate::interop::Build::WithTests)?;
 
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--locked"])

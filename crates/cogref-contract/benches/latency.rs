@@ -6,7 +6,8 @@
 //! (rotated order); each round gives every client a median and a ratio to the floor's median of
 //! the same round, and the report shows the median ratio over the rounds with its spread, so
 //! that drift of the machine hits both sides of a ratio alike. A transport is also compared with
-//! its own library's bare POST (`versus`).
+//! its own library's bare POST (`versus`), and each cogref transport chosen at run time
+//! (`Client::into_dyn`, `into_dyn_blocking`) with its static client.
 
 use std::sync::Arc;
 
@@ -24,8 +25,8 @@ type Call = Box<dyn FnMut()>;
 struct Client {
     name: &'static str,
     /// Another client of the bench this one is also quoted against (a transport's own library's
-    /// bare POST). The object-safe (`dyn`) transport, once merged, is added with
-    /// `versus: Some("cogref-reqwest")`: its target is 1.02x the static client.
+    /// bare POST, or for a transport chosen at run time its static client: the target there is
+    /// 1.02x).
     versus: Option<&'static str>,
     call: Call,
 }
@@ -164,6 +165,50 @@ fn main() {
         clients.push(Client {
             name: "cogref-blocking",
             versus: Some("raw ureq POST + serde_json::Value"),
+            call: Box::new(move || {
+                client.refresh_blocking(&input).expect("refresh");
+            }),
+        });
+    }
+
+    // The same clients with the transport chosen at run time (`Client::into_dyn`): a boxed
+    // future and an indirect call per send and per sleep.
+    {
+        let client = Arc::new(
+            cogref_reqwest::client(endpoint.clone(), config)
+                .expect("client")
+                .into_dyn(),
+        );
+        let (rt, input) = (rt.clone(), input.clone());
+        clients.push(Client {
+            name: "cogref-reqwest, dyn transport",
+            versus: Some("cogref-reqwest"),
+            call: Box::new(move || {
+                rt.block_on(client.refresh(&input)).expect("refresh");
+            }),
+        });
+    }
+    {
+        let client = Arc::new(
+            cogref_isahc::client(endpoint.clone(), config)
+                .expect("client")
+                .into_dyn(),
+        );
+        let (rt, input) = (rt.clone(), input.clone());
+        clients.push(Client {
+            name: "cogref-isahc, dyn transport",
+            versus: Some("cogref-isahc"),
+            call: Box::new(move || {
+                rt.block_on(client.refresh(&input)).expect("refresh");
+            }),
+        });
+    }
+    {
+        let client = cogref_blocking::client(endpoint.clone(), config).into_dyn_blocking();
+        let input = input.clone();
+        clients.push(Client {
+            name: "cogref-blocking, dyn transport",
+            versus: Some("cogref-blocking"),
             call: Box::new(move || {
                 client.refresh_blocking(&input).expect("refresh");
             }),

@@ -5,6 +5,9 @@
 //! floor measured in the same rounds: locking a `Mutex<SecretString>` and cloning the token, the
 //! least any shared cache does. The cases take turns in rounds; each figure is the median over
 //! the rounds.
+//! The blocking manager is also measured over a `FileStore`, whose cached path includes the
+//! store's change stamp (a `stat` reused for at most a millisecond), by which a sign-out by
+//! another process is seen.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -19,7 +22,7 @@ use cogref_core::secrecy::SecretString;
 use cogref_core::{
     AsyncTransport, CallConfig, Client, EndpointConfig, Error, RefreshInput, SendOptions,
 };
-use cogref_session::{BlockingTokenManager, MemoryStore, TokenManager};
+use cogref_session::{BlockingTokenManager, FileStore, MemoryStore, TokenManager};
 
 /// Calls per case and round (`COGREF_BENCH_CALLS` overrides, for a run under a profiler).
 fn iterations() -> u32 {
@@ -150,6 +153,24 @@ fn main() {
     .expect("manager");
     blocking.access_token().expect("first refresh");
 
+    // Over a file store every call also looks at the token file's change stamp (a `stat`, reused
+    // for at most a millisecond), so that a sign-out by another process is seen on the next call.
+    let dir = std::env::temp_dir().join(format!("cogref-session-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file_manager = BlockingTokenManager::builder(
+        Client::new(
+            |_: HttpRequest, _: SendOptions| answer(),
+            system_clock(),
+            endpoint(),
+            CallConfig::default(),
+        ),
+        template(),
+        FileStore::new(dir.join("tokens.json")),
+    )
+    .build()
+    .expect("manager");
+    file_manager.access_token().expect("first refresh");
+
     let transport = cogref_core::driver::transport_fn(
         |_: HttpRequest, _: SendOptions| async { answer() },
         |_: Duration| async {},
@@ -172,6 +193,9 @@ fn main() {
             black_box(blocking.access_token().expect("cached"));
         },
         &mut || {
+            black_box(file_manager.access_token().expect("cached"));
+        },
+        &mut || {
             black_box(poll_ready(manager.access_token()).expect("cached"));
         },
     ]);
@@ -185,6 +209,7 @@ fn main() {
     for (name, rounds) in [
         "floor: Mutex<SecretString> lock + clone",
         "BlockingTokenManager::access_token (cached)",
+        "  … over a FileStore (a stat at most every ms)",
         "TokenManager::access_token (cached, polled once)",
     ]
     .into_iter()
@@ -204,6 +229,8 @@ fn main() {
             ratios[ratios.len() - 1]
         );
     }
+
+    let _ = std::fs::remove_dir_all(&dir);
 
     // 10,000 tasks at expiry (a manual clock moved past it), against a transport that takes
     // 50 ms and counts its calls.

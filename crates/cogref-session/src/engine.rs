@@ -1,15 +1,16 @@
 //! The engine both managers drive: the session behind a mutex and every decision about when to
 //! take the store's lock, adopt a set someone else stored, save, and what to do when the store
-//! fails. It does no I/O: the managers call the store and Cognito (on a task or a thread) and
-//! hand the results in, so one engine serves blocking and async stores alike.
+//! fails, and how a sign-out revokes and marks the lineage. It does no I/O: the managers call
+//! the store and Cognito (on a task or a thread) and hand the results in, so one engine serves
+//! blocking and async stores alike.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use cogref_core::secrecy::SecretString;
 use cogref_core::{
-    CallError, Client, Decision, Environment, Now, RefreshInput, RefreshOutput, Session,
-    SessionConfig, TokenSet,
+    CallError, Client, Decision, Environment, Now, RefreshInput, RefreshOutput, RevokeInput,
+    RevokeOutput, Session, SessionConfig, TokenSet,
 };
 
 use crate::error::SessionError;
@@ -33,12 +34,41 @@ struct State {
     store_version: Option<u64>,
     /// The stored version that `session`'s set is (`None`: it is not known to be stored).
     known_version: Option<u64>,
-    /// A stored version known to hold a dead refresh token: a rotation replaced it but could
-    /// not be saved. Never adopted back; any later write is.
-    behind_version: Option<u64>,
+    /// A rotation replaced the set stored at this version (`Some(None)`: the store was empty)
+    /// but could not be saved: that version holds a dead refresh token and is never adopted
+    /// back; any later write is.
+    behind_version: Option<Option<u64>>,
+    /// When (monotonic) the refresh that obtained `session`'s tokens started, if this process
+    /// made it (`None`: the set was loaded or adopted).
+    own_refresh: Option<Instant>,
+    /// The refresh tokens this process's last rotations replaced (the newest last, a few at
+    /// most): a stored set holding one is older than ours, whatever its version says (a save
+    /// of ours applied though it reported a failure leaves one under a version we never saw).
+    rotated_away: Vec<SecretString>,
     /// The store failed: until then (monotonic), a still-valid token is served without asking
     /// it again.
     store_retry_at: Option<Instant>,
+    /// The lineage was signed out (here, or by another holder whose tombstone was found): no
+    /// token is handed out and nothing refreshed until a new sign-in is stored.
+    signed_out: bool,
+    /// The version of a tombstone this manager started over (a new sign-in from the template):
+    /// it is the previous session's, not a sign-out of this one.
+    started_over: Option<u64>,
+    /// The store's change stamp when this manager last read the store, if it gives one.
+    seen_stamp: Option<u64>,
+    /// Reading the store after its stamp moved failed: not again before then (monotonic).
+    look_retry_at: Option<Instant>,
+}
+
+/// What a set found in the store did to the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Nothing: not newer than ours.
+    Nothing,
+    /// A later step of the lineage (or a new sign-in), adopted.
+    Adopted,
+    /// A tombstone: the lineage was signed out.
+    SignedOut,
 }
 
 /// What the lock holder does after reloading.
@@ -58,6 +88,8 @@ pub(crate) enum LockPoll {
     Serve(SecretString),
     /// Held elsewhere: wait, then look again. `seen` is the stored version we looked at.
     Wait { seen: Option<u64> },
+    /// No token to give: the store holds a tombstone, the lineage was signed out.
+    Fail(SessionError),
 }
 
 /// Who asks for a refresh, which decides whether to wait for another process's.
@@ -68,11 +100,13 @@ pub(crate) enum Ask {
     Token,
     /// The background refresher: waits for the new set.
     Background,
-    /// `refresh_now()` called at `since` (wall clock): only tokens from a refresh that started
-    /// then or later will do, and never two refreshes within the floor.
+    /// `refresh_now()` called at `since`: only tokens from a refresh that started then or
+    /// later will do, and never two refreshes within the floor. This process's refreshes are
+    /// judged on the monotonic clock (a wall clock stepped back must not make them look older
+    /// than the call), a sibling's by its stored wall-clock time.
     Force {
         /// When the caller asked.
-        since: std::time::SystemTime,
+        since: Now,
     },
 }
 
@@ -81,10 +115,17 @@ impl Ask {
         matches!(self, Ask::Force { .. })
     }
 
-    /// Whether tokens refreshed at `refreshed_at` answer this ask.
-    fn accepts(self, refreshed_at: Option<std::time::SystemTime>) -> bool {
+    /// Whether the session's tokens answer this ask.
+    fn accepts(self, state: &State) -> bool {
         match self {
-            Ask::Force { since } => refreshed_at.is_some_and(|at| at >= since),
+            Ask::Force { since } => match state.own_refresh {
+                Some(started) => started >= since.mono,
+                None => state
+                    .session
+                    .tokens()
+                    .refreshed_at
+                    .is_some_and(|at| at >= since.wall),
+            },
             Ask::Token | Ask::Background => true,
         }
     }
@@ -98,6 +139,9 @@ pub(crate) enum Quick {
     Refresh { usable: bool },
     /// No token now: the error, unless a look at the store finds a newer set.
     Fail(SessionError),
+    /// The store's change stamp moved to this since the manager last read it (another holder
+    /// saved, perhaps a sign-out): read the store, hand it to [`Engine::looked`], ask again.
+    Look(u64),
 }
 
 /// What to do when the store failed.
@@ -117,6 +161,8 @@ pub(crate) struct Options {
     pub(crate) refresh_without_lock: bool,
     /// When the user signed in (the server's clock), for a session started from the template.
     pub(crate) signed_in_at: Option<std::time::SystemTime>,
+    /// The store's change stamp, read before the builder loaded it.
+    pub(crate) stamp: Option<u64>,
 }
 
 impl Default for Options {
@@ -127,6 +173,7 @@ impl Default for Options {
             lock_timeout: crate::DEFAULT_LOCK_TIMEOUT,
             refresh_without_lock: false,
             signed_in_at: None,
+            stamp: None,
         }
     }
 }
@@ -144,6 +191,10 @@ pub(crate) struct PendingSave {
     event: Option<SessionEvent>,
     /// Saves tried so far.
     attempts: u32,
+    /// When the refresh that obtained it started (monotonic).
+    started: Instant,
+    /// The refresh token the refresh sent (dead once it rotated).
+    sent: SecretString,
 }
 
 impl PendingSave {
@@ -206,10 +257,25 @@ impl<T, E: Environment> Engine<T, E> {
         let client_id = template.client_id().to_owned();
         let endpoint = endpoint_key(client.endpoint().url());
         let now = now(&client);
+        let mut started_over = None;
         let (tokens, store_version) = match loaded {
-            Some(stored) => {
+            Some(stored) if !stored.tokens.is_signed_out() => {
                 check_binding(&stored.tokens, &client_id, &endpoint)?;
                 (stored.tokens, Some(stored.version))
+            }
+            // A tombstone: the previous session was signed out, and this manager is a new
+            // sign-in from the template's refresh token. Its first save replaces the tombstone.
+            Some(stored) => {
+                check_binding(&stored.tokens, &client_id, &endpoint)?;
+                started_over = Some(stored.version);
+                (
+                    TokenSet::from_refresh_token(
+                        template.refresh_token().clone(),
+                        template.device_key().cloned(),
+                    )
+                    .with_signed_in_at(options.signed_in_at),
+                    Some(stored.version),
+                )
             }
             None => (
                 TokenSet::from_refresh_token(
@@ -225,9 +291,15 @@ impl<T, E: Environment> Engine<T, E> {
             state: Mutex::new(State {
                 session: Session::new(tokens, options.config, now),
                 store_version,
-                known_version: store_version,
+                known_version: store_version.filter(|_| started_over.is_none()),
                 behind_version: None,
+                own_refresh: None,
+                rotated_away: Vec::new(),
                 store_retry_at: None,
+                signed_out: false,
+                started_over,
+                seen_stamp: options.stamp,
+                look_retry_at: None,
             }),
             client,
             template,
@@ -290,9 +362,20 @@ impl<T, E: Environment> Engine<T, E> {
         }
     }
 
-    /// The answer at `now` without waiting, when there is one.
-    pub(crate) fn quick(&self, now: Now) -> Quick {
+    /// The answer at `now` without waiting, when there is one. `stamp` is the store's change
+    /// stamp, read just before: if it moved since this manager last read the store, the store
+    /// is read first.
+    pub(crate) fn quick(&self, now: Now, stamp: Option<u64>) -> Quick {
         let state = self.state();
+        if let Some(stamp) = stamp
+            && state.seen_stamp != Some(stamp)
+            && state.look_retry_at.is_none_or(|t| now.mono >= t)
+        {
+            return Quick::Look(stamp);
+        }
+        if state.signed_out {
+            return Quick::Fail(SessionError::SignedOut);
+        }
         let session = &state.session;
         match session.decide(now) {
             Decision::Serve => Quick::Serve(current_token(session)),
@@ -320,13 +403,51 @@ impl<T, E: Environment> Engine<T, E> {
         };
         let now = self.now();
         let mut state = self.state();
-        if !self.adopt_if_newer(&mut state, stored, now) {
-            return false;
-        }
+        let seen = self.see(&mut state, stored, now);
         drop(state);
-        self.emit(SessionEvent::Adopted);
-        self.check_deadline();
-        true
+        self.tell(seen)
+    }
+
+    /// The store was read because its change stamp moved to `stamp`: take what it holds (a
+    /// sign-out, a newer set). If it could not be read, it is not read again for a second.
+    pub(crate) fn looked(&self, loaded: Result<Option<Versioned>, StoreError>, stamp: u64) {
+        let now = self.now();
+        match self.checked(loaded) {
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the store after its change stamp moved failed");
+                self.state().look_retry_at = Some(now.after(STORE_RETRY).mono);
+            }
+            Ok(stored) => {
+                let mut state = self.state();
+                state.seen_stamp = Some(stamp);
+                state.look_retry_at = None;
+                let seen = match stored {
+                    Some(stored) => self.see(&mut state, stored, now),
+                    // Emptied (a deleted file, a Redis restarted without its data): not a
+                    // sign-out; the next save writes afresh.
+                    None => Seen::Nothing,
+                };
+                drop(state);
+                self.tell(seen);
+            }
+        }
+    }
+
+    /// Tells the listeners what a set found in the store did; whether it changed anything.
+    fn tell(&self, seen: Seen) -> bool {
+        match seen {
+            Seen::Nothing => false,
+            Seen::Adopted => {
+                self.emit(SessionEvent::Adopted);
+                self.check_deadline();
+                true
+            }
+            Seen::SignedOut => {
+                tracing::info!("the session was signed out by another holder of the store");
+                self.emit(SessionEvent::SignedOut);
+                true
+            }
+        }
     }
 
     /// `loaded`, with a set stored for another app client or endpoint turned into an error.
@@ -356,15 +477,21 @@ impl<T, E: Environment> Engine<T, E> {
         ask: Ask,
     ) -> Result<LockPoll, StoreError> {
         let stored = self.checked(stored)?;
-        let seen = stored.as_ref().map(|s| s.version);
+        let seen_version = stored.as_ref().map(|s| s.version);
         let now = self.now();
         let mut state = self.state();
-        if let Some(stored) = stored
-            && self.adopt_if_newer(&mut state, stored, now)
-        {
+        let seen = match stored {
+            Some(stored) => self.see(&mut state, stored, now),
+            None => Seen::Nothing,
+        };
+        if seen == Seen::SignedOut || state.signed_out {
+            drop(state);
+            self.tell(seen);
+            return Ok(LockPoll::Fail(SessionError::SignedOut));
+        }
+        if seen == Seen::Adopted {
             let session = &state.session;
-            let serve = matches!(session.decide(now), Decision::Serve)
-                && ask.accepts(session.tokens().refreshed_at);
+            let serve = matches!(session.decide(now), Decision::Serve) && ask.accepts(&state);
             let token = current_token(session);
             drop(state);
             self.emit(SessionEvent::Adopted);
@@ -385,20 +512,32 @@ impl<T, E: Environment> Engine<T, E> {
                 waited,
             });
         }
-        Ok(LockPoll::Wait { seen })
+        Ok(LockPoll::Wait { seen: seen_version })
     }
 
-    /// Adopts `stored` if it is a later step of the lineage than ours (see [`is_newer`]), and
-    /// records the stored version the next save must find.
-    fn adopt_if_newer(&self, state: &mut State, stored: Versioned, now: Now) -> bool {
+    /// Takes what the store holds: a tombstone signs the session out (unless it is the one
+    /// this manager started over); a later step of the lineage than ours (see [`is_newer`]), or
+    /// a new sign-in after a sign-out, is adopted. Records the stored version the next save
+    /// must find.
+    fn see(&self, state: &mut State, stored: Versioned, now: Now) -> Seen {
         state.store_version = Some(stored.version);
+        if stored.tokens.is_signed_out() {
+            if state.signed_out || state.started_over == Some(stored.version) {
+                return Seen::Nothing;
+            }
+            state.signed_out = true;
+            state.known_version = Some(stored.version);
+            return Seen::SignedOut;
+        }
         if !is_newer(&stored, state) {
-            return false;
+            return Seen::Nothing;
         }
         state.known_version = Some(stored.version);
         state.behind_version = None;
+        state.signed_out = false;
+        state.own_refresh = None;
         state.session.adopt(self.bind(stored.tokens), now);
-        true
+        Seen::Adopted
     }
 
     fn bind(&self, tokens: TokenSet) -> TokenSet {
@@ -441,11 +580,9 @@ impl<T, E: Environment> Engine<T, E> {
                 Ok(Some(stored)) => {
                     let now = self.now();
                     let mut state = self.state();
-                    if self.adopt_if_newer(&mut state, stored, now) {
-                        drop(state);
-                        self.emit(SessionEvent::Adopted);
-                        self.check_deadline();
-                    }
+                    let seen = self.see(&mut state, stored, now);
+                    drop(state);
+                    self.tell(seen);
                 }
                 Ok(None) => self.state().store_version = None,
                 Err(e) => match self.store_failed(e, ask)? {
@@ -456,6 +593,9 @@ impl<T, E: Environment> Engine<T, E> {
         }
         let now = self.now();
         let state = self.state();
+        if state.signed_out {
+            return Err(SessionError::SignedOut);
+        }
         let session = &state.session;
         let decision = if ask.is_force() {
             session.decide_forced(now)
@@ -466,7 +606,7 @@ impl<T, E: Environment> Engine<T, E> {
             // A forced refresh takes only tokens refreshed since it was asked for; others wait
             // out the floor and refresh.
             Decision::Serve | Decision::TooSoon { .. }
-                if ask.is_force() && !ask.accepts(session.tokens().refreshed_at) =>
+                if ask.is_force() && !ask.accepts(&state) =>
             {
                 let wait = session
                     .until_refresh_allowed(now)
@@ -495,6 +635,7 @@ impl<T, E: Environment> Engine<T, E> {
             let state = self.state();
             (state.session.clone(), state.store_version)
         };
+        let sent = next.tokens().refresh_token.clone();
         match outcome {
             Ok(output) => {
                 let applied = next.apply_success(output, started);
@@ -505,6 +646,8 @@ impl<T, E: Environment> Engine<T, E> {
                     then: None,
                     event: None,
                     attempts: 0,
+                    started: started.mono,
+                    sent: sent.clone(),
                 }))
             }
             Err(error) if error.rotated_refresh_token().is_some() => {
@@ -521,6 +664,8 @@ impl<T, E: Environment> Engine<T, E> {
                     then,
                     event,
                     attempts: 0,
+                    started: started.mono,
+                    sent: sent.clone(),
                 }))
             }
             Err(error) => Refreshed::Done(self.failed(error, started)),
@@ -539,6 +684,8 @@ impl<T, E: Environment> Engine<T, E> {
                 {
                     let mut state = self.state();
                     state.session = pending.next.clone();
+                    state.own_refresh = Some(pending.started);
+                    remember_rotation(&mut state, &pending);
                     state.store_version = Some(version);
                     state.known_version = Some(version);
                     state.behind_version = None;
@@ -589,15 +736,27 @@ impl<T, E: Environment> Engine<T, E> {
         let mut state = self.state();
         // Ours is the session now, and not stored.
         state.session = pending.next.clone();
+        state.own_refresh = Some(pending.started);
+        remember_rotation(&mut state, &pending);
         state.known_version = None;
         state.behind_version = None;
         let version = stored.version;
-        if !self.adopt_if_newer(&mut state, stored, now) {
-            // The store holds an older set than ours (written back, or a race that lost to
-            // ours at Cognito): ours goes over it.
-            drop(state);
-            pending.expected = Some(version);
-            return Saved::Retry(pending);
+        match self.see(&mut state, stored, now) {
+            Seen::Nothing => {
+                // The store holds an older set than ours (written back, or a race that lost to
+                // ours at Cognito): ours goes over it.
+                drop(state);
+                pending.expected = Some(version);
+                return Saved::Retry(pending);
+            }
+            // Signed out while this refresh ran: its tokens belong to the revoked lineage and
+            // stay unwritten.
+            Seen::SignedOut => {
+                drop(state);
+                self.tell(Seen::SignedOut);
+                return Saved::Done(Err(SessionError::SignedOut));
+            }
+            Seen::Adopted => {}
         }
         // Another holder's newer set is the lineage now; ours stays unwritten.
         let adopted = state.session.clone();
@@ -643,8 +802,10 @@ impl<T, E: Environment> Engine<T, E> {
         {
             let mut state = self.state();
             state.session = pending.next.clone();
+            state.own_refresh = Some(pending.started);
+            remember_rotation(&mut state, &pending);
             if pending.rotated {
-                state.behind_version = pending.expected.or(state.store_version);
+                state.behind_version = Some(pending.expected.or(state.store_version));
                 state.known_version = None;
             }
         }
@@ -673,6 +834,29 @@ impl<T, E: Environment> Engine<T, E> {
         result
     }
 
+    /// The answer for a forced refresh asked for at `since`, if the session's tokens come
+    /// from a refresh that started after then (this process's, by the monotonic clock, or a
+    /// sibling's, by its stored wall-clock time).
+    pub(crate) fn refreshed_since(
+        &self,
+        since: Now,
+        now: Now,
+    ) -> Option<Result<SecretString, SessionError>> {
+        let state = self.state();
+        let session = &state.session;
+        let after = match state.own_refresh {
+            Some(started) => started > since.mono,
+            None => session
+                .tokens()
+                .refreshed_at
+                .is_some_and(|at| at > since.wall),
+        };
+        if session.requires_sign_in() || !after {
+            return None;
+        }
+        Some(fresh(session, now))
+    }
+
     /// How long a forced refresh must wait for the floor between refreshes.
     pub(crate) fn until_refresh_allowed(&self, now: Now) -> Duration {
         self.state().session.until_refresh_allowed(now)
@@ -682,12 +866,191 @@ impl<T, E: Environment> Engine<T, E> {
     pub(crate) fn next_due_in(&self, now: Now) -> Option<Duration> {
         self.check_deadline();
         let state = self.state();
+        if state.signed_out {
+            return None;
+        }
         let wait = state.session.next_refresh_in(now)?;
         // Due, but the store failed a moment ago: wait for the store, not in a hot loop.
         let store = state
             .store_retry_at
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(now.mono));
         Some(wait.max(store))
+    }
+}
+
+/// What a sign-out does once it has read the store.
+pub(crate) enum SignOut {
+    /// Nothing left to do: the lineage is signed out already (here, or by another holder whose
+    /// tombstone is stored).
+    Done,
+    /// Revoke this (the newest refresh token known), then hand the outcome to
+    /// [`Engine::revoked`].
+    Revoke(Box<RevokeInput>),
+}
+
+/// The tombstone a successful revocation leaves to save.
+pub(crate) struct PendingTombstone {
+    tokens: TokenSet,
+    expected: Option<u64>,
+    attempts: u32,
+}
+
+impl PendingTombstone {
+    /// What to save.
+    pub(crate) fn tokens(&self) -> &TokenSet {
+        &self.tokens
+    }
+
+    /// The version the save must find (compare-and-set).
+    pub(crate) fn expected(&self) -> Option<u64> {
+        self.expected
+    }
+}
+
+/// After a save of the tombstone.
+pub(crate) enum TombstoneSaved {
+    /// The answer of `sign_out()`.
+    Done(Result<(), SessionError>),
+    /// Save it again, with its new expected version, then call [`Engine::tombstone_saved`].
+    Retry(Box<PendingTombstone>),
+    /// Someone saved meanwhile: reload, then call [`Engine::tombstone_after_conflict`].
+    Reload(Box<PendingTombstone>),
+}
+
+impl<T, E: Environment> Engine<T, E> {
+    /// Decides a sign-out from what the store holds (`loaded`, read under its lock when it could
+    /// be taken): a newer set is adopted first, so that the newest refresh token is the one
+    /// revoked; a tombstone means the work is done.
+    pub(crate) fn prepare_sign_out(
+        &self,
+        loaded: Result<Option<Versioned>, StoreError>,
+    ) -> Result<SignOut, SessionError> {
+        match self.checked(loaded) {
+            Ok(Some(stored)) => {
+                let now = self.now();
+                let mut state = self.state();
+                let seen = self.see(&mut state, stored, now);
+                drop(state);
+                self.tell(seen);
+            }
+            Ok(None) => self.state().store_version = None,
+            // Another app client's session: not this manager's to touch.
+            Err(e @ StoreError::OtherClient { .. }) => return Err(e.into()),
+            // Revoking matters more than the mark: go on with the token this manager holds.
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the store before signing out failed; revoking the refresh token this manager holds");
+            }
+        }
+        let state = self.state();
+        if state.signed_out {
+            return Ok(SignOut::Done);
+        }
+        let input = RevokeInput::builder()
+            .token(state.session.tokens().refresh_token.clone())
+            .client_id(self.client_id.clone())
+            .set_client_secret(self.template.client_secret().cloned())
+            .build()?;
+        Ok(SignOut::Revoke(Box::new(input)))
+    }
+
+    /// The revocation ended: on success this manager is signed out and the tombstone is to be
+    /// saved over the version last seen; on failure nothing changed, here or in the store.
+    pub(crate) fn revoked(
+        &self,
+        outcome: Result<RevokeOutput, CallError>,
+    ) -> Result<Box<PendingTombstone>, SessionError> {
+        match outcome {
+            Ok(_) => {
+                let now = self.now();
+                let mut state = self.state();
+                state.signed_out = true;
+                tracing::info!("the session's refresh token was revoked");
+                Ok(Box::new(PendingTombstone {
+                    tokens: self.bind(TokenSet::signed_out(now.wall)),
+                    expected: state.store_version,
+                    attempts: 0,
+                }))
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "revoking the refresh token failed; the session goes on");
+                Err(SessionError::SignOutFailed(Arc::new(error)))
+            }
+        }
+    }
+
+    /// The save of the tombstone ended with `result`.
+    pub(crate) fn tombstone_saved(
+        &self,
+        mut pending: Box<PendingTombstone>,
+        result: Result<u64, StoreError>,
+    ) -> TombstoneSaved {
+        pending.attempts += 1;
+        match result {
+            Ok(version) => {
+                {
+                    let mut state = self.state();
+                    state.store_version = Some(version);
+                    state.known_version = Some(version);
+                }
+                self.signed_out_here();
+                TombstoneSaved::Done(Ok(()))
+            }
+            Err(StoreError::Conflict { found: None, .. }) if pending.attempts < SAVE_ATTEMPTS => {
+                pending.expected = None;
+                TombstoneSaved::Retry(pending)
+            }
+            Err(StoreError::Conflict { .. }) if pending.attempts < SAVE_ATTEMPTS => {
+                TombstoneSaved::Reload(pending)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the sign-out could not be recorded in the store");
+                self.signed_out_here();
+                TombstoneSaved::Done(Err(SessionError::SignOutNotStored(Arc::new(e))))
+            }
+        }
+    }
+
+    /// After a lost compare-and-set of the tombstone, `stored` is what the store holds now: a
+    /// tombstone (another holder signed out too) ends it; anything else is a later step of the
+    /// revoked lineage and the tombstone goes over it.
+    pub(crate) fn tombstone_after_conflict(
+        &self,
+        mut pending: Box<PendingTombstone>,
+        stored: Result<Option<Versioned>, StoreError>,
+    ) -> TombstoneSaved {
+        match self.checked(stored) {
+            Ok(Some(stored)) if stored.tokens.is_signed_out() => {
+                {
+                    let mut state = self.state();
+                    state.store_version = Some(stored.version);
+                    state.known_version = Some(stored.version);
+                }
+                self.signed_out_here();
+                TombstoneSaved::Done(Ok(()))
+            }
+            Ok(stored) => {
+                pending.expected = stored.map(|s| s.version);
+                TombstoneSaved::Retry(pending)
+            }
+            Err(e) => {
+                self.signed_out_here();
+                TombstoneSaved::Done(Err(SessionError::SignOutNotStored(Arc::new(e))))
+            }
+        }
+    }
+
+    fn signed_out_here(&self) {
+        self.emit(SessionEvent::SignedOut);
+    }
+
+    /// How long a sign-out waits for a lock another holder has, before going on without it.
+    pub(crate) fn sign_out_lock_wait_over(&self, started: Instant) -> bool {
+        self.now().mono.saturating_duration_since(started) >= self.options.lock_timeout
+    }
+
+    /// The stored version last seen, for waiting on the store.
+    pub(crate) fn store_version(&self) -> Option<u64> {
+        self.state().store_version
     }
 }
 
@@ -777,17 +1140,50 @@ fn last_error(session: &Session) -> Arc<CallError> {
 /// stored as is a later write (a sibling rotated, or the user signed in again), and one below
 /// it is an older set written back (a restored backup) and never adopted. Without a known
 /// version (the session's set was never stored, or its save failed), a different refresh token
-/// counts as later unless it was refreshed before ours. The version a failed save of a rotation
-/// left behind holds a dead token and is never adopted.
+/// counts as later unless it was refreshed before ours, and the same one if its tokens expire
+/// or were refreshed later. The version a failed save of a rotation left behind holds a dead
+/// token and is never adopted.
 fn is_newer(stored: &Versioned, state: &State) -> bool {
-    if state.behind_version == Some(stored.version) {
+    if state.behind_version == Some(Some(stored.version)) {
         return false;
     }
     let ours = state.session.tokens();
     let theirs = &stored.tokens;
     let later = theirs.expires_at > ours.expires_at || theirs.refreshed_at > ours.refreshed_at;
+    // Our own set stored again (a save that was applied though it reported a failure): nothing
+    // newer, and adopting it would trade our monotonic expiry for one read off the wall clock.
+    if theirs.same_refresh_token(ours) && same_access_token(theirs, ours) {
+        return false;
+    }
+    // A set holding a refresh token we rotated away from is older than ours.
+    {
+        use cogref_core::secrecy::ExposeSecret;
+        let stored_token = theirs.refresh_token.expose_secret();
+        if state
+            .rotated_away
+            .iter()
+            .any(|t| t.expose_secret() == stored_token)
+        {
+            return false;
+        }
+    }
+    // Our rotation's save failed on top of the set at `behind` (or of an empty store): any
+    // later write is newer (it may well descend from ours, if the save was applied after all),
+    // whatever the clocks of its writer and ours say.
+    if state
+        .behind_version
+        .is_some_and(|behind| behind.is_none_or(|behind| stored.version > behind))
+    {
+        return true;
+    }
     if theirs.same_refresh_token(ours) {
-        return later && state.known_version.is_none_or(|k| stored.version >= k);
+        // Newer access and ID tokens on the same refresh token (rotation off): a later write
+        // holds them even when its writer's clock, behind the one that wrote ours, stamped
+        // them with earlier times.
+        return match state.known_version {
+            Some(known) => stored.version > known || (stored.version == known && later),
+            None => later,
+        };
     }
     match state.known_version {
         Some(known) if stored.version > known => true,
@@ -796,6 +1192,31 @@ fn is_newer(stored: &Versioned, state: &State) -> bool {
             (Some(theirs), Some(ours)) => theirs >= ours,
             _ => true,
         },
+    }
+}
+
+/// Records the refresh token `pending`'s rotation replaced.
+fn remember_rotation(state: &mut State, pending: &PendingSave) {
+    use cogref_core::secrecy::ExposeSecret;
+    if !pending.rotated
+        || state
+            .rotated_away
+            .last()
+            .is_some_and(|t| t.expose_secret() == pending.sent.expose_secret())
+    {
+        return;
+    }
+    if state.rotated_away.len() >= 8 {
+        state.rotated_away.remove(0);
+    }
+    state.rotated_away.push(pending.sent.clone());
+}
+
+fn same_access_token(a: &TokenSet, b: &TokenSet) -> bool {
+    use cogref_core::secrecy::ExposeSecret;
+    match (&a.access_token, &b.access_token) {
+        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+        _ => false,
     }
 }
 

@@ -2,7 +2,10 @@
 //!
 //! - **Format**: versioned JSON (`{"format":"cogref-tokens","version":1,…}`, see
 //!   [`format`](crate::format)); an unknown version or a file that is not a token set is a clear
-//!   error, never a guess. A `generation` counter in the file is the store's version.
+//!   error, never a guess. A `generation` counter in the file is the store's version; a new
+//!   file starts at the clock in microseconds and above every generation the store has seen,
+//!   so a file deleted and written afresh by a process that had read the old one never looks
+//!   older than it, even after the clock was stepped back.
 //! - **Atomic writes**: a new file beside the old one (mode 0600, created fresh), written and
 //!   fsynced, renamed over the old one, then the folder fsynced; a crash at any point leaves
 //!   either the old set or the new one, never half of each.
@@ -23,6 +26,7 @@ use std::fs::{self, File, Metadata, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -55,9 +59,36 @@ const UNLOCKED_TEMP_SUFFIX: &str = ".tmp";
 pub struct FileStore {
     path: PathBuf,
     lock_path: PathBuf,
+    /// The last `stat` of the token file, shared by clones.
+    stamp: Arc<StatCache>,
+    /// The highest generation this store (and its clones) has loaded or written: a new file
+    /// starts above it.
+    seen: std::sync::Arc<AtomicU64>,
+}
+
+/// The last change stamp and when it was taken, in nanoseconds since [`stamp_clock`]'s start
+/// (0: never). `u64::MAX` as a stamp stands for "could not look" (`None`).
+#[derive(Debug, Default)]
+struct StatCache {
+    taken_at: AtomicU64,
+    stamp: AtomicU64,
+}
+
+/// Nanoseconds on the monotonic clock since the first call, never 0.
+fn stamp_clock() -> u64 {
+    static START: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    u64::try_from(START.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
 }
 
 impl FileStore {
+    /// How long a `stat` of the token file is taken as current by
+    /// [`change_stamp`](TokenStore::change_stamp): a `stat` costs a microsecond or more, over
+    /// ten times a cached `access_token()`, so calls in quick succession share one.
+    pub const STAMP_MAX_AGE: Duration = Duration::from_millis(1);
+
     /// A store at `path`; the lock file is `path` with `.lock` appended. Nothing is created until
     /// the first save or lock.
     pub fn new(path: impl Into<PathBuf>) -> Self {
@@ -67,6 +98,8 @@ impl FileStore {
         Self {
             path,
             lock_path: lock_path.into(),
+            stamp: Arc::default(),
+            seen: std::sync::Arc::default(),
         }
     }
 
@@ -499,10 +532,9 @@ impl TokenStore for FileStore {
         };
         let (tokens, generation) =
             format::decode_with_generation(&bytes).map_err(|e| self.format_error(e))?;
-        Ok(Some(Versioned {
-            tokens,
-            version: generation.unwrap_or(0),
-        }))
+        let version = generation.unwrap_or(0);
+        self.seen.fetch_max(version, Ordering::Relaxed);
+        Ok(Some(Versioned { tokens, version }))
     }
 
     fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
@@ -519,10 +551,23 @@ impl TokenStore for FileStore {
         if found != expected {
             return Err(StoreError::Conflict { expected, found });
         }
+        if let Some(found) = found {
+            self.seen.fetch_max(found, Ordering::Relaxed);
+        }
         let version = match found {
-            // A new file starts at the clock in microseconds, as a Redis entry does: a file
-            // deleted and written afresh never repeats a generation an old reader saw.
-            None => first_generation(),
+            // A new file starts at the clock in microseconds, as a Redis entry does, and above
+            // every generation this store has seen: a file deleted and written afresh never
+            // repeats a generation an old reader saw, even after the clock was stepped back.
+            None => first_generation().max(
+                self.seen
+                    .load(Ordering::Relaxed)
+                    .checked_add(1)
+                    .ok_or_else(|| {
+                        self.corrupt(
+                            "a generation seen is at its largest value, which no store reaches",
+                        )
+                    })?,
+            ),
             Some(v) => v.checked_add(1).ok_or_else(|| {
                 self.corrupt("the generation is at its largest value, which no store reaches")
             })?,
@@ -557,6 +602,7 @@ impl TokenStore for FileStore {
             return Err(self.io("renaming the temporary file over the store", e));
         }
         drop(file);
+        self.seen.fetch_max(version, Ordering::Relaxed);
         // The rename is durable only once the folder's entry is.
         self.sync_folder()?;
         Ok(version)
@@ -597,7 +643,67 @@ impl TokenStore for FileStore {
             }),
         }
     }
+
+    /// A `stat` of the token file (not following a link): device, inode, size, and the
+    /// modification and change times to the nanosecond, hashed. Every save renames a new file
+    /// over the old one, so a save by any process on this host moves it; a file that is not
+    /// there has a stamp of its own. `None` if the file cannot be looked at.
+    ///
+    /// A `stat` is reused for [`FileStore::STAMP_MAX_AGE`] (1 ms): a call that starts more than
+    /// that after a save elsewhere sees it.
+    fn change_stamp(&self) -> Option<u64> {
+        let now = stamp_clock();
+        let taken_at = self.stamp.taken_at.load(Ordering::Acquire);
+        let max_age = u64::try_from(Self::STAMP_MAX_AGE.as_nanos()).unwrap_or(u64::MAX);
+        if taken_at != 0 && now.saturating_sub(taken_at) < max_age {
+            let stamp = self.stamp.stamp.load(Ordering::Acquire);
+            return (stamp != u64::MAX).then_some(stamp);
+        }
+        let stamp = self.stat_stamp();
+        self.stamp
+            .stamp
+            .store(stamp.unwrap_or(u64::MAX), Ordering::Release);
+        self.stamp.taken_at.store(now, Ordering::Release);
+        stamp
+    }
 }
+
+impl FileStore {
+    /// The stamp of the token file as it is now (see [`TokenStore::change_stamp`]).
+    fn stat_stamp(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let meta = match fs::symlink_metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(NO_FILE_STAMP),
+            Err(_) => return None,
+        };
+        // SipHash with fixed keys: the same file gives the same stamp in every process.
+        let mut hasher = std::hash::DefaultHasher::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            (
+                meta.dev(),
+                meta.ino(),
+                meta.size(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec(),
+            )
+                .hash(&mut hasher);
+        }
+        #[cfg(not(unix))]
+        {
+            (meta.len(), meta.modified().ok(), meta.created().ok()).hash(&mut hasher);
+        }
+        // Odd, and never u64::MAX (which stands for "could not look").
+        Some((hasher.finish() | 1) & !(1 << 63))
+    }
+}
+
+/// The change stamp of a token file that does not exist (every stamp of a file is odd).
+const NO_FILE_STAMP: u64 = 0;
 
 /// A name for a temporary file that no other writer, in this process or another, picks.
 fn unique_suffix() -> String {
