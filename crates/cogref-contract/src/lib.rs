@@ -107,6 +107,7 @@ macro_rules! contract_suite {
             a_truncated_body_is_a_typed_response_error,
             an_oversized_body_is_refused,
             an_endless_body_is_cut_at_the_limit,
+            a_claimed_terabyte_is_not_reserved_up_front,
             a_response_slower_than_the_attempt_timeout_times_out,
             connection_refused_is_a_connect_error,
             a_reset_in_the_middle_of_the_body_is_a_transport_error,
@@ -691,6 +692,30 @@ pub async fn an_endless_body_is_cut_at_the_limit(make: MakeClient) {
     assert!(
         sent < 64 * 1024 * 1024,
         "the client kept reading: {sent} bytes"
+    );
+}
+
+/// A `Content-Length` is a claim, not a size to reserve: a server that announces a terabyte
+/// and sends two bytes gets a transport error, even with no body limit, not an allocation of a
+/// terabyte (which aborts the process).
+pub async fn a_claimed_terabyte_is_not_reserved_up_front(make: MakeClient) {
+    let server = raw::RawServer::start(raw::Behaviour::LyingLength).await;
+    let config = CallConfig {
+        retry: RetryConfig::disabled(),
+        limits: cogref_core::ResponseLimits {
+            max_body_bytes: usize::MAX,
+        },
+        ..fast_config()
+    };
+    let e = make(server.endpoint(), config)(input())
+        .await
+        .expect_err("two bytes of a terabyte");
+    assert!(
+        matches!(
+            transport_kind(&e),
+            Some(TransportErrorKind::Io | TransportErrorKind::Other)
+        ) || response_kind(&e) == Some(ResponseErrorKind::Truncated),
+        "{e:?}"
     );
 }
 

@@ -18,6 +18,8 @@ pub enum Behaviour {
     EndlessBody,
     /// Headers promising 4 KiB, 100 bytes of it, then a reset.
     ResetMidBody,
+    /// Headers promising a terabyte, two bytes of it, then an orderly close.
+    LyingLength,
 }
 
 /// Most bytes the endless body sends before giving up on its own.
@@ -167,6 +169,12 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour, counters: Arc<Counte
                 let _ = stream.flush().await;
                 // SO_LINGER 0: close with a reset rather than an orderly shutdown.
                 let _ = stream.set_zero_linger();
+                return;
+            }
+            Behaviour::LyingLength => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: 1099511627776\r\n\r\n{}";
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.shutdown().await;
                 return;
             }
         }

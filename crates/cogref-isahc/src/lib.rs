@@ -143,12 +143,8 @@ impl IsahcTransport {
             return Err(too_large());
         }
         // One byte past the limit tells "too large" from "exactly at the limit". Sized once from
-        // Content-Length when there is one.
-        let expected = body
-            .len()
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(0);
-        let mut bytes = Vec::with_capacity(expected.min(limit).saturating_add(1));
+        // Content-Length when there is one (within the core's cap).
+        let mut bytes = Vec::with_capacity(options.body_capacity(body.len()).saturating_add(1));
         (&mut body)
             .take(limit_u64.saturating_add(1))
             .read_to_end(&mut bytes)

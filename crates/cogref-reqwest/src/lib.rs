@@ -143,12 +143,8 @@ impl AsyncTransport for ReqwestTransport {
         {
             return Err(too_large(&response));
         }
-        // Sized once from Content-Length when there is one (at most the limit).
-        let expected = response
-            .content_length()
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(0);
-        let mut body = Vec::with_capacity(expected.min(limit));
+        // Sized once from Content-Length when there is one (within the core's cap).
+        let mut body = Vec::with_capacity(options.body_capacity(response.content_length()));
         while let Some(chunk) = response.chunk().await.map_err(map_error)? {
             if body.len() + chunk.len() > limit {
                 return Err(too_large(&response));

@@ -387,8 +387,7 @@ impl<T, E: Environment> Client<T, E> {
             "duration_ms",
             now.duration_since(started).as_millis() as u64,
         );
-        let mut quota = self.lock_quota();
-        match outcome {
+        let outcome = match outcome {
             Ok(response) => {
                 // Reading the request id costs an allocation: only for a span that records.
                 if !attempt_span.is_disabled() {
@@ -397,20 +396,21 @@ impl<T, E: Environment> Client<T, E> {
                         attempt_span.record("request_id", id.as_str());
                     }
                 }
-                call.on_response(
+                // Parsed before the quota's lock is taken: callers sharing this client wait
+                // for each other only over a counter, not over each other's JSON.
+                call.read_response(
                     response.status(),
                     response.headers(),
                     response.body(),
-                    now,
                     self.env.wall_clock(),
-                    &mut quota,
-                );
+                )
             }
             Err(error) => {
                 attempt_span.in_scope(|| tracing::debug!(error = %error, "attempt failed"));
-                call.settle(Err(error), now, &mut quota);
+                Err(error)
             }
-        }
+        };
+        call.settle(outcome, now, &mut self.lock_quota());
     }
 }
 

@@ -110,7 +110,31 @@ impl SendOptions {
             max_body_bytes,
         }
     }
+
+    /// How many bytes to reserve for a body whose `Content-Length` is `content_length`: the
+    /// length, but never more than [`max_body_bytes`](Self::max_body_bytes) nor
+    /// [`BODY_RESERVE_CAP`] (a server may claim a terabyte and send two bytes; the buffer then
+    /// grows as bytes actually arrive).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use cogref_core::{SendOptions, call::BODY_RESERVE_CAP};
+    /// let options = SendOptions::new(Duration::from_secs(10), Duration::from_secs(3), usize::MAX);
+    /// assert_eq!(options.body_capacity(Some(4096)), 4096);
+    /// assert_eq!(options.body_capacity(Some(1 << 40)), BODY_RESERVE_CAP);
+    /// assert_eq!(options.body_capacity(None), 0);
+    /// ```
+    pub fn body_capacity(&self, content_length: Option<u64>) -> usize {
+        content_length
+            .map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX))
+            .min(self.max_body_bytes)
+            .min(BODY_RESERVE_CAP)
+    }
 }
+
+/// The most a transport reserves for a body up front, whatever `Content-Length` says (64 KiB:
+/// sixteen times Cognito's largest answer).
+pub const BODY_RESERVE_CAP: usize = 64 * 1024;
 
 /// One attempt to send.
 #[derive(Debug)]
@@ -377,8 +401,21 @@ impl<'a, O: Operation> Call<'a, O> {
         wall_clock: SystemTime,
         quota: &mut RetryQuota,
     ) {
-        let parsed = dispatch::<O>(status, headers, body, wall_clock, &self.config.limits);
+        let parsed = self.read_response(status, headers, body, wall_clock);
         self.settle(parsed, now, quota);
+    }
+
+    /// Reads a response of the attempt in flight into output or a typed error, without
+    /// settling it: a driver shared by many callers parses before it takes the retry quota's
+    /// lock, then hands the result to [`settle`](Self::settle).
+    pub fn read_response(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        body: &[u8],
+        wall_clock: SystemTime,
+    ) -> Result<O::Output, Error> {
+        dispatch::<O>(status, headers, body, wall_clock, &self.config.limits)
     }
 
     /// Reports that the attempt in flight failed without a complete response.
