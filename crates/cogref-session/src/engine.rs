@@ -857,6 +857,34 @@ impl<T, E: Environment> Engine<T, E> {
         Some(fresh(session, now))
     }
 
+    /// What `refresh_now()` called at `since` answers, given what its refresh steps gave: a
+    /// token only if it comes from a refresh that started then or later. A failed refresh
+    /// leaves the older token in place (still served by `access_token()`), but handing it to
+    /// the caller who asked for a new one, typically because an API had just refused it,
+    /// would say the refresh happened: the refresh's error is the answer.
+    pub(crate) fn forced_answer(
+        &self,
+        since: Now,
+        result: Result<SecretString, SessionError>,
+    ) -> Result<SecretString, SessionError> {
+        if result.is_err() {
+            return result;
+        }
+        let state = self.state();
+        if (Ask::Force { since }).accepts(&state) {
+            return result;
+        }
+        let session = &state.session;
+        Err(if session.requires_sign_in() {
+            SessionError::SignInRequired(last_error(session))
+        } else {
+            SessionError::Unavailable {
+                error: last_error(session),
+                retry_at: session.retry_at().unwrap_or(since.wall),
+            }
+        })
+    }
+
     /// How long a forced refresh must wait for the floor between refreshes.
     pub(crate) fn until_refresh_allowed(&self, now: Now) -> Duration {
         self.state().session.until_refresh_allowed(now)

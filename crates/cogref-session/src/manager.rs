@@ -461,7 +461,9 @@ where
     /// Refreshes now, even if the token is fresh, and returns a token obtained by a refresh that
     /// started after this call: after a refresh already under way, and never sooner than
     /// [`SessionConfig::min_refresh_interval`] after the lineage's last refresh (it waits that
-    /// out holding the store's lock).
+    /// out holding the store's lock). When that refresh fails, the answer is its error, not
+    /// the token held before the call (which [`access_token`](Self::access_token) still
+    /// serves while it is valid).
     pub async fn refresh_now(&self) -> Result<SecretString, SessionError> {
         let engine = &self.inner.engine;
         let since = engine.now();
@@ -477,7 +479,7 @@ where
                 // Asked for after this call began: it is the refresh asked for.
                 Some(flight) if matches!(flight.ask, Ask::Force { since: theirs } if theirs.mono >= since.mono) =>
                 {
-                    return flight.outcome().await;
+                    return engine.forced_answer(since, flight.outcome().await);
                 }
                 Some(flight) => {
                     let _ = flight.outcome().await;
@@ -490,7 +492,7 @@ where
                     let (flight, ours) = self.join_or_start(Ask::Force { since });
                     let outcome = flight.outcome().await;
                     if ours {
-                        return outcome;
+                        return engine.forced_answer(since, outcome);
                     }
                 }
             }
@@ -718,7 +720,8 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         if !wait.is_zero() {
             self.engine.client.transport().sleep(wait.max(MIN_SLEEP));
         }
-        self.refresh_holding(gate, Ask::Force { since })
+        let result = self.refresh_holding(gate, Ask::Force { since });
+        self.engine.forced_answer(since, result)
     }
 
     /// Keeps the session fresh on a thread of its own until the user must sign in again, never
