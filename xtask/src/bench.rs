@@ -105,6 +105,10 @@ const CALLERS: usize = 64;
 const PER_CALLER: usize = 8;
 /// Longest wait for a quiet machine before the rounds start.
 const QUIET_WAIT: Duration = Duration::from_secs(20 * 60);
+/// The most CPU other processes may take during a mode's rounds for its figures to be
+/// published (a share of the whole machine, in percent): 5% of two cores is the size of the
+/// effects the targets are about.
+const OTHERS_MAX_PERCENT: f64 = 5.0;
 /// Unmeasured sequential calls before each measured batch.
 const WAKE_UP: usize = 10;
 /// Sequential calls before the first round (connections, allocator, lazy set-up).
@@ -210,7 +214,7 @@ impl OthersCpu {
 /// Waits, up to `QUIET_WAIT`, for a quiet machine: at least 90% of the CPU idle over two
 /// consecutive 5-second looks. The rounds measure ratios, but a machine whose other users come
 /// and go within a round still blurs them.
-fn wait_for_quiet() -> String {
+fn wait_for_quiet() -> (bool, String) {
     let started = Instant::now();
     loop {
         let idle = || -> Option<f64> {
@@ -221,16 +225,22 @@ fn wait_for_quiet() -> String {
             Some(100.0 * (total - (b.0 - a.0)) as f64 / total as f64)
         };
         let (Some(first), Some(second)) = (idle(), idle()) else {
-            return "unknown (no /proc/stat)".into();
+            return (false, "unknown (no /proc/stat)".into());
         };
         if first >= 90.0 && second >= 90.0 {
-            return format!("{:.0}% idle before the rounds", first.min(second));
+            return (
+                true,
+                format!("{:.0}% idle before the rounds", first.min(second)),
+            );
         }
         if started.elapsed() >= QUIET_WAIT {
-            return format!(
-                "busy: {:.0}% idle before the rounds after waiting {} minutes",
-                first.min(second),
-                QUIET_WAIT.as_secs() / 60
+            return (
+                false,
+                format!(
+                    "busy: {:.0}% idle before the rounds after waiting {} minutes",
+                    first.min(second),
+                    QUIET_WAIT.as_secs() / 60
+                ),
             );
         }
         eprintln!(
@@ -426,7 +436,7 @@ fn bracketed(client: f64, before: f64, after: f64) -> f64 {
 /// the last: F A F B F C … F. A client's ratio for the pass is its figure over the mean of the
 /// floor's figures just before and just after it (a few milliseconds apart), the round's ratio is
 /// the median over its passes, and the report takes the median over the rounds.
-fn rounds(bin: &Path, mode: &str, results: &mut String) -> Result {
+fn rounds(bin: &Path, mode: &str, results: &mut String) -> Result<bool> {
     let (_server, endpoint) = Server::start(&bin.join("loopback"), mode)?;
     let mut workers = Vec::new();
     for client in &COMPARED {
@@ -507,7 +517,8 @@ fn rounds(bin: &Path, mode: &str, results: &mut String) -> Result {
         }
         eprintln!("    round {}/{ROUNDS} (load {})", round + 1, load_average());
     }
-    if let Some(percent) = others_cpu.and_then(|o| o.percent(&ours)) {
+    let others_percent = others_cpu.and_then(|o| o.percent(&ours));
+    if let Some(percent) = others_percent {
         eprintln!("    other processes used {percent:.1}% of the CPU during the rounds");
         results.push_str(&format!(
             "META\tother processes' CPU during the rounds ({mode})\t{percent:.1}% of the machine\n"
@@ -522,18 +533,25 @@ fn rounds(bin: &Path, mode: &str, results: &mut String) -> Result {
             percentile(&samples, 0.99)
         ));
     }
-    Ok(())
+    // Unknown counts as busy: a figure nobody can vouch for is not published.
+    Ok(others_percent.is_some_and(|p| p <= OTHERS_MAX_PERCENT))
 }
 
 /// Builds the comparison and runs it; see `benches/compare/`. With `--runs-only`, builds
 /// incrementally (no clean build, size or crate count) and prints the tables without writing
-/// the docs.
+/// the docs. A run during which the machine was busy (before either mode's rounds, or other
+/// processes above [`OTHERS_MAX_PERCENT`] during them) prints its tables, leaves the docs alone
+/// and fails, unless `--allow-busy`.
 pub(crate) fn bench(args: &[String]) -> Result {
-    let runs_only = match args {
-        [] => false,
-        [flag] if flag == "--runs-only" => true,
-        _ => return Err(format!("bench: unexpected arguments {args:?}")),
-    };
+    let mut runs_only = false;
+    let mut allow_busy = false;
+    for arg in args {
+        match arg.as_str() {
+            "--runs-only" => runs_only = true,
+            "--allow-busy" => allow_busy = true,
+            _ => return Err(format!("bench: unexpected argument {arg:?}")),
+        }
+    }
     let started = Instant::now();
     let compare = root().join("benches").join("compare");
     let manifest = compare.join("Cargo.toml");
@@ -609,13 +627,20 @@ pub(crate) fn bench(args: &[String]) -> Result {
     copy_binary(&target, &bin, "loopback")?;
     copy_binary(&target, &bin, "report")?;
 
-    let quiet = wait_for_quiet();
-    eprintln!("==> {quiet}");
-    results.push_str(&format!("META\tquiet check\t{quiet}\n"));
     let load_before = load_average();
+    let mut busy = Vec::new();
     for mode in ["ok", "error"] {
-        rounds(&bin, mode, &mut results)?;
+        // Looked at before each mode: a machine quiet for the first can be busy for the second.
+        let (quiet, text) = wait_for_quiet();
+        eprintln!("==> {mode}: {text}");
+        results.push_str(&format!("META\tquiet check ({mode})\t{text}\n"));
+        let calm = rounds(&bin, mode, &mut results)?;
+        if !quiet || !calm {
+            busy.push(mode);
+        }
     }
+    // Figures from a busy machine are printed but never written to the docs.
+    let publish = !runs_only && (busy.is_empty() || allow_busy);
     results.push_str(&format!(
         "META\tload average (1 min)\t{load_before} before the rounds, {} after\n",
         load_average()
@@ -624,21 +649,29 @@ pub(crate) fn bench(args: &[String]) -> Result {
     std::fs::write(&tsv, &results).map_err(|e| format!("{}: {e}", tsv.display()))?;
     let mut report = Command::new(bin.join("report"));
     report.arg(&tsv);
-    if !runs_only {
+    if publish {
         report.arg(root().join("docs"));
     }
     let status = report.status().map_err(|e| format!("report: {e}"))?;
     if !status.success() {
         return Err("the report failed".into());
     }
-    eprintln!(
-        "\nxtask bench: {} in {:.0}s",
-        if runs_only {
-            "tables above (docs untouched: --runs-only)"
-        } else {
-            "wrote docs/benchmarks.md and docs/benchmarks.svg"
-        },
-        started.elapsed().as_secs_f64()
-    );
+    let seconds = started.elapsed().as_secs_f64();
+    if publish {
+        eprintln!(
+            "\nxtask bench: wrote docs/benchmarks.md and docs/benchmarks.svg in {seconds:.0}s"
+        );
+    } else if runs_only {
+        eprintln!("\nxtask bench: tables above (docs untouched: --runs-only) in {seconds:.0}s");
+    }
+    if !busy.is_empty() && !allow_busy {
+        return Err(format!(
+            "the machine was busy during the {} rounds (a quiet check failed, or other \
+             processes took more than {OTHERS_MAX_PERCENT}% of the CPU): the tables above are \
+             not evidence and the docs were left as they were; run again on a quiet machine, \
+             or pass --allow-busy to accept them",
+            busy.join(" and ")
+        ));
+    }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! - `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
 //! - `cargo xtask fuzz [TARGET] [--seconds N]`: run the fuzz targets (all by default).
 //! - `cargo xtask core-deps`: check that the core's dependency tree has no I/O stack.
-//! - `cargo xtask bench [--runs-only]`: the comparison with the official SDK (`benches/compare/`).
+//! - `cargo xtask bench [--runs-only] [--allow-busy]`: the comparison with the official SDK (`benches/compare/`).
 //! - `cargo xtask interop`: real AWS clients (AWS CLI, boto3, JS SDK v3, Amplify) against the emulator.
 //! - `cargo xtask redis`: a throwaway redis-server for running the fleet-store tests by hand.
 //! - `cargo xtask sim [ARGS]`: the deterministic simulator of token sessions (`crates/cogref-sim`).
@@ -68,11 +68,14 @@ commands:
   fuzz [TARGET] [--seconds N]  run one fuzz target or all of them (default 60 s each)
   interop                      the AWS CLI, boto3, the JS SDK and Amplify against the emulator
   core-deps                    fail if cogref-core's normal dependencies include an I/O stack
-  bench [--runs-only]          compare with the official SDK (benches/compare): clean builds,
+  bench [--runs-only] [--allow-busy]
+                               compare with the official SDK (benches/compare): clean builds,
                                sizes, crate counts; latency and throughput in interleaved
                                rounds, as ratios to a raw reqwest POST measured in the same
                                rounds; writes docs/benchmarks.md and docs/benchmarks.svg
-                               (--runs-only: incremental builds, tables printed, docs untouched)
+                               (--runs-only: incremental builds, tables printed, docs untouched);
+                               a run on a busy machine fails without writing the docs
+                               (--allow-busy: write them anyway)
   redis                        run a throwaway redis-server on a free 127.0.0.1 port and print
                                COGREF_REDIS_URL=…; Enter or Ctrl-D stops it
   sim [--seed S | --seeds N | --ci] …
