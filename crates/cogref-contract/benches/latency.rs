@@ -221,13 +221,17 @@ fn main() {
             (client.call)();
         }
     }
-    let rounds = 10;
+    // Odd, so the median over the rounds is one round's figure.
+    let rounds = 11;
     let per_round = calls.div_ceil(rounds);
     // Per client: each round's median, and every sample for the pooled figures.
     let mut medians: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); clients.len()];
     let mut pooled: Vec<Vec<Duration>> = vec![Vec::with_capacity(calls); clients.len()];
     for round in 0..rounds {
         for k in 0..clients.len() {
+            // Rotated each round and walked backwards every other one, so no client always
+            // follows the same neighbour (whose connection, caches and threads it inherits).
+            let k = if round % 2 == 1 { clients.len() - 1 - k } else { k };
             let i = (k + round) % clients.len();
             let mut samples: Vec<Duration> = (0..per_round)
                 .map(|_| {
