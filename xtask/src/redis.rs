@@ -366,6 +366,65 @@ mod tests {
         );
     }
 
+    /// `start` tries up to ten ports, for when another process takes the free port it picked
+    /// before redis-server binds it. But the failed attempt's `Drop` removes the data folder that
+    /// every attempt shares (`--dir`, `--logfile` inside it), so each later attempt fails too:
+    /// the retry can never succeed, and the error's "last log line" is "none".
+    #[cfg(unix)]
+    #[test]
+    fn a_start_that_loses_the_port_race_is_retried_on_another_port_and_succeeds() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let real = std::env::var_os(SERVER_VAR)
+            .map(PathBuf::from)
+            .filter(|p| is_executable(p))
+            .or_else(|| find_in_path("redis-server", &path))
+            .expect("redis-server (cargo xtask ci installs it; the fleet-store tests need it too)");
+        // A redis-server whose first start fails, as one that lost the port to another process
+        // does ("Address already in use"); later starts are the real server (same pid: exec).
+        let dir = std::env::temp_dir().join(format!("xtask-port-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let first = dir.join("first-start-done");
+        let wrapper = dir.join("redis-server");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nif [ ! -e '{first}' ]; then : > '{first}'; echo 'Address already in use' >&2; exit 1; fi\nexec '{real}' \"$@\"\n",
+                first = first.display(),
+                real = real.display()
+            ),
+        )
+        .expect("wrapper");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let started = RedisServer::start(&wrapper);
+        let _ = std::fs::remove_dir_all(&dir);
+        let server = started.expect("the second port works");
+        assert!(info_server(server.port).is_some(), "the server answers");
+    }
+
+    /// A redis-server that exits at once (a bad build, a missing library, a port taken) is
+    /// noticed only when the 10-second patience runs out: `sh` has not reaped it, so the zombie
+    /// passes `kill -0`. Ten attempts make the user wait over a minute and a half for the error.
+    #[cfg(unix)]
+    #[test]
+    fn a_redis_server_that_cannot_start_is_reported_within_seconds() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("xtask-bad-redis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let broken = dir.join("redis-server");
+        std::fs::write(&broken, "#!/bin/sh\necho 'cannot start' >&2\nexit 1\n").expect("script");
+        std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let started = Instant::now();
+        let outcome = RedisServer::start(&broken);
+        let waited = started.elapsed();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(outcome.is_err(), "a server that exits does not start");
+        assert!(
+            waited < Duration::from_secs(20),
+            "the failure took {waited:?} to report"
+        );
+    }
+
     #[test]
     fn an_info_reply_is_read_whole() {
         // A listener that answers like Redis, in two writes.
