@@ -139,6 +139,28 @@ mod tests {
         );
     }
 
+    /// Citations are read one line at a time, from the line's first `protocol.md` on: a list of
+    /// sections that wraps onto the next comment line (`response.rs` has one: "(docs/protocol.md
+    /// §2,\n//! §3, §4)") is never checked, so a dangling section there passes.
+    #[test]
+    fn a_citation_continued_on_the_next_line_is_checked_too() {
+        let dir = std::env::temp_dir().join(format!("xtask-citations-wrap-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("docs")).expect("docs");
+        std::fs::create_dir_all(dir.join("crates/x")).expect("crate");
+        std::fs::write(dir.join("docs/protocol.md"), "## 1. One\n## 2. Two\n").expect("md");
+        std::fs::write(
+            dir.join("crates/x/lib.rs"),
+            "//! Response bytes to output (docs/protocol.md §1,\n//! §2, §9).\n",
+        )
+        .expect("rs");
+        let found = problems(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            found.iter().any(|p| p.contains("§9")),
+            "a cited §9 that docs/protocol.md lacks passed: {found:?}"
+        );
+    }
+
     #[test]
     fn a_bare_or_dangling_citation_is_reported() {
         let dir = std::env::temp_dir().join(format!("xtask-citations-{}", std::process::id()));
