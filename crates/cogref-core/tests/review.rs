@@ -159,3 +159,61 @@ fn an_excerpt_cut_after_escaped_control_characters_still_redacts_the_cut_token()
     );
     assert!(shown.ends_with('…'), "a cut excerpt says so: {shown:?}");
 }
+
+/// A client secret in the format Cognito issues: 52 characters of `[a-z0-9]`.
+const CLIENT_SECRET: &str = "1q2w3e4r5t6y7u8i9o0pasdfghjklzxcvbnm1q2w3e4r5t6y7u8i";
+
+/// The error a call gets from a server answering `status` with `headers` (no body but an
+/// error code), with [`CLIENT_SECRET`] in the request.
+fn call_error(status: u16, headers: &[(&'static str, String)]) -> cogref_core::CallError {
+    use cogref_core::driver::{HttpRequest, ManualEnvironment};
+    use cogref_core::{CallConfig, Client, EndpointConfig, RefreshInput, SendOptions};
+    let headers = headers.to_vec();
+    let client = Client::new(
+        move |_: HttpRequest, _: SendOptions| {
+            let mut response = http::Response::builder().status(status);
+            for (k, v) in &headers {
+                response = response.header(*k, v.as_str());
+            }
+            Ok(response
+                .body(br#"{"__type":"NotAuthorizedException","message":"Incorrect"}"#.to_vec())
+                .expect("response"))
+        },
+        ManualEnvironment::new(std::time::Instant::now(), now()),
+        EndpointConfig::new()
+            .region("eu-west-1")
+            .resolve()
+            .expect("endpoint"),
+        CallConfig::default(),
+    );
+    let input = RefreshInput::builder()
+        .refresh_token("eyJh.eyJi.c2ln")
+        .client_id("client")
+        .client_secret(CLIENT_SECRET)
+        .build()
+        .expect("input");
+    client.refresh_blocking(&input).expect_err("refused")
+}
+
+/// The request-id rule (1 to 64 characters of `[A-Za-z0-9-]`) and the redirect-host rule (DNS
+/// labels of letters, digits and `-`) both admit a client secret in Cognito's own format, so a
+/// server that echoes the secret there gets it into `Display`, `Debug` and the attempt span.
+/// Cognito's request ids are UUIDs; and the client knows what it sent.
+#[test]
+fn a_request_id_or_redirect_host_spelling_the_client_secret_is_not_shown() {
+    for (status, headers) in [
+        (400, vec![("x-amzn-requestid", CLIENT_SECRET.to_owned())]),
+        (
+            307,
+            vec![("location", format!("https://{CLIENT_SECRET}.example/"))],
+        ),
+    ] {
+        let e = call_error(status, &headers);
+        for shown in [e.to_string(), format!("{e:?}")] {
+            assert!(
+                !shown.contains(CLIENT_SECRET),
+                "HTTP {status}: the client secret is shown: {shown}"
+            );
+        }
+    }
+}
