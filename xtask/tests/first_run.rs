@@ -70,3 +70,43 @@ fn what_xtask_cannot_install_is_reported_before_any_tool_is_built() {
     );
     assert!(stderr.contains("redis-server is not installed"), "{stderr}");
 }
+
+/// The workflow's `ci` job installs stable (with rustfmt and clippy) and then nightly through
+/// `dtolnay/rust-toolchain`, whose every use runs `rustup default <toolchain>`: the job then
+/// runs `cargo xtask ci` on nightly, installed with the minimal profile (no rustfmt, no
+/// clippy), so its first step, `cargo fmt`, cannot run, and the tests do not run on the stable
+/// toolchain the project targets. Nothing in the repository pins the toolchain back (the only
+/// `rust-toolchain.toml` is `fuzz/`'s).
+#[test]
+fn the_github_ci_job_runs_cargo_xtask_ci_on_stable() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let pinned = ["rust-toolchain.toml", "rust-toolchain"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(root.join(f)).ok())
+        .any(|t| !t.contains("nightly"));
+    let workflow = std::fs::read_to_string(root.join(".github/workflows/ci.yml")).expect("ci.yml");
+    // The `ci` job's steps, up to the next job.
+    let job: String = workflow
+        .lines()
+        .skip_while(|l| l.trim_end() != "  ci:")
+        .skip(1)
+        .take_while(|l| !(l.starts_with("  ") && !l.starts_with("   ") && l.ends_with(':')))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let toolchains: Vec<&str> = job
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- uses: dtolnay/rust-toolchain@"))
+        .collect();
+    assert!(
+        !toolchains.is_empty(),
+        "no toolchain step in the ci job:\n{job}"
+    );
+    assert!(
+        pinned || toolchains.last().is_some_and(|t| *t != "nightly"),
+        "the ci job's default toolchain ends up {:?} (each dtolnay/rust-toolchain step runs \
+         `rustup default`):\n{job}",
+        toolchains.last()
+    );
+}
