@@ -1,0 +1,155 @@
+//! Review of issue 12 (logs): cogref-isahc under a `tracing` subscriber that takes everything,
+//! in an application whose dependency graph turns on isahc's default `log` feature (any crate
+//! using `isahc = "2"` does) and which also has a plain `log` logger at DEBUG that is not
+//! bridged to `tracing` (`env_logger`, say). One test per binary: both loggers are global.
+
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cogref_isahc::{CallConfig, EndpointConfig, RefreshInput};
+use tracing::field::{Field, Visit};
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::Interest;
+use tracing::{Event, Metadata, Subscriber, span};
+
+const REFRESH_MARKER: &str = "RefreshCanaryIsahcLog";
+const SECRET: &str = "ClientSecretCanaryIsahcLog0123";
+const ACCESS_MARKER: &str = "AccessCanaryIsahcLog";
+
+static CAPTURED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Fields<'a>(&'a mut String);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let _ = write!(self.0, " {}={:?}", field.name(), value);
+    }
+}
+
+/// Takes every span and event, at every level, of every target.
+struct Everything(AtomicU64);
+
+impl Subscriber for Everything {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::always()
+    }
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
+    fn new_span(&self, attributes: &span::Attributes<'_>) -> span::Id {
+        let mut line = format!("span {}:", attributes.metadata().name());
+        attributes.record(&mut Fields(&mut line));
+        CAPTURED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+        span::Id::from_u64(self.0.fetch_add(1, Ordering::Relaxed))
+    }
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut line = format!("event {}:", event.metadata().target());
+        event.record(&mut Fields(&mut line));
+        CAPTURED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(line);
+    }
+    fn enter(&self, _: &span::Id) {}
+    fn exit(&self, _: &span::Id) {}
+}
+
+/// A `log` logger at DEBUG that writes nowhere (what it receives is not the question here).
+struct PlainLogger;
+
+impl log::Log for PlainLogger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Debug
+    }
+    fn log(&self, _: &log::Record<'_>) {}
+    fn flush(&self) {}
+}
+
+static LOGGER: PlainLogger = PlainLogger;
+
+/// A loopback server that answers every request with a success carrying the access token.
+fn server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { return };
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let answer = format!(
+                r#"{{"AuthenticationResult":{{"AccessToken":"eyJh.{ACCESS_MARKER}.c2ln","ExpiresIn":3600,"TokenType":"Bearer"}}}}"#
+            );
+            let _ = write!(
+                reader.get_mut(),
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    url
+}
+
+/// README: "No transport lets a secret reach a `tracing` event at any level". With isahc's
+/// `log` feature on, isahc turns libcurl's debug output on whenever `log` is enabled at DEBUG
+/// (`RequestHandler::is_debug_enabled`), a check `quiet` cannot answer for a logger that is not
+/// `tracing-log`; the wire events are then made on isahc's agent thread, outside the quiet
+/// scope, and go to the global `tracing` subscriber.
+#[test]
+fn no_secret_reaches_a_tracing_subscriber_whatever_isahc_features_and_log_logger_the_application_has()
+ {
+    tracing::subscriber::set_global_default(Everything(AtomicU64::new(1))).expect("subscriber");
+    log::set_logger(&LOGGER).expect("logger");
+    log::set_max_level(log::LevelFilter::Debug);
+    let endpoint = EndpointConfig::new()
+        .endpoint_url(server())
+        .resolve()
+        .expect("endpoint");
+    let client = cogref_isahc::client(endpoint, CallConfig::default()).expect("client");
+    let input = RefreshInput::builder()
+        .refresh_token(format!("eyJjdHkiOiJKV1QifQ.{REFRESH_MARKER}.c2ln"))
+        .client_id("client")
+        .client_secret(SECRET)
+        .build()
+        .expect("input");
+    futures_lite::future::block_on(client.refresh(&input)).expect("refreshed");
+    let captured = CAPTURED.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(
+        captured.iter().any(|l| l.contains("cogref.refresh")),
+        "the subscriber saw the call: {captured:?}"
+    );
+    let leaks: Vec<&String> = captured
+        .iter()
+        .filter(|l| l.contains(REFRESH_MARKER) || l.contains(SECRET) || l.contains(ACCESS_MARKER))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "{} event(s) with a secret, first: {}",
+        leaks.len(),
+        leaks[0].chars().take(300).collect::<String>()
+    );
+}
