@@ -261,3 +261,45 @@ fn inspect_escapes_every_bidirectional_control_character() {
         "a bidirectional control reached the terminal: {stdout:?}"
     );
 }
+
+/// A store that keeps another app client's or endpoint's session is refused (rightly), but the
+/// hint is the catch-all for store errors, "check that the --store file can be read and
+/// written", which sends the user to file permissions for what is a configuration mismatch.
+#[test]
+fn a_store_of_another_endpoint_is_refused_with_a_hint_about_the_endpoint_not_file_permissions() {
+    let access = jwt(&serde_json::json!({"exp": 4_000_000_000i64, "iat": 1_700_000_000}));
+    let body = serde_json::json!({"AuthenticationResult": {
+        "AccessToken": access, "ExpiresIn": 3600, "TokenType": "Bearer"}})
+    .to_string();
+    let first = server(200, "application/x-amz-json-1.1", body.clone());
+    let second = server(200, "application/x-amz-json-1.1", body);
+    let dir = std::env::temp_dir().join(format!("cogref-review12-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store = dir.join("tokens.json");
+    let store = store.to_str().expect("utf-8 path");
+    let args = |url: &str| {
+        [
+            "refresh",
+            "--endpoint-url",
+            url,
+            "--client-id",
+            "c",
+            "--store",
+            store,
+            "--output",
+            "token",
+        ]
+        .map(str::to_owned)
+    };
+    let made = cogref(&args(&first).each_ref().map(String::as_str), SENT);
+    assert_eq!(made.status.code(), Some(0), "{}", text(&made.stderr));
+    let other = cogref(&args(&second).each_ref().map(String::as_str), "");
+    let _ = std::fs::remove_dir_all(&dir);
+    let stderr = text(&other.stderr);
+    assert!(!other.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("can be read and written"),
+        "a mismatch of endpoint is not a file-permission problem: {stderr}"
+    );
+}
