@@ -174,6 +174,32 @@ fn wasm_check() -> Result {
 mod tests {
     use super::count_before;
 
+    /// `counted_tests` reads the test output as UTF-8 lines and returns at the first line that
+    /// is not (a test's child process writing to the inherited stdout can do that), without
+    /// waiting for or stopping `cargo test`: `ci` then drops its Redis and exits while the tests
+    /// still run against it.
+    #[cfg(unix)]
+    #[test]
+    fn the_test_step_never_returns_while_its_command_still_runs() {
+        let marker =
+            std::env::temp_dir().join(format!("xtask-counted-tests-{}", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let mut command = std::process::Command::new("sh");
+        command.arg("-c").arg(format!(
+            "printf 'running 1 test\\n\\377\\376\\n'; sleep 1; : > '{}'",
+            marker.display()
+        ));
+        let _ = super::counted_tests(command);
+        let done_at_return = marker.exists();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let done_later = marker.exists();
+        let _ = std::fs::remove_file(&marker);
+        assert_eq!(
+            done_at_return, done_later,
+            "the command went on after the step returned"
+        );
+    }
+
     #[test]
     fn counts_are_read_from_cargo_test_result_lines() {
         let ok =
