@@ -19,6 +19,17 @@ fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 /// cargo-fuzz is installed, and `cargo` only writes down how it was called. Returns xtask's
 /// stderr and cargo's calls.
 fn ci_on_a_fresh_machine(name: &str, rustup_body: &str) -> (String, String) {
+    ci_with(name, rustup_body, &[], &[])
+}
+
+/// `ci_on_a_fresh_machine` with more fake programs (`(name, script body)`) on `PATH` and more
+/// environment variables.
+fn ci_with(
+    name: &str,
+    rustup_body: &str,
+    programs: &[(&str, &str)],
+    vars: &[(&str, &str)],
+) -> (String, String) {
     let dir = std::env::temp_dir().join(format!("xtask-first-run-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let bin = dir.join("bin");
@@ -30,6 +41,9 @@ fn ci_on_a_fresh_machine(name: &str, rustup_body: &str) -> (String, String) {
         &format!("echo \"$*\" >> '{}'\nexit 1", calls.display()),
     );
     script(&bin, "rustup", rustup_body);
+    for (program, body) in programs {
+        script(&bin, program, body);
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .arg("ci")
         .env("PATH", &bin)
@@ -37,6 +51,7 @@ fn ci_on_a_fresh_machine(name: &str, rustup_body: &str) -> (String, String) {
         .env("CARGO_TARGET_DIR", dir.join("target"))
         .env_remove("COGREF_REDIS_SERVER")
         .env_remove("COGREF_REDIS_URL")
+        .envs(vars.iter().copied())
         .output()
         .expect("run xtask");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -69,6 +84,25 @@ fn what_xtask_cannot_install_is_reported_before_any_tool_is_built() {
         "cargo install ran before the missing redis-server was reported: {calls}\n{stderr}"
     );
     assert!(stderr.contains("redis-server is not installed"), "{stderr}");
+
+    // Everything xtask checks up front is there; Node.js and Python, which the interop step
+    // needs and xtask cannot install, are not: that is found out only after fmt, clippy and the
+    // whole test suite (the interop step comes after `cargo test`).
+    let (stderr, calls) = ci_with(
+        "no-node",
+        "echo 'rustc 1.97.0-nightly (0000000 2026-01-01)'",
+        &[
+            ("cargo-deny", "echo cargo-deny 0.20.2"),
+            ("cargo-fuzz", "echo cargo-fuzz 0.13.2"),
+            ("redis-server", "exit 1"),
+        ],
+        &[("COGREF_REDIS_URL", "redis://127.0.0.1:1/")],
+    );
+    assert!(
+        !calls.contains("fmt") && !calls.contains("test"),
+        "long steps ran before the missing Node.js and Python were reported: {calls}\n{stderr}"
+    );
+    assert!(stderr.contains("Node.js"), "{stderr}");
 }
 
 /// The workflow's `ci` job installs stable (with rustfmt and clippy) and then nightly through
