@@ -303,3 +303,21 @@ fn a_store_of_another_endpoint_is_refused_with_a_hint_about_the_endpoint_not_fil
         "a mismatch of endpoint is not a file-permission problem: {stderr}"
     );
 }
+
+/// RFC 7519 lets `aud` be an array of strings and a NumericDate carry a fraction; `inspect`
+/// refuses such a token as "not a JSON object of claims", which it is.
+#[test]
+fn inspect_reads_a_jwt_whose_audience_is_a_list_or_whose_times_have_fractions() {
+    for claims in [
+        serde_json::json!({"sub": "s", "aud": ["a", "b"], "exp": 4_000_000_000i64}),
+        serde_json::json!({"sub": "s", "exp": 4_000_000_000.5f64, "iat": 1_700_000_000.25f64}),
+    ] {
+        let out = cogref(&["inspect"], &jwt(&claims));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{claims}: {}",
+            text(&out.stderr)
+        );
+    }
+}
