@@ -21,10 +21,12 @@ fn a_name_that_does_not_resolve_is_a_connect_failure_and_not_sent() {
         .endpoint_url(unresolvable_endpoint())
         .resolve()
         .expect("a syntactically valid endpoint");
-    let mut config = CallConfig::default();
-    config.retry = RetryConfig {
-        max_attempts: 1,
-        ..RetryConfig::rotation_safe()
+    let config = CallConfig {
+        retry: RetryConfig {
+            max_attempts: 1,
+            ..RetryConfig::rotation_safe()
+        },
+        ..CallConfig::default()
     };
     let client = cogref_blocking::client(endpoint, config);
     let input = RefreshInput::builder()
