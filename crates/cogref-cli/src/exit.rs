@@ -72,10 +72,9 @@ pub(crate) const LOST_RESPONSE_HINT: &str = "the request may have reached Cognit
     RefreshTokenReuseException or NotAuthorizedException, the user must sign in again";
 
 fn classify(error: &Error) -> (Code, Option<&'static str>) {
-    if let Error::Transport(t) = error
-        && t.request_may_have_been_sent()
-        && error.is_retryable()
-    {
+    // The core's answer, the one its rotation-safe retry policy goes by: a timeout, a reset, a
+    // 502 or 504 page without a Cognito error code.
+    if error.may_have_been_applied() && error.is_retryable() {
         return (Code::Retryable, Some(LOST_RESPONSE_HINT));
     }
     if error.requires_sign_in() {
