@@ -38,6 +38,29 @@ fn cited_sections(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a citation's text goes on on the next line: it ends in the middle of a list of
+/// sections (`§2,`, `§2 and`, a bare `§`) or right after the file's name.
+fn continues(segment: &str) -> bool {
+    let end = segment.trim_end();
+    !end.contains(')')
+        && (end.ends_with(',')
+            || end.ends_with('§')
+            || end.ends_with(" and")
+            || end.ends_with("protocol.md"))
+}
+
+/// A source line without its leading comment markers (`//!`, `///`, `//`, `*`).
+fn strip_comment(line: &str) -> &str {
+    let line = line.trim_start();
+    let line = line
+        .strip_prefix("//!")
+        .or_else(|| line.strip_prefix("///"))
+        .or_else(|| line.strip_prefix("//"))
+        .or_else(|| line.strip_prefix('*'))
+        .unwrap_or(line);
+    line.trim_start()
+}
+
 fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -79,7 +102,8 @@ fn problems(root: &Path) -> Vec<String> {
         if shown == "xtask/src/citations.rs" {
             continue;
         }
-        for (n, line) in text.lines().enumerate() {
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().copied().enumerate() {
             let at = format!("{shown}:{}", n + 1);
             for outside in ["captures/README.md", "behaviour.md"] {
                 if line.contains(outside) {
@@ -96,7 +120,22 @@ fn problems(root: &Path) -> Vec<String> {
                     "{at} cites protocol.md without its path docs/protocol.md"
                 ));
             }
-            for section in cited_sections(&line[i..]) {
+            let mut cited = cited_sections(&line[i..]);
+            // A list of sections may wrap onto the next comment lines.
+            let mut segment = &line[i..];
+            let mut next = n + 1;
+            while continues(segment) {
+                let Some(following) = lines.get(next) else {
+                    break;
+                };
+                let following = strip_comment(following);
+                segment = following
+                    .split_once(')')
+                    .map_or(following, |(inside, _)| inside);
+                cited.extend(cited_sections(segment));
+                next += 1;
+            }
+            for section in cited {
                 if !known.contains(&section) {
                     found.push(format!(
                         "{at} cites §{section}, which docs/protocol.md lacks"
