@@ -19,13 +19,15 @@ pub(crate) fn ci() -> Result {
     // Everything the steps need comes first, so that a fresh machine either gets it or fails
     // within seconds with one line saying what to install, not after a long build.
     eprintln!("==> what the checks need");
+    // What xtask cannot install (nightly) or may only install through the system (redis-server)
+    // is checked before the pinned cargo tools, whose install compiles for minutes.
     let path = env::var_os("PATH").unwrap_or_default();
-    let tools_bin = tools::ensure_tools(&[CARGO_DENY, CARGO_FUZZ], &path)?;
-    let path = tools::path_with(tools_bin.as_deref(), &path)?;
     tools::check_nightly()?;
     // The restart tests start redis-server themselves, so it must be installed even when
     // COGREF_REDIS_URL names a server to use.
     let redis_binary = redis::locate_or_install(&path)?;
+    let tools_bin = tools::ensure_tools(&[CARGO_DENY, CARGO_FUZZ], &path)?;
+    let path = tools::path_with(tools_bin.as_deref(), &path)?;
     let own_redis = match env::var(redis::URL_VAR) {
         Ok(url) if !url.is_empty() => {
             eprintln!("Redis for the tests: {url} ({} is set)", redis::URL_VAR);
