@@ -113,12 +113,26 @@ fn counted_tests(mut command: Command) -> Result<(u64, u64)> {
         .spawn()
         .map_err(|e| format!("test: could not start: {e}"))?;
     let (mut passed, mut failed) = (0, 0);
+    // The output is read as bytes: a test's child process may write anything to the stdout it
+    // inherits, and the step must not return before `cargo test` ends, whatever it reads.
+    let mut read_error = None;
     if let Some(stdout) = child.stdout.take() {
         let mut out = std::io::stdout().lock();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.map_err(|e| format!("test: reading output: {e}"))?;
-            let _ = writeln!(out, "{line}");
-            if let Some(result) = line.strip_prefix("test result: ") {
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
+            }
+            let _ = out.write_all(&line);
+            let text = String::from_utf8_lossy(&line);
+            if let Some(result) = text.trim_end().strip_prefix("test result: ") {
                 passed += count_before(result, " passed");
                 failed += count_before(result, " failed");
             }
@@ -129,6 +143,11 @@ fn counted_tests(mut command: Command) -> Result<(u64, u64)> {
     if !status.success() {
         return Err(format!(
             "step failed: test ({status}); {passed} passed, {failed} failed"
+        ));
+    }
+    if let Some(e) = read_error {
+        return Err(format!(
+            "test: reading its output: {e} (the counts may be short)"
         ));
     }
     Ok((passed, failed))
