@@ -2,9 +2,10 @@
 //! this machine allows it), started on a free 127.0.0.1 port without persistence, and stopped
 //! however xtask ends.
 //!
-//! The server runs under a two-line `sh` supervisor whose standard input is a pipe from xtask:
+//! The server runs under a short `sh` supervisor whose standard input is a pipe from xtask:
 //! when xtask exits for any reason (return, error, panic, Ctrl-C, even SIGKILL) the pipe closes,
-//! `read` returns and the supervisor stops the server. No signal handling, no pid files.
+//! `read` returns and the supervisor stops the server and removes its data folder. No signal
+//! handling, no pid files.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -132,13 +133,20 @@ pub(crate) fn version(binary: &Path) -> String {
         .unwrap_or_else(|| "(unknown version)".into())
 }
 
-/// Starts the server and stops it when the last line of standard input has been read: the
-/// shell's `$0` is redis-server, the rest its arguments. The server's pid is the first line out.
-const SUPERVISOR: &str = r#""$0" "$@" & server=$!
+/// Starts the server and stops it when standard input ends: the shell's `$0` is redis-server,
+/// the rest its arguments, `COGREF_XTASK_REDIS_DIR` the server's data folder. The server's pid
+/// is the first line out.
+///
+/// The shell waits for the server (so a server that exits is reaped at once and no zombie
+/// passes `kill -0`), while a subshell reads standard input and stops the server at its end;
+/// once the server is gone the shell removes the data folder, also when xtask was killed.
+const SUPERVISOR: &str = r#"exec 3<&0
+"$0" "$@" & server=$!
 echo "$server"
-read -r _
-kill "$server" 2>/dev/null
-wait "$server""#;
+(read -r _ <&3; kill "$server" 2>/dev/null) &
+exec 3<&-
+wait "$server"
+rm -rf "$COGREF_XTASK_REDIS_DIR""#;
 
 /// A redis-server this process owns. Dropping it stops the server; so does the end of this
 /// process, however it ends (see the module docs).
@@ -157,8 +165,10 @@ impl RedisServer {
     /// answers (and is the server started here, not another that took the port meanwhile).
     pub(crate) fn start(binary: &Path) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("cogref-xtask-redis-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut last_log = String::new();
         for _ in 0..10 {
+            // Each attempt has the folder afresh: a failed one's supervisor removes it.
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let port = TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?
@@ -173,6 +183,7 @@ impl RedisServer {
                 .arg(&dir)
                 .arg("--logfile")
                 .arg(dir.join("redis.log"))
+                .env("COGREF_XTASK_REDIS_DIR", &dir)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -183,7 +194,7 @@ impl RedisServer {
             if let Some(out) = supervisor.stdout.take() {
                 let _ = BufReader::new(out).read_line(&mut first);
             }
-            let server = RedisServer {
+            let mut server = RedisServer {
                 supervisor,
                 stop,
                 pid: first.trim().parse().unwrap_or(0),
@@ -193,13 +204,22 @@ impl RedisServer {
             if server.pid != 0 && server.answers_as_itself(Duration::from_secs(10)) {
                 return Ok(server);
             }
-            // Dropping it stops what may be left of it; try another port.
+            if let Some(line) = std::fs::read_to_string(dir.join("redis.log"))
+                .ok()
+                .and_then(|log| log.lines().last().map(str::to_owned))
+            {
+                last_log = line;
+            }
+            // Dropping it stops what may be left of it (and removes the folder); try another
+            // port.
         }
-        let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
-        let _ = std::fs::remove_dir_all(&dir);
         Err(format!(
             "redis-server did not start on 127.0.0.1 (last log line: {})",
-            log.lines().last().unwrap_or("none")
+            if last_log.is_empty() {
+                "none"
+            } else {
+                &last_log
+            }
         ))
     }
 
@@ -208,12 +228,13 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// Whether the server on our port reports our pid, within `patience`.
-    fn answers_as_itself(&self, patience: Duration) -> bool {
+    /// Whether the server on our port reports our pid, within `patience`. A server that exits
+    /// is noticed at once: the supervisor, which reaps it, ends too.
+    fn answers_as_itself(&mut self, patience: Duration) -> bool {
         let deadline = Instant::now() + patience;
         let wanted = format!("process_id:{}\r\n", self.pid);
         while Instant::now() < deadline {
-            if !alive(self.pid) {
+            if !matches!(self.supervisor.try_wait(), Ok(None)) || !alive(self.pid) {
                 return false;
             }
             if let Some(info) = info_server(self.port)
@@ -265,7 +286,8 @@ fn info_server(port: u16) -> Option<String> {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        // EOF on the supervisor's stdin: it sends SIGTERM and waits for the server.
+        // EOF on the supervisor's stdin: it sends SIGTERM, waits for the server and removes
+        // the folder (removed here too, in case it had to be killed).
         drop(self.stop.take());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
