@@ -26,6 +26,8 @@ pub(crate) fn ci() -> Result {
     // The restart tests start redis-server themselves, so it must be installed even when
     // COGREF_REDIS_URL names a server to use.
     let redis_binary = redis::locate_or_install(&path)?;
+    // The interop step comes after the test suite; what it needs is known now.
+    crate::interop::require_tools()?;
     let tools_bin = tools::ensure_tools(&[CARGO_DENY, CARGO_FUZZ], &path)?;
     let path = tools::path_with(tools_bin.as_deref(), &path)?;
     let own_redis = match env::var(redis::URL_VAR) {
