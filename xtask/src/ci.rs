@@ -19,13 +19,17 @@ pub(crate) fn ci() -> Result {
     // Everything the steps need comes first, so that a fresh machine either gets it or fails
     // within seconds with one line saying what to install, not after a long build.
     eprintln!("==> what the checks need");
+    // What xtask cannot install (nightly) or may only install through the system (redis-server)
+    // is checked before the pinned cargo tools, whose install compiles for minutes.
     let path = env::var_os("PATH").unwrap_or_default();
-    let tools_bin = tools::ensure_tools(&[CARGO_DENY, CARGO_FUZZ], &path)?;
-    let path = tools::path_with(tools_bin.as_deref(), &path)?;
     tools::check_nightly()?;
     // The restart tests start redis-server themselves, so it must be installed even when
     // COGREF_REDIS_URL names a server to use.
     let redis_binary = redis::locate_or_install(&path)?;
+    // The interop step comes after the test suite; what it needs is known now.
+    crate::interop::require_tools()?;
+    let tools_bin = tools::ensure_tools(&[CARGO_DENY, CARGO_FUZZ], &path)?;
+    let path = tools::path_with(tools_bin.as_deref(), &path)?;
     let own_redis = match env::var(redis::URL_VAR) {
         Ok(url) if !url.is_empty() => {
             eprintln!("Redis for the tests: {url} ({} is set)", redis::URL_VAR);
@@ -111,12 +115,26 @@ fn counted_tests(mut command: Command) -> Result<(u64, u64)> {
         .spawn()
         .map_err(|e| format!("test: could not start: {e}"))?;
     let (mut passed, mut failed) = (0, 0);
+    // The output is read as bytes: a test's child process may write anything to the stdout it
+    // inherits, and the step must not return before `cargo test` ends, whatever it reads.
+    let mut read_error = None;
     if let Some(stdout) = child.stdout.take() {
         let mut out = std::io::stdout().lock();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.map_err(|e| format!("test: reading output: {e}"))?;
-            let _ = writeln!(out, "{line}");
-            if let Some(result) = line.strip_prefix("test result: ") {
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(e) => {
+                    read_error = Some(e);
+                    break;
+                }
+            }
+            let _ = out.write_all(&line);
+            let text = String::from_utf8_lossy(&line);
+            if let Some(result) = text.trim_end().strip_prefix("test result: ") {
                 passed += count_before(result, " passed");
                 failed += count_before(result, " failed");
             }
@@ -127,6 +145,11 @@ fn counted_tests(mut command: Command) -> Result<(u64, u64)> {
     if !status.success() {
         return Err(format!(
             "step failed: test ({status}); {passed} passed, {failed} failed"
+        ));
+    }
+    if let Some(e) = read_error {
+        return Err(format!(
+            "test: reading its output: {e} (the counts may be short)"
         ));
     }
     Ok((passed, failed))
@@ -174,6 +197,32 @@ fn wasm_check() -> Result {
 #[cfg(test)]
 mod tests {
     use super::count_before;
+
+    /// `counted_tests` reads the test output as UTF-8 lines and returns at the first line that
+    /// is not (a test's child process writing to the inherited stdout can do that), without
+    /// waiting for or stopping `cargo test`: `ci` then drops its Redis and exits while the tests
+    /// still run against it.
+    #[cfg(unix)]
+    #[test]
+    fn the_test_step_never_returns_while_its_command_still_runs() {
+        let marker =
+            std::env::temp_dir().join(format!("xtask-counted-tests-{}", std::process::id()));
+        let _ = std::fs::remove_file(&marker);
+        let mut command = std::process::Command::new("sh");
+        command.arg("-c").arg(format!(
+            "printf 'running 1 test\\n\\377\\376\\n'; sleep 1; : > '{}'",
+            marker.display()
+        ));
+        let _ = super::counted_tests(command);
+        let done_at_return = marker.exists();
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let done_later = marker.exists();
+        let _ = std::fs::remove_file(&marker);
+        assert_eq!(
+            done_at_return, done_later,
+            "the command went on after the step returned"
+        );
+    }
 
     #[test]
     fn counts_are_read_from_cargo_test_result_lines() {

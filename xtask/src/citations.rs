@@ -38,6 +38,29 @@ fn cited_sections(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether a citation's text goes on on the next line: it ends in the middle of a list of
+/// sections (`§2,`, `§2 and`, a bare `§`) or right after the file's name.
+fn continues(segment: &str) -> bool {
+    let end = segment.trim_end();
+    !end.contains(')')
+        && (end.ends_with(',')
+            || end.ends_with('§')
+            || end.ends_with(" and")
+            || end.ends_with("protocol.md"))
+}
+
+/// A source line without its leading comment markers (`//!`, `///`, `//`, `*`).
+fn strip_comment(line: &str) -> &str {
+    let line = line.trim_start();
+    let line = line
+        .strip_prefix("//!")
+        .or_else(|| line.strip_prefix("///"))
+        .or_else(|| line.strip_prefix("//"))
+        .or_else(|| line.strip_prefix('*'))
+        .unwrap_or(line);
+    line.trim_start()
+}
+
 fn rust_files(dir: &Path, into: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -79,7 +102,8 @@ fn problems(root: &Path) -> Vec<String> {
         if shown == "xtask/src/citations.rs" {
             continue;
         }
-        for (n, line) in text.lines().enumerate() {
+        let lines: Vec<&str> = text.lines().collect();
+        for (n, line) in lines.iter().copied().enumerate() {
             let at = format!("{shown}:{}", n + 1);
             for outside in ["captures/README.md", "behaviour.md"] {
                 if line.contains(outside) {
@@ -96,7 +120,22 @@ fn problems(root: &Path) -> Vec<String> {
                     "{at} cites protocol.md without its path docs/protocol.md"
                 ));
             }
-            for section in cited_sections(&line[i..]) {
+            let mut cited = cited_sections(&line[i..]);
+            // A list of sections may wrap onto the next comment lines.
+            let mut segment = &line[i..];
+            let mut next = n + 1;
+            while continues(segment) {
+                let Some(following) = lines.get(next) else {
+                    break;
+                };
+                let following = strip_comment(following);
+                segment = following
+                    .split_once(')')
+                    .map_or(following, |(inside, _)| inside);
+                cited.extend(cited_sections(segment));
+                next += 1;
+            }
+            for section in cited {
                 if !known.contains(&section) {
                     found.push(format!(
                         "{at} cites §{section}, which docs/protocol.md lacks"
@@ -136,6 +175,28 @@ mod tests {
         assert_eq!(
             cited_sections("(docs/protocol.md §2, §3.1, §4.2 step 3)."),
             ["2", "3.1", "4.2"]
+        );
+    }
+
+    /// Citations are read one line at a time, from the line's first `protocol.md` on: a list of
+    /// sections that wraps onto the next comment line (`response.rs` has one: "(docs/protocol.md
+    /// §2,\n//! §3, §4)") is never checked, so a dangling section there passes.
+    #[test]
+    fn a_citation_continued_on_the_next_line_is_checked_too() {
+        let dir = std::env::temp_dir().join(format!("xtask-citations-wrap-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("docs")).expect("docs");
+        std::fs::create_dir_all(dir.join("crates/x")).expect("crate");
+        std::fs::write(dir.join("docs/protocol.md"), "## 1. One\n## 2. Two\n").expect("md");
+        std::fs::write(
+            dir.join("crates/x/lib.rs"),
+            "//! Response bytes to output (docs/protocol.md §1,\n//! §2, §9).\n",
+        )
+        .expect("rs");
+        let found = problems(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            found.iter().any(|p| p.contains("§9")),
+            "a cited §9 that docs/protocol.md lacks passed: {found:?}"
         );
     }
 

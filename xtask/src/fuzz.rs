@@ -34,10 +34,11 @@ pub(crate) fn fuzz_command(args: &[String]) -> Result {
     if targets.is_empty() {
         targets = FUZZ_TARGETS.to_vec();
     }
+    // Nightly first: xtask cannot install it, and cargo-fuzz's install compiles for minutes.
+    tools::check_nightly()?;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let tools_bin = tools::ensure_tools(&[CARGO_FUZZ], &path)?;
     let path = tools::path_with(tools_bin.as_deref(), &path)?;
-    tools::check_nightly()?;
     for target in targets {
         fuzz(target, seconds, &path)?;
     }

@@ -40,15 +40,7 @@ pub(crate) fn interop(how: Build) -> Result {
     let work = target_dir(&root).join("interop");
     std::fs::create_dir_all(&work).map_err(|e| format!("interop: {}: {e}", work.display()))?;
 
-    let node = require_tool(
-        "node",
-        "Node.js 20 or later (Debian: apt-get install nodejs npm)",
-    )?;
-    require_tool("npm", "npm (Debian: apt-get install npm)")?;
-    let python = require_tool(
-        "python3",
-        "Python 3 with venv (Debian: apt-get install python3-venv)",
-    )?;
+    let (node, python) = require_tools()?;
     install_node(&dir, &work)?;
     let venv_python = install_python(&python, &dir, &work)?;
 
@@ -132,6 +124,21 @@ fn target_dir(root: &Path) -> PathBuf {
 }
 
 /// The tool's path if `tool --version` runs; otherwise a one-line instruction.
+/// Node.js, npm and Python, which the suites need and xtask cannot install: `node` and
+/// `python3`. `cargo xtask ci` asks first, before its long steps.
+pub(crate) fn require_tools() -> Result<(PathBuf, PathBuf)> {
+    let node = require_tool(
+        "node",
+        "Node.js 20 or later (Debian: apt-get install nodejs npm)",
+    )?;
+    require_tool("npm", "npm (Debian: apt-get install npm)")?;
+    let python = require_tool(
+        "python3",
+        "Python 3 with venv (Debian: apt-get install python3-venv)",
+    )?;
+    Ok((node, python))
+}
+
 fn require_tool(tool: &str, what: &str) -> Result<PathBuf> {
     match Command::new(tool).arg("--version").output() {
         Ok(o) if o.status.success() => Ok(PathBuf::from(tool)),

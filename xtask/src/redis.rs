@@ -2,9 +2,10 @@
 //! this machine allows it), started on a free 127.0.0.1 port without persistence, and stopped
 //! however xtask ends.
 //!
-//! The server runs under a two-line `sh` supervisor whose standard input is a pipe from xtask:
+//! The server runs under a short `sh` supervisor whose standard input is a pipe from xtask:
 //! when xtask exits for any reason (return, error, panic, Ctrl-C, even SIGKILL) the pipe closes,
-//! `read` returns and the supervisor stops the server. No signal handling, no pid files.
+//! `read` returns and the supervisor stops the server and removes its data folder. No signal
+//! handling, no pid files.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -132,13 +133,20 @@ pub(crate) fn version(binary: &Path) -> String {
         .unwrap_or_else(|| "(unknown version)".into())
 }
 
-/// Starts the server and stops it when the last line of standard input has been read: the
-/// shell's `$0` is redis-server, the rest its arguments. The server's pid is the first line out.
-const SUPERVISOR: &str = r#""$0" "$@" & server=$!
+/// Starts the server and stops it when standard input ends: the shell's `$0` is redis-server,
+/// the rest its arguments, `COGREF_XTASK_REDIS_DIR` the server's data folder. The server's pid
+/// is the first line out.
+///
+/// The shell waits for the server (so a server that exits is reaped at once and no zombie
+/// passes `kill -0`), while a subshell reads standard input and stops the server at its end;
+/// once the server is gone the shell removes the data folder, also when xtask was killed.
+const SUPERVISOR: &str = r#"exec 3<&0
+"$0" "$@" & server=$!
 echo "$server"
-read -r _
-kill "$server" 2>/dev/null
-wait "$server""#;
+(read -r _ <&3; kill "$server" 2>/dev/null) &
+exec 3<&-
+wait "$server"
+rm -rf "$COGREF_XTASK_REDIS_DIR""#;
 
 /// A redis-server this process owns. Dropping it stops the server; so does the end of this
 /// process, however it ends (see the module docs).
@@ -157,8 +165,10 @@ impl RedisServer {
     /// answers (and is the server started here, not another that took the port meanwhile).
     pub(crate) fn start(binary: &Path) -> Result<Self> {
         let dir = std::env::temp_dir().join(format!("cogref-xtask-redis-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut last_log = String::new();
         for _ in 0..10 {
+            // Each attempt has the folder afresh: a failed one's supervisor removes it.
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             let port = TcpListener::bind("127.0.0.1:0")
                 .and_then(|l| l.local_addr())
                 .map_err(|e| format!("no free port on 127.0.0.1: {e}"))?
@@ -173,6 +183,7 @@ impl RedisServer {
                 .arg(&dir)
                 .arg("--logfile")
                 .arg(dir.join("redis.log"))
+                .env("COGREF_XTASK_REDIS_DIR", &dir)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -183,7 +194,7 @@ impl RedisServer {
             if let Some(out) = supervisor.stdout.take() {
                 let _ = BufReader::new(out).read_line(&mut first);
             }
-            let server = RedisServer {
+            let mut server = RedisServer {
                 supervisor,
                 stop,
                 pid: first.trim().parse().unwrap_or(0),
@@ -193,13 +204,22 @@ impl RedisServer {
             if server.pid != 0 && server.answers_as_itself(Duration::from_secs(10)) {
                 return Ok(server);
             }
-            // Dropping it stops what may be left of it; try another port.
+            if let Some(line) = std::fs::read_to_string(dir.join("redis.log"))
+                .ok()
+                .and_then(|log| log.lines().last().map(str::to_owned))
+            {
+                last_log = line;
+            }
+            // Dropping it stops what may be left of it (and removes the folder); try another
+            // port.
         }
-        let log = std::fs::read_to_string(dir.join("redis.log")).unwrap_or_default();
-        let _ = std::fs::remove_dir_all(&dir);
         Err(format!(
             "redis-server did not start on 127.0.0.1 (last log line: {})",
-            log.lines().last().unwrap_or("none")
+            if last_log.is_empty() {
+                "none"
+            } else {
+                &last_log
+            }
         ))
     }
 
@@ -208,12 +228,13 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// Whether the server on our port reports our pid, within `patience`.
-    fn answers_as_itself(&self, patience: Duration) -> bool {
+    /// Whether the server on our port reports our pid, within `patience`. A server that exits
+    /// is noticed at once: the supervisor, which reaps it, ends too.
+    fn answers_as_itself(&mut self, patience: Duration) -> bool {
         let deadline = Instant::now() + patience;
         let wanted = format!("process_id:{}\r\n", self.pid);
         while Instant::now() < deadline {
-            if !alive(self.pid) {
+            if !matches!(self.supervisor.try_wait(), Ok(None)) || !alive(self.pid) {
                 return false;
             }
             if let Some(info) = info_server(self.port)
@@ -265,7 +286,8 @@ fn info_server(port: u16) -> Option<String> {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
-        // EOF on the supervisor's stdin: it sends SIGTERM and waits for the server.
+        // EOF on the supervisor's stdin: it sends SIGTERM, waits for the server and removes
+        // the folder (removed here too, in case it had to be killed).
         drop(self.stop.take());
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
@@ -363,6 +385,65 @@ mod tests {
             message.contains("redis-server is not installed")
                 && message.contains("apt-get install redis-server"),
             "{message}"
+        );
+    }
+
+    /// `start` tries up to ten ports, for when another process takes the free port it picked
+    /// before redis-server binds it. But the failed attempt's `Drop` removes the data folder that
+    /// every attempt shares (`--dir`, `--logfile` inside it), so each later attempt fails too:
+    /// the retry can never succeed, and the error's "last log line" is "none".
+    #[cfg(unix)]
+    #[test]
+    fn a_start_that_loses_the_port_race_is_retried_on_another_port_and_succeeds() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        let real = std::env::var_os(SERVER_VAR)
+            .map(PathBuf::from)
+            .filter(|p| is_executable(p))
+            .or_else(|| find_in_path("redis-server", &path))
+            .expect("redis-server (cargo xtask ci installs it; the fleet-store tests need it too)");
+        // A redis-server whose first start fails, as one that lost the port to another process
+        // does ("Address already in use"); later starts are the real server (same pid: exec).
+        let dir = std::env::temp_dir().join(format!("xtask-port-race-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let first = dir.join("first-start-done");
+        let wrapper = dir.join("redis-server");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nif [ ! -e '{first}' ]; then : > '{first}'; echo 'Address already in use' >&2; exit 1; fi\nexec '{real}' \"$@\"\n",
+                first = first.display(),
+                real = real.display()
+            ),
+        )
+        .expect("wrapper");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let started = RedisServer::start(&wrapper);
+        let _ = std::fs::remove_dir_all(&dir);
+        let server = started.expect("the second port works");
+        assert!(info_server(server.port).is_some(), "the server answers");
+    }
+
+    /// A redis-server that exits at once (a bad build, a missing library, a port taken) is
+    /// noticed only when the 10-second patience runs out: `sh` has not reaped it, so the zombie
+    /// passes `kill -0`. Ten attempts make the user wait over a minute and a half for the error.
+    #[cfg(unix)]
+    #[test]
+    fn a_redis_server_that_cannot_start_is_reported_within_seconds() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("xtask-bad-redis-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let broken = dir.join("redis-server");
+        std::fs::write(&broken, "#!/bin/sh\necho 'cannot start' >&2\nexit 1\n").expect("script");
+        std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let started = Instant::now();
+        let outcome = RedisServer::start(&broken);
+        let waited = started.elapsed();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(outcome.is_err(), "a server that exits does not start");
+        assert!(
+            waited < Duration::from_secs(20),
+            "the failure took {waited:?} to report"
         );
     }
 

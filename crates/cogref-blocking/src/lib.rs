@@ -87,13 +87,22 @@ impl UreqTransport {
             .accept(ureq::config::AutoHeaderValue::None)
             .build();
         Self {
-            agent: ureq::Agent::new_with_config(config),
+            agent: ureq::Agent::with_parts(
+                config,
+                ureq::unversioned::transport::DefaultConnector::default(),
+                LookupResolver::default(),
+            ),
             agent_timeout: Some(timeouts.attempt),
         }
     }
 
     /// A transport on an agent you configured. It **must** have .max_redirects(0)` (a redirect
     /// would carry the refresh token to another host) and `http_status_as_error(false)`.
+    ///
+    /// ureq's own resolver reports a failed name lookup as an I/O error, which cannot be told
+    /// from one on a connection: through such an agent a lookup failure counts as possibly sent
+    /// (never retried by [`RetryConfig::rotation_safe`]). [`UreqTransport::new`]'s agent tells
+    /// them apart.
     pub fn with_agent(agent: ureq::Agent) -> Self {
         let agent_timeout = agent.config().timeouts().global;
         Self {
@@ -151,6 +160,42 @@ impl UreqTransport {
     }
 }
 
+/// ureq's default resolver, whose failures are marked as [`NameLookupFailed`]: ureq reports a
+/// failed `getaddrinfo` as `ureq::Error::Io`, as it does a reset connection, and only the
+/// second can follow a request that went out.
+#[derive(Debug, Default)]
+struct LookupResolver(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for LookupResolver {
+    fn resolve(
+        &self,
+        uri: &http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        self.0.resolve(uri, config, timeout).map_err(|e| match e {
+            ureq::Error::Io(io) => ureq::Error::Other(Box::new(NameLookupFailed(io))),
+            other => other,
+        })
+    }
+}
+
+/// A host name that could not be resolved: nothing was sent.
+#[derive(Debug)]
+struct NameLookupFailed(io::Error);
+
+impl std::fmt::Display for NameLookupFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "name lookup failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for NameLookupFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// Maps a ureq error to the taxonomy, recording whether the request can have been sent.
 fn transport_error(error: ureq::Error) -> Error {
     use ureq::Timeout;
@@ -162,6 +207,7 @@ fn transport_error(error: ureq::Error) -> Error {
         ureq::Error::HostNotFound | ureq::Error::ConnectionFailed => {
             (TransportErrorKind::Connect, false)
         }
+        ureq::Error::Other(e) if e.is::<NameLookupFailed>() => (TransportErrorKind::Connect, false),
         ureq::Error::Io(e) => match e.kind() {
             io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound => {
                 (TransportErrorKind::Connect, false)

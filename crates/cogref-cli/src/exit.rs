@@ -1,7 +1,7 @@
 //! Exit codes and failures with a next step.
 
 use cogref_core::{CallError, EndpointError, Error, InvalidInput};
-use cogref_session::SessionError;
+use cogref_session::{SessionError, StoreError};
 
 /// What the exit status means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +72,9 @@ pub(crate) const LOST_RESPONSE_HINT: &str = "the request may have reached Cognit
     RefreshTokenReuseException or NotAuthorizedException, the user must sign in again";
 
 fn classify(error: &Error) -> (Code, Option<&'static str>) {
-    if let Error::Transport(t) = error
-        && t.request_may_have_been_sent()
-        && error.is_retryable()
-    {
+    // The core's answer, the one its rotation-safe retry policy goes by: a timeout, a reset, a
+    // 502 or 504 page without a Cognito error code.
+    if error.may_have_been_applied() && error.is_retryable() {
         return (Code::Retryable, Some(LOST_RESPONSE_HINT));
     }
     if error.requires_sign_in() {
@@ -143,6 +142,33 @@ impl From<CallError> for Failure {
     }
 }
 
+/// A store that failed: what to check depends on how.
+fn from_store_error(error: &StoreError, message: String) -> Failure {
+    match error {
+        StoreError::OtherClient { .. } => Failure::new(
+            Code::Configuration,
+            message,
+            Some(
+                "give the --client-id and the --endpoint-url or --region the store was made with, \
+                 or use another --store file for this app client and endpoint",
+            ),
+        ),
+        StoreError::LockTimeout { .. } | StoreError::Conflict { .. } => Failure::new(
+            Code::Retryable,
+            message,
+            Some("another process is refreshing the same store: try again in a moment"),
+        ),
+        StoreError::Corrupt { .. } | StoreError::UnsupportedVersion { .. } => {
+            Failure::new(Code::Failure, message, None)
+        }
+        _ => Failure::new(
+            Code::Failure,
+            message,
+            Some("check that the --store file can be read and written"),
+        ),
+    }
+}
+
 impl From<SessionError> for Failure {
     fn from(e: SessionError) -> Self {
         match &e {
@@ -172,6 +198,7 @@ impl From<SessionError> for Failure {
                 e.to_string(),
                 Some("try again after the time given"),
             ),
+            SessionError::Store(store) => from_store_error(store, e.to_string()),
             _ => Failure::new(
                 Code::Failure,
                 e.to_string(),

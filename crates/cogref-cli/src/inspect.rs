@@ -152,29 +152,18 @@ fn store(path: &Path, validity: Option<Duration>, as_json: bool) -> Result<(), F
     Ok(())
 }
 
-/// Whether a character could change what the terminal shows beyond itself: C0/C1 controls
-/// (escape sequences), and the invisible marks that reorder text (bidirectional overrides and
-/// isolates) or hide it.
-fn is_unsafe_for_a_terminal(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}'
-        )
+/// A claim as it may be shown: control and format characters written as escapes (`\u{1b}`,
+/// `\u{61c}`), as the core writes every text from the network.
+pub(crate) fn printable(text: &str) -> String {
+    cogref_core::printable::printable(text).into_owned()
 }
 
-/// A claim as it may be shown: the unsafe characters of [`is_unsafe_for_a_terminal`] written
-/// as escapes (`\u{1b}`).
-pub(crate) fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if is_unsafe_for_a_terminal(c) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// The app client: `client_id` (access tokens), else the audience (ID tokens; all of them, if
+/// the token names several).
+fn client(c: &cogref_core::jwt::Claims) -> Option<String> {
+    c.client_id
+        .clone()
+        .or_else(|| (!c.aud.is_empty()).then(|| c.aud.join(", ")))
 }
 
 #[allow(clippy::print_stdout, reason = "the claims are this command's output")]
@@ -183,7 +172,7 @@ fn print(c: &cogref_core::jwt::Claims, now: i64, as_json: bool) {
     if as_json {
         // serde_json escapes every control character; the numbers are as the token has them.
         let value = serde_json::json!({
-            "issuer": c.iss, "subject": c.sub, "client": c.client_id.as_ref().or(c.aud.as_ref()),
+            "issuer": c.iss, "subject": c.sub, "client": client(c),
             "token_use": c.token_use, "issued_at": c.iat, "expires_at": c.exp,
             "seconds_left": left.map(|l| i64::try_from(l).unwrap_or(if l < 0 { i64::MIN } else { i64::MAX })),
             "username": c.username, "origin_jti": c.origin_jti,
@@ -195,10 +184,7 @@ fn print(c: &cogref_core::jwt::Claims, now: i64, as_json: bool) {
     let show = |v: Option<&String>| v.map_or_else(|| "-".into(), |s| printable(s));
     println!("issuer      {}", show(c.iss.as_ref()));
     println!("subject     {}", show(c.sub.as_ref()));
-    println!(
-        "client      {}",
-        show(c.client_id.as_ref().or(c.aud.as_ref()))
-    );
+    println!("client      {}", show(client(c).as_ref()));
     println!("token use   {}", show(c.token_use.as_ref()));
     println!("username    {}", show(c.username.as_ref()));
     println!("issued at   {}", c.iat.map_or("-".into(), utc));
@@ -216,7 +202,7 @@ mod tests {
         assert_eq!(printable("é and 日本"), "é and 日本");
         let shown = printable("a\u{1b}[2J\u{1b}]0;owned\u{7}b\u{202E}c\r\n\u{9b}");
         assert!(
-            !shown.chars().any(is_unsafe_for_a_terminal),
+            !shown.chars().any(cogref_core::printable::is_escaped),
             "{shown:?} still has a control character"
         );
         assert!(
@@ -229,7 +215,10 @@ mod tests {
     fn json_claims_keep_their_value_but_not_their_direction_marks() {
         let value = serde_json::json!({"username": "carol\u{202e}\u{1b}x"});
         let shown = ascii_json(&value);
-        assert!(!shown.chars().any(is_unsafe_for_a_terminal), "{shown:?}");
+        assert!(
+            !shown.chars().any(cogref_core::printable::is_escaped),
+            "{shown:?}"
+        );
         let back: serde_json::Value = serde_json::from_str(&shown).expect("still JSON");
         assert_eq!(back, value);
     }

@@ -49,7 +49,12 @@ fn main() -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("cogref: {}", failure.message);
+            // The core escapes what it took from the network; a message built here may quote a
+            // store's or the environment's text, so it is made printable as a whole too.
+            eprintln!(
+                "cogref: {}",
+                cogref_core::printable::printable(&failure.message)
+            );
             if let Some(hint) = failure.hint {
                 eprintln!("  → {hint}");
             }

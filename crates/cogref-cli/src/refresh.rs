@@ -8,7 +8,7 @@ use cogref_core::secrecy::{ExposeSecret, SecretString};
 use cogref_core::{CallConfig, EndpointConfig, RefreshInput, RetryConfig};
 use cogref_session::{BlockingTokenManager, FileStore, SessionError, SessionEvent, TokenStore};
 
-use crate::args::RefreshArgs;
+use crate::args::{Output, RefreshArgs};
 use crate::exit::{Code, Failure};
 use crate::print::{NewDevice, Tokens, render};
 use crate::read;
@@ -69,12 +69,49 @@ pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
             None,
         ),
     };
-    let text = render(&tokens, a.output)?;
+    // `--output token` has no room for a rotated refresh token or a new device's key that no
+    // store keeps; printing the access token alone would lose them with this process.
+    let must_keep = tokens.rotated_unstored.is_some() || tokens.new_device_unstored.is_some();
+    let output = if a.output == Output::Token && must_keep {
+        Output::Json
+    } else {
+        a.output
+    };
+    let text = render(&tokens, output)?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| Failure::new(Code::Failure, format!("could not write stdout: {e}"), None))?;
+    if output != a.output {
+        let what = match (&tokens.rotated_unstored, &tokens.new_device_unstored) {
+            (Some(_), Some(_)) => {
+                "the refresh token was rotated and Cognito registered a new device"
+            }
+            (Some(_), None) => "the refresh token was rotated",
+            _ => "Cognito registered a new device",
+        };
+        let failure = Failure::new(
+            Code::Failure,
+            format!(
+                "{what}, and --output token has no room for the new {}: the whole JSON output \
+                 was printed instead of the access token alone",
+                if tokens.rotated_unstored.is_some() {
+                    "refresh token (the old one stops working)"
+                } else {
+                    "device key"
+                },
+            ),
+            Some(
+                "keep refresh_token and new_device from the JSON printed; to get the bare \
+                 access token whatever Cognito sends, use --store FILE, which keeps them",
+            ),
+        );
+        if let Some(not_saved) = after_printing {
+            eprintln!("cogref: {}", not_saved.message);
+        }
+        return Err(failure);
+    }
     if let Some(failure) = after_printing {
         return Err(failure);
     }

@@ -83,16 +83,31 @@ pub(crate) fn time_left(left: i128) -> String {
     }
 }
 
+/// The error of this program's own value parsers: what is accepted, never what was typed, so
+/// that a usage error can show it ([`crate::usage`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Expected(pub(crate) &'static str);
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Expected {}
+
 /// The longest refresh-token validity Cognito allows: ten years.
 const MAX_VALIDITY: Duration = Duration::from_secs(3650 * 86_400);
 
 /// A refresh-token validity as typed: a whole number with `d`, `h`, `m` or `s` (`30d`, `12h`),
 /// or bare seconds; from one second to ten years. The error does not repeat the value (it came
-/// from argv).
-pub(crate) fn parse_validity(text: &str) -> Result<Duration, String> {
+/// from argv): it says what is accepted, and `cogref` shows it.
+pub(crate) fn parse_validity(text: &str) -> Result<Duration, Expected> {
     let wrong = || {
-        "a whole number of days, hours, minutes or seconds (30d, 12h, 90m, 3600s), at most 3650d"
-            .to_owned()
+        Expected(
+            "a whole number of days, hours, minutes or seconds (30d, 12h, 90m, 3600s), from 1s \
+             to 3650d",
+        )
     };
     let text = text.trim();
     let (digits, unit) = match text.char_indices().last() {
@@ -140,7 +155,7 @@ mod tests {
             "99999999999999999999d",
             "eyJabc",
         ] {
-            let e = parse_validity(bad).expect_err(bad);
+            let e = parse_validity(bad).expect_err(bad).to_string();
             // What was typed is not repeated (short inputs are letters the text has anyway).
             assert!(bad.len() < 4 || !e.contains(bad), "{e}");
         }

@@ -7,6 +7,8 @@
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 
+use crate::time::Expected;
+
 /// A context value that comes from the program's own definitions, as text.
 fn defined(e: &clap::Error, kind: ContextKind) -> Option<String> {
     match e.get(kind)? {
@@ -15,6 +17,12 @@ fn defined(e: &clap::Error, kind: ContextKind) -> Option<String> {
         ContextValue::StyledStr(s) => Some(s.to_string()),
         _ => None,
     }
+}
+
+/// Whether the value clap reports is empty (a flag at the end of the line, or before another
+/// flag). Only its emptiness is looked at: nothing typed is repeated.
+fn is_empty_value(e: &clap::Error) -> bool {
+    matches!(e.get(ContextKind::InvalidValue), Some(ContextValue::String(v)) if v.is_empty())
 }
 
 /// One line saying what is wrong with the command line, and a hint.
@@ -35,15 +43,31 @@ pub(crate) fn describe(e: &clap::Error) -> (String, &'static str) {
              and demo"
                 .into()
         }
+        // clap's error for a flag given without its value: the value it reports is empty.
+        ErrorKind::InvalidValue if is_empty_value(e) => {
+            let mut m = format!("{} needs a value", arg());
+            if let Some(valid) = defined(e, ContextKind::ValidValue).filter(|v| !v.is_empty()) {
+                m.push_str(&format!(": one of {valid}"));
+            }
+            m
+        }
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
             let mut m = format!("invalid value for {} (not repeated here)", arg());
-            if let Some(valid) = defined(e, ContextKind::ValidValue) {
+            if let Some(valid) = defined(e, ContextKind::ValidValue).filter(|v| !v.is_empty()) {
                 m.push_str(&format!("; possible values: {valid}"));
+            }
+            // Our own parsers' errors say what is accepted and never hold the value.
+            if let Some(expected) = std::error::Error::source(e)
+                .and_then(|source| source.downcast_ref::<Expected>())
+            {
+                m.push_str(&format!(": expected {expected}"));
             }
             m
         }
         ErrorKind::MissingRequiredArgument => format!("missing {}", arg()),
         ErrorKind::ArgumentConflict => match defined(e, ContextKind::PriorArg) {
+            // clap reports a flag given twice as a conflict with itself.
+            Some(prior) if prior == arg() => format!("{prior} was given more than once"),
             Some(prior) => format!("{} cannot be used with {prior}", arg()),
             None => format!("{} cannot be used with another argument given", arg()),
         },

@@ -231,7 +231,11 @@ fn main() {
         for k in 0..clients.len() {
             // Rotated each round and walked backwards every other one, so no client always
             // follows the same neighbour (whose connection, caches and threads it inherits).
-            let k = if round % 2 == 1 { clients.len() - 1 - k } else { k };
+            let k = if round % 2 == 1 {
+                clients.len() - 1 - k
+            } else {
+                k
+            };
             let i = (k + round) % clients.len();
             let mut samples: Vec<Duration> = (0..per_round)
                 .map(|_| {

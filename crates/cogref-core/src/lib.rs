@@ -125,6 +125,8 @@ pub use protocol::endpoint;
 pub use protocol::error_code;
 /// Old path of [`protocol::partition`].
 pub use protocol::partition;
+/// Short path of [`protocol::printable`].
+pub use protocol::printable;
 /// Old path of [`protocol::redact`].
 pub use protocol::redact;
 /// Old path of [`session::jwt`].

@@ -35,13 +35,20 @@
 //! body (checked while reading), applies the connect, attempt and total timeouts of
 //! [`Timeouts`], and reuses connections. Every call and attempt is a `tracing` span; no secret
 //! is ever logged: isahc's own wire log (`isahc::wire`, every byte sent and received) is kept
-//! from the subscriber, see [`cogref_core::quiet`].
+//! from the subscriber, see [`cogref_core::quiet`]. That log is made on isahc's agent thread,
+//! which the transport silences (from the first request body isahc reads there): a client's
+//! agent thread logs nothing after its first cogref request.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::future::Future;
+use std::io::{self, Cursor, Read as _};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use cogref_core::driver::StdEnvironment;
@@ -53,6 +60,7 @@ pub use cogref_core::{
 };
 use cogref_core::{ResponseError, TransportError, TransportErrorKind};
 use futures_lite::AsyncReadExt;
+use isahc::AsyncBody;
 use isahc::config::{Configurable, ExpectContinue, RedirectPolicy};
 use isahc::error::ErrorKind;
 
@@ -75,6 +83,8 @@ pub fn client(endpoint: Endpoint, config: CallConfig) -> Result<Client, isahc::E
 #[derive(Debug, Clone)]
 pub struct IsahcTransport {
     client: isahc::HttpClient,
+    /// Whether the client's agent thread was silenced ([`SilencingBody`]).
+    agent_silenced: Arc<AtomicBool>,
 }
 
 impl IsahcTransport {
@@ -90,13 +100,20 @@ impl IsahcTransport {
             .expect_continue(ExpectContinue::disabled())
             .connect_timeout(timeouts.connect)
             .build()?;
-        Ok(Self { client })
+        Ok(Self::with_client(client))
     }
 
     /// A transport on a client you already have. It **must** keep isahc's default
     /// `RedirectPolicy::None`: a followed redirect would resend the refresh token elsewhere.
+    ///
+    /// The client's agent thread is silenced by the first request this transport sends (see
+    /// the crate docs): the `tracing` events isahc makes there for the client's other requests
+    /// are not seen either.
     pub fn with_client(client: isahc::HttpClient) -> Self {
-        Self { client }
+        Self {
+            client,
+            agent_silenced: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 
@@ -130,8 +147,21 @@ impl IsahcTransport {
             .body(())
             .map_err(|e| TransportError::new(TransportErrorKind::Other, e).not_sent())?
             .into_parts();
-        let mut request = request;
-        request.extensions_mut().extend(settings.extensions);
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.extend(settings.extensions);
+        let body = if self.agent_silenced.load(Ordering::Acquire) {
+            AsyncBody::from(body)
+        } else {
+            let length = u64::try_from(body.len()).unwrap_or(u64::MAX);
+            AsyncBody::from_reader_sized(
+                SilencingBody {
+                    bytes: Cursor::new(body),
+                    agent_silenced: Arc::clone(&self.agent_silenced),
+                },
+                length,
+            )
+        };
+        let request = http::Request::from_parts(parts, body);
         let response = self.client.send_async(request).await.map_err(map_error)?;
         let (parts, mut body) = response.into_parts();
         let limit = options.max_body_bytes;
@@ -154,6 +184,43 @@ impl IsahcTransport {
             return Err(too_large());
         }
         Ok(http::Response::from_parts(parts, bytes))
+    }
+}
+
+/// A request body that silences the thread isahc reads it on, its agent thread.
+///
+/// libcurl's debug output (the `isahc::wire` events with every byte sent and received) is made
+/// on that thread, outside the caller's [`cogref_core::quiet::quiet`] scope, and isahc turns it
+/// on whenever `tracing`'s `log` feature is on anywhere in the application (a disabled span is
+/// then not `is_none()`) or a `log` logger is at DEBUG. Nothing in isahc's API reaches that
+/// thread but the body it reads there, so the body silences it before its first byte is sent;
+/// later requests of the client use a plain buffered body. Only the headers of the first
+/// request (no secret in them) can be logged before.
+///
+/// A reader body cannot be rewound, which libcurl would need to resend it on a reused
+/// connection found dead; a client's first request has no reused connection.
+struct SilencingBody {
+    bytes: Cursor<Vec<u8>>,
+    agent_silenced: Arc<AtomicBool>,
+}
+
+impl futures_lite::AsyncRead for SilencingBody {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        // isahc names its agent threads `isahc-agent-N`; any other thread (one of the
+        // application's) is left alone.
+        let on_agent = std::thread::current()
+            .name()
+            .is_some_and(|name| name.starts_with("isahc-agent"));
+        if on_agent && !this.agent_silenced.load(Ordering::Acquire) {
+            cogref_core::quiet::silence_current_thread();
+            this.agent_silenced.store(true, Ordering::Release);
+        }
+        Poll::Ready(this.bytes.read(buf))
     }
 }
 

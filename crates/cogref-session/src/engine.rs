@@ -867,9 +867,9 @@ impl<T, E: Environment> Engine<T, E> {
         since: Now,
         result: Result<SecretString, SessionError>,
     ) -> Result<SecretString, SessionError> {
-        if result.is_err() {
+        let Ok(_) = &result else {
             return result;
-        }
+        };
         let state = self.state();
         if (Ask::Force { since }).accepts(&state) {
             return result;

@@ -78,10 +78,8 @@ pub enum SessionError {
 
 /// What a failed revocation means for the caller of `sign_out()`.
 fn sign_out_failed(error: &CallError) -> String {
-    let lost = matches!(
-        error.error(),
-        cogref_core::Error::Transport(t) if t.request_may_have_been_sent()
-    );
+    // No Cognito error code: the request may have been applied (a 502 page counts too).
+    let lost = error.may_have_been_applied();
     let next = if error.is_retryable() {
         "try again"
     } else if error.is_configuration() {

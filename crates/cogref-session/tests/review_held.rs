@@ -256,6 +256,14 @@ async fn refresh_now_access_token_and_the_background_loop_together_never_reuse_a
     .build()
     .await
     .expect("manager");
+    // One refresh done before the others start: a refresh_now called after it must make one
+    // more (one that started after the call). Without it, every call may be made before the
+    // first refresh starts (or at its instant, on this clock), and that one refresh rightly
+    // answers them all (refresh_now takes the tokens of a refresh started after it was called).
+    manager.access_token().await.expect("the first refresh");
+    // On the manual clock a call made at the very instant a refresh started is answered by it
+    // ("started then or later"): the calls below come strictly later.
+    clock.advance(Duration::from_millis(1));
     let background = tokio::spawn({
         let m = manager.clone();
         async move { m.run_background().await }

@@ -30,7 +30,7 @@ use crate::ops::Operation;
 use crate::ops::refresh::{GetTokensFromRefreshToken, RefreshInput, RefreshOutput};
 use crate::ops::revoke::{RevokeInput, RevokeOutput, RevokeToken};
 use crate::protocol::endpoint::Endpoint;
-use crate::protocol::response::request_id;
+use crate::protocol::response::request_id_sent;
 
 pub use crate::call::dyn_transport::{BoxFuture, DynAsyncTransport, DynBlockingClient, DynClient};
 
@@ -392,7 +392,7 @@ impl<T, E: Environment> Client<T, E> {
                 // Reading the request id costs an allocation: only for a span that records.
                 if !attempt_span.is_disabled() {
                     attempt_span.record("status", response.status().as_u16());
-                    if let Some(id) = request_id(response.headers()) {
+                    if let Some(id) = request_id_sent(response.headers(), &call.sent()) {
                         attempt_span.record("request_id", id.as_str());
                     }
                 }

@@ -52,7 +52,8 @@ use crate::ops::Operation;
 use crate::ops::refresh::{GetTokensFromRefreshToken, RefreshOutput};
 use crate::protocol::endpoint::Endpoint;
 use crate::protocol::request::{AttemptInfo, InvocationId, OutgoingRequest};
-use crate::protocol::response::{ResponseLimits, dispatch};
+use crate::protocol::response::{ResponseLimits, dispatch_sent};
+use crate::protocol::sent::Sent;
 
 /// Time limits of a call. Defaults: connect 3.1 s (the SDK's), attempt 10 s, whole call 30 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -332,6 +333,11 @@ impl<'a, O: Operation> Call<'a, O> {
         self.attempts
     }
 
+    /// What this call's request carries ([`Operation::sent`]), for reading its responses.
+    pub fn sent(&self) -> Sent<'a> {
+        O::sent(self.input)
+    }
+
     /// The next step at `now`.
     ///
     /// After [`Step::Done`] has been returned once, further polls return
@@ -415,7 +421,9 @@ impl<'a, O: Operation> Call<'a, O> {
         body: &[u8],
         wall_clock: SystemTime,
     ) -> Result<O::Output, Error> {
-        dispatch::<O>(status, headers, body, wall_clock, &self.config.limits)
+        let sent = O::sent(self.input);
+        let limits = &self.config.limits;
+        dispatch_sent::<O>(status, headers, body, wall_clock, limits, &sent)
     }
 
     /// Reports that the attempt in flight failed without a complete response.
@@ -440,18 +448,22 @@ impl<'a, O: Operation> Call<'a, O> {
             return;
         }
         let result = match outcome {
+            Err(mut error) => {
+                // A transport builds some errors from a response head (a body over the limit).
+                error.hide_echoes(&O::sent(self.input));
+                match self.retry_at(&error, now, quota) {
+                    Some(at) => {
+                        self.state = State::ReadyAt(at);
+                        return;
+                    }
+                    None => Err(CallError::new(error, self.attempts)),
+                }
+            }
             Ok(output) => {
                 // A successful retry returns its permit; a first-try success earns a token.
                 quota.release(self.held_permit.take().unwrap_or(1));
                 Ok(output)
             }
-            Err(error) => match self.retry_at(&error, now, quota) {
-                Some(at) => {
-                    self.state = State::ReadyAt(at);
-                    return;
-                }
-                None => Err(CallError::new(error, self.attempts)),
-            },
         };
         self.state = State::Finished(Some(result));
     }

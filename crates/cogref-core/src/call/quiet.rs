@@ -20,10 +20,18 @@
 //!   application's subscriber gave those unchanged in the common case).
 //! - The silent subscriber's maximum level is `OFF`, so it never raises the global level hint.
 //!
+//! A library may also log from a thread of its own, outside any call of [`quiet`]: isahc runs
+//! libcurl on an agent thread, and libcurl's debug callback (the `isahc::wire` events) runs
+//! there. Whether isahc asks libcurl for that output is decided by `!span.is_none()`, which is
+//! always true once any crate turns on `tracing`'s `log` feature (a disabled span then keeps its
+//! metadata), so it cannot be prevented from the caller's thread. [`silence_current_thread`]
+//! makes such a thread silent for good; a transport calls it from code the library runs there.
+//!
 //! A logger of the `log` crate that is not bridged to `tracing` (`env_logger`, for example) is
 //! beyond any library's reach: keep `isahc::wire` and `ureq_proto` below TRACE in such a logger
 //! (ureq documents its TRACE output as "wire level debug. NOT REDACTED").
 
+use std::cell::Cell;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
@@ -87,6 +95,33 @@ pub fn quietly<T>(f: impl FnOnce() -> T) -> T {
     tracing::dispatcher::with_default(silent(), f)
 }
 
+/// Makes the silent dispatcher this thread's default for the rest of its life.
+///
+/// For a thread an HTTP library owns and does its I/O on (isahc's agent thread), where none of
+/// the application's code runs and the library's events are made outside any [`quiet`] call.
+/// Calling it again on the same thread does nothing. Never call it inside [`quietly`] or a
+/// [`quiet`] future's poll (the scoped default restored when that ends would undo it), and
+/// never on a thread the application uses: nothing it logs there afterwards is seen.
+///
+/// ```
+/// std::thread::spawn(|| {
+///     cogref_core::quiet::silence_current_thread();
+///     tracing::trace!(target: "some_http_library::wire", "body bytes"); // reaches no one
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub fn silence_current_thread() {
+    thread_local! {
+        static SILENCED: Cell<bool> = const { Cell::new(false) };
+    }
+    if !SILENCED.with(|silenced| silenced.replace(true)) {
+        // The guard would restore the previous default when dropped: it is kept for the life of
+        // the thread, and forgetting it is how (tracing keeps nothing else behind it).
+        std::mem::forget(tracing::dispatcher::set_default(silent()));
+    }
+}
+
 /// Wraps a future so that every poll of it runs [`quietly`].
 pub fn quiet<F: Future>(future: F) -> Quiet<F> {
     Quiet {
@@ -148,6 +183,36 @@ mod tests {
     }
 
     #[test]
+    fn nothing_made_on_a_silenced_thread_reaches_a_global_subscriber_that_wants_everything() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let dispatch = Dispatch::new(Counting(seen.clone()));
+        // A thread's scoped default stands in for the global one (one global per process).
+        let count = std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                tracing::trace!(target: "app", "before");
+                assert_eq!(
+                    seen.load(Ordering::SeqCst),
+                    1,
+                    "the subscriber does take events"
+                );
+                std::thread::scope(|scope| {
+                    scope.spawn(|| {
+                        let _guard = tracing::dispatcher::set_default(&dispatch);
+                        silence_current_thread();
+                        silence_current_thread();
+                        tracing::trace!(target: "isahc::wire", ">> secret body");
+                        tracing::error!("anything at all");
+                    });
+                });
+                seen.load(Ordering::SeqCst)
+            })
+        })
+        .join()
+        .expect("thread");
+        assert_eq!(count, 1);
+    }
+
+    #[test]
     fn nothing_made_quietly_reaches_a_subscriber_that_wants_everything_and_a_library_span_is_disabled()
      {
         let seen = Arc::new(AtomicUsize::new(0));
@@ -159,8 +224,11 @@ mod tests {
             let library_span_disabled = quietly(|| {
                 tracing::trace!(target: "isahc::wire", ">> secret body");
                 tracing::error!("anything at all");
-                // What isahc asks before turning libcurl's debug output on.
-                tracing::debug_span!(target: "isahc::handler", "handler").is_none()
+                // isahc asks `is_none()` before turning libcurl's debug output on, which is
+                // false whenever tracing's `log` feature is on anywhere in the build (the
+                // workspace's tests turn it on): disabled is what quiet can promise, and the
+                // agent thread is silenced for the rest (`silence_current_thread`).
+                tracing::debug_span!(target: "isahc::handler", "handler").is_disabled()
             });
             assert!(library_span_disabled);
             assert_eq!(seen.load(Ordering::SeqCst), after_before);

@@ -119,12 +119,9 @@ impl RetryConfig {
         let kind = error.retry_kind()?;
         match self.policy {
             RetryPolicy::Standard => Some(kind),
-            RetryPolicy::RotationSafe => match error {
-                // A Cognito error code proves Cognito rejected the request whole.
-                Error::Service(_) => Some(kind),
-                Error::Transport(t) if !t.request_may_have_been_sent() => Some(kind),
-                _ => None,
-            },
+            // A Cognito error code proves Cognito rejected the request whole; a failure before
+            // the request was written proves it never saw it.
+            RetryPolicy::RotationSafe => (!error.may_have_been_applied()).then_some(kind),
         }
     }
 }
@@ -239,5 +236,47 @@ mod tests {
             RetryConfig::default().verdict(&timeout),
             Some(RetryKind::Transient)
         );
+    }
+
+    /// The policy and the CLI's message ask the same question of an error.
+    #[test]
+    fn rotation_safe_retries_exactly_what_may_not_have_been_applied() {
+        use crate::error::{ResponseError, ResponseErrorKind, ServiceError, ServiceErrorKind};
+        let gateway = |status: u16| -> Error {
+            ResponseError {
+                status: Some(http::StatusCode::from_u16(status).expect("status")),
+                ..ResponseError::new(ResponseErrorKind::NotJson)
+            }
+            .into()
+        };
+        let throttled: Error = ServiceError {
+            kind: ServiceErrorKind::TooManyRequests,
+            code: "TooManyRequestsException".into(),
+            message: None,
+            reason_code: None,
+            status: http::StatusCode::BAD_REQUEST,
+            request_id: None,
+            retry_after: None,
+        }
+        .into();
+        let reset: Error = TransportError::new(TransportErrorKind::Io, "reset").into();
+        let refused: Error = TransportError::new(TransportErrorKind::Connect, "refused").into();
+        let safe = RetryConfig::rotation_safe();
+        for e in [
+            gateway(502),
+            gateway(504),
+            gateway(500),
+            throttled,
+            reset,
+            refused,
+        ] {
+            assert!(e.is_retryable(), "{e}");
+            assert_eq!(
+                safe.verdict(&e).is_some(),
+                !e.may_have_been_applied(),
+                "{e}"
+            );
+        }
+        assert!(gateway(502).may_have_been_applied() && gateway(504).may_have_been_applied());
     }
 }

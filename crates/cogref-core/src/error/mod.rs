@@ -12,7 +12,8 @@
 //!
 //! The questions a caller asks of any error have methods: [`Error::retry_kind`] (may I retry,
 //! and as what?), [`Error::retry_after`], [`Error::requires_sign_in`] (is the refresh token
-//! dead?), [`Error::request_id`] and [`Error::status`].
+//! dead?), [`Error::may_have_been_applied`] (did the server perhaps act on the request, so that
+//! a rotated refresh token was consumed?), [`Error::request_id`] and [`Error::status`].
 //!
 //! No `Display` or `Debug` here ever contains a token, client secret or device key: input errors
 //! name the field and the rule, never the value, and text taken from a response is passed through
@@ -29,6 +30,7 @@ pub mod not_authorized;
 use crate::call::classify::{self, RetryKind};
 use crate::ops::shapes::InvalidInput;
 use crate::protocol::endpoint::EndpointError;
+use crate::protocol::sent::Sent;
 use not_authorized::NotAuthorizedCause;
 
 /// Any failure of a `GetTokensFromRefreshToken` call.
@@ -107,6 +109,39 @@ impl Error {
     /// Shorthand for `self.retry_kind().is_some()`.
     pub fn is_retryable(&self) -> bool {
         self.retry_kind().is_some()
+    }
+
+    /// Whether Cognito may have acted on the request although this error is all the caller
+    /// got: with refresh-token rotation the token sent may then be consumed and its successor
+    /// lost with the answer (docs/protocol.md §6.6).
+    ///
+    /// False when nothing was sent (invalid input, no endpoint, a failure before the request
+    /// was written) and when Cognito answered with an error code, which proves it rejected the
+    /// request whole. True for everything else: a transport failure after the request may have
+    /// been written (a timeout, a reset), and any response without a Cognito error code, from a
+    /// 502 or 504 page of a gateway that lost Cognito's answer to a 2xx that could not be read.
+    /// [`RetryPolicy::RotationSafe`](crate::retry::RetryPolicy::RotationSafe) never resends
+    /// after such an error.
+    pub fn may_have_been_applied(&self) -> bool {
+        match self {
+            Error::InvalidInput(_) | Error::Endpoint(_) | Error::Service(_) => false,
+            Error::Response(_) => true,
+            Error::Transport(e) => e.request_may_have_been_sent(),
+        }
+    }
+
+    /// Redacts a request id that shows back a secret the request carried ([`Sent`]). Responses
+    /// are read knowing it; this is for the errors a transport builds from a response head (a
+    /// body over the limit).
+    pub(crate) fn hide_echoes(&mut self, sent: &Sent<'_>) {
+        let id = match self {
+            Error::Service(e) => &mut e.request_id,
+            Error::Response(e) => &mut e.request_id,
+            _ => return,
+        };
+        if id.as_deref().is_some_and(|id| sent.is_echoed_in(id)) {
+            *id = Some(crate::redact::REDACTED.to_owned());
+        }
     }
 
     /// The server's `x-amz-retry-after` hint, only on errors that may be retried.
@@ -589,7 +624,14 @@ pub struct TransportError {
 
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "transport error: {}: {}", self.kind, self.source)
+        // The source's text may quote the server (a malformed status line): escaped like any
+        // text from the network.
+        write!(
+            f,
+            "transport error: {}: {}",
+            self.kind,
+            crate::printable::printable(&self.source.to_string())
+        )
     }
 }
 

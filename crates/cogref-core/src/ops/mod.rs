@@ -21,6 +21,7 @@ pub mod shapes;
 use crate::error::{Error, ServiceErrorKind};
 use crate::protocol::request::InvocationId;
 use crate::protocol::response::Success;
+use crate::protocol::sent::Sent;
 
 /// What is particular to one operation; everything else is the protocol's and the attempt
 /// loop's.
@@ -49,6 +50,10 @@ pub trait Operation {
 
     /// A 2xx response to output, or an error if its body is not a valid answer.
     fn parse_success(success: &Success<'_>) -> Result<Self::Output, Error>;
+
+    /// What `input` carries that its response must not show back (its secrets), and its app
+    /// client id, which may be shown (see [`Sent`]).
+    fn sent(input: &Self::Input) -> Sent<'_>;
 
     /// The span one call of the operation runs in (`cogref.refresh`, …), with the fields
     /// `client_id`, `invocation_id`, and `attempts` and `outcome` left empty for the driver.

@@ -8,12 +8,16 @@
 //! | [`response`] | status to success or error, request id, `x-amz-retry-after`, `Date`, body limits |
 //! | [`error_code`] | where an error response's code comes from, and how it is sanitized |
 //! | [`redact`] | what of the network's text may reach a message |
+//! | [`printable`] | how that text is escaped so that a terminal shows it as it is |
+//! | [`sent`] | what the request carried: secrets its response must not show back |
 //!
 //! What differs between operations (target, body, success output) is in [`crate::ops`].
 
 pub mod endpoint;
 pub mod error_code;
 pub mod partition;
+pub mod printable;
 pub mod redact;
 pub mod request;
 pub mod response;
+pub mod sent;

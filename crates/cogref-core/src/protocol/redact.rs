@@ -6,9 +6,14 @@
 //! `[redacted]`.
 //!
 //! The rule: a run of at least [`MIN_SECRET_RUN`] characters from the token alphabet
-//! (`A-Z a-z 0-9 - _ = . + /`) that contains at least one character other than a letter.
-//! JWTs, JWEs, client secrets (24 to 64 characters of `[\w+]`) and device keys all match;
-//! exception names such as `NotAuthorizedException` and ordinary words do not.
+//! (`A-Z a-z 0-9 - _ = . + /`) that contains at least one character other than a letter, unless
+//! it is a constant's name (capital letters and `_` only, such as the reason code
+//! `REFRESH_TOKEN_INVALID`: base64 text that long without a small letter or a digit does not
+//! occur). JWTs, JWEs, client secrets (24 to 64 characters of `[\w+]`) and device keys all
+//! match; exception names such as `NotAuthorizedException` and ordinary words do not.
+//!
+//! When the call knows what its request carried ([`Sent`]), a run that shows back one of its
+//! secrets is redacted whatever its shape, and a run that is its app client id is kept.
 //!
 //! Escape sequences count as part of a run: JSON's `\/`, `\n`, `\"`, `\\`, `\uXXXX` and the
 //! like, and the `\u{…}` that [`excerpt`] writes for control characters; one that stands for a
@@ -16,6 +21,15 @@
 //! A body can spell a token with an escape every few characters (`eyJhb\/GciOi\u002eJIUzI1…`),
 //! which would otherwise leave pieces shorter than the threshold; such a token is one run and is
 //! redacted whole. An escape cut short by the end of the text (an excerpt's cut) still counts.
+//!
+//! Text is redacted in the form it had on the wire, where every character JSON must escape is an
+//! escape: a service message, decoded by the JSON parser, is escaped again before it is
+//! redacted ([`network_text`]), so a token split by `\n`, `\"` or `\\` in the message is one
+//! run there as it is in the body. Control and invisible characters are written as escapes by
+//! [`crate::printable`] first, so a token split by zero-width characters is one run too.
+
+use crate::protocol::printable::push_printable;
+use crate::protocol::sent::Sent;
 
 /// Shortest run of token-alphabet characters that is treated as a possible secret.
 pub const MIN_SECRET_RUN: usize = 20;
@@ -79,11 +93,13 @@ struct Run {
     start: usize,
     end: usize,
     has_non_letter: bool,
+    /// Capital letters and `_` only, no escape: a constant's name.
+    is_constant_name: bool,
 }
 
 impl Run {
     fn is_secret_like(&self) -> bool {
-        self.end - self.start >= MIN_SECRET_RUN && self.has_non_letter
+        self.end - self.start >= MIN_SECRET_RUN && self.has_non_letter && !self.is_constant_name
     }
 }
 
@@ -95,15 +111,18 @@ fn runs(text: &str) -> Vec<Run> {
     while i < bytes.len() {
         let start = i;
         let mut has_non_letter = false;
+        let mut is_constant_name = true;
         loop {
             match bytes.get(i) {
                 Some(&b) if is_token_byte(b) => {
                     has_non_letter |= !b.is_ascii_alphabetic();
+                    is_constant_name &= b.is_ascii_uppercase() || b == b'_';
                     i += 1;
                 }
                 Some(b'\\') => match escape_at(bytes, i) {
                     Some((n, non_letter)) => {
                         has_non_letter |= non_letter;
+                        is_constant_name = false;
                         i += n;
                     }
                     None => break,
@@ -116,6 +135,7 @@ fn runs(text: &str) -> Vec<Run> {
                 start,
                 end: i,
                 has_non_letter,
+                is_constant_name,
             });
         } else {
             i += 1;
@@ -134,15 +154,27 @@ fn runs(text: &str) -> Vec<Run> {
 /// assert_eq!(redact("NotAuthorizedException"), "NotAuthorizedException");
 /// ```
 pub fn redact(text: &str) -> String {
-    if !may_hold_a_secret(text) {
+    redact_sent(text, &Sent::nothing())
+}
+
+/// [`redact`], knowing what the request carried: a run that shows back one of its secrets is
+/// redacted whatever its shape, a run that is its app client id is kept.
+pub fn redact_sent(text: &str, sent: &Sent<'_>) -> String {
+    // Without secrets to look for, only credential-like runs are redacted: text that cannot
+    // hold one (service messages are words) is answered without the full scan.
+    if !sent.carries_secrets() && !may_hold_a_secret(text) {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
-    for run in runs(text).into_iter().filter(Run::is_secret_like) {
-        out.push_str(&text[copied..run.start]);
-        out.push_str(REDACTED);
-        copied = run.end;
+    for run in runs(text) {
+        let shown = &text[run.start..run.end];
+        let hide = sent.is_echoed_in(shown) || (run.is_secret_like() && !sent.is_client_id(shown));
+        if hide {
+            out.push_str(&text[copied..run.start]);
+            out.push_str(REDACTED);
+            copied = run.end;
+        }
     }
     out.push_str(&text[copied..]);
     out
@@ -190,36 +222,93 @@ fn may_hold_a_secret(text: &str) -> bool {
     false
 }
 
+/// A string the JSON parser decoded from a response (an error code, a message, a reason code),
+/// as it may be shown: redacted in its wire form (see the module docs), with control and
+/// invisible characters escaped ([`crate::printable`]).
+///
+/// ```
+/// use cogref_core::redact::network_text;
+/// use cogref_core::protocol::sent::Sent;
+/// let split = "token eyJraWQiOi\nJ0ZXN0In0.eyJzd\"WIiOiIxMjMifQ.c2lnbmF0dXJl rejected";
+/// assert_eq!(network_text(split, &Sent::nothing()), "token [redacted] rejected");
+/// assert_eq!(network_text("Value \"x\" at [\\w+]+\u{1b}[2J", &Sent::nothing()),
+///            "Value \"x\" at [\\w+]+\\u{1b}[2J");
+/// ```
+pub fn network_text(decoded: &str, sent: &Sent<'_>) -> String {
+    // As on the wire: `"` and `\` escaped too, so that they join a run as their escapes do.
+    let mut wire = String::with_capacity(decoded.len() + 8);
+    for c in decoded.chars() {
+        match c {
+            '"' => wire.push_str("\\\""),
+            '\\' => wire.push_str("\\\\"),
+            c => push_printable(&mut wire, c),
+        }
+    }
+    let redacted = redact_sent(&wire, sent);
+    // Back from the wire form, but for the escapes that keep the terminal safe.
+    let mut shown = String::with_capacity(redacted.len());
+    let mut chars = redacted.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            shown.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(quoted @ ('"' | '\\')) => shown.push(quoted),
+            Some(other) => {
+                shown.push('\\');
+                shown.push(other);
+            }
+            None => shown.push('\\'),
+        }
+    }
+    shown
+}
+
 /// Longest excerpt of a body kept in an error, in characters.
 pub const EXCERPT_CHARS: usize = 160;
 
 /// A short, printable, redacted excerpt of a response body for an error message.
 ///
-/// Invalid UTF-8 is replaced, control characters are escaped, the result is cut to
-/// [`EXCERPT_CHARS`] characters and then passed through [`redact`]. Returns `None` for an
-/// empty body.
+/// Invalid UTF-8 is replaced, control and invisible characters are escaped
+/// ([`crate::printable`]), the escaped text is cut to [`EXCERPT_CHARS`] characters and then
+/// passed through [`redact`]. Returns `None` for an empty body.
 pub fn excerpt(body: &[u8]) -> Option<String> {
+    excerpt_sent(body, &Sent::nothing())
+}
+
+/// [`excerpt`], knowing what the request carried (see [`redact_sent`]).
+pub fn excerpt_sent(body: &[u8], sent: &Sent<'_>) -> Option<String> {
     if body.is_empty() {
         return None;
     }
-    // Cut first (on the raw text) so that a token straddling the cut is still long enough to be
-    // caught, then redact; a run cut below the threshold by the cut would otherwise slip through.
+    // Cut first (on the escaped text) so that a token straddling the cut is still long enough to
+    // be caught, then redact; a run cut below the threshold by the cut would otherwise slip
+    // through.
     let lossy = String::from_utf8_lossy(body);
     let mut printable = String::new();
+    let mut chars = 0;
+    let mut cut = false;
+    let mut escaped = String::new();
     for c in lossy.chars() {
-        if printable.chars().count() >= EXCERPT_CHARS {
+        escaped.clear();
+        push_printable(&mut escaped, c);
+        for e in escaped.chars() {
+            if chars == EXCERPT_CHARS {
+                cut = true;
+                break;
+            }
+            printable.push(e);
+            chars += 1;
+        }
+        if cut {
             break;
         }
-        if c.is_control() {
-            printable.extend(c.escape_default());
-        } else {
-            printable.push(c);
-        }
     }
-    let mut redacted = redact(&printable);
+    let mut redacted = redact_sent(&printable, sent);
     // A run cut short at the end may be the head of a longer token: redact a trailing run that
     // reaches the cut even when it is shorter than the threshold.
-    if lossy.chars().count() > EXCERPT_CHARS {
+    if cut {
         if let Some(last) = runs(&redacted).last()
             && last.end == redacted.len()
         {
@@ -254,7 +343,16 @@ mod tests {
             let text = [b; MIN_SECRET_RUN];
             let text = String::from_utf8_lossy(&text);
             let full = b == b'\\' || runs(&text).iter().any(Run::is_secret_like);
-            assert_eq!(may_hold_a_secret(&text), full, "byte {b:#x}");
+            let quick = may_hold_a_secret(&text);
+            assert!(
+                quick || !full,
+                "byte {b:#x}: the quick check let a secret through"
+            );
+            // `_` is the one byte where they differ: a run of capitals and `_` (a constant's
+            // name) goes to the full scan, which keeps it; the quick check is only cautious.
+            if b != b'_' {
+                assert_eq!(quick, full, "byte {b:#x}");
+            }
         }
     }
 
@@ -284,6 +382,41 @@ mod tests {
     #[test]
     fn a_client_secret_of_minimum_length_is_redacted() {
         assert_eq!(redact("secret=abcdefghij0123456789abcd"), REDACTED);
+    }
+
+    #[test]
+    fn a_constant_name_such_as_a_reason_code_is_kept() {
+        for s in [
+            "REFRESH_TOKEN_INVALID",
+            "INVALID_SMS_ROLE_TRUST_RELATIONSHIP",
+        ] {
+            assert_eq!(redact(s), s);
+        }
+        // Base64 of that length has small letters or digits.
+        assert_eq!(redact("REFRESH_TOKEN_INVALID9"), REDACTED);
+        assert_eq!(redact("REFRESH_TOKEN_INVALIDx"), REDACTED);
+    }
+
+    #[test]
+    fn the_client_id_sent_is_kept_and_any_echo_of_a_secret_sent_is_redacted() {
+        use secrecy::SecretString;
+        let message = "User pool client 1example23456789abcdefghij does not exist.";
+        assert_eq!(
+            redact(message),
+            "User pool client [redacted] does not exist."
+        );
+        let secret = SecretString::from("SixteenslettersandsmoreLetters");
+        let sent = Sent::new("1example23456789abcdefghij", [Some(&secret)]);
+        assert_eq!(redact_sent(message, &sent), message);
+        // All letters: no shape would redact it, the echo does.
+        assert_eq!(
+            redact_sent("echo SixteenslettersandsmoreX", &sent),
+            "echo [redacted]"
+        );
+        assert_eq!(
+            redact_sent("other 2example23456789abcdefghij", &sent),
+            "other [redacted]"
+        );
     }
 
     #[test]

@@ -25,7 +25,8 @@ use http::{HeaderMap, HeaderName, StatusCode};
 use crate::error::{Error, ResponseError, ResponseErrorKind, ServiceError, ServiceErrorKind};
 use crate::ops::Operation;
 use crate::protocol::error_code::{self, ERROR_TYPE_HEADER, ErrorBodyFault};
-use crate::protocol::redact::{REDACTED, excerpt, redact};
+use crate::protocol::redact::{REDACTED, excerpt_sent, network_text};
+use crate::protocol::sent::Sent;
 
 /// Default limit of a response body: 1 MiB. A success body is about 4 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
@@ -64,19 +65,30 @@ pub const MAX_REQUEST_ID_CHARS: usize = 64;
 /// reaches `Display`, `Debug` and the attempt span, and must not carry an echoed token or
 /// terminal escape sequences there.
 pub fn request_id(headers: &HeaderMap) -> Option<String> {
+    request_id_sent(headers, &Sent::nothing())
+}
+
+/// [`request_id`], knowing what the request carried: an id that shows back one of its secrets
+/// (a client secret in Cognito's format has a request id's shape) is `[redacted]` too.
+pub fn request_id_sent(headers: &HeaderMap, sent: &Sent<'_>) -> Option<String> {
     let value = headers
         .get(&X_AMZN_REQUESTID)
         .or_else(|| headers.get(&X_AMZ_REQUEST_ID))?;
     let shaped = value.to_str().ok().filter(|id| {
         (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
             && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !sent.is_echoed_in(id)
     });
     Some(shaped.map_or_else(|| REDACTED.to_owned(), str::to_owned))
 }
 
 /// A redirect's target host, for the error: shown only if it is a DNS name (labels of 1 to 63
-/// letters, digits and `-`, 253 characters at most) or an IP address; otherwise `[redacted]`.
-fn shown_host(host: &str) -> &str {
+/// letters, digits and `-`, 253 characters at most) or an IP address, and shows back no secret
+/// of the request; otherwise `[redacted]`.
+fn shown_host<'h>(host: &'h str, sent: &Sent<'_>) -> &'h str {
+    if sent.is_echoed_in(host) {
+        return REDACTED;
+    }
     let dns_name = host.len() <= 253
         && host.trim_end_matches('.').split('.').all(|label| {
             (1..=63).contains(&label.len())
@@ -114,12 +126,14 @@ pub struct Success<'a> {
     pub now: SystemTime,
     /// The limits the call runs with.
     pub limits: &'a ResponseLimits,
+    /// What the request carried.
+    sent: &'a Sent<'a>,
 }
 
 impl Success<'_> {
-    /// The request id ([`request_id`]).
+    /// The request id ([`request_id_sent`]).
     pub fn request_id(&self) -> Option<String> {
-        request_id(self.headers)
+        request_id_sent(self.headers, self.sent)
     }
 
     /// The `Date` header: the server's clock when it answered.
@@ -130,7 +144,12 @@ impl Success<'_> {
     /// A [`ResponseError`] of `kind` for this response, with its status, request id and
     /// `x-amz-retry-after`.
     pub fn error(&self, kind: ResponseErrorKind, detail: Option<String>) -> ResponseError {
-        response_error(self.status, self.headers, kind, detail)
+        response_error(self.status, self.headers, kind, detail, self.sent)
+    }
+
+    /// A short redacted excerpt of `body` for an error ([`excerpt_sent`]).
+    pub fn excerpt(&self, body: &[u8]) -> Option<String> {
+        excerpt_sent(body, self.sent)
     }
 }
 
@@ -139,11 +158,12 @@ fn response_error(
     headers: &HeaderMap,
     kind: ResponseErrorKind,
     detail: Option<String>,
+    sent: &Sent<'_>,
 ) -> ResponseError {
     ResponseError {
         kind,
         status: Some(status),
-        request_id: request_id(headers),
+        request_id: request_id_sent(headers, sent),
         retry_after: retry_after(headers),
         detail,
         rotated_refresh_token: None,
@@ -161,22 +181,39 @@ pub fn dispatch<O: Operation>(
     now: SystemTime,
     limits: &ResponseLimits,
 ) -> Result<O::Output, Error> {
+    dispatch_sent::<O>(status, headers, body, now, limits, &Sent::nothing())
+}
+
+/// [`dispatch`], knowing what the request carried: no text taken from the response shows back
+/// one of its secrets, and its app client id is not redacted (see [`Sent`]).
+pub fn dispatch_sent<O: Operation>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+    limits: &ResponseLimits,
+    sent: &Sent<'_>,
+) -> Result<O::Output, Error> {
     if status.is_redirection() {
         // Only the host: a Location's path or query could carry anything.
         let location = headers
             .get(http::header::LOCATION)
             .and_then(|l| l.to_str().ok())
             .and_then(|l| l.parse::<http::Uri>().ok())
-            .and_then(|uri| uri.host().map(|h| format!("to host {}", shown_host(h))));
-        return Err(response_error(status, headers, ResponseErrorKind::Redirect, location).into());
+            .and_then(|uri| {
+                uri.host()
+                    .map(|h| format!("to host {}", shown_host(h, sent)))
+            });
+        let kind = ResponseErrorKind::Redirect;
+        return Err(response_error(status, headers, kind, location, sent).into());
     }
     if !status.is_success() {
         if body.len() > limits.max_body_bytes {
             let limit = limits.max_body_bytes;
             let kind = ResponseErrorKind::BodyTooLarge { limit };
-            return Err(response_error(status, headers, kind, None).into());
+            return Err(response_error(status, headers, kind, None, sent).into());
         }
-        return Err(parse_error(status, headers, body, request_id(headers)));
+        return Err(parse_error(status, headers, body, sent));
     }
     O::parse_success(&Success {
         status,
@@ -184,6 +221,7 @@ pub fn dispatch<O: Operation>(
         body,
         now,
         limits,
+        sent,
     })
 }
 
@@ -249,12 +287,8 @@ impl From<ErrorBodyFault> for ResponseErrorKind {
     }
 }
 
-fn parse_error(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-    request_id: Option<String>,
-) -> Error {
+fn parse_error(status: StatusCode, headers: &HeaderMap, body: &[u8], sent: &Sent<'_>) -> Error {
+    let request_id = request_id_sent(headers, sent);
     let header_code = header_str(headers, &X_AMZN_ERRORTYPE);
     let retry_after = retry_after(headers);
     let (fields, fault) = match error_code::parse_error_body(body) {
@@ -264,11 +298,11 @@ fn parse_error(
     match error_code::pick_code(header_code, &fields) {
         Some(code) => ServiceError {
             kind: ServiceErrorKind::from_code(code),
-            // Redacted like every text from the network; a real code is a plain name and is
-            // kept as it is.
-            code: redact(code),
-            message: fields.message().map(redact),
-            reason_code: fields.reason_code.as_deref().map(redact),
+            // Redacted and escaped like every text from the network; a real code is a plain
+            // name and is kept as it is.
+            code: network_text(code, sent),
+            message: fields.message().map(|m| network_text(m, sent)),
+            reason_code: fields.reason_code.as_deref().map(|r| network_text(r, sent)),
             status,
             request_id,
             retry_after,
@@ -279,7 +313,7 @@ fn parse_error(
             status: Some(status),
             request_id,
             retry_after,
-            detail: excerpt(body),
+            detail: excerpt_sent(body, sent),
             rotated_refresh_token: None,
         }
         .into(),

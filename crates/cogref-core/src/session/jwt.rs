@@ -3,10 +3,14 @@
 //! The session uses `iat` and `exp` to estimate clock skew; tools use the rest for display.
 //! Nothing here checks a signature: never base an authorization decision on these claims. Verify
 //! tokens against the pool's JWKS for that.
+//!
+//! Claims are read as RFC 7519 defines them, not only as Cognito writes them: `aud` may be one
+//! string or an array of strings (§4.1.3), and a NumericDate (`exp`, `iat`, `auth_time`) may
+//! have a fraction of a second (§2), which is dropped. A claim of another type is refused.
 
 use std::fmt;
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 /// The claims Cognito puts in access and ID tokens (those this crate reads).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -18,15 +22,19 @@ pub struct Claims {
     pub iss: Option<String>,
     /// The app client (access tokens).
     pub client_id: Option<String>,
-    /// The audience, the app client (ID tokens).
-    pub aud: Option<String>,
+    /// The audience, the app client (ID tokens): one or more, as RFC 7519 allows.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub aud: Vec<String>,
     /// `access` or `id`.
     pub token_use: Option<String>,
     /// Issued at, seconds since the epoch, by the server's clock.
+    #[serde(default, deserialize_with = "numeric_date")]
     pub iat: Option<i64>,
     /// Expires at, seconds since the epoch, by the server's clock.
+    #[serde(default, deserialize_with = "numeric_date")]
     pub exp: Option<i64>,
     /// When the user authenticated.
+    #[serde(default, deserialize_with = "numeric_date")]
     pub auth_time: Option<i64>,
     /// The token's id.
     pub jti: Option<String>,
@@ -34,6 +42,39 @@ pub struct Claims {
     pub origin_jti: Option<String>,
     /// The user name (access tokens).
     pub username: Option<String>,
+}
+
+/// `aud`: a string, or an array of strings.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(one)) => vec![one],
+        Some(OneOrMany::Many(many)) => many,
+    })
+}
+
+/// A NumericDate: whole seconds since the epoch, its fraction dropped (towards the past), out of
+/// range values held at the ends of `i64`.
+fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Number {
+        Int(i64),
+        Big(u64),
+        Float(f64),
+    }
+    Ok(Option::<Number>::deserialize(d)?.map(|n| match n {
+        Number::Int(i) => i,
+        Number::Big(big) => i64::try_from(big).unwrap_or(i64::MAX),
+        // `as` saturates, and JSON has no NaN.
+        Number::Float(f) => f.floor() as i64,
+    }))
 }
 
 /// Why a token's claims could not be read.
@@ -135,6 +176,33 @@ mod tests {
         assert_eq!(c.token_use.as_deref(), Some("access"));
         assert_eq!(c.origin_jti.as_deref(), Some("o"));
         assert_eq!((c.auth_time, c.iat, c.exp), (Some(1), Some(2), Some(3)));
+    }
+
+    #[test]
+    fn an_audience_list_and_fractional_times_are_read_as_rfc_7519_allows() {
+        let c = decode_claims(&jwt(
+            r#"{"aud":["a","b"],"exp":4000000000.5,"iat":1700000000.25,"auth_time":-0.5}"#,
+        ))
+        .expect("claims");
+        assert_eq!(c.aud, ["a", "b"]);
+        assert_eq!(
+            (c.exp, c.iat, c.auth_time),
+            (Some(4_000_000_000), Some(1_700_000_000), Some(-1))
+        );
+        let c = decode_claims(&jwt(
+            r#"{"aud":"a","exp":1e300,"iat":18446744073709551615}"#,
+        ))
+        .expect("claims");
+        assert_eq!(c.aud, ["a"]);
+        assert_eq!((c.exp, c.iat), (Some(i64::MAX), Some(i64::MAX)));
+        assert_eq!(
+            decode_claims(&jwt(r#"{"aud":null}"#)).map(|c| c.aud),
+            Ok(vec![])
+        );
+        assert_eq!(
+            decode_claims(&jwt(r#"{"aud":[1]}"#)),
+            Err(ClaimsError::NotJson)
+        );
     }
 
     #[test]

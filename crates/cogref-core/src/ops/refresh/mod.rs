@@ -25,6 +25,7 @@ use crate::ops::Operation;
 use crate::protocol::endpoint::Endpoint;
 use crate::protocol::request::{AttemptInfo, InvocationId, OutgoingRequest};
 use crate::protocol::response::{ResponseLimits, Success};
+use crate::protocol::sent::Sent;
 
 pub use input::{RefreshInput, RefreshInputBuilder};
 pub use output::{NewDeviceMetadata, RefreshOutput};
@@ -64,6 +65,17 @@ impl Operation for GetTokensFromRefreshToken {
 
     fn parse_success(success: &Success<'_>) -> Result<RefreshOutput, Error> {
         output::from_success(success)
+    }
+
+    fn sent(input: &RefreshInput) -> Sent<'_> {
+        Sent::new(
+            input.client_id(),
+            [
+                Some(input.refresh_token()),
+                input.client_secret(),
+                input.device_key(),
+            ],
+        )
     }
 
     fn span(input: &RefreshInput, invocation_id: InvocationId) -> tracing::Span {

@@ -12,7 +12,6 @@ use serde::Deserialize;
 
 use crate::error::{Error, ResponseError, ResponseErrorKind};
 use crate::protocol::error_code;
-use crate::protocol::redact::excerpt;
 use crate::protocol::response::{ResponseLimits, Success};
 
 /// The tokens and metadata of a successful refresh.
@@ -238,7 +237,7 @@ pub(crate) fn from_success(success: &Success<'_>) -> Result<RefreshOutput, Error
             // it was spelt.
             let detail = match detail {
                 Some(Detail::Text(text)) => Some(text),
-                Some(Detail::Excerpt) if rotated.is_none() => excerpt(body),
+                Some(Detail::Excerpt) if rotated.is_none() => success.excerpt(body),
                 Some(Detail::Excerpt) | None => None,
             };
             ResponseError {

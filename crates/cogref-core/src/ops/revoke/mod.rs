@@ -30,6 +30,7 @@ use crate::ops::Operation;
 use crate::protocol::endpoint::Endpoint;
 use crate::protocol::request::{AttemptInfo, InvocationId, OutgoingRequest};
 use crate::protocol::response::{ResponseLimits, Success};
+use crate::protocol::sent::Sent;
 
 pub use input::{RevokeInput, RevokeInputBuilder};
 pub use output::RevokeOutput;
@@ -64,6 +65,13 @@ impl Operation for RevokeToken {
 
     fn parse_success(success: &Success<'_>) -> Result<RevokeOutput, Error> {
         output::from_success(success)
+    }
+
+    fn sent(input: &RevokeInput) -> Sent<'_> {
+        Sent::new(
+            input.client_id(),
+            [Some(input.token()), input.client_secret()],
+        )
     }
 
     fn span(input: &RevokeInput, invocation_id: InvocationId) -> tracing::Span {

@@ -8,7 +8,6 @@ use serde::de::{IgnoredAny, MapAccess, Visitor};
 
 use crate::error::Error;
 use crate::protocol::error_code;
-use crate::protocol::redact::excerpt;
 use crate::protocol::response::Success;
 
 /// A successful revocation: the refresh token, the access tokens issued from it and (with
@@ -60,10 +59,11 @@ pub(crate) fn from_success(success: &Success<'_>) -> Result<RevokeOutput, Error>
         // JSON is UTF-8; skipping a member's value does not check that, so check it first.
         if std::str::from_utf8(body).is_err() {
             let kind = crate::ResponseErrorKind::NotJson;
-            return Err(success.error(kind, excerpt(body)).into());
+            return Err(success.error(kind, success.excerpt(body)).into());
         }
-        error_code::parse_json::<AnyObject>(body)
-            .map_err(|(fault, _)| Error::from(success.error(fault.into(), excerpt(body))))?;
+        error_code::parse_json::<AnyObject>(body).map_err(|(fault, _)| {
+            Error::from(success.error(fault.into(), success.excerpt(body)))
+        })?;
     }
     Ok(RevokeOutput {
         request_id: success.request_id(),
