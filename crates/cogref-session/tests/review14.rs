@@ -553,3 +553,133 @@ async fn a_refresh_whose_lease_ran_out_never_writes_over_a_tombstone_it_has_seen
         after.map(|_| "an access token")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cognito's clock across hosts sharing a store.
+// ---------------------------------------------------------------------------------------------
+
+/// The shared manual clock, with this host's wall clock `offset_secs` off (the monotonic clock
+/// is the same: only wall clocks differ between hosts).
+#[derive(Clone)]
+struct HostClock {
+    base: ManualEnvironment,
+    offset_secs: i64,
+}
+
+impl cogref_core::Environment for HostClock {
+    fn now(&self) -> Instant {
+        self.base.now()
+    }
+    fn wall_clock(&self) -> SystemTime {
+        let wall = self.base.wall_clock();
+        let off = Duration::from_secs(self.offset_secs.unsigned_abs());
+        if self.offset_secs >= 0 {
+            wall + off
+        } else {
+            wall - off
+        }
+    }
+    fn random_seed(&self) -> u64 {
+        self.base.random_seed()
+    }
+}
+
+fn exp_of(token: &str) -> u64 {
+    let payload = token.split('.').nth(1).expect("a JWT");
+    let json: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("json");
+    json["exp"].as_u64().expect("exp")
+}
+
+/// Issue 14 (3): "tokens ... never served past `exp`" with a client clock 10 minutes off. In a
+/// fleet, host A (its clock 10 minutes ahead) refreshes and stores `expires_at` on its own
+/// clock; host B, whose clock is right, adopts the set half an hour later. B has not refreshed
+/// itself, so it knows no offset and `Session::capped_by_exp` leaves the adopted expiry alone:
+/// B takes A's clock reading for its own and serves the access token after Cognito's `exp`
+/// (until A's expiry less the margin, here 5 minutes past `exp`). The set even records A's skew
+/// (`clock_skew_secs`) and the token its `exp`, either of which puts the expiry right.
+#[test]
+fn a_host_with_a_right_clock_never_serves_a_set_adopted_from_a_host_ten_minutes_ahead_past_exp() {
+    use cogref_core::Environment;
+    use cogref_session::secrecy::ExposeSecret;
+    let dir = TempDir::new("review14-hosts");
+    let path = dir.file("tokens.json");
+    let cognito = clock();
+    let host_a = HostClock {
+        base: cognito.clone(),
+        offset_secs: 600,
+    };
+    let host_b = HostClock {
+        base: cognito.clone(),
+        offset_secs: 0,
+    };
+    let a = BlockingTokenManager::builder(
+        client_on(Minting::new(&cognito, 0), host_a),
+        template("r0"),
+        FileStore::new(&path),
+    )
+    .build()
+    .expect("manager A");
+    let first = a.access_token().expect("A refreshes");
+    let exp = exp_of(first.expose_secret());
+    assert_eq!(
+        a.clock_skew_secs(),
+        Some(-600),
+        "A knows its clock is ahead"
+    );
+    cognito.advance(Duration::from_secs(1800));
+    let b = BlockingTokenManager::builder(
+        client_on(Minting::new(&cognito, 0), host_b),
+        template("r0"),
+        FileStore::new(&path),
+    )
+    .build()
+    .expect("manager B");
+    b.access_token().expect("B adopts A's set");
+    // A minute past exp by Cognito's clock (and by B's, which is right).
+    cognito.advance(Duration::from_secs(exp - secs(cognito.wall_clock()) + 60));
+    let served = b.access_token().expect("a token");
+    let server_now = secs(cognito.wall_clock());
+    assert!(
+        exp_of(served.expose_secret()) > server_now,
+        "B served a token whose exp ({}) passed {} s ago by Cognito's clock and its own",
+        exp_of(served.expose_secret()),
+        server_now - exp_of(served.expose_secret())
+    );
+}
+
+/// `SessionEvent::EndingSoon` docs and the README: "Reported once per process". The flag is per
+/// manager (`Engine::ending_soon_told`), so a process with two managers of one lineage (the
+/// README's `MemoryStore` "shared by the managers of one process") reports it twice.
+#[test]
+fn ending_soon_is_reported_once_per_process_however_many_managers_share_the_lineage() {
+    let clock = clock();
+    let validity = Duration::from_secs(86_400);
+    let told = Arc::new(Mutex::new(Vec::new()));
+    let store = MemoryStore::new();
+    // The lineage ends in 2 hours; the notice is a day.
+    let signed_in = UNIX_EPOCH + Duration::from_secs(T0 + 2 * 3600) - validity;
+    let managers: Vec<_> = (0..2)
+        .map(|_| {
+            BlockingTokenManager::builder(
+                client(Minting::new(&clock, 0), &clock),
+                template("r0"),
+                store.clone(),
+            )
+            .refresh_token_validity(validity)
+            .signed_in_at(signed_in)
+            .on_event(ending_soon_listener(&told))
+            .build()
+            .expect("manager")
+        })
+        .collect();
+    for manager in &managers {
+        manager.access_token().expect("token");
+    }
+    clock.advance(Duration::from_secs(3600));
+    for manager in &managers {
+        manager.access_token().expect("token");
+    }
+    let times = told.lock().expect("told").len();
+    assert_eq!(times, 1, "EndingSoon reported {times} times in one process");
+}
