@@ -683,3 +683,53 @@ fn ending_soon_is_reported_once_per_process_however_many_managers_share_the_line
     let times = told.lock().expect("told").len();
     assert_eq!(times, 1, "EndingSoon reported {times} times in one process");
 }
+
+/// `sign_out()` goes on without the store's lock once the lock timeout has passed, and counts
+/// on the save being a compare-and-set ("a set that refresh stores afterwards is overwritten by
+/// the tombstone"), as `TokenStore::save` promises. `FileStore::save` is one only for a caller
+/// that holds the lock ("nobody writes between this read and the rename"): a tombstone saved
+/// without it and the lock holder's rotated set, both expecting the same generation, both
+/// succeed, and the last rename wins, so either write is lost without a conflict.
+#[test]
+fn file_store_save_is_a_compare_and_set_for_a_writer_without_the_lock() {
+    let dir = TempDir::new("review14-cas");
+    let path = dir.file("tokens.json");
+    let store = FileStore::new(&path);
+    let mut expected = Some(
+        store
+            .save(
+                &cogref_session::TokenSet::from_refresh_token("r0", None),
+                None,
+            )
+            .expect("first"),
+    );
+    let mut both = 0;
+    for round in 0..50 {
+        let barrier = Arc::new(std::sync::Barrier::new(2));
+        let results: Vec<_> = ["tombstone", "rotated"]
+            .into_iter()
+            .map(|who| {
+                let store = FileStore::new(&path);
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    let tokens = if who == "tombstone" {
+                        cogref_session::TokenSet::signed_out(SystemTime::now())
+                    } else {
+                        cogref_session::TokenSet::from_refresh_token(format!("r{round}"), None)
+                    };
+                    barrier.wait();
+                    store.save(&tokens, expected)
+                })
+            })
+            .map(|t| t.join().expect("thread"))
+            .collect();
+        if results.iter().all(Result::is_ok) {
+            both += 1;
+        }
+        expected = Some(store.load().expect("ok").expect("stored").version);
+    }
+    assert_eq!(
+        both, 0,
+        "in {both} of 50 rounds two saves expecting the same generation both succeeded"
+    );
+}
