@@ -1,21 +1,114 @@
 //! `cargo xtask bench`: the comparison with the official SDK (`benches/compare/`).
+//!
+//! Latency and throughput are measured in interleaved rounds: one worker process per client
+//! stays up (warm connections, warm allocator) and the harness asks each in turn, the order
+//! rotated every round, for a batch of sequential calls and a burst of concurrent ones, with the
+//! floor measured just before and just after every client. Each client's figure is divided by
+//! the floor's around it, so that a machine whose speed drifts (a shared machine can move by 2x
+//! within a minute) moves the client and the floor alike; the report gives the median of those
+//! ratios over the rounds and their spread. Absolute microseconds are for information only.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::deps::normal_tree;
 use crate::process::{output_of, root};
 
-/// The comparison's client binaries, by the name the report uses.
-const COMPARED: [(&str, &str); 5] = [
-    ("raw-reqwest", "min-raw-reqwest"),
-    ("aws-sdk", "min-sdk"),
-    ("cogref-reqwest", "min-cogref-reqwest"),
-    ("cogref-isahc", "min-cogref-isahc"),
-    ("cogref-blocking", "min-cogref-blocking"),
+/// One client of the comparison.
+struct Compared {
+    /// The name in the report.
+    name: &'static str,
+    /// Its binary in `benches/compare/`.
+    package: &'static str,
+    /// Built from an empty target directory, timed, sized and counted (the clients users pick
+    /// between); the other binaries are baselines only.
+    clean_build: bool,
+    /// The client it is also compared with, in the same rounds: a transport's own library's
+    /// bare POST.
+    versus: Option<&'static str>,
+}
+
+/// The clients, the floor first.
+///
+/// The object-safe transport (`dyn` client) of the lifecycle work gets its row here once it is
+/// merged: a `min-cogref-reqwest-dyn` binary built like `min-cogref-reqwest` but calling
+/// through the `dyn` transport, `versus: Some("cogref-reqwest")` (its target is 1.02x the
+/// static client, in the report's "vs own" column).
+const COMPARED: [Compared; 8] = [
+    Compared {
+        name: "raw-reqwest",
+        package: "min-raw-reqwest",
+        clean_build: true,
+        versus: None,
+    },
+    Compared {
+        name: "aws-sdk",
+        package: "min-sdk",
+        clean_build: true,
+        versus: None,
+    },
+    Compared {
+        name: "cogref-reqwest",
+        package: "min-cogref-reqwest",
+        clean_build: true,
+        versus: None,
+    },
+    Compared {
+        name: "cogref-isahc",
+        package: "min-cogref-isahc",
+        clean_build: true,
+        versus: Some("raw-isahc"),
+    },
+    Compared {
+        name: "cogref-blocking",
+        package: "min-cogref-blocking",
+        clean_build: true,
+        versus: Some("raw-ureq"),
+    },
+    Compared {
+        name: "raw-isahc",
+        package: "min-raw-isahc",
+        clean_build: false,
+        versus: None,
+    },
+    Compared {
+        name: "raw-ureq",
+        package: "min-raw-ureq",
+        clean_build: false,
+        versus: None,
+    },
+    // A control: a second worker of the floor's own binary, measured like any client. Its
+    // ratios should be 1.00; their spread is the harness's noise.
+    Compared {
+        name: "raw-reqwest (control)",
+        package: "min-raw-reqwest",
+        clean_build: false,
+        versus: None,
+    },
 ];
+
+/// Rounds per answer mode: each gives one ratio per client.
+const ROUNDS: usize = 7;
+/// Passes per round: the clients take turns this many times within a round (forward, then
+/// backward), each between two measurements of the floor.
+const PASSES: usize = 4;
+/// Sequential calls of a batch (each client makes one per pass, the floor one before, between
+/// and after them).
+const SEQUENTIAL: usize = 100;
+/// Concurrent callers of the throughput figure.
+const CALLERS: usize = 64;
+/// Calls each concurrent caller makes in a burst (one per client and pass, bracketed like the
+/// batches).
+const PER_CALLER: usize = 8;
+/// Longest wait for a quiet machine before the rounds start.
+const QUIET_WAIT: Duration = Duration::from_secs(20 * 60);
+/// Unmeasured sequential calls before each measured batch.
+const WAKE_UP: usize = 10;
+/// Sequential calls before the first round (connections, allocator, lazy set-up).
+const WARM_UP: usize = 300;
 
 /// `name version` of the compared libraries, from the comparison's lock file.
 fn locked_versions(compare: &Path) -> String {
@@ -54,11 +147,399 @@ fn locked_versions(compare: &Path) -> String {
     found.join(", ")
 }
 
-/// Builds the comparison from scratch and runs it; see `benches/compare/`.
-pub(crate) fn bench() -> Result {
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The machine's CPU time so far, in clock ticks: (busy, total), from `/proc/stat`.
+fn machine_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let idle = fields.get(3)? + fields.get(4)?;
+    let total: u64 = fields.iter().take(8).sum();
+    Some((total - idle, total))
+}
+
+/// CPU time a process (all its threads) has used, in clock ticks, from `/proc/PID/stat`.
+fn process_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The command name may hold spaces; the fields after it are plain.
+            let after = stat.rsplit_once(')')?.1;
+            let f: Vec<&str> = after.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// The share of the machine's CPU used by anything else than `ours` between two readings.
+struct OthersCpu {
+    machine: (u64, u64),
+    ours: u64,
+}
+
+impl OthersCpu {
+    fn start(ours: &[u32]) -> Option<Self> {
+        Some(Self {
+            machine: machine_ticks()?,
+            ours: ours.iter().map(|&p| process_ticks(p)).sum(),
+        })
+    }
+
+    /// Percent of all CPU time since `start` that other processes used.
+    fn percent(&self, ours: &[u32]) -> Option<f64> {
+        let (busy, total) = machine_ticks()?;
+        let ours_now: u64 = ours.iter().map(|&p| process_ticks(p)).sum();
+        let others = (busy - self.machine.0).saturating_sub(ours_now - self.ours);
+        let elapsed = total - self.machine.1;
+        (elapsed > 0).then(|| 100.0 * others as f64 / elapsed as f64)
+    }
+}
+
+/// Waits, up to `QUIET_WAIT`, for a quiet machine: at least 90% of the CPU idle over two
+/// consecutive 5-second looks. The rounds measure ratios, but a machine whose other users come
+/// and go within a round still blurs them.
+fn wait_for_quiet() -> String {
+    let started = Instant::now();
+    loop {
+        let idle = || -> Option<f64> {
+            let a = machine_ticks()?;
+            std::thread::sleep(Duration::from_secs(5));
+            let b = machine_ticks()?;
+            let total = (b.1 - a.1).max(1);
+            Some(100.0 * (total - (b.0 - a.0)) as f64 / total as f64)
+        };
+        let (Some(first), Some(second)) = (idle(), idle()) else {
+            return "unknown (no /proc/stat)".into();
+        };
+        if first >= 90.0 && second >= 90.0 {
+            return format!("{:.0}% idle before the rounds", first.min(second));
+        }
+        if started.elapsed() >= QUIET_WAIT {
+            return format!(
+                "busy: {:.0}% idle before the rounds after waiting {} minutes",
+                first.min(second),
+                QUIET_WAIT.as_secs() / 60
+            );
+        }
+        eprintln!(
+            "    waiting for a quiet machine ({:.0}% idle; up to {} minutes)",
+            first.min(second),
+            QUIET_WAIT.as_secs() / 60
+        );
+    }
+}
+
+fn cargo_build(manifest: &Path, packages: &[&str], target: Option<&Path>) -> Result {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(manifest);
+    for package in packages {
+        command.args(["-p", package]);
+    }
+    if let Some(target) = target {
+        command.env("CARGO_TARGET_DIR", target);
+    }
+    let status = command.status().map_err(|e| format!("cargo build: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("building {packages:?} failed"))
+    }
+}
+
+fn copy_binary(from: &Path, bin: &Path, package: &str) -> Result {
+    std::fs::copy(from.join("release").join(package), bin.join(package))
+        .map(drop)
+        .map_err(|e| format!("{package} binary: {e}"))
+}
+
+/// A client's worker process; see `benches/compare/common`.
+struct Worker {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Worker {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn start(binary: &Path, endpoint: &str, mode: &str) -> Result<Self> {
+        let mut child = Command::new(binary)
+            .env("BENCH_ENDPOINT", endpoint)
+            .env("BENCH_MODE", mode)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", binary.display()))?;
+        let stdin = child.stdin.take().ok_or("worker has no stdin")?;
+        let stdout = BufReader::new(child.stdout.take().ok_or("worker has no stdout")?);
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn ask(&mut self, command: &str) -> Result<String> {
+        writeln!(self.stdin, "{command}")
+            .and_then(|()| self.stdin.flush())
+            .map_err(|e| format!("worker stdin: {e}"))?;
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("worker stdout: {e}"))?;
+        if line.is_empty() {
+            return Err(format!(
+                "a worker died on {command:?} (see its panic above)"
+            ));
+        }
+        Ok(line)
+    }
+
+    /// A measured batch: a few unmeasured calls first (a worker that sat idle while the
+    /// others ran starts cold: parked threads, caches), then `calls` in sequence, sorted.
+    fn batch(&mut self, calls: usize) -> Result<Vec<f64>> {
+        self.sequential(WAKE_UP)?;
+        Ok(sorted(self.sequential(calls)?))
+    }
+
+    /// A measured burst, after an unmeasured one that wakes every caller.
+    fn burst(&mut self) -> Result<f64> {
+        self.concurrent(CALLERS, 1)?;
+        self.concurrent(CALLERS, PER_CALLER)
+    }
+
+    /// Sequential calls: each call's microseconds.
+    fn sequential(&mut self, calls: usize) -> Result<Vec<f64>> {
+        let line = self.ask(&format!("seq {calls}"))?;
+        let mut words = line.split_whitespace();
+        if words.next() != Some("SEQ") {
+            return Err(format!("unexpected answer {line:?}"));
+        }
+        words
+            .map(|w| {
+                w.parse::<f64>()
+                    .map(|ns| ns / 1e3)
+                    .map_err(|e| format!("{w:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Concurrent calls: calls per second.
+    fn concurrent(&mut self, callers: usize, per_caller: usize) -> Result<f64> {
+        let line = self.ask(&format!("conc {callers} {per_caller}"))?;
+        match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["CONC", calls, ns] => {
+                let calls: f64 = calls.parse().map_err(|e| format!("{calls:?}: {e}"))?;
+                let ns: f64 = ns.parse().map_err(|e| format!("{ns:?}: {e}"))?;
+                Ok(calls / (ns / 1e9))
+            }
+            _ => Err(format!("unexpected answer {line:?}")),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // A worker exits when its stdin closes; one that hangs is killed.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The loopback server, killed on drop.
+struct Server(Child);
+
+impl Server {
+    fn start(binary: &Path, mode: &str) -> Result<(Self, String)> {
+        let mut child = Command::new(binary)
+            .arg(mode)
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("loopback: {e}"))?;
+        let stdout = child.stdout.take().ok_or("loopback has no stdout")?;
+        let server = Self(child);
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| format!("loopback: {e}"))?;
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .ok_or_else(|| format!("loopback said {line:?}"))?
+            .to_owned();
+        Ok((server, format!("http://127.0.0.1:{port}")))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn sorted(mut samples: Vec<f64>) -> Vec<f64> {
+    samples.sort_by(f64::total_cmp);
+    samples
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Each client's figure over the floor's, the floor measured just before and just after it:
+/// `client` batches interleaved with the floor's (`floor[i]` before `client[i]`, `floor[i + 1]`
+/// after).
+fn bracketed(client: f64, before: f64, after: f64) -> f64 {
+    client / ((before + after) / 2.0)
+}
+
+/// The rounds of one answer mode; result lines for the report.
+///
+/// In every pass the floor is measured before the first client, between every two, and after
+/// the last: F A F B F C … F. A client's ratio for the pass is its figure over the mean of the
+/// floor's figures just before and just after it (a few milliseconds apart), the round's ratio is
+/// the median over its passes, and the report takes the median over the rounds.
+fn rounds(bin: &Path, mode: &str, results: &mut String) -> Result {
+    let (_server, endpoint) = Server::start(&bin.join("loopback"), mode)?;
+    let mut workers = Vec::new();
+    for client in &COMPARED {
+        workers.push(Worker::start(&bin.join(client.package), &endpoint, mode)?);
+    }
+    eprintln!("==> {mode} answers: warm-up");
+    for worker in &mut workers {
+        worker.sequential(WARM_UP)?;
+        worker.concurrent(CALLERS, 2)?;
+    }
+    let ours: Vec<u32> = workers
+        .iter()
+        .map(Worker::pid)
+        .chain([_server.0.id(), std::process::id()])
+        .collect();
+    let others_cpu = OthersCpu::start(&ours);
+    // The floor is COMPARED[0]; the others take turns between its batches.
+    let others: Vec<usize> = (1..COMPARED.len()).collect();
+    let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
+    for round in 0..ROUNDS {
+        let rotated: Vec<usize> = (0..others.len())
+            .map(|k| others[(k + round) % others.len()])
+            .collect();
+        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
+        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
+        let mut latency_ratios: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
+        let mut rate_ratios: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
+        for pass in 0..PASSES {
+            // Forward, backward, forward…: a steady drift within the round favours no one.
+            let order: Vec<usize> = if pass % 2 == 0 {
+                rotated.clone()
+            } else {
+                rotated.iter().rev().copied().collect()
+            };
+            let mut floor = workers[0].batch(SEQUENTIAL)?;
+            for &i in &order {
+                let batch = workers[i].batch(SEQUENTIAL)?;
+                let next = workers[0].batch(SEQUENTIAL)?;
+                latency_ratios[i].push(bracketed(
+                    percentile(&batch, 0.5),
+                    percentile(&floor, 0.5),
+                    percentile(&next, 0.5),
+                ));
+                samples[i].extend(batch);
+                samples[0].extend(std::mem::replace(&mut floor, next));
+            }
+            samples[0].extend(floor);
+            let mut floor_rate = workers[0].burst()?;
+            for &i in &order {
+                let rate = workers[i].burst()?;
+                let next = workers[0].burst()?;
+                rate_ratios[i].push(bracketed(rate, floor_rate, next));
+                rates[i].push(rate);
+                rates[0].push(std::mem::replace(&mut floor_rate, next));
+            }
+            rates[0].push(floor_rate);
+        }
+        for (i, client) in COMPARED.iter().enumerate() {
+            let round_samples = sorted(std::mem::take(&mut samples[i]));
+            // Every burst makes the same number of calls: the round's rate is their harmonic mean.
+            let rate = rates[i].len() as f64 / rates[i].iter().map(|r| 1.0 / r).sum::<f64>();
+            let (latency_ratio, rate_ratio) = if i == 0 {
+                (1.0, 1.0)
+            } else {
+                (median(&mut latency_ratios[i]), median(&mut rate_ratios[i]))
+            };
+            results.push_str(&format!(
+                "SEQ\t{mode}\t{round}\t{}\t{:.2}\t{:.2}\t{latency_ratio:.4}\n",
+                client.name,
+                percentile(&round_samples, 0.5),
+                percentile(&round_samples, 0.99)
+            ));
+            results.push_str(&format!(
+                "CONC\t{mode}\t{round}\t{}\t{rate:.0}\t{rate_ratio:.4}\n",
+                client.name
+            ));
+            pooled[i].extend(round_samples);
+        }
+        eprintln!("    round {}/{ROUNDS} (load {})", round + 1, load_average());
+    }
+    if let Some(percent) = others_cpu.and_then(|o| o.percent(&ours)) {
+        eprintln!("    other processes used {percent:.1}% of the CPU during the rounds");
+        results.push_str(&format!(
+            "META\tother processes' CPU during the rounds ({mode})\t{percent:.1}% of the machine\n"
+        ));
+    }
+    for (client, samples) in COMPARED.iter().zip(pooled) {
+        let samples = sorted(samples);
+        results.push_str(&format!(
+            "POOLED\t{mode}\t{}\t{:.2}\t{:.2}\n",
+            client.name,
+            percentile(&samples, 0.5),
+            percentile(&samples, 0.99)
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the comparison and runs it; see `benches/compare/`. With `--runs-only`, builds
+/// incrementally (no clean build, size or crate count) and prints the tables without writing
+/// the docs.
+pub(crate) fn bench(args: &[String]) -> Result {
+    let runs_only = match args {
+        [] => false,
+        [flag] if flag == "--runs-only" => true,
+        _ => return Err(format!("bench: unexpected arguments {args:?}")),
+    };
     let started = Instant::now();
     let compare = root().join("benches").join("compare");
     let manifest = compare.join("Cargo.toml");
+    let target = compare.join("target");
+    let bin: PathBuf = target.join("bench-bin");
+    std::fs::create_dir_all(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
     let mut results = String::new();
     let rustc = output_of(Command::new("rustc").arg("--version"))?;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -76,26 +557,40 @@ pub(crate) fn bench() -> Result {
     results.push_str(&format!("META\trustc\t{}\n", rustc.trim()));
     results.push_str(&format!("META\tdate\t{}\n", date.trim()));
     results.push_str(&format!("META\tversions\t{}\n", locked_versions(&compare)));
+    results.push_str(&format!(
+        "META\tmethod\t{ROUNDS} rounds per answer, each of {PASSES} passes over the clients (rotated order, alternating direction) with the floor measured before, between and after them; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each; {WARM_UP} warm-up calls first\n"
+    ));
+    for client in &COMPARED {
+        results.push_str(&format!(
+            "CLIENT\t{}\t{}\n",
+            client.name,
+            client.versus.unwrap_or("-")
+        ));
+    }
 
-    // Clean release builds, one empty target directory each, timed.
-    let clean = compare.join("target").join("clean");
-    for (client, package) in COMPARED {
-        let target = clean.join(package);
-        let _ = std::fs::remove_dir_all(&target);
+    let mut built = std::collections::BTreeSet::new();
+    for client in &COMPARED {
+        let package = client.package;
+        if !built.insert(package) {
+            continue; // the control runs the floor's binary
+        }
+        if runs_only || !client.clean_build {
+            eprintln!("==> release build of {package}");
+            cargo_build(&manifest, &[package], None)?;
+            copy_binary(&target, &bin, package)?;
+            continue;
+        }
+        // A clean release build in an empty target directory, timed; removed once measured
+        // (this machine's disk is small).
+        let clean = target.join("clean").join(package);
+        let _ = std::fs::remove_dir_all(&clean);
         eprintln!("\n==> clean release build of {package}");
         let began = Instant::now();
-        let status = Command::new("cargo")
-            .args(["build", "--release", "--quiet", "--manifest-path"])
-            .arg(&manifest)
-            .args(["-p", package])
-            .env("CARGO_TARGET_DIR", &target)
-            .status()
-            .map_err(|e| format!("cargo build: {e}"))?;
-        if !status.success() {
-            return Err(format!("building {package} failed"));
-        }
+        cargo_build(&manifest, &[package], Some(&clean))?;
         let seconds = began.elapsed().as_secs_f64();
-        let bytes = std::fs::metadata(target.join("release").join(package))
+        copy_binary(&clean, &bin, package)?;
+        let _ = std::fs::remove_dir_all(&clean);
+        let bytes = std::fs::metadata(bin.join(package))
             .map_err(|e| format!("{package} binary: {e}"))?
             .len();
         let crates = normal_tree(Some(&manifest), package)?;
@@ -106,72 +601,43 @@ pub(crate) fn bench() -> Result {
             .count();
         eprintln!("<== {package}: {seconds:.0}s, {bytes} bytes stripped, {count} crates");
         results.push_str(&format!(
-            "BUILD\t{client}\t{seconds:.1}\t{bytes}\t{count}\n"
+            "BUILD\t{}\t{seconds:.1}\t{bytes}\t{count}\n",
+            client.name
         ));
     }
+    cargo_build(&manifest, &["loopback", "report"], None)?;
+    copy_binary(&target, &bin, "loopback")?;
+    copy_binary(&target, &bin, "report")?;
 
-    // The server and the report, in the shared target directory.
-    let status = Command::new("cargo")
-        .args(["build", "--release", "--quiet", "--manifest-path"])
-        .arg(&manifest)
-        .args(["-p", "loopback", "-p", "report"])
-        .status()
-        .map_err(|e| format!("cargo build: {e}"))?;
-    if !status.success() {
-        return Err("building the loopback server and the report failed".into());
-    }
-    let release = compare.join("target").join("release");
+    let quiet = wait_for_quiet();
+    eprintln!("==> {quiet}");
+    results.push_str(&format!("META\tquiet check\t{quiet}\n"));
+    let load_before = load_average();
     for mode in ["ok", "error"] {
-        let mut server = Command::new(release.join("loopback"))
-            .arg(mode)
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("loopback: {e}"))?;
-        let port = {
-            use std::io::{BufRead, BufReader};
-            let stdout = server.stdout.take().ok_or("loopback has no stdout")?;
-            let mut line = String::new();
-            BufReader::new(stdout)
-                .read_line(&mut line)
-                .map_err(|e| format!("loopback: {e}"))?;
-            line.trim().strip_prefix("PORT ").unwrap_or("0").to_owned()
-        };
-        for (client, package) in COMPARED {
-            eprintln!("==> {client}, {mode} answers");
-            let out = output_of(
-                Command::new(clean.join(package).join("release").join(package))
-                    .env("BENCH_ENDPOINT", format!("http://127.0.0.1:{port}"))
-                    .env("BENCH_MODE", mode),
-            );
-            let out = match out {
-                Ok(out) => out,
-                Err(e) => {
-                    let _ = server.kill();
-                    return Err(e);
-                }
-            };
-            for line in out.lines().filter(|l| l.starts_with("RESULT ")) {
-                eprintln!("    {line}");
-                results.push_str(&line.split(' ').collect::<Vec<_>>().join("\t"));
-                results.push('\n');
-            }
-        }
-        let _ = server.kill();
-        let _ = server.wait();
+        rounds(&bin, mode, &mut results)?;
     }
-    let out_dir = compare.join("target");
-    let tsv = out_dir.join("results.tsv");
+    results.push_str(&format!(
+        "META\tload average (1 min)\t{load_before} before the rounds, {} after\n",
+        load_average()
+    ));
+    let tsv = target.join("results.tsv");
     std::fs::write(&tsv, &results).map_err(|e| format!("{}: {e}", tsv.display()))?;
-    let status = Command::new(release.join("report"))
-        .arg(&tsv)
-        .arg(root().join("docs"))
-        .status()
-        .map_err(|e| format!("report: {e}"))?;
+    let mut report = Command::new(bin.join("report"));
+    report.arg(&tsv);
+    if !runs_only {
+        report.arg(root().join("docs"));
+    }
+    let status = report.status().map_err(|e| format!("report: {e}"))?;
     if !status.success() {
         return Err("the report failed".into());
     }
     eprintln!(
-        "\nxtask bench: wrote docs/benchmarks.md and docs/benchmarks.svg in {:.0}s",
+        "\nxtask bench: {} in {:.0}s",
+        if runs_only {
+            "tables above (docs untouched: --runs-only)"
+        } else {
+            "wrote docs/benchmarks.md and docs/benchmarks.svg"
+        },
         started.elapsed().as_secs_f64()
     );
     Ok(())

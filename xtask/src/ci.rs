@@ -66,6 +66,7 @@ pub(crate) fn ci() -> Result {
     }
     let (passed, failed) = counted_tests(test)?;
     drop(own_redis);
+    crate::sim::ci()?;
     crate::interop::interop(crate::interop::Build::WithTests)?;
 
     let mut doc = cargo();

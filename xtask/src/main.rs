@@ -3,9 +3,10 @@
 //! - `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
 //! - `cargo xtask fuzz [TARGET] [--seconds N]`: run the fuzz targets (all by default).
 //! - `cargo xtask core-deps`: check that the core's dependency tree has no I/O stack.
-//! - `cargo xtask bench`: the comparison with the official SDK (`benches/compare/`).
+//! - `cargo xtask bench [--runs-only]`: the comparison with the official SDK (`benches/compare/`).
 //! - `cargo xtask interop`: real AWS clients (AWS CLI, boto3, JS SDK v3, Amplify) against the emulator.
 //! - `cargo xtask redis`: a throwaway redis-server for running the fleet-store tests by hand.
+//! - `cargo xtask sim [ARGS]`: the deterministic simulator of token sessions (`crates/cogref-sim`).
 //!
 //! One module per chore: `ci` (the CI sequence), `fuzz`, `deps` (dependency-tree checks),
 //! `bench`, `citations` (the source's references to docs/protocol.md); what the checks need from the machine lives in `tools` (pinned cargo tools, the
@@ -19,6 +20,7 @@ mod fuzz;
 mod interop;
 mod process;
 mod redis;
+mod sim;
 mod tools;
 
 use std::env;
@@ -33,9 +35,10 @@ fn main() -> ExitCode {
         Some("ci") => ci::ci(),
         Some("fuzz") => fuzz::fuzz_command(&args[1..]),
         Some("core-deps") => deps::core_deps(),
-        Some("bench") => bench::bench(),
+        Some("bench") => bench::bench(&args[1..]),
         Some("interop") => interop::interop(interop::Build::Alone),
         Some("redis") => redis::serve(&env::var_os("PATH").unwrap_or_default()),
+        Some("sim") => sim::sim(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             eprintln!("{USAGE}");
             Ok(())
@@ -54,8 +57,9 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
-  ci                           fmt, clippy, tests, docs, cargo-deny, core dependency check,
-                               wasm check (if the target is installed), short fuzz runs.
+  ci                           fmt, clippy, tests, the simulator's CI batch, docs, cargo-deny,
+                               core dependency check, wasm check (if the target is
+                               installed), short fuzz runs.
                                First installs what is missing: cargo-deny 0.20.2 and
                                cargo-fuzz 0.13.2 (cargo install --locked, into
                                target/xtask-tools), redis-server (apt-get, when root or with
@@ -64,8 +68,14 @@ commands:
   fuzz [TARGET] [--seconds N]  run one fuzz target or all of them (default 60 s each)
   interop                      the AWS CLI, boto3, the JS SDK and Amplify against the emulator
   core-deps                    fail if cogref-core's normal dependencies include an I/O stack
-  bench                        compare with the official SDK (benches/compare): clean builds,
-                               sizes, crate counts, latency and throughput; writes
-                               docs/benchmarks.md and docs/benchmarks.svg
+  bench [--runs-only]          compare with the official SDK (benches/compare): clean builds,
+                               sizes, crate counts; latency and throughput in interleaved
+                               rounds, as ratios to a raw reqwest POST measured in the same
+                               rounds; writes docs/benchmarks.md and docs/benchmarks.svg
+                               (--runs-only: incremental builds, tables printed, docs untouched)
   redis                        run a throwaway redis-server on a free 127.0.0.1 port and print
-                               COGREF_REDIS_URL=…; Enter or Ctrl-D stops it";
+                               COGREF_REDIS_URL=…; Enter or Ctrl-D stops it
+  sim [--seed S | --seeds N | --ci] …
+                               the deterministic simulator of token sessions under faults
+                               (crates/cogref-sim): one seed with its trace and replay command,
+                               any number of seeds, or the CI batch; --help lists the rest";

@@ -1,11 +1,13 @@
 //! Per-call latency of each transport against one loopback server, as ratios to a raw reqwest
-//! POST of the same bytes with a bare JSON parse, all measured in the same run.
+//! POST of the same request with a bare JSON parse, all measured in the same rounds.
 //!
 //! `cargo bench -p cogref-contract --bench latency` (`COGREF_BENCH_CALLS`, default 2000 per
-//! client). Calls are sequential on one keep-alive connection; the clients are measured in
-//! interleaved rounds so that drift of the machine hits them alike. Each cogref transport is
-//! measured twice, as a static client and with its transport chosen at run time
-//! (`Client::into_dyn`, `into_dyn_blocking`), and the ratio of the two medians is printed.
+//! client). Calls are sequential on one keep-alive connection. The clients take turns in rounds
+//! (rotated order); each round gives every client a median and a ratio to the floor's median of
+//! the same round, and the report shows the median ratio over the rounds with its spread, so
+//! that drift of the machine hits both sides of a ratio alike. A transport is also compared with
+//! its own library's bare POST (`versus`), and each cogref transport chosen at run time
+//! (`Client::into_dyn`, `into_dyn_blocking`) with its static client.
 
 use std::sync::Arc;
 
@@ -18,6 +20,16 @@ use cogref_contract::{realistic_success_body, token_like};
 use cogref_core::{AttemptInfo, CallConfig, InvocationId, RefreshInput, build_request};
 
 type Call = Box<dyn FnMut()>;
+
+/// A client of the bench: its name, the client it is also compared with, and one call.
+struct Client {
+    name: &'static str,
+    /// Another client of the bench this one is also quoted against (a transport's own library's
+    /// bare POST, or for a transport chosen at run time its static client: the target there is
+    /// 1.02x).
+    versus: Option<&'static str>,
+    call: Call,
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -46,9 +58,10 @@ fn main() {
         .expect("valid");
     let config = CallConfig::default();
 
-    let mut clients: Vec<(&str, Call)> = Vec::new();
+    let mut clients: Vec<Client> = Vec::new();
 
-    // The floor: the same request bytes through a bare reqwest client, then a bare JSON parse.
+    // The floor: the same request through a bare reqwest client (URL parsed and headers built
+    // once, as cogref-reqwest does), then a bare JSON parse.
     let raw = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -60,14 +73,19 @@ fn main() {
     )
     .into_http();
     {
-        let (rt, template) = (rt.clone(), template.clone());
-        clients.push((
-            "raw reqwest POST + serde_json::Value (floor)",
-            Box::new(move || {
-                let request = template.clone();
+        let rt = rt.clone();
+        let url = reqwest::Url::parse(&template.uri().to_string()).expect("url");
+        let headers = template.headers().clone();
+        let body = template.body().clone();
+        clients.push(Client {
+            name: "raw reqwest POST + serde_json::Value (floor)",
+            versus: None,
+            call: Box::new(move || {
+                let mut request = reqwest::Request::new(reqwest::Method::POST, url.clone());
+                *request.headers_mut() = headers.clone();
+                *request.body_mut() = Some(body.clone().into());
                 let raw = raw.clone();
                 rt.block_on(async move {
-                    let request = reqwest::Request::try_from(request).expect("request");
                     let bytes = raw
                         .execute(request)
                         .await
@@ -78,7 +96,7 @@ fn main() {
                     serde_json::from_slice::<serde_json::Value>(&bytes).expect("json");
                 });
             }),
-        ));
+        });
     }
     // Each library's own bare POST of the same bytes: what cogref adds on top of it.
     {
@@ -91,14 +109,15 @@ fn main() {
             .build()
             .into();
         let template = template.clone();
-        clients.push((
-            "raw ureq POST + serde_json::Value",
-            Box::new(move || {
+        clients.push(Client {
+            name: "raw ureq POST + serde_json::Value",
+            versus: None,
+            call: Box::new(move || {
                 let mut response = agent.run(template.clone()).expect("response");
                 let bytes = response.body_mut().read_to_vec().expect("body");
                 serde_json::from_slice::<serde_json::Value>(&bytes).expect("json");
             }),
-        ));
+        });
     }
     {
         let client = isahc::HttpClient::builder()
@@ -106,46 +125,50 @@ fn main() {
             .build()
             .expect("isahc");
         let (rt, template) = (rt.clone(), template.clone());
-        clients.push((
-            "raw isahc POST + serde_json::Value",
-            Box::new(move || {
+        clients.push(Client {
+            name: "raw isahc POST + serde_json::Value",
+            versus: None,
+            call: Box::new(move || {
                 rt.block_on(async {
                     let mut response = client.send_async(template.clone()).await.expect("response");
                     let bytes = response.bytes().await.expect("body");
                     serde_json::from_slice::<serde_json::Value>(&bytes).expect("json");
                 });
             }),
-        ));
+        });
     }
     {
         let client = Arc::new(cogref_reqwest::client(endpoint.clone(), config).expect("client"));
         let (rt, input) = (rt.clone(), input.clone());
-        clients.push((
-            "cogref-reqwest",
-            Box::new(move || {
+        clients.push(Client {
+            name: "cogref-reqwest",
+            versus: None,
+            call: Box::new(move || {
                 rt.block_on(client.refresh(&input)).expect("refresh");
             }),
-        ));
+        });
     }
     {
         let client = Arc::new(cogref_isahc::client(endpoint.clone(), config).expect("client"));
         let (rt, input) = (rt.clone(), input.clone());
-        clients.push((
-            "cogref-isahc",
-            Box::new(move || {
+        clients.push(Client {
+            name: "cogref-isahc",
+            versus: Some("raw isahc POST + serde_json::Value"),
+            call: Box::new(move || {
                 rt.block_on(client.refresh(&input)).expect("refresh");
             }),
-        ));
+        });
     }
     {
         let client = cogref_blocking::client(endpoint.clone(), config);
         let input = input.clone();
-        clients.push((
-            "cogref-blocking",
-            Box::new(move || {
+        clients.push(Client {
+            name: "cogref-blocking",
+            versus: Some("raw ureq POST + serde_json::Value"),
+            call: Box::new(move || {
                 client.refresh_blocking(&input).expect("refresh");
             }),
-        ));
+        });
     }
 
     // The same clients with the transport chosen at run time (`Client::into_dyn`): a boxed
@@ -157,12 +180,13 @@ fn main() {
                 .into_dyn(),
         );
         let (rt, input) = (rt.clone(), input.clone());
-        clients.push((
-            "cogref-reqwest, dyn transport",
-            Box::new(move || {
+        clients.push(Client {
+            name: "cogref-reqwest, dyn transport",
+            versus: Some("cogref-reqwest"),
+            call: Box::new(move || {
                 rt.block_on(client.refresh(&input)).expect("refresh");
             }),
-        ));
+        });
     }
     {
         let client = Arc::new(
@@ -171,88 +195,88 @@ fn main() {
                 .into_dyn(),
         );
         let (rt, input) = (rt.clone(), input.clone());
-        clients.push((
-            "cogref-isahc, dyn transport",
-            Box::new(move || {
+        clients.push(Client {
+            name: "cogref-isahc, dyn transport",
+            versus: Some("cogref-isahc"),
+            call: Box::new(move || {
                 rt.block_on(client.refresh(&input)).expect("refresh");
             }),
-        ));
+        });
     }
     {
         let client = cogref_blocking::client(endpoint.clone(), config).into_dyn_blocking();
         let input = input.clone();
-        clients.push((
-            "cogref-blocking, dyn transport",
-            Box::new(move || {
+        clients.push(Client {
+            name: "cogref-blocking, dyn transport",
+            versus: Some("cogref-blocking"),
+            call: Box::new(move || {
                 client.refresh_blocking(&input).expect("refresh");
             }),
-        ));
+        });
     }
 
     // Warm-up: connections, TLS-free pools, allocator.
-    for (_, call) in clients.iter_mut() {
+    for client in clients.iter_mut() {
         for _ in 0..200 {
-            call();
+            (client.call)();
         }
     }
     let rounds = 10;
     let per_round = calls.div_ceil(rounds);
-    let mut samples: Vec<Vec<Duration>> = vec![Vec::with_capacity(calls); clients.len()];
-    for _ in 0..rounds {
-        for (i, (_, call)) in clients.iter_mut().enumerate() {
-            for _ in 0..per_round {
-                let started = Instant::now();
-                call();
-                samples[i].push(started.elapsed());
-            }
+    // Per client: each round's median, and every sample for the pooled figures.
+    let mut medians: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); clients.len()];
+    let mut pooled: Vec<Vec<Duration>> = vec![Vec::with_capacity(calls); clients.len()];
+    for round in 0..rounds {
+        for k in 0..clients.len() {
+            let i = (k + round) % clients.len();
+            let mut samples: Vec<Duration> = (0..per_round)
+                .map(|_| {
+                    let started = Instant::now();
+                    (clients[i].call)();
+                    started.elapsed()
+                })
+                .collect();
+            samples.sort_unstable();
+            medians[i].push(percentile(&samples, 0.5));
+            pooled[i].extend(samples);
         }
     }
-
-    let stats: Vec<(Duration, Duration)> = samples
-        .iter_mut()
-        .map(|s| {
-            s.sort_unstable();
-            (percentile(s, 0.5), percentile(s, 0.99))
-        })
-        .collect();
-    let floor = stats[0].0.as_secs_f64();
+    // The median over the rounds of `of`'s round median over `to`'s, with the lowest and highest.
+    let ratio = |of: usize, to: usize| -> (f64, f64, f64) {
+        let mut r: Vec<f64> = medians[of]
+            .iter()
+            .zip(&medians[to])
+            .map(|(a, b)| a.as_secs_f64() / b.as_secs_f64())
+            .collect();
+        r.sort_by(f64::total_cmp);
+        (r[r.len() / 2], r[0], r[r.len() - 1])
+    };
     println!(
-        "per-call latency, {} sequential calls each, {}-byte success body, one loopback keep-alive connection",
-        rounds * per_round,
+        "per-call latency, {rounds} interleaved rounds of {per_round} sequential calls per client, {}-byte success body, one loopback keep-alive connection",
         body.len()
     );
     println!(
-        "{:<46} {:>12} {:>12} {:>16}",
-        "client", "median (µs)", "p99 (µs)", "median / floor"
+        "{:<46} {:>12} {:>12} {:>22} {:>22}",
+        "client", "median (µs)", "p99 (µs)", "median / floor", "median / versus"
     );
-    for ((name, _), (median, p99)) in clients.iter().zip(&stats) {
+    for (i, client) in clients.iter().enumerate() {
+        pooled[i].sort_unstable();
+        let (m, lo, hi) = ratio(i, 0);
+        let versus = client
+            .versus
+            .and_then(|v| clients.iter().position(|c| c.name == v))
+            .map(|v| {
+                let (m, lo, hi) = ratio(i, v);
+                format!("{m:.2} ({lo:.2}–{hi:.2})")
+            })
+            .unwrap_or_default();
         println!(
-            "{:<46} {:>12.1} {:>12.1} {:>16.2}",
-            name,
-            median.as_secs_f64() * 1e6,
-            p99.as_secs_f64() * 1e6,
-            median.as_secs_f64() / floor
-        );
-    }
-    // What choosing the transport at run time costs per call, against the static client.
-    let median_of = |name: &str| {
-        clients
-            .iter()
-            .zip(&stats)
-            .find(|((n, _), _)| *n == name)
-            .map(|(_, (median, _))| median.as_secs_f64())
-            .expect("measured")
-    };
-    println!("dyn transport / static transport, median per call:");
-    for name in ["cogref-reqwest", "cogref-isahc", "cogref-blocking"] {
-        let (fixed, dynamic) = (
-            median_of(name),
-            median_of(&format!("{name}, dyn transport")),
-        );
-        println!(
-            "  {name:<20} {:>8.3}  ({:+.1} µs)",
-            dynamic / fixed,
-            (dynamic - fixed) * 1e6
+            "{:<46} {:>12.1} {:>12.1} {:>22} {:>22}",
+            client.name,
+            percentile(&pooled[i], 0.5).as_secs_f64() * 1e6,
+            percentile(&pooled[i], 0.99).as_secs_f64() * 1e6,
+            format!("{m:.2} ({lo:.2}–{hi:.2})"),
+            versus
         );
     }
     assert!(

@@ -250,6 +250,9 @@ fn spans_carry_attempt_status_request_id_and_duration_but_never_a_secret() {
         .build()
         .expect("valid");
     tracing::subscriber::with_default(subscriber, || {
+        // Another test's thread may have cached the spans' interest as "never" while no
+        // subscriber existed (tracing caches it per callsite, process-wide): ask again.
+        tracing::callsite::rebuild_interest_cache();
         client
             .refresh_blocking(&secret_input)
             .expect("second attempt succeeds");

@@ -123,18 +123,15 @@ impl IsahcTransport {
         request: HttpRequest,
         options: SendOptions,
     ) -> Result<HttpResponse, Error> {
-        let (parts, body) = request.into_parts();
-        let mut builder = http::Request::builder()
-            .method(parts.method)
-            .uri(parts.uri)
-            // Covers the whole exchange, body included.
-            .timeout(options.timeout);
-        for (name, value) in &parts.headers {
-            builder = builder.header(name, value);
-        }
-        let request = builder
-            .body(body)
-            .map_err(|e| TransportError::new(TransportErrorKind::Other, e).not_sent())?;
+        // isahc reads a request's settings from its extensions; a builder puts them there.
+        // Covers the whole exchange, body included.
+        let (settings, ()) = http::Request::builder()
+            .timeout(options.timeout)
+            .body(())
+            .map_err(|e| TransportError::new(TransportErrorKind::Other, e).not_sent())?
+            .into_parts();
+        let mut request = request;
+        request.extensions_mut().extend(settings.extensions);
         let response = self.client.send_async(request).await.map_err(map_error)?;
         let (parts, mut body) = response.into_parts();
         let limit = options.max_body_bytes;
@@ -145,8 +142,13 @@ impl IsahcTransport {
         if body.len().is_some_and(|n| n > limit_u64) {
             return Err(too_large());
         }
-        // One byte past the limit tells "too large" from "exactly at the limit".
-        let mut bytes = Vec::new();
+        // One byte past the limit tells "too large" from "exactly at the limit". Sized once from
+        // Content-Length when there is one.
+        let expected = body
+            .len()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0);
+        let mut bytes = Vec::with_capacity(expected.min(limit).saturating_add(1));
         (&mut body)
             .take(limit_u64.saturating_add(1))
             .read_to_end(&mut bytes)

@@ -42,6 +42,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::future::Future;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
 pub use cogref_core::driver::StdEnvironment;
@@ -74,6 +75,10 @@ pub struct ReqwestTransport {
     client: reqwest::Client,
     /// The runtime the transport was made on, for tasks spawned from outside any runtime.
     runtime: Option<tokio::runtime::Handle>,
+    /// The first endpoint's URL as reqwest wants it, parsed once: turning each request's `Uri`
+    /// into a `Url` (formatting it, then parsing) was the largest cost this transport added to
+    /// a call. Requests to any other URL are converted one by one.
+    url: OnceLock<(http::Uri, reqwest::Url)>,
 }
 
 impl ReqwestTransport {
@@ -94,7 +99,23 @@ impl ReqwestTransport {
         Self {
             client,
             runtime: tokio::runtime::Handle::try_current().ok(),
+            url: OnceLock::new(),
         }
+    }
+
+    /// `uri` as a `reqwest::Url`.
+    fn url(&self, uri: &http::Uri) -> Result<reqwest::Url, Error> {
+        // Byte for byte (the core sends one endpoint's Uri, cloned): cheaper than `Uri`'s
+        // case-insensitive equality, and a spelling that differs only parses again.
+        if let Some((cached, url)) = self.url.get()
+            && same_text(cached, uri)
+        {
+            return Ok(url.clone());
+        }
+        let url = reqwest::Url::parse(&uri.to_string())
+            .map_err(|e| transport_error(TransportErrorKind::Other, false, e))?;
+        let _ = self.url.set((uri.clone(), url.clone()));
+        Ok(url)
     }
 }
 
@@ -104,8 +125,11 @@ impl AsyncTransport for ReqwestTransport {
         request: HttpRequest,
         options: SendOptions,
     ) -> Result<HttpResponse, Error> {
-        let mut request = reqwest::Request::try_from(request)
-            .map_err(|e| transport_error(TransportErrorKind::Other, false, e))?;
+        let (parts, body) = request.into_parts();
+        let mut request = reqwest::Request::new(parts.method, self.url(&parts.uri)?);
+        *request.headers_mut() = parts.headers;
+        *request.version_mut() = parts.version;
+        *request.body_mut() = Some(body.into());
         // Covers the whole exchange, body included.
         *request.timeout_mut() = Some(options.timeout);
         let mut response = self.client.execute(request).await.map_err(map_error)?;
@@ -119,7 +143,12 @@ impl AsyncTransport for ReqwestTransport {
         {
             return Err(too_large(&response));
         }
-        let mut body = Vec::new();
+        // Sized once from Content-Length when there is one (at most the limit).
+        let expected = response
+            .content_length()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0);
+        let mut body = Vec::with_capacity(expected.min(limit));
         while let Some(chunk) = response.chunk().await.map_err(map_error)? {
             if body.len() + chunk.len() > limit {
                 return Err(too_large(&response));
@@ -159,6 +188,13 @@ impl AsyncTransport for ReqwestTransport {
     }
 }
 
+/// Whether two URIs are spelt alike: scheme, authority, path and query, byte for byte.
+fn same_text(a: &http::Uri, b: &http::Uri) -> bool {
+    a.scheme_str() == b.scheme_str()
+        && a.authority().map(|x| x.as_str()) == b.authority().map(|x| x.as_str())
+        && a.path_and_query().map(|x| x.as_str()) == b.path_and_query().map(|x| x.as_str())
+}
+
 fn transport_error(
     kind: TransportErrorKind,
     sent: bool,
@@ -182,5 +218,35 @@ fn map_error(error: reqwest::Error) -> Error {
         transport_error(TransportErrorKind::Io, true, error)
     } else {
         transport_error(TransportErrorKind::Other, true, error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transport_shared_by_two_endpoints_sends_each_request_to_its_own_url() {
+        let transport = ReqwestTransport::new(&Timeouts::default()).expect("transport");
+        let first: http::Uri = "http://127.0.0.1:9229/".parse().expect("uri");
+        let second: http::Uri = "https://cognito-idp.eu-west-1.amazonaws.com/"
+            .parse()
+            .expect("uri");
+        for _ in 0..2 {
+            assert_eq!(
+                transport.url(&first).expect("url").as_str(),
+                "http://127.0.0.1:9229/"
+            );
+            assert_eq!(
+                transport.url(&second).expect("url").as_str(),
+                "https://cognito-idp.eu-west-1.amazonaws.com/"
+            );
+        }
+        // A path or query of its own is not the cached endpoint.
+        let with_path: http::Uri = "http://127.0.0.1:9229/x?y".parse().expect("uri");
+        assert_eq!(
+            transport.url(&with_path).expect("url").as_str(),
+            "http://127.0.0.1:9229/x?y"
+        );
     }
 }

@@ -2,9 +2,12 @@
 //! 10,000 concurrent callers cause at expiry.
 //!
 //! `cargo bench -p cogref-session --bench session`. The cached-call cost is quoted against a
-//! floor measured in the same run: locking a `Mutex<SecretString>` and cloning the token, the
-//! least any shared cache does. The cached path includes the store's change stamp (an atomic
-//! load for a memory store, a `stat` for a file store), by which a sign-out elsewhere is seen.
+//! floor measured in the same rounds: locking a `Mutex<SecretString>` and cloning the token, the
+//! least any shared cache does. The cases take turns in rounds; each figure is the median over
+//! the rounds.
+//! The blocking manager is also measured over a `FileStore`, whose cached path includes the
+//! store's change stamp (a `stat` reused for at most a millisecond), by which a sign-out by
+//! another process is seen.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -12,12 +15,24 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
-use cogref_core::driver::{HttpRequest, HttpResponse, ManualEnvironment, StdEnvironment};
+use cogref_core::driver::{
+    DetachedTask, HttpRequest, HttpResponse, ManualEnvironment, StdEnvironment, block_on,
+};
 use cogref_core::secrecy::SecretString;
-use cogref_core::{CallConfig, Client, EndpointConfig, Error, RefreshInput, SendOptions};
+use cogref_core::{
+    AsyncTransport, CallConfig, Client, EndpointConfig, Error, RefreshInput, SendOptions,
+};
 use cogref_session::{BlockingTokenManager, FileStore, MemoryStore, TokenManager};
 
-const ITERATIONS: u32 = 1_000_000;
+/// Calls per case and round (`COGREF_BENCH_CALLS` overrides, for a run under a profiler).
+fn iterations() -> u32 {
+    std::env::var("COGREF_BENCH_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200_000)
+}
+/// Rounds: the cases take turns (rotated order), so that the machine's drift hits them alike.
+const ROUNDS: usize = 11;
 const CALLERS: usize = 10_000;
 
 /// A ~1,100-character access token, as Cognito issues.
@@ -56,19 +71,27 @@ fn endpoint() -> cogref_core::Endpoint {
         .expect("valid")
 }
 
-/// Median nanoseconds per call of `f` over five runs of `ITERATIONS`.
-fn ns_per_call(mut f: impl FnMut()) -> f64 {
-    let mut runs: Vec<f64> = (0..5)
-        .map(|_| {
+/// Nanoseconds per call of each case, round by round: `ROUNDS` rounds in which every case runs
+/// [`iterations`] calls, the order rotated each round.
+fn interleaved(cases: &mut [&mut dyn FnMut()]) -> Vec<Vec<f64>> {
+    let iterations = iterations();
+    let mut per_round = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for round in 0..ROUNDS {
+        for k in 0..cases.len() {
+            let i = (k + round) % cases.len();
             let started = Instant::now();
-            for _ in 0..ITERATIONS {
-                f();
+            for _ in 0..iterations {
+                cases[i]();
             }
-            started.elapsed().as_nanos() as f64 / f64::from(ITERATIONS)
-        })
-        .collect();
-    runs.sort_by(f64::total_cmp);
-    runs[2]
+            per_round[i].push(started.elapsed().as_nanos() as f64 / f64::from(iterations));
+        }
+    }
+    per_round
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn poll_ready<F: Future>(future: F) -> F::Output {
@@ -82,25 +105,28 @@ fn poll_ready<F: Future>(future: F) -> F::Output {
     }
 }
 
-/// A transport that answers after 50 ms and counts its calls, sleeping and spawning on tokio
-/// (its refresh tasks need tokio's timer).
-struct SlowOnTokio {
-    requests: Arc<std::sync::atomic::AtomicUsize>,
-}
+/// A transport over a closure that sleeps and runs refreshes on the current tokio runtime (the
+/// managers run each refresh as a task of its own).
+struct OnTokio<S>(S);
 
-impl cogref_core::AsyncTransport for SlowOnTokio {
-    async fn send(&self, _: HttpRequest, _: SendOptions) -> Result<HttpResponse, Error> {
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        answer()
+impl<S, F> AsyncTransport for OnTokio<S>
+where
+    S: Fn(HttpRequest, SendOptions) -> F + Send + Sync,
+    F: Future<Output = Result<HttpResponse, Error>> + Send,
+{
+    fn send(
+        &self,
+        request: HttpRequest,
+        options: SendOptions,
+    ) -> impl Future<Output = Result<HttpResponse, Error>> + Send {
+        (self.0)(request, options)
     }
 
-    async fn sleep(&self, duration: Duration) {
-        tokio::time::sleep(duration).await;
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep(duration)
     }
 
-    fn spawn(&self, task: cogref_core::driver::DetachedTask) {
+    fn spawn(&self, task: DetachedTask) {
         tokio::spawn(task);
     }
 }
@@ -112,9 +138,6 @@ fn system_clock() -> StdEnvironment {
 
 fn main() {
     let floor = Mutex::new(SecretString::from(access_token()));
-    let floor_ns = ns_per_call(|| {
-        black_box(floor.lock().expect("lock").clone());
-    });
 
     let blocking = BlockingTokenManager::builder(
         Client::new(
@@ -129,12 +152,9 @@ fn main() {
     .build()
     .expect("manager");
     blocking.access_token().expect("first refresh");
-    let blocking_ns = ns_per_call(|| {
-        black_box(blocking.access_token().expect("cached"));
-    });
 
     // Over a file store every call also looks at the token file's change stamp (a `stat`, reused
-    // that a sign-out by another process is seen on the next call.
+    // for at most a millisecond), so that a sign-out by another process is seen on the next call.
     let dir = std::env::temp_dir().join(format!("cogref-session-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let file_manager = BlockingTokenManager::builder(
@@ -150,10 +170,6 @@ fn main() {
     .build()
     .expect("manager");
     file_manager.access_token().expect("first refresh");
-    let file_ns = ns_per_call(|| {
-        black_box(file_manager.access_token().expect("cached"));
-    });
-    let _ = std::fs::remove_dir_all(&dir);
 
     let transport = cogref_core::driver::transport_fn(
         |_: HttpRequest, _: SendOptions| async { answer() },
@@ -164,34 +180,72 @@ fn main() {
         template(),
         MemoryStore::new(),
     );
-    let manager = poll_ready(manager.build()).expect("manager");
-    // The first call refreshes on a task of its own (a thread, for this transport): wait for it.
-    cogref_core::driver::block_on(manager.access_token()).expect("first refresh");
-    let async_ns = ns_per_call(|| {
-        black_box(poll_ready(manager.access_token()).expect("cached"));
-    });
+    // The first refresh runs as a task of its own (on a thread: this transport needs no
+    // runtime), so it is waited for; only the cached calls must be ready at once.
+    let manager = block_on(manager.build()).expect("manager");
+    block_on(manager.access_token()).expect("first refresh");
+
+    let per_round = interleaved(&mut [
+        &mut || {
+            black_box(floor.lock().expect("lock").clone());
+        },
+        &mut || {
+            black_box(blocking.access_token().expect("cached"));
+        },
+        &mut || {
+            black_box(file_manager.access_token().expect("cached"));
+        },
+        &mut || {
+            black_box(poll_ready(manager.access_token()).expect("cached"));
+        },
+    ]);
 
     println!(
-        "cached access_token(), median of 5 runs of {ITERATIONS} calls, 1,100-character token"
+        "cached access_token(), {ROUNDS} interleaved rounds of {} calls per case, 1,100-character token",
+        iterations()
     );
-    println!("{:<48} {:>10} {:>12}", "", "ns/call", "vs floor");
-    for (name, ns) in [
-        ("floor: Mutex<SecretString> lock + clone", floor_ns),
-        ("BlockingTokenManager::access_token (cached)", blocking_ns),
-        ("  … over a FileStore (a stat at most every ms)", file_ns),
-        ("TokenManager::access_token (cached, polled once)", async_ns),
-    ] {
-        println!("{name:<48} {ns:>10.1} {:>12.2}", ns / floor_ns);
+    println!("{:<48} {:>10} {:>20}", "", "ns/call", "vs floor (spread)");
+    let floor_rounds = &per_round[0];
+    for (name, rounds) in [
+        "floor: Mutex<SecretString> lock + clone",
+        "BlockingTokenManager::access_token (cached)",
+        "  … over a FileStore (a stat at most every ms)",
+        "TokenManager::access_token (cached, polled once)",
+    ]
+    .into_iter()
+    .zip(&per_round)
+    {
+        let mut ratios: Vec<f64> = rounds
+            .iter()
+            .zip(floor_rounds)
+            .map(|(ns, floor)| ns / floor)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "{name:<48} {:>10.1} {:>8.2} ({:.2}–{:.2})",
+            median(rounds.clone()),
+            median(ratios.clone()),
+            ratios[0],
+            ratios[ratios.len() - 1]
+        );
     }
+
+    let _ = std::fs::remove_dir_all(&dir);
 
     // 10,000 tasks at expiry (a manual clock moved past it), against a transport that takes
     // 50 ms and counts its calls.
     let clock = ManualEnvironment::new(Instant::now(), SystemTime::now());
     let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = requests.clone();
-    let transport = SlowOnTokio { requests: counted };
+    let transport = OnTokio(move |_: HttpRequest, _: SendOptions| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            answer()
+        }
+    });
     let manager = Arc::new(
-        poll_ready(
+        block_on(
             TokenManager::builder(
                 Client::new(transport, clock.clone(), endpoint(), CallConfig::default()),
                 template(),

@@ -34,9 +34,17 @@ struct State {
     store_version: Option<u64>,
     /// The stored version that `session`'s set is (`None`: it is not known to be stored).
     known_version: Option<u64>,
-    /// A stored version known to hold a dead refresh token: a rotation replaced it but could
-    /// not be saved. Never adopted back; any later write is.
-    behind_version: Option<u64>,
+    /// A rotation replaced the set stored at this version (`Some(None)`: the store was empty)
+    /// but could not be saved: that version holds a dead refresh token and is never adopted
+    /// back; any later write is.
+    behind_version: Option<Option<u64>>,
+    /// When (monotonic) the refresh that obtained `session`'s tokens started, if this process
+    /// made it (`None`: the set was loaded or adopted).
+    own_refresh: Option<Instant>,
+    /// The refresh tokens this process's last rotations replaced (the newest last, a few at
+    /// most): a stored set holding one is older than ours, whatever its version says (a save
+    /// of ours applied though it reported a failure leaves one under a version we never saw).
+    rotated_away: Vec<SecretString>,
     /// The store failed: until then (monotonic), a still-valid token is served without asking
     /// it again.
     store_retry_at: Option<Instant>,
@@ -92,11 +100,13 @@ pub(crate) enum Ask {
     Token,
     /// The background refresher: waits for the new set.
     Background,
-    /// `refresh_now()` called at `since` (wall clock): only tokens from a refresh that started
-    /// then or later will do, and never two refreshes within the floor.
+    /// `refresh_now()` called at `since`: only tokens from a refresh that started then or
+    /// later will do, and never two refreshes within the floor. This process's refreshes are
+    /// judged on the monotonic clock (a wall clock stepped back must not make them look older
+    /// than the call), a sibling's by its stored wall-clock time.
     Force {
         /// When the caller asked.
-        since: std::time::SystemTime,
+        since: Now,
     },
 }
 
@@ -105,10 +115,17 @@ impl Ask {
         matches!(self, Ask::Force { .. })
     }
 
-    /// Whether tokens refreshed at `refreshed_at` answer this ask.
-    fn accepts(self, refreshed_at: Option<std::time::SystemTime>) -> bool {
+    /// Whether the session's tokens answer this ask.
+    fn accepts(self, state: &State) -> bool {
         match self {
-            Ask::Force { since } => refreshed_at.is_some_and(|at| at >= since),
+            Ask::Force { since } => match state.own_refresh {
+                Some(started) => started >= since.mono,
+                None => state
+                    .session
+                    .tokens()
+                    .refreshed_at
+                    .is_some_and(|at| at >= since.wall),
+            },
             Ask::Token | Ask::Background => true,
         }
     }
@@ -174,6 +191,10 @@ pub(crate) struct PendingSave {
     event: Option<SessionEvent>,
     /// Saves tried so far.
     attempts: u32,
+    /// When the refresh that obtained it started (monotonic).
+    started: Instant,
+    /// The refresh token the refresh sent (dead once it rotated).
+    sent: SecretString,
 }
 
 impl PendingSave {
@@ -272,6 +293,8 @@ impl<T, E: Environment> Engine<T, E> {
                 store_version,
                 known_version: store_version.filter(|_| started_over.is_none()),
                 behind_version: None,
+                own_refresh: None,
+                rotated_away: Vec::new(),
                 store_retry_at: None,
                 signed_out: false,
                 started_over,
@@ -468,8 +491,7 @@ impl<T, E: Environment> Engine<T, E> {
         }
         if seen == Seen::Adopted {
             let session = &state.session;
-            let serve = matches!(session.decide(now), Decision::Serve)
-                && ask.accepts(session.tokens().refreshed_at);
+            let serve = matches!(session.decide(now), Decision::Serve) && ask.accepts(&state);
             let token = current_token(session);
             drop(state);
             self.emit(SessionEvent::Adopted);
@@ -513,6 +535,7 @@ impl<T, E: Environment> Engine<T, E> {
         state.known_version = Some(stored.version);
         state.behind_version = None;
         state.signed_out = false;
+        state.own_refresh = None;
         state.session.adopt(self.bind(stored.tokens), now);
         Seen::Adopted
     }
@@ -583,7 +606,7 @@ impl<T, E: Environment> Engine<T, E> {
             // A forced refresh takes only tokens refreshed since it was asked for; others wait
             // out the floor and refresh.
             Decision::Serve | Decision::TooSoon { .. }
-                if ask.is_force() && !ask.accepts(session.tokens().refreshed_at) =>
+                if ask.is_force() && !ask.accepts(&state) =>
             {
                 let wait = session
                     .until_refresh_allowed(now)
@@ -612,6 +635,7 @@ impl<T, E: Environment> Engine<T, E> {
             let state = self.state();
             (state.session.clone(), state.store_version)
         };
+        let sent = next.tokens().refresh_token.clone();
         match outcome {
             Ok(output) => {
                 let applied = next.apply_success(output, started);
@@ -622,6 +646,8 @@ impl<T, E: Environment> Engine<T, E> {
                     then: None,
                     event: None,
                     attempts: 0,
+                    started: started.mono,
+                    sent: sent.clone(),
                 }))
             }
             Err(error) if error.rotated_refresh_token().is_some() => {
@@ -638,6 +664,8 @@ impl<T, E: Environment> Engine<T, E> {
                     then,
                     event,
                     attempts: 0,
+                    started: started.mono,
+                    sent: sent.clone(),
                 }))
             }
             Err(error) => Refreshed::Done(self.failed(error, started)),
@@ -656,6 +684,8 @@ impl<T, E: Environment> Engine<T, E> {
                 {
                     let mut state = self.state();
                     state.session = pending.next.clone();
+                    state.own_refresh = Some(pending.started);
+                    remember_rotation(&mut state, &pending);
                     state.store_version = Some(version);
                     state.known_version = Some(version);
                     state.behind_version = None;
@@ -706,6 +736,8 @@ impl<T, E: Environment> Engine<T, E> {
         let mut state = self.state();
         // Ours is the session now, and not stored.
         state.session = pending.next.clone();
+        state.own_refresh = Some(pending.started);
+        remember_rotation(&mut state, &pending);
         state.known_version = None;
         state.behind_version = None;
         let version = stored.version;
@@ -770,8 +802,10 @@ impl<T, E: Environment> Engine<T, E> {
         {
             let mut state = self.state();
             state.session = pending.next.clone();
+            state.own_refresh = Some(pending.started);
+            remember_rotation(&mut state, &pending);
             if pending.rotated {
-                state.behind_version = pending.expected.or(state.store_version);
+                state.behind_version = Some(pending.expected.or(state.store_version));
                 state.known_version = None;
             }
         }
@@ -798,6 +832,29 @@ impl<T, E: Environment> Engine<T, E> {
         drop(state);
         self.emit(event);
         result
+    }
+
+    /// The answer for a forced refresh asked for at `since`, if the session's tokens come
+    /// from a refresh that started after then (this process's, by the monotonic clock, or a
+    /// sibling's, by its stored wall-clock time).
+    pub(crate) fn refreshed_since(
+        &self,
+        since: Now,
+        now: Now,
+    ) -> Option<Result<SecretString, SessionError>> {
+        let state = self.state();
+        let session = &state.session;
+        let after = match state.own_refresh {
+            Some(started) => started > since.mono,
+            None => session
+                .tokens()
+                .refreshed_at
+                .is_some_and(|at| at > since.wall),
+        };
+        if session.requires_sign_in() || !after {
+            return None;
+        }
+        Some(fresh(session, now))
     }
 
     /// How long a forced refresh must wait for the floor between refreshes.
@@ -1083,17 +1140,50 @@ fn last_error(session: &Session) -> Arc<CallError> {
 /// stored as is a later write (a sibling rotated, or the user signed in again), and one below
 /// it is an older set written back (a restored backup) and never adopted. Without a known
 /// version (the session's set was never stored, or its save failed), a different refresh token
-/// counts as later unless it was refreshed before ours. The version a failed save of a rotation
-/// left behind holds a dead token and is never adopted.
+/// counts as later unless it was refreshed before ours, and the same one if its tokens expire
+/// or were refreshed later. The version a failed save of a rotation left behind holds a dead
+/// token and is never adopted.
 fn is_newer(stored: &Versioned, state: &State) -> bool {
-    if state.behind_version == Some(stored.version) {
+    if state.behind_version == Some(Some(stored.version)) {
         return false;
     }
     let ours = state.session.tokens();
     let theirs = &stored.tokens;
     let later = theirs.expires_at > ours.expires_at || theirs.refreshed_at > ours.refreshed_at;
+    // Our own set stored again (a save that was applied though it reported a failure): nothing
+    // newer, and adopting it would trade our monotonic expiry for one read off the wall clock.
+    if theirs.same_refresh_token(ours) && same_access_token(theirs, ours) {
+        return false;
+    }
+    // A set holding a refresh token we rotated away from is older than ours.
+    {
+        use cogref_core::secrecy::ExposeSecret;
+        let stored_token = theirs.refresh_token.expose_secret();
+        if state
+            .rotated_away
+            .iter()
+            .any(|t| t.expose_secret() == stored_token)
+        {
+            return false;
+        }
+    }
+    // Our rotation's save failed on top of the set at `behind` (or of an empty store): any
+    // later write is newer (it may well descend from ours, if the save was applied after all),
+    // whatever the clocks of its writer and ours say.
+    if state
+        .behind_version
+        .is_some_and(|behind| behind.is_none_or(|behind| stored.version > behind))
+    {
+        return true;
+    }
     if theirs.same_refresh_token(ours) {
-        return later && state.known_version.is_none_or(|k| stored.version >= k);
+        // Newer access and ID tokens on the same refresh token (rotation off): a later write
+        // holds them even when its writer's clock, behind the one that wrote ours, stamped
+        // them with earlier times.
+        return match state.known_version {
+            Some(known) => stored.version > known || (stored.version == known && later),
+            None => later,
+        };
     }
     match state.known_version {
         Some(known) if stored.version > known => true,
@@ -1102,6 +1192,31 @@ fn is_newer(stored: &Versioned, state: &State) -> bool {
             (Some(theirs), Some(ours)) => theirs >= ours,
             _ => true,
         },
+    }
+}
+
+/// Records the refresh token `pending`'s rotation replaced.
+fn remember_rotation(state: &mut State, pending: &PendingSave) {
+    use cogref_core::secrecy::ExposeSecret;
+    if !pending.rotated
+        || state
+            .rotated_away
+            .last()
+            .is_some_and(|t| t.expose_secret() == pending.sent.expose_secret())
+    {
+        return;
+    }
+    if state.rotated_away.len() >= 8 {
+        state.rotated_away.remove(0);
+    }
+    state.rotated_away.push(pending.sent.clone());
+}
+
+fn same_access_token(a: &TokenSet, b: &TokenSet) -> bool {
+    use cogref_core::secrecy::ExposeSecret;
+    match (&a.access_token, &b.access_token) {
+        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+        _ => false,
     }
 }
 

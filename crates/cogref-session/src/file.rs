@@ -2,7 +2,10 @@
 //!
 //! - **Format**: versioned JSON (`{"format":"cogref-tokens","version":1,…}`, see
 //!   [`format`](crate::format)); an unknown version or a file that is not a token set is a clear
-//!   error, never a guess. A `generation` counter in the file is the store's version.
+//!   error, never a guess. A `generation` counter in the file is the store's version; a new
+//!   file starts at the clock in microseconds and above every generation the store has seen,
+//!   so a file deleted and written afresh by a process that had read the old one never looks
+//!   older than it, even after the clock was stepped back.
 //! - **Atomic writes**: a new file beside the old one (mode 0600, created fresh), written and
 //!   fsynced, renamed over the old one, then the folder fsynced; a crash at any point leaves
 //!   either the old set or the new one, never half of each.
@@ -58,6 +61,9 @@ pub struct FileStore {
     lock_path: PathBuf,
     /// The last `stat` of the token file, shared by clones.
     stamp: Arc<StatCache>,
+    /// The highest generation this store (and its clones) has loaded or written: a new file
+    /// starts above it.
+    seen: std::sync::Arc<AtomicU64>,
 }
 
 /// The last change stamp and when it was taken, in nanoseconds since [`stamp_clock`]'s start
@@ -93,6 +99,7 @@ impl FileStore {
             path,
             lock_path: lock_path.into(),
             stamp: Arc::default(),
+            seen: std::sync::Arc::default(),
         }
     }
 
@@ -525,10 +532,9 @@ impl TokenStore for FileStore {
         };
         let (tokens, generation) =
             format::decode_with_generation(&bytes).map_err(|e| self.format_error(e))?;
-        Ok(Some(Versioned {
-            tokens,
-            version: generation.unwrap_or(0),
-        }))
+        let version = generation.unwrap_or(0);
+        self.seen.fetch_max(version, Ordering::Relaxed);
+        Ok(Some(Versioned { tokens, version }))
     }
 
     fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
@@ -545,10 +551,23 @@ impl TokenStore for FileStore {
         if found != expected {
             return Err(StoreError::Conflict { expected, found });
         }
+        if let Some(found) = found {
+            self.seen.fetch_max(found, Ordering::Relaxed);
+        }
         let version = match found {
-            // A new file starts at the clock in microseconds, as a Redis entry does: a file
-            // deleted and written afresh never repeats a generation an old reader saw.
-            None => first_generation(),
+            // A new file starts at the clock in microseconds, as a Redis entry does, and above
+            // every generation this store has seen: a file deleted and written afresh never
+            // repeats a generation an old reader saw, even after the clock was stepped back.
+            None => first_generation().max(
+                self.seen
+                    .load(Ordering::Relaxed)
+                    .checked_add(1)
+                    .ok_or_else(|| {
+                        self.corrupt(
+                            "a generation seen is at its largest value, which no store reaches",
+                        )
+                    })?,
+            ),
             Some(v) => v.checked_add(1).ok_or_else(|| {
                 self.corrupt("the generation is at its largest value, which no store reaches")
             })?,
@@ -583,6 +602,7 @@ impl TokenStore for FileStore {
             return Err(self.io("renaming the temporary file over the store", e));
         }
         drop(file);
+        self.seen.fetch_max(version, Ordering::Relaxed);
         // The rename is durable only once the folder's entry is.
         self.sync_folder()?;
         Ok(version)

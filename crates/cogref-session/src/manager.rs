@@ -132,6 +132,11 @@ macro_rules! refresh_steps {
                 Ok(Prepared::Serve(token)) => Ok(token),
                 Ok(Prepared::Wait(wait)) => {
                     $sleep(wait) $($aw)*;
+                    // A lease can run out during the wait and a sibling refresh meanwhile:
+                    // look again before refreshing.
+                    if lock.is_some() {
+                        loaded = Some($store::load(store) $($aw)*);
+                    }
                     continue;
                 }
                 Ok(Prepared::Refresh(input, started)) => {
@@ -456,33 +461,37 @@ where
     /// Refreshes now, even if the token is fresh, and returns a token obtained by a refresh that
     /// started after this call: after a refresh already under way, and never sooner than
     /// [`SessionConfig::min_refresh_interval`] after the lineage's last refresh (it waits that
-    /// out).
+    /// out holding the store's lock).
     pub async fn refresh_now(&self) -> Result<SecretString, SessionError> {
         let engine = &self.inner.engine;
-        let since = engine.now().wall;
+        let since = engine.now();
         loop {
+            // A refresh another caller (the background refresher, `access_token`) started
+            // after this call is the refresh asked for: waiting out the floor again after it
+            // could go on forever while they keep refreshing as soon as the floor allows.
+            if let Some(answer) = engine.refreshed_since(since, engine.now()) {
+                return answer;
+            }
             let current = lock(&self.inner.flight).clone();
             match current {
                 // Asked for after this call began: it is the refresh asked for.
-                Some(flight) if matches!(flight.ask, Ask::Force { since: theirs } if theirs >= since) =>
+                Some(flight) if matches!(flight.ask, Ask::Force { since: theirs } if theirs.mono >= since.mono) =>
                 {
                     return flight.outcome().await;
                 }
                 Some(flight) => {
                     let _ = flight.outcome().await;
                 }
+                // Ours starts now and waits out the floor holding the store's lock, as the
+                // blocking manager's does: sleeping first, outside the lock, let a sibling
+                // refresh at the end of each floor and restart it, for as long as a clock
+                // stepped back made their refreshes look older than this call.
                 None => {
-                    let wait = engine.until_refresh_allowed(engine.now());
-                    if wait.is_zero() {
-                        let (flight, ours) = self.join_or_start(Ask::Force { since });
-                        let outcome = flight.outcome().await;
-                        if ours {
-                            return outcome;
-                        }
-                        // Another caller's refresh slipped in first: wait for it, then ours.
-                        continue;
+                    let (flight, ours) = self.join_or_start(Ask::Force { since });
+                    let outcome = flight.outcome().await;
+                    if ours {
+                        return outcome;
                     }
-                    engine.client.transport().sleep(wait.max(MIN_SLEEP)).await;
                 }
             }
         }
@@ -703,7 +712,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
     /// Refreshes now, even if the token is fresh, and returns a token obtained by a refresh that
     /// started after this call (see [`TokenManager::refresh_now`]).
     pub fn refresh_now(&self) -> Result<SecretString, SessionError> {
-        let since = self.engine.now().wall;
+        let since = self.engine.now();
         let gate = lock(&self.gate);
         let wait = self.engine.until_refresh_allowed(self.engine.now());
         if !wait.is_zero() {

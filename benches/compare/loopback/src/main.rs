@@ -1,6 +1,7 @@
 //! `loopback ok|error`: binds 127.0.0.1:0, prints `PORT <n>`, and answers every POST with a
 //! realistic success body (~4 KiB, tokens of real-world lengths) or a NotAuthorizedException,
-//! until killed. One thread per connection, keep-alive.
+//! until killed. One thread per connection, keep-alive; no allocation per request but the
+//! request body's (the server's cost is part of every client's figure, the floor's included).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -60,9 +61,11 @@ fn serve(stream: TcpStream, answer: &[u8]) -> std::io::Result<()> {
             if reader.read_line(&mut line)? == 0 {
                 return Ok(());
             }
-            let lower = line.to_ascii_lowercase();
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap_or(0);
+            const NAME: &str = "content-length:";
+            if let Some((name, value)) = line.split_at_checked(NAME.len())
+                && name.eq_ignore_ascii_case(NAME)
+            {
+                length = value.trim().parse().unwrap_or(0);
             }
             if line == "\r\n" {
                 break;

@@ -1,8 +1,6 @@
 //! cogref-blocking with its defaults: plain threads.
 
-use bench_common::{
-    CLIENT_ID, check, refresh_token, report, sequential, settings, throughput_threads,
-};
+use bench_common::{CLIENT_ID, check, refresh_token, run_threads, settings};
 use cogref_blocking::{CallConfig, EndpointConfig, RefreshInput};
 
 fn main() {
@@ -17,15 +15,11 @@ fn main() {
         .client_id(CLIENT_ID)
         .build()
         .expect("valid");
-    let call = || {
+    run_threads(|| {
         check(
             &s,
             client.refresh_blocking(&input).is_ok(),
             "cogref-blocking",
         )
-    };
-    sequential(s.warmup, call);
-    let samples = sequential(s.calls, call);
-    let (calls, time) = throughput_threads(&s, call);
-    report("cogref-blocking", &s, samples, calls, time);
+    });
 }

@@ -1,9 +1,7 @@
 //! cogref-isahc with its defaults, driven without an async runtime: `block_on` per call, one
 //! thread per concurrent caller.
 
-use bench_common::{
-    CLIENT_ID, check, refresh_token, report, sequential, settings, throughput_threads,
-};
+use bench_common::{CLIENT_ID, check, refresh_token, run_threads, settings};
 use cogref_isahc::{CallConfig, EndpointConfig, RefreshInput};
 
 fn main() {
@@ -18,12 +16,8 @@ fn main() {
         .client_id(CLIENT_ID)
         .build()
         .expect("valid");
-    let call = || {
+    run_threads(|| {
         let ok = futures_lite::future::block_on(client.refresh(&input)).is_ok();
         check(&s, ok, "cogref-isahc");
-    };
-    sequential(s.warmup, call);
-    let samples = sequential(s.calls, call);
-    let (calls, time) = throughput_threads(&s, call);
-    report("cogref-isahc", &s, samples, calls, time);
+    });
 }

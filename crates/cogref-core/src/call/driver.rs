@@ -32,7 +32,7 @@ use crate::ops::revoke::{RevokeInput, RevokeOutput, RevokeToken};
 use crate::protocol::endpoint::Endpoint;
 use crate::protocol::response::request_id;
 
-pub use crate::call::dyn_transport::{DynAsyncTransport, DynBlockingClient, DynClient};
+pub use crate::call::dyn_transport::{BoxFuture, DynAsyncTransport, DynBlockingClient, DynClient};
 
 /// A response as a transport returns it: status, headers and the whole body.
 pub type HttpResponse = http::Response<Vec<u8>>;
@@ -390,9 +390,12 @@ impl<T, E: Environment> Client<T, E> {
         let mut quota = self.lock_quota();
         match outcome {
             Ok(response) => {
-                attempt_span.record("status", response.status().as_u16());
-                if let Some(id) = request_id(response.headers()) {
-                    attempt_span.record("request_id", id.as_str());
+                // Reading the request id costs an allocation: only for a span that records.
+                if !attempt_span.is_disabled() {
+                    attempt_span.record("status", response.status().as_u16());
+                    if let Some(id) = request_id(response.headers()) {
+                        attempt_span.record("request_id", id.as_str());
+                    }
                 }
                 call.on_response(
                     response.status(),

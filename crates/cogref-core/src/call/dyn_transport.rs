@@ -3,8 +3,9 @@
 //! [`AsyncTransport`] uses async functions in a trait (`impl Future` returns): fast, but not
 //! object-safe, so a `Client<T, E>` fixes its transport at compile time. An application that
 //! picks reqwest, isahc or ureq from its configuration at start-up needs one client type for
-//! all of them: [`DynAsyncTransport`] is the same trait with boxed futures
-//! ([`async_trait`](https://docs.rs/async-trait)), so `Box<dyn DynAsyncTransport>` and
+//! all of them: [`DynAsyncTransport`] is the same trait with boxed futures (what the
+//! `async-trait` crate would generate, written out: one proc-macro crate less in the core's
+//! tree), so `Box<dyn DynAsyncTransport>` and
 //! `Arc<dyn DynAsyncTransport>` are transports too, `spawn` included (the session managers run
 //! their refreshes through it). Every [`AsyncTransport`] is a [`DynAsyncTransport`] (a blanket
 //! implementation), and [`Client::into_dyn`] turns any client into a [`DynClient`]. The cost is
@@ -40,6 +41,7 @@
 //! ```
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,34 +51,38 @@ use crate::call::driver::{
 };
 use crate::error::Error;
 
+/// A boxed future that may be sent between threads, as [`DynAsyncTransport`] returns.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// An object-safe [`AsyncTransport`]: the same duties, with boxed futures. Implement
-/// [`AsyncTransport`] and get this for free, or implement it directly with
-/// `#[async_trait::async_trait]`.
-#[async_trait::async_trait]
+/// [`AsyncTransport`] and get this for free, or implement it directly, returning
+/// `Box::pin(async move { … })`.
 pub trait DynAsyncTransport: Send + Sync {
     /// See [`AsyncTransport::send`].
-    async fn send(&self, request: HttpRequest, options: SendOptions)
-    -> Result<HttpResponse, Error>;
+    fn send(
+        &self,
+        request: HttpRequest,
+        options: SendOptions,
+    ) -> BoxFuture<'_, Result<HttpResponse, Error>>;
 
     /// See [`AsyncTransport::sleep`].
-    async fn sleep(&self, duration: Duration);
+    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()>;
 
     /// See [`AsyncTransport::spawn`].
     fn spawn(&self, task: DetachedTask);
 }
 
-#[async_trait::async_trait]
 impl<T: AsyncTransport> DynAsyncTransport for T {
-    async fn send(
+    fn send(
         &self,
         request: HttpRequest,
         options: SendOptions,
-    ) -> Result<HttpResponse, Error> {
-        AsyncTransport::send(self, request, options).await
+    ) -> BoxFuture<'_, Result<HttpResponse, Error>> {
+        Box::pin(AsyncTransport::send(self, request, options))
     }
 
-    async fn sleep(&self, duration: Duration) {
-        AsyncTransport::sleep(self, duration).await;
+    fn sleep(&self, duration: Duration) -> BoxFuture<'_, ()> {
+        Box::pin(AsyncTransport::sleep(self, duration))
     }
 
     fn spawn(&self, task: DetachedTask) {

@@ -32,25 +32,64 @@ use crate::protocol::endpoint::EndpointError;
 use not_authorized::NotAuthorizedCause;
 
 /// Any failure of a `GetTokensFromRefreshToken` call.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
     /// The input failed validation; nothing was sent.
-    #[error(transparent)]
-    InvalidInput(#[from] InvalidInput),
+    InvalidInput(InvalidInput),
     /// The endpoint configuration could not be resolved; nothing was sent.
-    #[error(transparent)]
-    Endpoint(#[from] EndpointError),
+    Endpoint(EndpointError),
     /// Cognito answered with an error code.
-    #[error(transparent)]
-    Service(#[from] ServiceError),
+    Service(ServiceError),
     /// A response arrived but could not be understood.
-    #[error(transparent)]
-    Response(#[from] ResponseError),
+    Response(ResponseError),
     /// The HTTP exchange failed (connect, timeout, I/O).
-    #[error(transparent)]
-    Transport(#[from] TransportError),
+    Transport(TransportError),
 }
+
+impl Error {
+    /// The variant's error: `Error` is transparent, its `Display` and `source` are the inner
+    /// error's.
+    fn inner(&self) -> &(dyn std::error::Error + 'static) {
+        match self {
+            Error::InvalidInput(e) => e,
+            Error::Endpoint(e) => e,
+            Error::Service(e) => e,
+            Error::Response(e) => e,
+            Error::Transport(e) => e,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.inner(), f)
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.inner().source()
+    }
+}
+
+macro_rules! from_variant {
+    ($($variant:ident($error:ty)),*) => {$(
+        impl From<$error> for Error {
+            fn from(error: $error) -> Self {
+                Error::$variant(error)
+            }
+        }
+    )*};
+}
+
+from_variant!(
+    InvalidInput(InvalidInput),
+    Endpoint(EndpointError),
+    Service(ServiceError),
+    Response(ResponseError),
+    Transport(TransportError)
+);
 
 impl Error {
     /// Whether the call may be retried, and as what kind of failure (docs/protocol.md §6.2).
@@ -541,13 +580,23 @@ impl fmt::Display for TransportErrorKind {
 ///
 /// It records whether the request may have reached the server, which decides whether a retry
 /// can be rotation-safe (see [`crate::retry::RetryPolicy::RotationSafe`]).
-#[derive(Debug, thiserror::Error)]
-#[error("transport error: {kind}: {source}")]
+#[derive(Debug)]
 pub struct TransportError {
     kind: TransportErrorKind,
     may_have_been_sent: bool,
-    #[source]
     source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "transport error: {}: {}", self.kind, self.source)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.source)
+    }
 }
 
 impl TransportError {

@@ -98,14 +98,21 @@ impl fmt::Display for Rule {
 }
 
 /// Input that breaks the model's constraints. Names the field and the rule, never the value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid input: {field} {rule}")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidInput {
     /// The field at fault.
     pub field: Field,
     /// The rule it broke.
     pub rule: Rule,
 }
+
+impl fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid input: {} {}", self.field, self.rule)
+    }
+}
+
+impl std::error::Error for InvalidInput {}
 
 /// Pattern of `RefreshToken`, of `RevokeToken`'s `Token` (`TokenModelType`), and of every token
 /// the service returns.

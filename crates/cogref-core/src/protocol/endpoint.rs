@@ -27,56 +27,41 @@ use http::{HeaderValue, Uri};
 use crate::protocol::partition::partition_of;
 
 /// Why an endpoint could not be resolved. Never contains a URL's user-info.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum EndpointError {
     /// Neither a region nor a custom endpoint was configured.
-    #[error("Invalid Configuration: Missing Region (set a region or an endpoint URL)")]
     MissingRegion,
     /// The region is not a valid DNS host label.
-    #[error(
-        "invalid region {region:?}: a region must be 1 to 63 letters, digits or '-', not starting or ending with '-'"
-    )]
     InvalidRegion {
         /// The rejected region, as given.
         region: String,
     },
     /// FIPS was requested together with a custom endpoint.
-    #[error("Invalid Configuration: FIPS and custom endpoint are not supported")]
     FipsWithCustomEndpoint,
     /// Dual-stack was requested together with a custom endpoint.
-    #[error("Invalid Configuration: Dualstack and custom endpoint are not supported")]
     DualStackWithCustomEndpoint,
     /// FIPS and dual-stack together are not offered in this partition.
-    #[error(
-        "FIPS and DualStack are enabled, but this partition does not support one or both (partition {partition})"
-    )]
     FipsAndDualStackNotSupported {
         /// The partition of the region.
         partition: &'static str,
     },
     /// FIPS is not offered in this partition.
-    #[error("FIPS is enabled but this partition does not support FIPS (partition {partition})")]
     FipsNotSupported {
         /// The partition of the region.
         partition: &'static str,
     },
     /// Dual-stack is not offered in this partition.
-    #[error(
-        "DualStack is enabled but this partition does not support DualStack (partition {partition})"
-    )]
     DualStackNotSupported {
         /// The partition of the region.
         partition: &'static str,
     },
     /// The custom endpoint URL is unusable.
-    #[error("invalid endpoint URL: {reason}")]
     InvalidEndpointUrl {
         /// What is wrong with it.
         reason: &'static str,
     },
     /// An environment variable has a value that cannot be used.
-    #[error("environment variable {name} must be {expected}")]
     InvalidEnvVar {
         /// The variable's name.
         name: &'static str,
@@ -84,6 +69,46 @@ pub enum EndpointError {
         expected: &'static str,
     },
 }
+
+impl fmt::Display for EndpointError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EndpointError::MissingRegion => f.write_str(
+                "Invalid Configuration: Missing Region (set a region or an endpoint URL)",
+            ),
+            EndpointError::InvalidRegion { region } => write!(
+                f,
+                "invalid region {region:?}: a region must be 1 to 63 letters, digits or '-', not starting or ending with '-'"
+            ),
+            EndpointError::FipsWithCustomEndpoint => {
+                f.write_str("Invalid Configuration: FIPS and custom endpoint are not supported")
+            }
+            EndpointError::DualStackWithCustomEndpoint => f.write_str(
+                "Invalid Configuration: Dualstack and custom endpoint are not supported",
+            ),
+            EndpointError::FipsAndDualStackNotSupported { partition } => write!(
+                f,
+                "FIPS and DualStack are enabled, but this partition does not support one or both (partition {partition})"
+            ),
+            EndpointError::FipsNotSupported { partition } => write!(
+                f,
+                "FIPS is enabled but this partition does not support FIPS (partition {partition})"
+            ),
+            EndpointError::DualStackNotSupported { partition } => write!(
+                f,
+                "DualStack is enabled but this partition does not support DualStack (partition {partition})"
+            ),
+            EndpointError::InvalidEndpointUrl { reason } => {
+                write!(f, "invalid endpoint URL: {reason}")
+            }
+            EndpointError::InvalidEnvVar { name, expected } => {
+                write!(f, "environment variable {name} must be {expected}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for EndpointError {}
 
 /// The inputs of endpoint resolution: region, FIPS, dual-stack and an optional override.
 ///

@@ -134,6 +134,9 @@ fn runs(text: &str) -> Vec<Run> {
 /// assert_eq!(redact("NotAuthorizedException"), "NotAuthorizedException");
 /// ```
 pub fn redact(text: &str) -> String {
+    if !may_hold_a_secret(text) {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;
     for run in runs(text).into_iter().filter(Run::is_secret_like) {
@@ -143,6 +146,48 @@ pub fn redact(text: &str) -> String {
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// Whether `text` may hold a credential-like run: it has an escape (for the full scan to read)
+/// or a run of at least [`MIN_SECRET_RUN`] token characters with a non-letter among them. Exact
+/// for text without `\`, whose runs are plain runs of token characters; service messages are
+/// words, and this answers for them without the full scan's allocations.
+fn may_hold_a_secret(text: &str) -> bool {
+    // One table lookup a byte: 0 ends a run, 1 a letter, 2 another token character, 3 `\`.
+    const CLASS: [u8; 256] = {
+        let mut class = [0u8; 256];
+        let mut b = 0;
+        while b < 256 {
+            let byte = b as u8;
+            class[b] = if byte == b'\\' {
+                3
+            } else if byte.is_ascii_alphabetic() {
+                1
+            } else if byte.is_ascii_digit()
+                || matches!(byte, b'-' | b'_' | b'=' | b'.' | b'+' | b'/')
+            {
+                2
+            } else {
+                0
+            };
+            b += 1;
+        }
+        class
+    };
+    // Where the current run started, and whether it has had a non-letter yet.
+    let (mut start, mut has_non_letter) = (0, false);
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        match CLASS[usize::from(b)] {
+            0 => (start, has_non_letter) = (i + 1, false),
+            1 => {}
+            2 => has_non_letter = true,
+            _ => return true,
+        }
+        if has_non_letter && i + 1 - start >= MIN_SECRET_RUN {
+            return true;
+        }
+    }
+    false
 }
 
 /// Longest excerpt of a body kept in an error, in characters.
@@ -189,6 +234,40 @@ pub fn excerpt(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn text_the_quick_check_passes_has_no_secret_like_run(
+            text in r#"[a-zA-Z0-9 ._/=+:"\\{}é-]{0,80}"#
+        ) {
+            if !may_hold_a_secret(&text) {
+                prop_assert!(!runs(&text).iter().any(Run::is_secret_like), "{}", text);
+                prop_assert_eq!(redact(&text), text);
+            }
+        }
+    }
+
+    #[test]
+    fn the_quick_checks_classes_are_the_token_alphabet() {
+        for b in 0..=255u8 {
+            let text = [b; MIN_SECRET_RUN];
+            let text = String::from_utf8_lossy(&text);
+            let full = b == b'\\' || runs(&text).iter().any(Run::is_secret_like);
+            assert_eq!(may_hold_a_secret(&text), full, "byte {b:#x}");
+        }
+    }
+
+    #[test]
+    fn the_quick_check_sends_runs_and_escapes_to_the_full_scan() {
+        assert!(may_hold_a_secret("abcdefghij0123456789"));
+        assert!(!may_hold_a_secret("abcdefghij012345678"));
+        assert!(!may_hold_a_secret("Refresh Token has been revoked"));
+        assert!(!may_hold_a_secret(
+            "NotAuthorizedExceptionNotAuthorizedException"
+        ));
+        assert!(may_hold_a_secret(r"a\/b"));
+    }
 
     #[test]
     fn a_jwt_is_redacted() {

@@ -6,8 +6,6 @@
 
 use std::fmt;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
 /// The claims Cognito puts in access and ID tokens (those this crate reads).
@@ -80,15 +78,46 @@ pub fn decode_claims(token: &str) -> Result<Claims, ClaimsError> {
         return Err(ClaimsError::NotAJwt);
     };
     // Some encoders pad; the JWT spec says not to, so accept both.
-    let bytes = URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .map_err(|_| ClaimsError::NotBase64)?;
+    let bytes = base64url_decode(payload.trim_end_matches('=')).ok_or(ClaimsError::NotBase64)?;
     serde_json::from_slice(&bytes).map_err(|_| ClaimsError::NotJson)
+}
+
+/// Unpadded base64url (RFC 4648 §5), as strict as the `base64` crate's `URL_SAFE_NO_PAD`: any
+/// byte outside the alphabet (`=` included), a length of 4n+1 and non-zero unused bits in the
+/// last symbol are rejected. Twenty lines in place of a dependency of the core.
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3 + 2);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for &c in text.as_bytes() {
+        let value = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    // What is left (0, 2 or 4 bits) pads the last symbol and must be zero.
+    (acc == 0).then_some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use proptest::prelude::*;
 
     fn jwt(payload: &str) -> String {
         format!(
@@ -118,5 +147,30 @@ mod tests {
             decode_claims(&jwt(r#"{"exp":"soon"}"#)),
             Err(ClaimsError::NotJson)
         );
+    }
+
+    #[test]
+    fn base64url_rejects_what_the_base64_crate_rejects() {
+        // 4n+1 characters, non-zero unused bits, padding and the standard alphabet's + and /.
+        for bad in ["A", "AAAAB", "AB", "AAB", "AA==", "A+", "A/", "QQ=", " QQ"] {
+            assert_eq!(base64url_decode(bad), None, "{bad:?}");
+            assert!(URL_SAFE_NO_PAD.decode(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(base64url_decode("").as_deref(), Some(&b""[..]));
+        assert_eq!(base64url_decode("QQ").as_deref(), Some(&b"A"[..]));
+        assert_eq!(base64url_decode("-_8").as_deref(), Some(&[0xfb, 0xff][..]));
+    }
+
+    proptest! {
+        #[test]
+        fn base64url_round_trips_the_base64_crates_encoding(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let text = URL_SAFE_NO_PAD.encode(&bytes);
+            prop_assert_eq!(base64url_decode(&text), Some(bytes));
+        }
+
+        #[test]
+        fn base64url_agrees_with_the_base64_crate_on_any_text(text in "[A-Za-z0-9_=+/.-]{0,12}") {
+            prop_assert_eq!(base64url_decode(&text), URL_SAFE_NO_PAD.decode(&text).ok());
+        }
     }
 }

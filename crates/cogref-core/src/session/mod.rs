@@ -367,6 +367,9 @@ pub struct Session {
     clock_skew_secs: Option<i64>,
     /// The access token's expiry on both clocks.
     expires: Option<Moment>,
+    /// When a refresh becomes due: `expires` less the effective margin, kept with it (see
+    /// [`Session::set_expires`]) because a cached `access_token()` asks on every call.
+    due: Option<Moment>,
     /// No refresh starts before this (the floor between refreshes).
     not_before: Option<Moment>,
     /// Refreshes in a row whose tokens were due as soon as they came back.
@@ -386,6 +389,7 @@ impl Session {
             health: Health::Healthy,
             clock_skew_secs: None,
             expires: None,
+            due: None,
             not_before: None,
             already_due_streak: 0,
             offset_upper_ms: None,
@@ -516,7 +520,23 @@ impl Session {
     }
 
     fn due(&self) -> Option<Moment> {
+        debug_assert_eq!(
+            self.due,
+            self.due_from_expires(),
+            "due not kept with expires"
+        );
+        self.due
+    }
+
+    fn due_from_expires(&self) -> Option<Moment> {
         Some(self.expires?.earlier_by(self.effective_margin()))
+    }
+
+    /// Sets the expiry, and with it when a refresh is due; after the tokens (their lifetime
+    /// caps the margin).
+    fn set_expires(&mut self, expires: Option<Moment>) {
+        self.expires = expires;
+        self.due = self.due_from_expires();
     }
 
     /// Whether the access token exists and is valid at `now` on both clocks.
@@ -679,7 +699,7 @@ impl Session {
             signed_out_at: None,
             expires_mono: Some(expires.mono),
         };
-        self.expires = Some(expires);
+        self.set_expires(Some(expires));
         // Tokens due the moment they arrive would make every call a refresh: back off.
         if self.effective_margin() >= lifetime {
             self.already_due_streak = self.already_due_streak.saturating_add(1);
@@ -769,7 +789,7 @@ impl Session {
             .as_ref()
             .and_then(|t| decode_claims(t.expose_secret()).ok())
             .and_then(|c| c.exp);
-        self.expires = tokens.expires_at.map(|wall| {
+        let expires = tokens.expires_at.map(|wall| {
             let remaining = wall.duration_since(now.wall).unwrap_or(Duration::ZERO);
             let remaining = tokens.lifetime.map_or(remaining, |l| remaining.min(l));
             let mono = now.after(remaining).mono;
@@ -791,6 +811,7 @@ impl Session {
             }
         }
         self.tokens = tokens;
+        self.set_expires(expires);
         self.health = Health::Healthy;
     }
 }

@@ -167,6 +167,21 @@ mod tests {
     }
 
     #[test]
+    fn a_2xx_that_is_not_utf_8_is_not_a_revocation_even_inside_a_skipped_member() {
+        // Found by the fuzz target `parse_revoke_response` (its crash input, minus noise).
+        let body = b"{\"__type\":\"Unsd5pme\xff ed~\"}";
+        let e = parse_response(
+            StatusCode::OK,
+            &HeaderMap::new(),
+            body,
+            SystemTime::UNIX_EPOCH,
+            &ResponseLimits::default(),
+        )
+        .expect_err("not JSON");
+        assert_eq!(kind(e), Some(ResponseErrorKind::NotJson));
+    }
+
+    #[test]
     fn an_empty_body_or_any_json_object_is_a_success_with_its_request_id() {
         for body in ["", "  ", "{}", r#"{"Unknown":[1,{"x":null}]}"#] {
             let out = parse(200, &[("x-amzn-requestid", "req-9")], body).expect(body);

@@ -57,6 +57,11 @@ pub(crate) fn from_success(success: &Success<'_>) -> Result<RevokeOutput, Error>
             .into());
     }
     if !body.iter().all(u8::is_ascii_whitespace) {
+        // JSON is UTF-8; skipping a member's value does not check that, so check it first.
+        if std::str::from_utf8(body).is_err() {
+            let kind = crate::ResponseErrorKind::NotJson;
+            return Err(success.error(kind, excerpt(body)).into());
+        }
         error_code::parse_json::<AnyObject>(body)
             .map_err(|(fault, _)| Error::from(success.error(fault.into(), excerpt(body))))?;
     }

@@ -1,0 +1,172 @@
+//! Every log line, span field, event and error of a run, scanned for the canary (invariant 5).
+//!
+//! A [`tracing`] subscriber enabled at TRACE for everything, installed as the default of every
+//! thread a run uses (the scheduler's and each blocking process's), formats every field of every
+//! span and event with `Debug` and looks for [`CANARY`]. The managers' `SessionEvent`s and every
+//! `SessionError` a caller receives go through [`Capture::scan`] too, with both `Display` and
+//! `Debug`.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+use crate::cognito::CANARY;
+use crate::shared::TrueClock;
+
+/// What a run's text output held.
+pub struct Capture {
+    leaks: Mutex<Vec<String>>,
+    lines: Option<Mutex<Vec<String>>>,
+    clock: Arc<TrueClock>,
+    /// Lines and fields scanned.
+    pub scanned: AtomicU64,
+}
+
+impl Capture {
+    /// A capture; with `keep_lines`, every log line is kept for a trace.
+    pub fn new(clock: Arc<TrueClock>, keep_lines: bool) -> Arc<Self> {
+        Arc::new(Self {
+            leaks: Mutex::new(Vec::new()),
+            lines: keep_lines.then(|| Mutex::new(Vec::new())),
+            clock,
+            scanned: AtomicU64::new(0),
+        })
+    }
+
+    /// Looks for the canary in `text`, which came from `what`.
+    pub fn scan(&self, what: &str, text: &str) {
+        self.scanned.fetch_add(1, Ordering::Relaxed);
+        if text.contains(CANARY) {
+            self.leaks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("{what}: {text}"));
+        }
+    }
+
+    /// Keeps a line for the trace (when keeping lines).
+    pub fn line(&self, line: impl FnOnce() -> String) {
+        if let Some(lines) = &self.lines {
+            let t = self.clock.now();
+            lines
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!("{:>12.6} {}", t as f64 / 1e6, line()));
+        }
+    }
+
+    /// The leaks found so far (taken).
+    pub fn take_leaks(&self) -> Vec<String> {
+        std::mem::take(&mut *self.leaks.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The kept lines (taken).
+    pub fn take_lines(&self) -> Vec<String> {
+        self.lines
+            .as_ref()
+            .map(|l| std::mem::take(&mut *l.lock().unwrap_or_else(|p| p.into_inner())))
+            .unwrap_or_default()
+    }
+
+    /// A dispatcher that scans into this capture.
+    pub fn dispatch(self: &Arc<Self>) -> tracing::Dispatch {
+        tracing::Dispatch::new(Scanner {
+            capture: self.clone(),
+            next_span: AtomicU64::new(1),
+        })
+    }
+}
+
+struct Scanner {
+    capture: Arc<Capture>,
+    next_span: AtomicU64,
+}
+
+struct Fields<'a> {
+    capture: &'a Capture,
+    what: &'static str,
+    buf: String,
+    line: Option<String>,
+}
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.buf.clear();
+        let _ = write!(self.buf, "{value:?}");
+        self.capture.scan(self.what, &self.buf);
+        if let Some(line) = &mut self.line {
+            let _ = write!(line, " {}={}", field.name(), self.buf);
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.capture.scan(self.what, value);
+        if let Some(line) = &mut self.line {
+            let _ = write!(line, " {}={value}", field.name());
+        }
+    }
+}
+
+impl Scanner {
+    fn fields(&self, what: &'static str, meta: &Metadata<'_>) -> Fields<'_> {
+        Fields {
+            capture: &self.capture,
+            what,
+            buf: String::new(),
+            line: self
+                .capture
+                .lines
+                .is_some()
+                .then(|| format!("{} {}:", meta.level(), meta.name())),
+        }
+    }
+
+    fn keep(&self, fields: Fields<'_>) {
+        if let Some(line) = fields.line {
+            self.capture.line(|| line);
+        }
+    }
+}
+
+impl Subscriber for Scanner {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+
+    fn new_span(&self, span: &Attributes<'_>) -> Id {
+        let mut fields = self.fields("span", span.metadata());
+        span.record(&mut fields);
+        self.keep(fields);
+        Id::from_u64(self.next_span.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn record(&self, _: &Id, values: &Record<'_>) {
+        let mut fields = Fields {
+            capture: &self.capture,
+            what: "span field",
+            buf: String::new(),
+            line: None,
+        };
+        values.record(&mut fields);
+    }
+
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let mut fields = self.fields("log line", event.metadata());
+        event.record(&mut fields);
+        self.keep(fields);
+    }
+
+    fn enter(&self, _: &Id) {}
+
+    fn exit(&self, _: &Id) {}
+}
