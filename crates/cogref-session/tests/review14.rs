@@ -721,6 +721,9 @@ fn file_store_save_is_a_compare_and_set_for_a_writer_without_the_lock() {
                     store.save(&tokens, expected)
                 })
             })
+            // Both threads spawned before either is joined (the barrier waits for both).
+            .collect::<Vec<_>>()
+            .into_iter()
             .map(|t| t.join().expect("thread"))
             .collect();
         if results.iter().all(Result::is_ok) {
