@@ -74,9 +74,9 @@ enum Seen {
 /// What the lock holder does after reloading.
 pub(crate) enum Prepared {
     Serve(SecretString),
-    /// Call Cognito with this input; hand the outcome and the time (when the refresh was
-    /// decided on) to [`Engine::refreshed`].
-    Refresh(Box<RefreshInput>, Now),
+    /// Call Cognito with this input; hand the outcome and what the refresh started from to
+    /// [`Engine::refreshed`].
+    Refresh(Box<RefreshInput>, Begun),
     /// A forced refresh must wait for the floor between refreshes: sleep, then prepare again.
     Wait(Duration),
 }
@@ -90,6 +90,17 @@ pub(crate) enum LockPoll {
     Wait { seen: Option<u64> },
     /// No token to give: the store holds a tombstone, the lineage was signed out.
     Fail(SessionError),
+}
+
+/// What a refresh started from: when it was decided on, and the stored version its set
+/// replaces. Its save is a compare-and-set on that version, not on whatever the store held
+/// when the call ended: a tombstone (a sign-out, here or elsewhere) or another holder's set
+/// saved meanwhile, which this manager may have looked at while the call ran, is never
+/// written over unseen.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Begun {
+    now: Now,
+    expected: Option<u64>,
 }
 
 /// Who asks for a refresh, which decides whether to wait for another process's.
@@ -616,7 +627,10 @@ impl<T, E: Environment> Engine<T, E> {
             Decision::Serve => Ok(Prepared::Serve(current_token(session))),
             Decision::Refresh { .. } => Ok(Prepared::Refresh(
                 Box::new(session.refresh_input(&self.template)?),
-                now,
+                Begun {
+                    now,
+                    expected: state.store_version,
+                },
             )),
             decision => Err(error_of(session, decision)),
         }
@@ -629,12 +643,21 @@ impl<T, E: Environment> Engine<T, E> {
     pub(crate) fn refreshed(
         &self,
         outcome: Result<RefreshOutput, CallError>,
-        started: Now,
+        begun: Begun,
     ) -> Refreshed {
-        let (mut next, expected) = {
+        let Begun {
+            now: started,
+            expected,
+        } = begun;
+        let (mut next, signed_out) = {
             let state = self.state();
-            (state.session.clone(), state.store_version)
+            (state.session.clone(), state.signed_out)
         };
+        // Signed out while the call ran (here, or a tombstone this manager has seen): whatever
+        // it obtained belongs to the revoked lineage and is neither stored nor handed out.
+        if signed_out {
+            return Refreshed::Done(Err(SessionError::SignedOut));
+        }
         let sent = next.tokens().refresh_token.clone();
         match outcome {
             Ok(output) => {
@@ -734,6 +757,15 @@ impl<T, E: Environment> Engine<T, E> {
         };
         let now = self.now();
         let mut state = self.state();
+        // A tombstone this refresh did not start over: signed out while it ran (by this
+        // manager or another holder). Its tokens belong to the revoked lineage and stay
+        // unwritten, whether or not this manager had heard of the sign-out yet.
+        if stored.tokens.is_signed_out() && state.started_over != Some(stored.version) {
+            let seen = self.see(&mut state, stored, now);
+            drop(state);
+            self.tell(seen);
+            return Saved::Done(Err(SessionError::SignedOut));
+        }
         // Ours is the session now, and not stored.
         state.session = pending.next.clone();
         state.own_refresh = Some(pending.started);
