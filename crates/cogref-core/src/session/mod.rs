@@ -700,8 +700,10 @@ impl Session {
             expires_mono: Some(expires.mono),
         };
         self.set_expires(Some(expires));
-        // Tokens due the moment they arrive would make every call a refresh: back off.
-        if self.effective_margin() >= lifetime {
+        // Tokens due the moment they arrive would make every call a refresh: back off. Judged
+        // on the expiry the session will act on, not the claimed lifetime: `exp` moved onto our
+        // clock (a `Date` header hours ahead of `iat`) can make a one-hour token due at once.
+        if self.effective_margin() >= expires.until_either(started) {
             self.already_due_streak = self.already_due_streak.saturating_add(1);
         } else {
             self.already_due_streak = 0;
