@@ -174,8 +174,15 @@ fn epoch_ms(t: SystemTime) -> u64 {
 }
 
 /// Ten years in seconds: Cognito's tokens live a day at most and a refresh token ten years at
-/// most; a stored duration or skew beyond it is corrupt.
+/// most; a stored duration or skew beyond it is corrupt. The session never goes beyond the
+/// core's bounds, which must stay within it (checked below), so whatever it stores reads back.
 const TEN_YEARS_SECS: u64 = 10 * 365 * 24 * 3600;
+const _: () = {
+    use cogref_core::session::{MAX_CLOCK_SKEW, MAX_LIFETIME, MAX_REFRESH_TOKEN_VALIDITY};
+    assert!(MAX_LIFETIME.as_secs() <= TEN_YEARS_SECS);
+    assert!(MAX_REFRESH_TOKEN_VALIDITY.as_secs() <= TEN_YEARS_SECS);
+    assert!(MAX_CLOCK_SKEW.as_secs() <= TEN_YEARS_SECS);
+};
 
 /// The first millisecond of the year 10000: no token lives that long, and every platform's
 /// clock holds it.

@@ -66,6 +66,16 @@ use jwt::decode_claims;
 /// the bound keeps every time a session computes (and every store's copy of it) in range.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
+/// The longest refresh-token validity an app client can have (Cognito's maximum, 3,650 days).
+/// A longer one stated to a session (`Duration::MAX` for "never") is taken as this: the
+/// deadline, and every store's copy of the validity, stay in range.
+pub const MAX_REFRESH_TOKEN_VALIDITY: Duration = Duration::from_secs(3650 * 24 * 3600);
+
+/// The largest clock skew a session believes, either way: ten years. A `Date` header or an
+/// `iat` further from the local clock than that (a server or proxy with a dead clock battery)
+/// says nothing about Cognito's clock and is not used.
+pub const MAX_CLOCK_SKEW: Duration = MAX_LIFETIME;
+
 /// How a session schedules refreshes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -424,7 +434,8 @@ impl Session {
         let validity = self
             .config
             .refresh_token_validity
-            .or(self.tokens.refresh_token_validity)?;
+            .or(self.tokens.refresh_token_validity)?
+            .min(MAX_REFRESH_TOKEN_VALIDITY);
         let end = self.tokens.signed_in_at?.checked_add(validity)?;
         Some(self.to_local(end))
     }
@@ -694,7 +705,8 @@ impl Session {
             refresh_token_validity: self
                 .config
                 .refresh_token_validity
-                .or(previous.refresh_token_validity),
+                .or(previous.refresh_token_validity)
+                .map(|v| v.min(MAX_REFRESH_TOKEN_VALIDITY)),
             clock_skew_secs: self.clock_skew_secs.or(previous.clock_skew_secs),
             signed_out_at: None,
             expires_mono: Some(expires.mono),
@@ -731,8 +743,18 @@ impl Session {
             return;
         };
         let received = millis(output.received_at).unwrap_or(sent);
-        let date = output.server_date.and_then(millis);
-        let iat = iat.and_then(|s| s.checked_mul(1000));
+        // A reading further from our clock than any believable skew is a broken clock
+        // somewhere between us and Cognito, not Cognito's: left out.
+        let max_ms = i64::try_from(MAX_CLOCK_SKEW.as_millis()).unwrap_or(i64::MAX) - 1000;
+        let plausible =
+            |server: i64, local: i64| server.checked_sub(local).is_some_and(|d| d.abs() <= max_ms);
+        let date = output
+            .server_date
+            .and_then(millis)
+            .filter(|&d| plausible(d, received));
+        let iat = iat
+            .and_then(|s| s.checked_mul(1000))
+            .filter(|&i| plausible(i, sent));
         let upper = [date, iat]
             .into_iter()
             .flatten()
