@@ -252,8 +252,10 @@ pub(crate) struct Engine<T, E> {
     /// The app client and endpoint every stored set must belong to.
     client_id: String,
     endpoint: String,
-    /// `EndingSoon` was reported (once per process).
-    ending_soon_told: std::sync::atomic::AtomicBool,
+    /// The end (server clock, seconds; see [`LineageEnd`]) of the lineage whose `EndingSoon`
+    /// this manager has seen to (0: none): reported, or found reported by another manager of
+    /// the process.
+    ending_soon_told: std::sync::atomic::AtomicU64,
 }
 
 impl<T, E: Environment> Engine<T, E> {
@@ -317,31 +319,55 @@ impl<T, E: Environment> Engine<T, E> {
             options,
             client_id,
             endpoint,
-            ending_soon_told: std::sync::atomic::AtomicBool::new(false),
+            ending_soon_told: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// Reports [`SessionEvent::EndingSoon`] once the deadline is near (once per process).
+    /// Reports [`SessionEvent::EndingSoon`] once the deadline is near: once per process and
+    /// lineage (a new sign-in is a new lineage with its own notice), by the first manager with
+    /// listeners to find it near. A manager without listeners tells nobody, so it does not
+    /// count.
     pub(crate) fn check_deadline(&self) {
         use std::sync::atomic::Ordering;
-        if self.ending_soon_told.load(Ordering::Relaxed) {
+        if self.options.listeners.is_empty() {
             return;
         }
         let now = self.now();
-        let deadline = {
+        let (deadline, end) = {
             let state = self.state();
-            state
-                .session
-                .ending_soon(now)
-                .then(|| state.session.deadline())
-                .flatten()
+            if !state.session.ending_soon(now) {
+                return;
+            }
+            let Some(deadline) = state.session.deadline() else {
+                return;
+            };
+            // Seen to already by this manager: the hot path of a cached token during the
+            // notice stops here, before the key is built.
+            let Some(end_secs) = LineageEnd::end_secs(&state.session) else {
+                return;
+            };
+            if self.ending_soon_told.swap(end_secs, Ordering::Relaxed) == end_secs {
+                return;
+            }
+            (deadline, LineageEnd::of(&state.session, &self.client_id, &self.endpoint))
         };
-        if let Some(deadline) = deadline
-            && !self.ending_soon_told.swap(true, Ordering::Relaxed)
-        {
+        let Some(end) = end else { return };
+        if end.first_in_process(now.wall) {
             tracing::info!(?deadline, "the session's refresh token is about to expire");
             self.emit(SessionEvent::EndingSoon { deadline });
         }
+    }
+
+    /// How long until the notice before the deadline begins, if this manager has a notice to
+    /// give then (a background refresher wakes for it).
+    fn until_notice(&self, session: &Session, now: Now) -> Option<Duration> {
+        if self.options.listeners.is_empty() {
+            return None;
+        }
+        let notice = session
+            .deadline()?
+            .checked_sub(session.config().ending_soon_notice)?;
+        notice.duration_since(now.wall).ok().filter(|d| !d.is_zero())
     }
 
     /// When the lineage ends, if the application stated the validity.
@@ -377,7 +403,24 @@ impl<T, E: Environment> Engine<T, E> {
     /// stamp, read just before: if it moved since this manager last read the store, the store
     /// is read first.
     pub(crate) fn quick(&self, now: Now, stamp: Option<u64>) -> Quick {
+        let (quick, notice) = self.quick_locked(now, stamp);
+        // The notice is due between two refreshes too (they may be an hour apart).
+        if notice {
+            self.check_deadline();
+        }
+        quick
+    }
+
+    /// [`quick`](Self::quick) under the state's lock; whether the deadline's notice is due.
+    fn quick_locked(&self, now: Now, stamp: Option<u64>) -> (Quick, bool) {
         let state = self.state();
+        let notice = !self.options.listeners.is_empty()
+            && !state.signed_out
+            && state.session.ending_soon(now);
+        (self.quick_in(&state, now, stamp), notice)
+    }
+
+    fn quick_in(&self, state: &State, now: Now, stamp: Option<u64>) -> Quick {
         if let Some(stamp) = stamp
             && state.seen_stamp != Some(stamp)
             && state.look_retry_at.is_none_or(|t| now.mono >= t)
@@ -901,7 +944,11 @@ impl<T, E: Environment> Engine<T, E> {
         if state.signed_out {
             return None;
         }
-        let wait = state.session.next_refresh_in(now)?;
+        let mut wait = state.session.next_refresh_in(now)?;
+        // Wake for the deadline's notice, which may fall between two refreshes.
+        if let Some(notice) = self.until_notice(&state.session, now) {
+            wait = wait.min(notice);
+        }
         // Due, but the store failed a moment ago: wait for the store, not in a hot loop.
         let store = state
             .store_retry_at
@@ -1305,4 +1352,65 @@ fn endpoint_key(url: &str) -> String {
     };
     let path = uri.path().trim_end_matches('/');
     format!("{scheme}://{host}{port}{path}")
+}
+
+/// A lineage's end, as every manager of the process that shares it computes it: the app client,
+/// the endpoint, the sign-in time plus the validity (the server's clock, whole seconds, so not
+/// moved by this process's skew estimate) and, when the access token says, the authentication
+/// it descends from (`origin_jti`, else the user, `sub`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct LineageEnd {
+    client_id: String,
+    endpoint: String,
+    end_secs: u64,
+    origin: Option<String>,
+}
+
+/// The lineages whose `EndingSoon` was reported in this process.
+static ENDING_SOON_TOLD: Mutex<Vec<LineageEnd>> = Mutex::new(Vec::new());
+
+impl LineageEnd {
+    /// Sign-in plus validity on the server's clock, in seconds (at least 1).
+    fn end_secs(session: &Session) -> Option<u64> {
+        let tokens = session.tokens();
+        let validity = session
+            .config()
+            .refresh_token_validity
+            .or(tokens.refresh_token_validity)?
+            .min(cogref_core::session::MAX_REFRESH_TOKEN_VALIDITY);
+        let end = tokens.signed_in_at?.checked_add(validity)?;
+        Some(end.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs().max(1))
+    }
+
+    fn of(session: &Session, client_id: &str, endpoint: &str) -> Option<Self> {
+        use cogref_core::secrecy::ExposeSecret;
+        let tokens = session.tokens();
+        let end_secs = Self::end_secs(session)?;
+        let origin = tokens
+            .access_token
+            .as_ref()
+            .and_then(|t| cogref_core::jwt::decode_claims(t.expose_secret()).ok())
+            .and_then(|c| c.origin_jti.or(c.sub));
+        Some(Self {
+            client_id: client_id.to_owned(),
+            endpoint: endpoint.to_owned(),
+            end_secs,
+            origin,
+        })
+    }
+
+    /// Records the lineage as told in this process; whether it was not yet. Lineages that
+    /// ended more than a day before `now` are forgotten (the record stays small).
+    fn first_in_process(self, now: std::time::SystemTime) -> bool {
+        let now_secs = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut told = ENDING_SOON_TOLD.lock().unwrap_or_else(|p| p.into_inner());
+        if told.contains(&self) {
+            return false;
+        }
+        told.retain(|t| t.end_secs.saturating_add(86_400) >= now_secs);
+        told.push(self);
+        true
+    }
 }
