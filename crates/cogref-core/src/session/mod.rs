@@ -462,16 +462,15 @@ impl Session {
         }
     }
 
-    /// `expires` capped at the access token's own `exp` moved onto our clocks. Before this
-    /// session knows the server's clock (it has not refreshed yet: a set loaded at start, or
-    /// adopted from another host), `exp` is taken on our clock as it stands: the `expires_at`
-    /// of a set another host stored is on *that* host's clock, minutes ahead of ours perhaps,
-    /// and must not carry a token past its `exp`. A clock of ours that is ahead makes the cap
-    /// early (a refresh sooner than needed, after which the skew is known), never late.
+    /// `expires` capped at the access token's own `exp` moved onto our clocks, if the skew is
+    /// known.
     fn capped_by_exp(&self, expires: Moment, exp: Option<i64>, now: Now) -> Moment {
         let Some(exp) = exp.and_then(|e| u64::try_from(e).ok()) else {
             return expires;
         };
+        if self.offset_upper_ms.is_none() {
+            return expires;
+        }
         let Some(server_exp) = UNIX_EPOCH.checked_add(Duration::from_secs(exp)) else {
             return expires;
         };
