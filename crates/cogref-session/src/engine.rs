@@ -271,6 +271,7 @@ impl<T, E: Environment> Engine<T, E> {
         let endpoint = endpoint_key(client.endpoint().url());
         let now = now(&client);
         let mut started_over = None;
+        let mut signed_out = false;
         let (tokens, store_version) = match loaded {
             Some(stored) if !stored.tokens.is_signed_out() => {
                 check_binding(&stored.tokens, &client_id, &endpoint)?;
@@ -280,7 +281,13 @@ impl<T, E: Environment> Engine<T, E> {
             // sign-in from the template's refresh token. Its first save replaces the tombstone.
             Some(stored) => {
                 check_binding(&stored.tokens, &client_id, &endpoint)?;
-                started_over = Some(stored.version);
+                // Starting from a token the sign-out revoked (a restart of the program that
+                // signed out) is not a new sign-in: the session stays signed out.
+                if stored.tokens.revoked(template.refresh_token()) {
+                    signed_out = true;
+                } else {
+                    started_over = Some(stored.version);
+                }
                 (
                     TokenSet::from_refresh_token(
                         template.refresh_token().clone(),
@@ -309,7 +316,7 @@ impl<T, E: Environment> Engine<T, E> {
                 own_refresh: None,
                 rotated_away: Vec::new(),
                 store_retry_at: None,
-                signed_out: false,
+                signed_out,
                 started_over,
                 seen_stamp: options.stamp,
                 look_retry_at: None,
@@ -1044,8 +1051,17 @@ impl<T, E: Environment> Engine<T, E> {
                 let mut state = self.state();
                 state.signed_out = true;
                 tracing::info!("the session's refresh token was revoked");
+                // Every token of the family this manager knows is dead now: the one revoked
+                // (or the session's newer one), those it rotated from, the template's.
+                let mut revoked: Vec<u64> = std::iter::once(&state.session.tokens().refresh_token)
+                    .chain(state.rotated_away.iter())
+                    .chain(std::iter::once(self.template.refresh_token()))
+                    .map(cogref_core::session::refresh_token_fingerprint)
+                    .collect();
+                revoked.sort_unstable();
+                revoked.dedup();
                 Ok(Box::new(PendingTombstone {
-                    tokens: self.bind(TokenSet::signed_out(now.wall)),
+                    tokens: self.bind(TokenSet::signed_out(now.wall).with_revoked(revoked)),
                     expected: state.store_version,
                     attempts: 0,
                 }))

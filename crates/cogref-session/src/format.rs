@@ -90,6 +90,9 @@ struct StoredTokens<'a> {
     /// A tombstone: the lineage was signed out then, milliseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     signed_out_at_ms: Option<u64>,
+    /// In a tombstone: fingerprints of the refresh tokens the sign-out revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked: Option<Vec<u64>>,
     /// The store's write counter, for stores that keep it inside the value (the file store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     generation: Option<u64>,
@@ -143,6 +146,7 @@ pub(crate) fn encode_with_generation(
             refresh_token_validity_secs: None,
             clock_skew_secs: None,
             signed_out_at_ms: Some(epoch_ms(at)),
+            revoked: (!tokens.revoked.is_empty()).then(|| tokens.revoked.clone()),
             generation,
         },
         None => StoredTokens {
@@ -161,6 +165,7 @@ pub(crate) fn encode_with_generation(
             refresh_token_validity_secs: tokens.refresh_token_validity.map(|d| d.as_secs()),
             clock_skew_secs: tokens.clock_skew_secs,
             signed_out_at_ms: None,
+            revoked: None,
             generation,
         },
     };
@@ -238,7 +243,9 @@ pub(crate) fn decode_with_generation(bytes: &[u8]) -> Result<(TokenSet, Option<u
             ));
         }
         let at = from_epoch_ms(ms, "signed_out_at_ms")?;
-        let tombstone = TokenSet::signed_out(at).bound_to(binding.0, binding.1);
+        let tombstone = TokenSet::signed_out(at)
+            .bound_to(binding.0, binding.1)
+            .with_revoked(stored.revoked.unwrap_or_default());
         return Ok((tombstone, stored.generation));
     }
     let Some(refresh_token) = stored.refresh_token else {
@@ -378,6 +385,20 @@ mod tests {
         assert_eq!(back.signed_out_at, Some(at));
         assert_eq!(back.client_id.as_deref(), Some("client"));
         assert!(back.access_token.is_none() && back.refresh_token.expose_secret().is_empty());
+    }
+
+    #[test]
+    fn a_tombstone_keeps_the_fingerprints_of_the_revoked_tokens_and_never_the_tokens() {
+        use cogref_core::session::refresh_token_fingerprint;
+        let revoked = SecretString::from("CANARY-revoked-refresh-token");
+        let tombstone = TokenSet::signed_out(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+            .with_revoked(vec![refresh_token_fingerprint(&revoked)]);
+        let bytes = encode(&tombstone);
+        let text = std::str::from_utf8(bytes.expose_secret()).expect("utf-8");
+        assert!(!text.contains("CANARY"), "{text}");
+        let back = decode(bytes.expose_secret()).expect("decodes");
+        assert!(back.revoked(&revoked));
+        assert!(!back.revoked(&SecretString::from("a new sign-in")));
     }
 
     #[test]

@@ -231,6 +231,11 @@ pub struct TokenSet {
     /// that signed out): this set is a tombstone and holds no token (see
     /// [`TokenSet::signed_out`]).
     pub signed_out_at: Option<SystemTime>,
+    /// In a tombstone: fingerprints ([`refresh_token_fingerprint`]) of the refresh tokens the
+    /// sign-out revoked (the lineage's, and the one it started from). A manager that starts
+    /// from one of them over the tombstone is not a new sign-in. Fingerprints of dead tokens:
+    /// nothing that works is kept.
+    pub revoked: Vec<u64>,
     /// The expiry on this process's monotonic clock, for a set that never left the process
     /// (another manager sharing a memory store): a wall clock stepped back meanwhile must not
     /// lengthen it. Not stored.
@@ -269,6 +274,7 @@ impl TokenSet {
             refresh_token_validity: None,
             clock_skew_secs: None,
             signed_out_at: None,
+            revoked: Vec::new(),
             expires_mono: None,
         }
     }
@@ -280,6 +286,20 @@ impl TokenSet {
         let mut set = Self::from_refresh_token(String::new(), None);
         set.signed_out_at = Some(at);
         set
+    }
+
+    /// This tombstone, recording the fingerprints of the refresh tokens its sign-out revoked.
+    pub fn with_revoked(mut self, revoked: Vec<u64>) -> Self {
+        self.revoked = revoked;
+        self
+    }
+
+    /// Whether this is a tombstone whose sign-out revoked `refresh_token`.
+    pub fn revoked(&self, refresh_token: &SecretString) -> bool {
+        self.is_signed_out()
+            && self
+                .revoked
+                .contains(&refresh_token_fingerprint(refresh_token))
     }
 
     /// Whether this set is a tombstone left by a sign-out ([`TokenSet::signed_out`]).
@@ -316,6 +336,18 @@ impl TokenSet {
     pub fn same_refresh_token(&self, other: &TokenSet) -> bool {
         self.refresh_token.expose_secret() == other.refresh_token.expose_secret()
     }
+}
+
+/// A refresh token's fingerprint: 64-bit FNV-1a of its bytes, the same in every build and
+/// process. It identifies a token a tombstone records as revoked; 64 bits of a token of
+/// hundreds of random bytes cannot give the token back.
+pub fn refresh_token_fingerprint(token: &SecretString) -> u64 {
+    token
+        .expose_secret()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 /// What the caller should do at a given instant.
@@ -709,6 +741,7 @@ impl Session {
                 .map(|v| v.min(MAX_REFRESH_TOKEN_VALIDITY)),
             clock_skew_secs: self.clock_skew_secs.or(previous.clock_skew_secs),
             signed_out_at: None,
+            revoked: Vec::new(),
             expires_mono: Some(expires.mono),
         };
         self.set_expires(Some(expires));
