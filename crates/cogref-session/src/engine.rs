@@ -356,7 +356,10 @@ impl<T, E: Environment> Engine<T, E> {
             if self.ending_soon_told.swap(end_secs, Ordering::Relaxed) == end_secs {
                 return;
             }
-            (deadline, LineageEnd::of(&state.session, &self.client_id, &self.endpoint))
+            (
+                deadline,
+                LineageEnd::of(&state.session, &self.client_id, &self.endpoint),
+            )
         };
         let Some(end) = end else { return };
         if end.first_in_process(now.wall) {
@@ -374,7 +377,10 @@ impl<T, E: Environment> Engine<T, E> {
         let notice = session
             .deadline()?
             .checked_sub(session.config().ending_soon_notice)?;
-        notice.duration_since(now.wall).ok().filter(|d| !d.is_zero())
+        notice
+            .duration_since(now.wall)
+            .ok()
+            .filter(|d| !d.is_zero())
     }
 
     /// When the lineage ends, if the application stated the validity.
@@ -1395,7 +1401,12 @@ impl LineageEnd {
             .or(tokens.refresh_token_validity)?
             .min(cogref_core::session::MAX_REFRESH_TOKEN_VALIDITY);
         let end = tokens.signed_in_at?.checked_add(validity)?;
-        Some(end.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs().max(1))
+        Some(
+            end.duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_secs()
+                .max(1),
+        )
     }
 
     fn of(session: &Session, client_id: &str, endpoint: &str) -> Option<Self> {
