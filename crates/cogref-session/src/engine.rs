@@ -74,9 +74,9 @@ enum Seen {
 /// What the lock holder does after reloading.
 pub(crate) enum Prepared {
     Serve(SecretString),
-    /// Call Cognito with this input; hand the outcome and the time (when the refresh was
-    /// decided on) to [`Engine::refreshed`].
-    Refresh(Box<RefreshInput>, Now),
+    /// Call Cognito with this input; hand the outcome and what the refresh started from to
+    /// [`Engine::refreshed`].
+    Refresh(Box<RefreshInput>, Begun),
     /// A forced refresh must wait for the floor between refreshes: sleep, then prepare again.
     Wait(Duration),
 }
@@ -90,6 +90,17 @@ pub(crate) enum LockPoll {
     Wait { seen: Option<u64> },
     /// No token to give: the store holds a tombstone, the lineage was signed out.
     Fail(SessionError),
+}
+
+/// What a refresh started from: when it was decided on, and the stored version its set
+/// replaces. Its save is a compare-and-set on that version, not on whatever the store held
+/// when the call ended: a tombstone (a sign-out, here or elsewhere) or another holder's set
+/// saved meanwhile, which this manager may have looked at while the call ran, is never
+/// written over unseen.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Begun {
+    now: Now,
+    expected: Option<u64>,
 }
 
 /// Who asks for a refresh, which decides whether to wait for another process's.
@@ -241,8 +252,10 @@ pub(crate) struct Engine<T, E> {
     /// The app client and endpoint every stored set must belong to.
     client_id: String,
     endpoint: String,
-    /// `EndingSoon` was reported (once per process).
-    ending_soon_told: std::sync::atomic::AtomicBool,
+    /// The end (server clock, seconds; see [`LineageEnd`]) of the lineage whose `EndingSoon`
+    /// this manager has seen to (0: none): reported, or found reported by another manager of
+    /// the process.
+    ending_soon_told: std::sync::atomic::AtomicU64,
 }
 
 impl<T, E: Environment> Engine<T, E> {
@@ -258,6 +271,7 @@ impl<T, E: Environment> Engine<T, E> {
         let endpoint = endpoint_key(client.endpoint().url());
         let now = now(&client);
         let mut started_over = None;
+        let mut signed_out = false;
         let (tokens, store_version) = match loaded {
             Some(stored) if !stored.tokens.is_signed_out() => {
                 check_binding(&stored.tokens, &client_id, &endpoint)?;
@@ -267,7 +281,13 @@ impl<T, E: Environment> Engine<T, E> {
             // sign-in from the template's refresh token. Its first save replaces the tombstone.
             Some(stored) => {
                 check_binding(&stored.tokens, &client_id, &endpoint)?;
-                started_over = Some(stored.version);
+                // Starting from a token the sign-out revoked (a restart of the program that
+                // signed out) is not a new sign-in: the session stays signed out.
+                if stored.tokens.revoked(template.refresh_token()) {
+                    signed_out = true;
+                } else {
+                    started_over = Some(stored.version);
+                }
                 (
                     TokenSet::from_refresh_token(
                         template.refresh_token().clone(),
@@ -296,7 +316,7 @@ impl<T, E: Environment> Engine<T, E> {
                 own_refresh: None,
                 rotated_away: Vec::new(),
                 store_retry_at: None,
-                signed_out: false,
+                signed_out,
                 started_over,
                 seen_stamp: options.stamp,
                 look_retry_at: None,
@@ -306,31 +326,61 @@ impl<T, E: Environment> Engine<T, E> {
             options,
             client_id,
             endpoint,
-            ending_soon_told: std::sync::atomic::AtomicBool::new(false),
+            ending_soon_told: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
-    /// Reports [`SessionEvent::EndingSoon`] once the deadline is near (once per process).
+    /// Reports [`SessionEvent::EndingSoon`] once the deadline is near: once per process and
+    /// lineage (a new sign-in is a new lineage with its own notice), by the first manager with
+    /// listeners to find it near. A manager without listeners tells nobody, so it does not
+    /// count.
     pub(crate) fn check_deadline(&self) {
         use std::sync::atomic::Ordering;
-        if self.ending_soon_told.load(Ordering::Relaxed) {
+        if self.options.listeners.is_empty() {
             return;
         }
         let now = self.now();
-        let deadline = {
+        let (deadline, end) = {
             let state = self.state();
-            state
-                .session
-                .ending_soon(now)
-                .then(|| state.session.deadline())
-                .flatten()
+            if !state.session.ending_soon(now) {
+                return;
+            }
+            let Some(deadline) = state.session.deadline() else {
+                return;
+            };
+            // Seen to already by this manager: the hot path of a cached token during the
+            // notice stops here, before the key is built.
+            let Some(end_secs) = LineageEnd::end_secs(&state.session) else {
+                return;
+            };
+            if self.ending_soon_told.swap(end_secs, Ordering::Relaxed) == end_secs {
+                return;
+            }
+            (
+                deadline,
+                LineageEnd::of(&state.session, &self.client_id, &self.endpoint),
+            )
         };
-        if let Some(deadline) = deadline
-            && !self.ending_soon_told.swap(true, Ordering::Relaxed)
-        {
+        let Some(end) = end else { return };
+        if end.first_in_process(now.wall) {
             tracing::info!(?deadline, "the session's refresh token is about to expire");
             self.emit(SessionEvent::EndingSoon { deadline });
         }
+    }
+
+    /// How long until the notice before the deadline begins, if this manager has a notice to
+    /// give then (a background refresher wakes for it).
+    fn until_notice(&self, session: &Session, now: Now) -> Option<Duration> {
+        if self.options.listeners.is_empty() {
+            return None;
+        }
+        let notice = session
+            .deadline()?
+            .checked_sub(session.config().ending_soon_notice)?;
+        notice
+            .duration_since(now.wall)
+            .ok()
+            .filter(|d| !d.is_zero())
     }
 
     /// When the lineage ends, if the application stated the validity.
@@ -366,7 +416,24 @@ impl<T, E: Environment> Engine<T, E> {
     /// stamp, read just before: if it moved since this manager last read the store, the store
     /// is read first.
     pub(crate) fn quick(&self, now: Now, stamp: Option<u64>) -> Quick {
+        let (quick, notice) = self.quick_locked(now, stamp);
+        // The notice is due between two refreshes too (they may be an hour apart).
+        if notice {
+            self.check_deadline();
+        }
+        quick
+    }
+
+    /// [`quick`](Self::quick) under the state's lock; whether the deadline's notice is due.
+    fn quick_locked(&self, now: Now, stamp: Option<u64>) -> (Quick, bool) {
         let state = self.state();
+        let notice = !self.options.listeners.is_empty()
+            && !state.signed_out
+            && state.session.ending_soon(now);
+        (self.quick_in(&state, now, stamp), notice)
+    }
+
+    fn quick_in(&self, state: &State, now: Now, stamp: Option<u64>) -> Quick {
         if let Some(stamp) = stamp
             && state.seen_stamp != Some(stamp)
             && state.look_retry_at.is_none_or(|t| now.mono >= t)
@@ -616,7 +683,10 @@ impl<T, E: Environment> Engine<T, E> {
             Decision::Serve => Ok(Prepared::Serve(current_token(session))),
             Decision::Refresh { .. } => Ok(Prepared::Refresh(
                 Box::new(session.refresh_input(&self.template)?),
-                now,
+                Begun {
+                    now,
+                    expected: state.store_version,
+                },
             )),
             decision => Err(error_of(session, decision)),
         }
@@ -629,12 +699,21 @@ impl<T, E: Environment> Engine<T, E> {
     pub(crate) fn refreshed(
         &self,
         outcome: Result<RefreshOutput, CallError>,
-        started: Now,
+        begun: Begun,
     ) -> Refreshed {
-        let (mut next, expected) = {
+        let Begun {
+            now: started,
+            expected,
+        } = begun;
+        let (mut next, signed_out) = {
             let state = self.state();
-            (state.session.clone(), state.store_version)
+            (state.session.clone(), state.signed_out)
         };
+        // Signed out while the call ran (here, or a tombstone this manager has seen): whatever
+        // it obtained belongs to the revoked lineage and is neither stored nor handed out.
+        if signed_out {
+            return Refreshed::Done(Err(SessionError::SignedOut));
+        }
         let sent = next.tokens().refresh_token.clone();
         match outcome {
             Ok(output) => {
@@ -734,6 +813,15 @@ impl<T, E: Environment> Engine<T, E> {
         };
         let now = self.now();
         let mut state = self.state();
+        // A tombstone this refresh did not start over: signed out while it ran (by this
+        // manager or another holder). Its tokens belong to the revoked lineage and stay
+        // unwritten, whether or not this manager had heard of the sign-out yet.
+        if stored.tokens.is_signed_out() && state.started_over != Some(stored.version) {
+            let seen = self.see(&mut state, stored, now);
+            drop(state);
+            self.tell(seen);
+            return Saved::Done(Err(SessionError::SignedOut));
+        }
         // Ours is the session now, and not stored.
         state.session = pending.next.clone();
         state.own_refresh = Some(pending.started);
@@ -897,7 +985,11 @@ impl<T, E: Environment> Engine<T, E> {
         if state.signed_out {
             return None;
         }
-        let wait = state.session.next_refresh_in(now)?;
+        let mut wait = state.session.next_refresh_in(now)?;
+        // Wake for the deadline's notice, which may fall between two refreshes.
+        if let Some(notice) = self.until_notice(&state.session, now) {
+            wait = wait.min(notice);
+        }
         // Due, but the store failed a moment ago: wait for the store, not in a hot loop.
         let store = state
             .store_retry_at
@@ -993,8 +1085,17 @@ impl<T, E: Environment> Engine<T, E> {
                 let mut state = self.state();
                 state.signed_out = true;
                 tracing::info!("the session's refresh token was revoked");
+                // Every token of the family this manager knows is dead now: the one revoked
+                // (or the session's newer one), those it rotated from, the template's.
+                let mut revoked: Vec<u64> = std::iter::once(&state.session.tokens().refresh_token)
+                    .chain(state.rotated_away.iter())
+                    .chain(std::iter::once(self.template.refresh_token()))
+                    .map(cogref_core::session::refresh_token_fingerprint)
+                    .collect();
+                revoked.sort_unstable();
+                revoked.dedup();
                 Ok(Box::new(PendingTombstone {
-                    tokens: self.bind(TokenSet::signed_out(now.wall)),
+                    tokens: self.bind(TokenSet::signed_out(now.wall).with_revoked(revoked)),
                     expected: state.store_version,
                     attempts: 0,
                 }))
@@ -1301,4 +1402,70 @@ fn endpoint_key(url: &str) -> String {
     };
     let path = uri.path().trim_end_matches('/');
     format!("{scheme}://{host}{port}{path}")
+}
+
+/// A lineage's end, as every manager of the process that shares it computes it: the app client,
+/// the endpoint, the sign-in time plus the validity (the server's clock, whole seconds, so not
+/// moved by this process's skew estimate) and, when the access token says, the authentication
+/// it descends from (`origin_jti`, else the user, `sub`).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct LineageEnd {
+    client_id: String,
+    endpoint: String,
+    end_secs: u64,
+    origin: Option<String>,
+}
+
+/// The lineages whose `EndingSoon` was reported in this process.
+static ENDING_SOON_TOLD: Mutex<Vec<LineageEnd>> = Mutex::new(Vec::new());
+
+impl LineageEnd {
+    /// Sign-in plus validity on the server's clock, in seconds (at least 1).
+    fn end_secs(session: &Session) -> Option<u64> {
+        let tokens = session.tokens();
+        let validity = session
+            .config()
+            .refresh_token_validity
+            .or(tokens.refresh_token_validity)?
+            .min(cogref_core::session::MAX_REFRESH_TOKEN_VALIDITY);
+        let end = tokens.signed_in_at?.checked_add(validity)?;
+        Some(
+            end.duration_since(std::time::UNIX_EPOCH)
+                .ok()?
+                .as_secs()
+                .max(1),
+        )
+    }
+
+    fn of(session: &Session, client_id: &str, endpoint: &str) -> Option<Self> {
+        use cogref_core::secrecy::ExposeSecret;
+        let tokens = session.tokens();
+        let end_secs = Self::end_secs(session)?;
+        let origin = tokens
+            .access_token
+            .as_ref()
+            .and_then(|t| cogref_core::jwt::decode_claims(t.expose_secret()).ok())
+            .and_then(|c| c.origin_jti.or(c.sub));
+        Some(Self {
+            client_id: client_id.to_owned(),
+            endpoint: endpoint.to_owned(),
+            end_secs,
+            origin,
+        })
+    }
+
+    /// Records the lineage as told in this process; whether it was not yet. Lineages that
+    /// ended more than a day before `now` are forgotten (the record stays small).
+    fn first_in_process(self, now: std::time::SystemTime) -> bool {
+        let now_secs = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut told = ENDING_SOON_TOLD.lock().unwrap_or_else(|p| p.into_inner());
+        if told.contains(&self) {
+            return false;
+        }
+        told.retain(|t| t.end_secs.saturating_add(86_400) >= now_secs);
+        told.push(self);
+        true
+    }
 }

@@ -38,7 +38,9 @@ pub enum SessionEvent {
     SignedOut,
     /// The lineage ends at `deadline` (sign-in plus the refresh-token validity the application
     /// stated), less than the notice away: ask the user to sign in again before it does.
-    /// Reported once per process.
+    /// Reported once per process and lineage (a new sign-in has its own), by the first manager
+    /// with listeners to find it near: on a call of `access_token()`, a refresh, an adoption,
+    /// or the background refresher, which wakes for it.
     EndingSoon {
         /// When the refresh token stops working, by the local clock.
         deadline: SystemTime,

@@ -12,6 +12,12 @@
 //! - **Lock**: an advisory lock on `{file}.lock` (a separate file, so that the rename does not
 //!   swap the lock away) keeps two processes from refreshing the same lineage at once; the
 //!   second waits, then reads what the first stored.
+//! - **Compare-and-set for every writer**: a save locks the token file itself from reading its
+//!   generation to renaming the new file over it (a writer that waited for that lock finds the
+//!   path renamed over and reads the new file), and the first file is created by a hard link
+//!   that fails if the name exists; so a save that does not hold the refresh lock (a sign-out
+//!   that stopped waiting for it) and the lock holder's save cannot both succeed on one
+//!   generation.
 //! - **Nothing planted is followed**: every file is opened without following a symbolic link
 //!   (`O_NOFOLLOW`) and must be a regular file; a link, a folder, a FIFO or a device is refused
 //!   ([`StoreError::Unsafe`]), and so is a token file that other users can write to. A file
@@ -319,13 +325,17 @@ impl FileStore {
         else {
             return Ok(false);
         };
-        match self.read_with_metadata()? {
+        // The stored file stays locked until the rename, as for any save (see `lock_current`).
+        let current = self.lock_current()?;
+        match &current {
             // The usual crash: the generation right after the stored one, written by the
             // stored file's owner.
-            Some((current, stored_meta)) => {
-                let stored = format::generation(&current).ok().map(|g| g.unwrap_or(0));
+            Some(current) => {
+                let stored = format::generation(&current.bytes)
+                    .ok()
+                    .map(|g| g.unwrap_or(0));
                 if stored.and_then(|g| g.checked_add(1)) != Some(generation)
-                    || !written_by_the_stores_owner(meta, &stored_meta)
+                    || !written_by_the_stores_owner(meta, &current.meta)
                 {
                     return Ok(false);
                 }
@@ -343,8 +353,19 @@ impl FileStore {
         }
         file.sync_all()
             .map_err(|e| self.io("syncing a temporary file", e))?;
-        fs::rename(temp, &self.path)
-            .map_err(|e| self.io("renaming a recovered temporary file over the store", e))?;
+        match current {
+            Some(_) => fs::rename(temp, &self.path)
+                .map_err(|e| self.io("renaming a recovered temporary file over the store", e))?,
+            // Only if still absent: a save without the refresh lock may have created it.
+            None => match fs::hard_link(temp, &self.path) {
+                Ok(()) => {
+                    let _ = fs::remove_file(temp);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+                Err(e) => return Err(self.io("linking a recovered temporary file as the store", e)),
+            },
+        }
+        drop(current);
         self.sync_folder()?;
         tracing::warn!(
             path = %self.path.display(),
@@ -354,11 +375,74 @@ impl FileStore {
         Ok(true)
     }
 
+    /// The token file as it is now, opened, read and locked (an exclusive advisory lock on the
+    /// file itself, not the refresh lock on `{file}.lock`), or `None` when there is none.
+    ///
+    /// Every writer holds this lock from reading the generation to renaming its new file over
+    /// the old one, whether or not it holds the refresh lock, which makes every save a true
+    /// compare-and-set: a second writer that expected the same generation waits, finds that
+    /// the path now names another file (the rename), reads that one, and sees the conflict.
+    /// The lock is held for one read, write and rename: milliseconds. A writer that cannot get
+    /// it within [`SAVE_LOCK_WAIT`] (another process stopped in the middle of its save) fails.
+    fn lock_current(&self) -> Result<Option<Current>, StoreError> {
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_micros(200);
+        loop {
+            let mut options = OpenOptions::new();
+            options.read(true);
+            let Some((file, meta)) = open_regular(&self.path, no_follow(&mut options), "opening")?
+            else {
+                return Ok(None);
+            };
+            self.check_permissions(&file, &meta)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(TryLockError::WouldBlock) => {
+                    let waited = started.elapsed();
+                    if waited >= SAVE_LOCK_WAIT {
+                        return Err(StoreError::LockTimeout {
+                            path: self.path.clone(),
+                            waited,
+                        });
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                    continue;
+                }
+                Err(TryLockError::Error(e)) => return Err(self.io("locking the token file", e)),
+            }
+            // Renamed over while we waited: the lock is on a file that is no longer the store.
+            if !same_file(&self.path, &meta) {
+                continue;
+            }
+            let bytes = read_capped(&file, &meta)
+                .map_err(|e| self.io("reading", e))?
+                .ok_or_else(|| self.too_large())?;
+            return Ok(Some(Current {
+                _file: file,
+                meta,
+                bytes,
+            }));
+        }
+    }
+
     fn sync_folder(&self) -> Result<(), StoreError> {
         File::open(self.folder())
             .and_then(|dir| dir.sync_all())
             .map_err(|e| self.io("syncing the folder", e))
     }
+}
+
+/// How long a save waits for another writer's lock on the token file (held for one read, write
+/// and rename) before it fails.
+const SAVE_LOCK_WAIT: Duration = Duration::from_secs(10);
+
+/// The token file, locked by the writer that read it (see [`FileStore::lock_current`]); the
+/// lock goes with the open file.
+struct Current {
+    _file: File,
+    meta: Metadata,
+    bytes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -539,11 +623,13 @@ impl TokenStore for FileStore {
 
     fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
         self.sweep_temps(false);
-        // The caller holds the lock, so nobody writes between this read and the rename.
-        let found = match self.read()? {
+        // Locked until the rename, by every writer: nobody writes between this read and the
+        // rename, whether or not the caller holds the refresh lock.
+        let current = self.lock_current()?;
+        let found = match &current {
             None => None,
-            Some(bytes) => Some(
-                format::generation(&bytes)
+            Some(current) => Some(
+                format::generation(&current.bytes)
                     .map_err(|e| self.format_error(e))?
                     .unwrap_or(0),
             ),
@@ -597,10 +683,45 @@ impl TokenStore for FileStore {
                 return Err(self.io("writing a temporary file", e));
             }
         };
-        if let Err(e) = fs::rename(&temp, &self.path) {
+        let placed = match current {
+            Some(_) => fs::rename(&temp, &self.path)
+                .map_err(|e| self.io("renaming the temporary file over the store", e)),
+            // No file to lock: created only if still absent (a link fails if the name exists),
+            // so of two writers that found none, one wins and the other sees the conflict.
+            None => match fs::hard_link(&temp, &self.path) {
+                Ok(()) => {
+                    let _ = fs::remove_file(&temp);
+                    Ok(())
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let _ = fs::remove_file(&temp);
+                    let found = self
+                        .read()
+                        .ok()
+                        .flatten()
+                        .and_then(|bytes| format::generation(&bytes).ok())
+                        .map(|g| g.unwrap_or(0));
+                    return Err(StoreError::Conflict { expected, found });
+                }
+                // A file system without hard links: a plain rename (a race between two first
+                // saves is then decided by the last one).
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::Unsupported | std::io::ErrorKind::PermissionDenied
+                    ) =>
+                {
+                    fs::rename(&temp, &self.path)
+                        .map_err(|e| self.io("renaming the temporary file over the store", e))
+                }
+                Err(e) => Err(self.io("linking the temporary file as the store", e)),
+            },
+        };
+        if let Err(e) = placed {
             let _ = fs::remove_file(&temp);
-            return Err(self.io("renaming the temporary file over the store", e));
+            return Err(e);
         }
+        drop(current);
         drop(file);
         self.seen.fetch_max(version, Ordering::Relaxed);
         // The rename is durable only once the folder's entry is.

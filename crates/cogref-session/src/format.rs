@@ -90,6 +90,9 @@ struct StoredTokens<'a> {
     /// A tombstone: the lineage was signed out then, milliseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     signed_out_at_ms: Option<u64>,
+    /// In a tombstone: fingerprints of the refresh tokens the sign-out revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoked: Option<Vec<u64>>,
     /// The store's write counter, for stores that keep it inside the value (the file store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     generation: Option<u64>,
@@ -143,6 +146,7 @@ pub(crate) fn encode_with_generation(
             refresh_token_validity_secs: None,
             clock_skew_secs: None,
             signed_out_at_ms: Some(epoch_ms(at)),
+            revoked: (!tokens.revoked.is_empty()).then(|| tokens.revoked.clone()),
             generation,
         },
         None => StoredTokens {
@@ -161,6 +165,7 @@ pub(crate) fn encode_with_generation(
             refresh_token_validity_secs: tokens.refresh_token_validity.map(|d| d.as_secs()),
             clock_skew_secs: tokens.clock_skew_secs,
             signed_out_at_ms: None,
+            revoked: None,
             generation,
         },
     };
@@ -174,8 +179,15 @@ fn epoch_ms(t: SystemTime) -> u64 {
 }
 
 /// Ten years in seconds: Cognito's tokens live a day at most and a refresh token ten years at
-/// most; a stored duration or skew beyond it is corrupt.
+/// most; a stored duration or skew beyond it is corrupt. The session never goes beyond the
+/// core's bounds, which must stay within it (checked below), so whatever it stores reads back.
 const TEN_YEARS_SECS: u64 = 10 * 365 * 24 * 3600;
+const _: () = {
+    use cogref_core::session::{MAX_CLOCK_SKEW, MAX_LIFETIME, MAX_REFRESH_TOKEN_VALIDITY};
+    assert!(MAX_LIFETIME.as_secs() <= TEN_YEARS_SECS);
+    assert!(MAX_REFRESH_TOKEN_VALIDITY.as_secs() <= TEN_YEARS_SECS);
+    assert!(MAX_CLOCK_SKEW.as_secs() <= TEN_YEARS_SECS);
+};
 
 /// The first millisecond of the year 10000: no token lives that long, and every platform's
 /// clock holds it.
@@ -231,7 +243,9 @@ pub(crate) fn decode_with_generation(bytes: &[u8]) -> Result<(TokenSet, Option<u
             ));
         }
         let at = from_epoch_ms(ms, "signed_out_at_ms")?;
-        let tombstone = TokenSet::signed_out(at).bound_to(binding.0, binding.1);
+        let tombstone = TokenSet::signed_out(at)
+            .bound_to(binding.0, binding.1)
+            .with_revoked(stored.revoked.unwrap_or_default());
         return Ok((tombstone, stored.generation));
     }
     let Some(refresh_token) = stored.refresh_token else {
@@ -371,6 +385,20 @@ mod tests {
         assert_eq!(back.signed_out_at, Some(at));
         assert_eq!(back.client_id.as_deref(), Some("client"));
         assert!(back.access_token.is_none() && back.refresh_token.expose_secret().is_empty());
+    }
+
+    #[test]
+    fn a_tombstone_keeps_the_fingerprints_of_the_revoked_tokens_and_never_the_tokens() {
+        use cogref_core::session::refresh_token_fingerprint;
+        let revoked = SecretString::from("CANARY-revoked-refresh-token");
+        let tombstone = TokenSet::signed_out(UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+            .with_revoked(vec![refresh_token_fingerprint(&revoked)]);
+        let bytes = encode(&tombstone);
+        let text = std::str::from_utf8(bytes.expose_secret()).expect("utf-8");
+        assert!(!text.contains("CANARY"), "{text}");
+        let back = decode(bytes.expose_secret()).expect("decodes");
+        assert!(back.revoked(&revoked));
+        assert!(!back.revoked(&SecretString::from("a new sign-in")));
     }
 
     #[test]

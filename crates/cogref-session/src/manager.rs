@@ -139,9 +139,9 @@ macro_rules! refresh_steps {
                     }
                     continue;
                 }
-                Ok(Prepared::Refresh(input, started)) => {
+                Ok(Prepared::Refresh(input, begun)) => {
                     let outcome = engine.client.$refresh(&input) $($aw)*;
-                    match engine.refreshed(outcome, started) {
+                    match engine.refreshed(outcome, begun) {
                         Refreshed::Done(result) => result,
                         Refreshed::Save(pending) => {
                             let saved =

@@ -66,6 +66,16 @@ use jwt::decode_claims;
 /// the bound keeps every time a session computes (and every store's copy of it) in range.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
+/// The longest refresh-token validity an app client can have (Cognito's maximum, 3,650 days).
+/// A longer one stated to a session (`Duration::MAX` for "never") is taken as this: the
+/// deadline, and every store's copy of the validity, stay in range.
+pub const MAX_REFRESH_TOKEN_VALIDITY: Duration = Duration::from_secs(3650 * 24 * 3600);
+
+/// The largest clock skew a session believes, either way: ten years. A `Date` header or an
+/// `iat` further from the local clock than that (a server or proxy with a dead clock battery)
+/// says nothing about Cognito's clock and is not used.
+pub const MAX_CLOCK_SKEW: Duration = MAX_LIFETIME;
+
 /// How a session schedules refreshes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -221,6 +231,11 @@ pub struct TokenSet {
     /// that signed out): this set is a tombstone and holds no token (see
     /// [`TokenSet::signed_out`]).
     pub signed_out_at: Option<SystemTime>,
+    /// In a tombstone: fingerprints ([`refresh_token_fingerprint`]) of the refresh tokens the
+    /// sign-out revoked (the lineage's, and the one it started from). A manager that starts
+    /// from one of them over the tombstone is not a new sign-in. Fingerprints of dead tokens:
+    /// nothing that works is kept.
+    pub revoked: Vec<u64>,
     /// The expiry on this process's monotonic clock, for a set that never left the process
     /// (another manager sharing a memory store): a wall clock stepped back meanwhile must not
     /// lengthen it. Not stored.
@@ -259,6 +274,7 @@ impl TokenSet {
             refresh_token_validity: None,
             clock_skew_secs: None,
             signed_out_at: None,
+            revoked: Vec::new(),
             expires_mono: None,
         }
     }
@@ -270,6 +286,20 @@ impl TokenSet {
         let mut set = Self::from_refresh_token(String::new(), None);
         set.signed_out_at = Some(at);
         set
+    }
+
+    /// This tombstone, recording the fingerprints of the refresh tokens its sign-out revoked.
+    pub fn with_revoked(mut self, revoked: Vec<u64>) -> Self {
+        self.revoked = revoked;
+        self
+    }
+
+    /// Whether this is a tombstone whose sign-out revoked `refresh_token`.
+    pub fn revoked(&self, refresh_token: &SecretString) -> bool {
+        self.is_signed_out()
+            && self
+                .revoked
+                .contains(&refresh_token_fingerprint(refresh_token))
     }
 
     /// Whether this set is a tombstone left by a sign-out ([`TokenSet::signed_out`]).
@@ -306,6 +336,18 @@ impl TokenSet {
     pub fn same_refresh_token(&self, other: &TokenSet) -> bool {
         self.refresh_token.expose_secret() == other.refresh_token.expose_secret()
     }
+}
+
+/// A refresh token's fingerprint: 64-bit FNV-1a of its bytes, the same in every build and
+/// process. It identifies a token a tombstone records as revoked; 64 bits of a token of
+/// hundreds of random bytes cannot give the token back.
+pub fn refresh_token_fingerprint(token: &SecretString) -> u64 {
+    token
+        .expose_secret()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 /// What the caller should do at a given instant.
@@ -424,7 +466,8 @@ impl Session {
         let validity = self
             .config
             .refresh_token_validity
-            .or(self.tokens.refresh_token_validity)?;
+            .or(self.tokens.refresh_token_validity)?
+            .min(MAX_REFRESH_TOKEN_VALIDITY);
         let end = self.tokens.signed_in_at?.checked_add(validity)?;
         Some(self.to_local(end))
     }
@@ -694,14 +737,18 @@ impl Session {
             refresh_token_validity: self
                 .config
                 .refresh_token_validity
-                .or(previous.refresh_token_validity),
+                .or(previous.refresh_token_validity)
+                .map(|v| v.min(MAX_REFRESH_TOKEN_VALIDITY)),
             clock_skew_secs: self.clock_skew_secs.or(previous.clock_skew_secs),
             signed_out_at: None,
+            revoked: Vec::new(),
             expires_mono: Some(expires.mono),
         };
         self.set_expires(Some(expires));
-        // Tokens due the moment they arrive would make every call a refresh: back off.
-        if self.effective_margin() >= lifetime {
+        // Tokens due the moment they arrive would make every call a refresh: back off. Judged
+        // on the expiry the session will act on, not the claimed lifetime: `exp` moved onto our
+        // clock (a `Date` header hours ahead of `iat`) can make a one-hour token due at once.
+        if self.effective_margin() >= expires.until_either(started) {
             self.already_due_streak = self.already_due_streak.saturating_add(1);
         } else {
             self.already_due_streak = 0;
@@ -729,8 +776,18 @@ impl Session {
             return;
         };
         let received = millis(output.received_at).unwrap_or(sent);
-        let date = output.server_date.and_then(millis);
-        let iat = iat.and_then(|s| s.checked_mul(1000));
+        // A reading further from our clock than any believable skew is a broken clock
+        // somewhere between us and Cognito, not Cognito's: left out.
+        let max_ms = i64::try_from(MAX_CLOCK_SKEW.as_millis()).unwrap_or(i64::MAX) - 1000;
+        let plausible =
+            |server: i64, local: i64| server.checked_sub(local).is_some_and(|d| d.abs() <= max_ms);
+        let date = output
+            .server_date
+            .and_then(millis)
+            .filter(|&d| plausible(d, received));
+        let iat = iat
+            .and_then(|s| s.checked_mul(1000))
+            .filter(|&i| plausible(i, sent));
         let upper = [date, iat]
             .into_iter()
             .flatten()
