@@ -280,6 +280,7 @@ fn with_store(
         builder = builder.refresh_token_validity(validity);
     }
     let manager = builder.build()?;
+    let mut served_cached = false;
     let (access, not_saved) = match manager.refresh_now() {
         Ok(access) => (access, None),
         Err(SessionError::RotatedTokenNotSaved(e)) => {
@@ -298,13 +299,41 @@ fn with_store(
                 Some(failure),
             )
         }
+        // refresh_now answers a failed refresh with its error even while the stored access
+        // token is still valid: that token is printed only when asked for.
+        Err(SessionError::Unavailable { error, .. })
+            if manager
+                .session()
+                .tokens()
+                .is_valid_at(std::time::SystemTime::now()) =>
+        {
+            if !a.cached_on_failure {
+                let mut failure = Failure::from(&*error);
+                failure.message = format!(
+                    "{}; nothing was refreshed (the stored access token is still valid: \
+                     --cached-on-failure prints it instead)",
+                    failure.message
+                );
+                return Err(failure);
+            }
+            eprintln!(
+                "cogref: the refresh failed ({error}); printing the stored tokens, which are \
+                 still valid (--cached-on-failure)"
+            );
+            served_cached = true;
+            let current = manager.session().tokens().access_token.clone();
+            (
+                current.unwrap_or_else(|| SecretString::from(String::new())),
+                None,
+            )
+        }
         Err(e) => return Err(e.into()),
     };
     let events = std::mem::take(&mut *events.lock().unwrap_or_else(|p| p.into_inner()));
     let refreshed = events
         .iter()
         .any(|e| matches!(e, SessionEvent::Refreshed { .. } | SessionEvent::Adopted));
-    if !refreshed && not_saved.is_none() {
+    if !refreshed && not_saved.is_none() && !served_cached {
         let failed = events.iter().rev().find_map(|e| match e {
             SessionEvent::RefreshFailed { error, .. } | SessionEvent::SignInRequired(error) => {
                 Some(error.clone())
