@@ -362,7 +362,7 @@ async function amplifySuite() {
   });
 
   // Device tracking: sign-in returns NewDeviceMetadata, Amplify confirms the device and sends
-  // its key on refresh.
+  // its key on refresh; the service refuses a refresh of that lineage without the key.
   const { UserPool } = await sdk.send(
     new CreateUserPoolCommand({
       PoolName: 'amplify-devices',
@@ -378,13 +378,19 @@ async function amplifySuite() {
   );
   await addUser(UserPool.Id, 'devuser');
   configure({ pool: UserPool, client: UserPoolClient });
-  await check(C, 'device confirmed at sign-in and sent on refresh', async () => {
+  await check(C, 'device confirmed at sign-in, needed and sent on refresh', async () => {
     const out = await signIn({ username: 'devuser', password: PASSWORD });
     assert(out.isSignedIn, 'signed in');
     const deviceKey = storage.find('.deviceKey');
     assert(deviceKey, 'device key stored after ConfirmDevice');
+    // The lineage is bound to the device: without its key the refresh token does not refresh.
+    await expectError(
+      refresh(UserPoolClient.ClientId, storage.find('.refreshToken')),
+      'NotAuthorizedException',
+      'Invalid Refresh Token.',
+    );
     const r = await refresh(UserPoolClient.ClientId, storage.find('.refreshToken'), { DeviceKey: deviceKey });
-    assert(!r.AuthenticationResult.NewDeviceMetadata, 'known device: no new metadata');
+    assert(!r.AuthenticationResult.NewDeviceMetadata, 'a refresh returns no device metadata');
     await fetchAuthSession({ forceRefresh: true });
     await signOut();
     return `device ${deviceKey.slice(0, 12)}…`;

@@ -168,6 +168,21 @@ def _():
     assert claims["origin_jti"] != jwt.decode(b["AccessToken"], options={"verify_signature": False})["origin_jti"]
 
 
+@check(B, "API-created clients default to LEGACY: an unknown user is UserNotFoundException")
+def _():
+    pool, app = ctx["plain"]
+    d = idp.describe_user_pool_client(UserPoolId=pool["Id"], ClientId=app["ClientId"])["UserPoolClient"]
+    assert d["PreventUserExistenceErrors"] == "LEGACY", d
+    return expect_error(
+        lambda: idp.initiate_auth(
+            AuthFlow="USER_PASSWORD_AUTH",
+            ClientId=app["ClientId"],
+            AuthParameters={"USERNAME": "nobody", "PASSWORD": PASSWORD},
+        ),
+        "UserNotFoundException",
+    )
+
+
 @check(B, "refresh without rotation")
 def _():
     _pool, app = ctx["plain"]
@@ -284,7 +299,7 @@ def _():
 J = "pyjwt"
 
 
-@check(J, "access and ID tokens verify with the JWKS and OpenID configuration")
+@check(J, "access and ID tokens verify with their own keys of the JWKS and OpenID configuration")
 def _():
     pool, app = ctx["plain"]
     # The clock was moved above: sign with the wall clock, or PyJWT finds iat in the future.
@@ -295,10 +310,20 @@ def _():
         admin("signing", {"wall_clock": False})
     with urllib.request.urlopen(f"{ENDPOINT}/{pool['Id']}/.well-known/openid-configuration") as r:
         oidc = json.load(r)
-    key = jwt.PyJWKClient(oidc["jwks_uri"]).get_signing_key_from_jwt(tokens["IdToken"])
-    idt = jwt.decode(tokens["IdToken"], key.key, algorithms=["RS256"], audience=app["ClientId"], issuer=oidc["issuer"])
-    acc = jwt.decode(tokens["AccessToken"], key.key, algorithms=["RS256"], issuer=oidc["issuer"])
+    # Each token by its own key: Cognito signs access and ID tokens with different keys.
+    keys = jwt.PyJWKClient(oidc["jwks_uri"])
+    id_key = keys.get_signing_key_from_jwt(tokens["IdToken"])
+    access_key = keys.get_signing_key_from_jwt(tokens["AccessToken"])
+    assert id_key.key_id != access_key.key_id, "one key signs both token kinds"
+    idt = jwt.decode(tokens["IdToken"], id_key.key, algorithms=["RS256"], audience=app["ClientId"], issuer=oidc["issuer"])
+    acc = jwt.decode(tokens["AccessToken"], access_key.key, algorithms=["RS256"], issuer=oidc["issuer"])
     assert idt["token_use"] == "id" and acc["token_use"] == "access" and acc["client_id"] == app["ClientId"]
+    try:
+        jwt.decode(tokens["AccessToken"], id_key.key, algorithms=["RS256"], issuer=oidc["issuer"])
+        raise AssertionError("the access token verified with the ID token's key")
+    except jwt.InvalidSignatureError:
+        pass
+    return "two keys, each token verifies with its own"
 
 
 @check(J, "after a clock move, wall-clock signing keeps iat acceptable")

@@ -67,7 +67,7 @@ pub(crate) fn ci() -> Result {
     let (passed, failed) = counted_tests(test)?;
     drop(own_redis);
     crate::sim::ci()?;
-    crate::interop::interop()?;
+    crate::interop::interop(crate::interop::Build::WithTests)?;
 
     let mut doc = cargo();
     doc.args(["doc", "--workspace", "--no-deps", "--locked"])

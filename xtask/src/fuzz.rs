@@ -8,7 +8,8 @@ use crate::process::{root, step};
 use crate::tools::{self, CARGO_FUZZ};
 
 /// Fuzz targets under `fuzz/fuzz_targets/`.
-pub(crate) const FUZZ_TARGETS: [&str; 2] = ["parse_response", "build_request"];
+pub(crate) const FUZZ_TARGETS: [&str; 3] =
+    ["parse_response", "build_request", "parse_revoke_response"];
 
 pub(crate) fn fuzz_command(args: &[String]) -> Result {
     let mut seconds = 60;

@@ -23,7 +23,17 @@ type Result<T = ()> = std::result::Result<T, String>;
 /// A suite that takes longer than this has hung.
 const SUITE_LIMIT: Duration = Duration::from_secs(240);
 
-pub(crate) fn interop() -> Result {
+/// How the `cogref` binary the suites start is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Build {
+    /// On its own (`cargo xtask interop`).
+    Alone,
+    /// As the workspace's test build made it (`cargo xtask ci`, after its test step): building
+    /// it alone would unify features differently and compile its dependencies a second time.
+    WithTests,
+}
+
+pub(crate) fn interop(how: Build) -> Result {
     let started = Instant::now();
     let root = root();
     let dir = root.join("interop");
@@ -43,7 +53,11 @@ pub(crate) fn interop() -> Result {
     let venv_python = install_python(&python, &dir, &work)?;
 
     let mut build = cargo();
-    build.args(["build", "--locked", "-p", "cogref-cli", "--bin", "cogref"]);
+    match how {
+        Build::Alone => build.args(["build", "--locked", "-p", "cogref-cli", "--bin", "cogref"]),
+        // A no-op after the test step; it still guarantees the binary is current.
+        Build::WithTests => build.args(["test", "--workspace", "--locked", "--no-run"]),
+    };
     step("interop: build cogref", build)?;
     let cogref = target_dir(&root).join("debug").join("cogref");
 

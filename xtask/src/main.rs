@@ -36,7 +36,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::fuzz_command(&args[1..]),
         Some("core-deps") => deps::core_deps(),
         Some("bench") => bench::bench(),
-        Some("interop") => interop::interop(),
+        Some("interop") => interop::interop(interop::Build::Alone),
         Some("redis") => redis::serve(&env::var_os("PATH").unwrap_or_default()),
         Some("sim") => sim::sim(&args[1..]),
         Some("help" | "--help" | "-h") | None => {

@@ -30,9 +30,26 @@ Every token is checked against the token alphabet before anything is printed, an
 Exit codes: 0 ok, 2 invalid input, 3 sign-in required, 4 retryable failure (nothing was
 refreshed), 5 configuration error, 1 anything else.")]
     Refresh(Box<RefreshArgs>),
-    /// Decode an access or ID token read from standard input (the signature is NOT checked).
-    #[command(after_help = "Example:
-  cogref refresh --client-id … --output token < rt.txt | cogref inspect")]
+    /// Revoke a refresh token (sign out): RevokeToken ends the token, the access tokens issued
+    /// from it and, with rotation, its whole lineage.
+    #[command(after_help = "Examples:
+  cogref revoke --client-id 1example23456789 --region eu-west-1 < refresh-token.txt
+  cogref revoke --client-id 1example23456789 --store tokens.json
+
+The refresh token comes from standard input, --refresh-token-file or --store, never from the
+command line; the client secret from a file or an environment variable. With --store the
+stored session is signed out: the token is revoked and the store keeps a tombstone (no token),
+which every program sharing the store sees; a store already signed out is left as it is.
+
+Exit codes: 0 revoked, 2 invalid input (not a refresh token), 4 retryable failure (nothing
+was revoked, the store is untouched: try again), 5 configuration error (token revocation off
+for the app client, a wrong or missing client secret), 1 anything else.")]
+    Revoke(Box<RevokeArgs>),
+    /// Decode an access or ID token read from standard input (the signature is NOT checked), or
+    /// show a token store's session (--store): its deadline, sign-in time and clock skew.
+    #[command(after_help = "Examples:
+  cogref refresh --client-id … --output token < rt.txt | cogref inspect
+  cogref inspect --store tokens.json --refresh-token-validity 30d")]
     Inspect(InspectArgs),
     /// Run the local Cognito emulator in the foreground, seeded with a pool, client and user.
     #[command(after_help = crate::emulator::after_help())]
@@ -115,13 +132,64 @@ pub(crate) struct RefreshArgs {
     /// Without it, `refresh` fails whenever nothing was refreshed.
     #[arg(long, requires = "store")]
     pub(crate) cached_on_failure: bool,
+    /// With --store: the app client's refresh-token validity (`30d`, `12h`, `90m`, `3600s` or
+    /// seconds), recorded in the store so that the session's deadline is known
+    /// (`cogref inspect --store`).
+    #[arg(long, requires = "store", value_name = "DURATION", value_parser = crate::time::parse_validity)]
+    pub(crate) refresh_token_validity: Option<std::time::Duration>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RevokeArgs {
+    /// The app client id.
+    #[arg(long, env = "COGNITO_CLIENT_ID")]
+    pub(crate) client_id: String,
+    /// Read the refresh token from this file (`-` for standard input, the default when no
+    /// --store is given).
+    #[arg(long, value_name = "FILE", conflicts_with = "store")]
+    pub(crate) refresh_token_file: Option<PathBuf>,
+    /// Refused: a token in argv is visible to every user of the machine (ps, shell history).
+    #[arg(long, value_name = "TOKEN", hide = true)]
+    pub(crate) refresh_token: Option<String>,
+    /// Sign out the session kept in this cogref token store: revoke its refresh token and
+    /// replace it with a tombstone.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) store: Option<PathBuf>,
+    /// Read the client secret from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "client_secret_file")]
+    pub(crate) client_secret_env: Option<String>,
+    /// Read the client secret from this file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) client_secret_file: Option<PathBuf>,
+    /// AWS region (default: AWS_REGION, then AWS_DEFAULT_REGION).
+    #[arg(long)]
+    pub(crate) region: Option<String>,
+    /// Use the FIPS endpoint (default: AWS_USE_FIPS_ENDPOINT).
+    #[arg(long)]
+    pub(crate) fips: bool,
+    /// Use the dual-stack endpoint (default: AWS_USE_DUALSTACK_ENDPOINT).
+    #[arg(long)]
+    pub(crate) dual_stack: bool,
+    /// Send to this URL instead (default: AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER, then
+    /// AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "URL")]
+    pub(crate) endpoint_url: Option<String>,
 }
 
 #[derive(Args, Debug)]
 pub(crate) struct InspectArgs {
-    /// Print the claims as JSON instead of a table.
+    /// Print the claims (or the session) as JSON instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Show the session kept in this cogref token store instead of a token from standard
+    /// input: its state, sign-in time, deadline, the access token's expiry and the clock skew.
+    /// No token is printed.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) store: Option<PathBuf>,
+    /// With --store: the app client's refresh-token validity (`30d`, `12h`, …), for the
+    /// deadline when the store does not record it.
+    #[arg(long, requires = "store", value_name = "DURATION", value_parser = crate::time::parse_validity)]
+    pub(crate) refresh_token_validity: Option<std::time::Duration>,
 }
 
 #[derive(Args, Debug)]

@@ -92,6 +92,18 @@ fn classify(error: &Error) -> (Code, Option<&'static str>) {
     }
     match error {
         Error::InvalidInput(_) => (Code::InvalidInput, None),
+        Error::Service(s) if s.kind == cogref_core::ServiceErrorKind::UnsupportedTokenType => (
+            Code::InvalidInput,
+            Some(
+                "only a refresh token can be revoked: give the refresh token, not an access or ID token",
+            ),
+        ),
+        Error::Service(s) if s.kind == cogref_core::ServiceErrorKind::UnsupportedOperation => (
+            Code::Configuration,
+            Some(
+                "the app client does not allow token revocation: turn it on (EnableTokenRevocation)",
+            ),
+        ),
         // A wrong or missing client secret is NotAuthorizedException too, but the session is
         // fine: the configuration is what to fix (cogref_core::not_authorized has the table).
         Error::Service(s)
@@ -144,6 +156,17 @@ impl From<SessionError> for Failure {
                 Failure::new(code, e.to_string(), hint)
             }
             SessionError::InvalidInput(_) => Failure::new(Code::InvalidInput, e.to_string(), None),
+            SessionError::SignedOut => Failure::new(
+                Code::SignInRequired,
+                e.to_string(),
+                Some(
+                    "the session was signed out: sign the user in again and give the new refresh token",
+                ),
+            ),
+            SessionError::SignOutFailed(error) => {
+                let (code, hint) = classify(error);
+                Failure::new(code, e.to_string(), hint)
+            }
             SessionError::TooSoon { .. } => Failure::new(
                 Code::Retryable,
                 e.to_string(),

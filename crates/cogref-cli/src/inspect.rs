@@ -1,20 +1,27 @@
-//! `cogref inspect`: what a token says, without checking its signature.
+//! `cogref inspect`: what a token says, without checking its signature; or, with `--store`, the
+//! session a token store keeps (its state, sign-in time, deadline, the access token's expiry and
+//! the clock skew), never a token.
 //!
 //! The claims are whatever the token's author wrote: the table escapes control and
 //! direction-changing characters (a claim cannot move the cursor, recolour the terminal or
 //! reorder the line) and the time arithmetic cannot overflow, whatever `exp` holds.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cogref_core::jwt::decode_claims;
+use cogref_session::{FileStore, TokenStore};
 
 use crate::args::InspectArgs;
 use crate::exit::{Code, Failure};
 use crate::print::ascii_json;
 use crate::read;
-use crate::time::{seconds_left, time_left, utc};
+use crate::time::{seconds_left, span, time_left, utc};
 
 pub(crate) fn run(a: InspectArgs) -> Result<(), Failure> {
+    if let Some(path) = &a.store {
+        return store(path, a.refresh_token_validity, a.json);
+    }
     let text = read::stdin("the token", Code::InvalidInput)?;
     let claims = decode_claims(text.trim()).map_err(|e| {
         Failure::new(
@@ -28,6 +35,120 @@ pub(crate) fn run(a: InspectArgs) -> Result<(), Failure> {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     print(&claims, now, a.json);
+    Ok(())
+}
+
+/// Seconds since the epoch of `t` (negative before it).
+fn unix(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+/// The session in the store at `path`. The deadline is the sign-in time plus the refresh-token
+/// validity (the store's record of it, else `validity`), on Cognito's clock; with a known clock
+/// skew it is also given on this machine's.
+#[allow(clippy::print_stdout, reason = "the session is this command's output")]
+fn store(path: &Path, validity: Option<Duration>, as_json: bool) -> Result<(), Failure> {
+    read::check_store(path)?;
+    let stored = FileStore::new(path)
+        .load()
+        .map_err(|e| Failure::new(Code::Failure, e.to_string(), None))?
+        .ok_or_else(|| {
+            Failure::new(
+                Code::InvalidInput,
+                format!("the store {} holds no session", read::shown_path(path)),
+                Some("--store takes a file that `cogref refresh --store` wrote"),
+            )
+        })?;
+    let t = stored.tokens;
+    let now = unix(SystemTime::now());
+    let validity_recorded = t.refresh_token_validity.is_some();
+    let validity = t.refresh_token_validity.or(validity);
+    let deadline = t
+        .signed_in_at
+        .zip(validity)
+        .and_then(|(at, v)| at.checked_add(v))
+        .map(unix);
+    // Cognito's clock minus ours: a time on Cognito's clock is `skew` seconds later than ours
+    // shows at that moment.
+    let local = |server: i64| t.clock_skew_secs.map(|skew| server.saturating_sub(skew));
+    let state = if t.is_signed_out() {
+        "signed out"
+    } else if t.access_token.is_some() {
+        "signed in"
+    } else {
+        "signed in, no access token yet"
+    };
+    let expires = t.expires_at.filter(|_| !t.is_signed_out()).map(unix);
+    if as_json {
+        let value = serde_json::json!({
+            "state": state,
+            "client": t.client_id,
+            "endpoint": t.endpoint,
+            "signed_out_at": t.signed_out_at.map(unix),
+            "signed_in_at": t.signed_in_at.map(unix),
+            "refresh_token_validity_secs": validity.map(|v| v.as_secs()),
+            "deadline": deadline,
+            "deadline_local": deadline.and_then(local),
+            "seconds_to_deadline": deadline.map(|d| i64::try_from(seconds_left(d, now)).unwrap_or(i64::MAX)),
+            "access_token_expires_at": expires,
+            "clock_skew_secs": t.clock_skew_secs,
+            "version": stored.version,
+        });
+        println!("{}", ascii_json(&value));
+        return Ok(());
+    }
+    let show = |v: Option<&String>| v.map_or_else(|| "-".into(), |s| printable(s));
+    println!("store          {}", read::shown_path(path));
+    println!("state          {state}");
+    println!("client         {}", show(t.client_id.as_ref()));
+    println!("endpoint       {}", show(t.endpoint.as_ref()));
+    if let Some(at) = t.signed_out_at {
+        // A tombstone keeps nothing else: the session is over.
+        println!("signed out at  {}", utc(unix(at)));
+        return Ok(());
+    }
+    println!(
+        "signed in at   {}",
+        t.signed_in_at
+            .map_or_else(|| "unknown".into(), |at| utc(unix(at)))
+    );
+    let validity_text = match (validity, validity_recorded) {
+        (Some(v), true) => format!("{} (recorded in the store)", span(v.as_secs())),
+        (Some(v), false) => format!("{} (--refresh-token-validity)", span(v.as_secs())),
+        (None, _) => "unknown (give --refresh-token-validity)".into(),
+    };
+    println!("validity       {validity_text}");
+    match deadline {
+        Some(d) => {
+            let left = time_left(seconds_left(d, now));
+            println!("deadline       {} on Cognito's clock ({left})", utc(d));
+            if let Some(l) = local(d).filter(|l| *l != d) {
+                println!("               {} on this machine's clock", utc(l));
+            }
+        }
+        None => println!("deadline       unknown: it needs the sign-in time and the validity"),
+    }
+    if let Some(exp) = expires {
+        println!(
+            "access token   expires {} ({})",
+            utc(exp),
+            time_left(seconds_left(exp, now))
+        );
+    }
+    // Measured to the second (the `Date` header's resolution).
+    let skew = |s: i64| match s.unsigned_abs() {
+        n if n < 60 => format!("{n} s"),
+        n => span(n),
+    };
+    match t.clock_skew_secs {
+        Some(0) => println!("clock skew     none: Cognito's clock and this one agree"),
+        Some(s) if s > 0 => println!("clock skew     Cognito's clock is {} ahead", skew(s)),
+        Some(s) => println!("clock skew     Cognito's clock is {} behind", skew(s)),
+        None => println!("clock skew     unknown"),
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@ mod inspect;
 mod print;
 mod read;
 mod refresh;
+mod revoke;
 mod time;
 mod usage;
 
@@ -40,6 +41,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         args::Command::Refresh(a) => refresh::run(*a),
+        args::Command::Revoke(a) => revoke::run(*a),
         args::Command::Inspect(a) => inspect::run(a),
         args::Command::Emulator(a) => emulator::run(a),
         args::Command::Demo => demo::run(),

@@ -30,7 +30,13 @@ pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
             ),
         ));
     }
-    let endpoint = endpoint(&a)?.resolve()?;
+    let endpoint = endpoint(Target {
+        region: a.region.as_deref(),
+        fips: a.fips,
+        dual_stack: a.dual_stack,
+        endpoint_url: a.endpoint_url.as_deref(),
+    })?
+    .resolve()?;
     let config = CallConfig {
         retry: if a.rotation_safe {
             RetryConfig::rotation_safe()
@@ -91,24 +97,33 @@ pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn endpoint(a: &RefreshArgs) -> Result<EndpointConfig, Failure> {
+/// Where a command sends its request, as given on the command line.
+pub(crate) struct Target<'a> {
+    pub(crate) region: Option<&'a str>,
+    pub(crate) fips: bool,
+    pub(crate) dual_stack: bool,
+    pub(crate) endpoint_url: Option<&'a str>,
+}
+
+/// The endpoint: the environment's settings, then the command line's.
+pub(crate) fn endpoint(t: Target<'_>) -> Result<EndpointConfig, Failure> {
     let mut config = EndpointConfig::from_env()?;
-    if let Some(region) = &a.region {
-        config = config.region(region.clone());
+    if let Some(region) = t.region {
+        config = config.region(region);
     }
-    if a.fips {
+    if t.fips {
         config = config.use_fips(true);
     }
-    if a.dual_stack {
+    if t.dual_stack {
         config = config.use_dual_stack(true);
     }
-    if let Some(url) = &a.endpoint_url {
-        config = config.endpoint_url(url.clone());
+    if let Some(url) = t.endpoint_url {
+        config = config.endpoint_url(url);
     }
     Ok(config)
 }
 
-fn read_refresh_token(file: Option<&Path>) -> Result<SecretString, Failure> {
+pub(crate) fn read_refresh_token(file: Option<&Path>) -> Result<SecretString, Failure> {
     let text = match file {
         Some(path) if path != Path::new("-") => {
             read::file(path, "the refresh token", Code::InvalidInput)?
@@ -133,12 +148,16 @@ fn read_refresh_token(file: Option<&Path>) -> Result<SecretString, Failure> {
     Ok(SecretString::from(token.to_owned()))
 }
 
-fn client_secret(a: &RefreshArgs) -> Result<Option<SecretString>, Failure> {
+/// The client secret from the environment variable or the file named, if either is.
+pub(crate) fn client_secret(
+    env: Option<&str>,
+    file: Option<&Path>,
+) -> Result<Option<SecretString>, Failure> {
     const WHAT: &str = "the client secret";
-    if let Some(var) = &a.client_secret_env {
+    if let Some(var) = env {
         return read::env(var, WHAT, Code::Configuration).map(|s| Some(s.into()));
     }
-    if let Some(path) = &a.client_secret_file {
+    if let Some(path) = file {
         return read::file(path, WHAT, Code::Configuration)
             .map(|s| Some(s.trim().to_owned().into()));
     }
@@ -161,7 +180,10 @@ fn input(a: &RefreshArgs, refresh_token: SecretString) -> Result<RefreshInput, F
     let mut builder = RefreshInput::builder()
         .refresh_token(refresh_token)
         .client_id(a.client_id.clone())
-        .set_client_secret(client_secret(a)?)
+        .set_client_secret(client_secret(
+            a.client_secret_env.as_deref(),
+            a.client_secret_file.as_deref(),
+        )?)
         .set_device_key(device_key(a)?);
     for (n, entry) in a.metadata.iter().enumerate() {
         // The entry itself is not repeated: it came from argv.
@@ -191,7 +213,13 @@ fn with_store(
         .load()
         .map_err(|e| Failure::new(Code::Failure, e.to_string(), None))?;
     let start = match &stored {
-        Some(stored) => stored.tokens.refresh_token.clone(),
+        Some(stored) if !stored.tokens.is_signed_out() => stored.tokens.refresh_token.clone(),
+        Some(_) => {
+            eprintln!(
+                "cogref: the store holds a signed-out session; starting a new one from the refresh token given"
+            );
+            read_refresh_token(a.refresh_token_file.as_deref())?
+        }
         None => read_refresh_token(a.refresh_token_file.as_deref())?,
     };
     let before = start.expose_secret().to_owned();
@@ -199,19 +227,22 @@ fn with_store(
     // The key the refresh sends: the stored one, else the one given.
     let device_before = stored
         .as_ref()
+        .filter(|s| !s.tokens.is_signed_out())
         .and_then(|s| s.tokens.device_key.as_ref())
         .or(template.device_key())
         .map(|k| k.expose_secret().to_owned());
     // The manager serves a still-valid token when a refresh fails; `refresh` must tell.
     let events: Arc<Mutex<Vec<SessionEvent>>> = Arc::default();
     let seen = events.clone();
-    let manager = BlockingTokenManager::builder(client, template, store)
-        .on_event(move |e| {
-            seen.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(e.clone())
-        })
-        .build()?;
+    let mut builder = BlockingTokenManager::builder(client, template, store).on_event(move |e| {
+        seen.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e.clone())
+    });
+    if let Some(validity) = a.refresh_token_validity {
+        builder = builder.refresh_token_validity(validity);
+    }
+    let manager = builder.build()?;
     let (access, not_saved) = match manager.refresh_now() {
         Ok(access) => (access, None),
         Err(SessionError::RotatedTokenNotSaved(e)) => {

@@ -83,9 +83,68 @@ pub(crate) fn time_left(left: i128) -> String {
     }
 }
 
+/// The longest refresh-token validity Cognito allows: ten years.
+const MAX_VALIDITY: Duration = Duration::from_secs(3650 * 86_400);
+
+/// A refresh-token validity as typed: a whole number with `d`, `h`, `m` or `s` (`30d`, `12h`),
+/// or bare seconds; from one second to ten years. The error does not repeat the value (it came
+/// from argv).
+pub(crate) fn parse_validity(text: &str) -> Result<Duration, String> {
+    let wrong = || {
+        "a whole number of days, hours, minutes or seconds (30d, 12h, 90m, 3600s), at most 3650d"
+            .to_owned()
+    };
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_lowercase()),
+        _ => (text, 's'),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(wrong());
+    }
+    let n: u64 = digits.parse().map_err(|_| wrong())?;
+    let per = match unit {
+        'd' => 86_400,
+        'h' => 3600,
+        'm' => 60,
+        's' => 1,
+        _ => return Err(wrong()),
+    };
+    let secs = n.checked_mul(per).ok_or_else(wrong)?;
+    let validity = Duration::from_secs(secs);
+    if secs == 0 || validity > MAX_VALIDITY {
+        return Err(wrong());
+    }
+    Ok(validity)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_validity_is_a_number_with_a_unit_from_a_second_to_ten_years() {
+        assert_eq!(parse_validity("30d"), Ok(Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_validity("12H"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(parse_validity("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_validity("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_validity("3650d"), Ok(MAX_VALIDITY));
+        for bad in [
+            "",
+            "d",
+            "0d",
+            "3651d",
+            "-1d",
+            "1.5d",
+            "1w",
+            "99999999999999999999d",
+            "eyJabc",
+        ] {
+            let e = parse_validity(bad).expect_err(bad);
+            // What was typed is not repeated (short inputs are letters the text has anyway).
+            assert!(bad.len() < 4 || !e.contains(bad), "{e}");
+        }
+    }
 
     #[test]
     fn utc_formats_known_instants() {

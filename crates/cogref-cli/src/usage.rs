@@ -31,7 +31,7 @@ pub(crate) fn describe(e: &clap::Error) -> (String, &'static str) {
             );
         }
         ErrorKind::InvalidSubcommand => {
-            "unknown command (not repeated here); the commands are refresh, inspect, emulator \
+            "unknown command (not repeated here); the commands are refresh, revoke, inspect, emulator \
              and demo"
                 .into()
         }
@@ -52,7 +52,7 @@ pub(crate) fn describe(e: &clap::Error) -> (String, &'static str) {
         | ErrorKind::TooFewValues
         | ErrorKind::WrongNumberOfValues => format!("wrong number of values for {}", arg()),
         ErrorKind::MissingSubcommand => {
-            "a command is needed: refresh, inspect, emulator or demo".into()
+            "a command is needed: refresh, revoke, inspect, emulator or demo".into()
         }
         ErrorKind::InvalidUtf8 => "an argument is not valid UTF-8".into(),
         _ => "invalid command line".into(),

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use cogref_emulator::{AppClient, Emulator, EmulatorConfig};
+use cogref_emulator::{AppClient, Emulator, EmulatorConfig, Fault};
 
 const POOL: &str = "eu-west-1_cliTest";
 
@@ -303,7 +303,7 @@ async fn inspect_shows_the_claims_and_says_the_signature_is_unchecked() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subcommand_has_help_with_an_example() {
-    for sub in ["refresh", "inspect", "emulator", "demo"] {
+    for sub in ["refresh", "revoke", "inspect", "emulator", "demo"] {
         let out = cogref(&[sub, "--help"], "").await;
         assert_eq!(out.status.code(), Some(0));
         assert!(
@@ -343,20 +343,41 @@ async fn the_emulator_subcommand_prints_what_to_use_and_serves_it() {
         .spawn()
         .expect("spawn");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut vars = std::collections::HashMap::new();
-    for _ in 0..3 {
-        let line = lines.next().expect("a line").expect("utf-8");
-        let (k, v) = line.split_once('=').expect("KEY=VALUE");
-        vars.insert(k.to_owned(), v.to_owned());
-    }
+    let printed: Vec<String> = (0..3)
+        .map(|_| lines.next().expect("a line").expect("utf-8"))
+        .collect();
+    // What a shell that evals the lines exports to the commands it runs.
+    let exported = Command::new("sh")
+        .arg("-c")
+        .arg(
+            "eval \"$1\"; sh -c 'printf \"%s\\n%s\\n%s\" \"$AWS_ENDPOINT_URL\" \
+             \"$COGNITO_CLIENT_ID\" \"$REFRESH_TOKEN_FILE\"'",
+        )
+        .arg("sh")
+        .arg(printed.join("\n"))
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("COGNITO_CLIENT_ID")
+        .env_remove("REFRESH_TOKEN_FILE")
+        .output()
+        .expect("sh");
+    let exported = String::from_utf8(exported.stdout).expect("utf-8");
+    let values: Vec<&str> = exported.split('\n').collect();
+    let vars: std::collections::HashMap<&str, &str> = [
+        "AWS_ENDPOINT_URL",
+        "COGNITO_CLIENT_ID",
+        "REFRESH_TOKEN_FILE",
+    ]
+    .into_iter()
+    .zip(values)
+    .collect();
     let token = std::fs::read_to_string(&token_file).expect("token file");
     let out = cogref(
         &[
             "refresh",
             "--endpoint-url",
-            &vars["AWS_ENDPOINT_URL"],
+            vars["AWS_ENDPOINT_URL"],
             "--client-id",
-            &vars["COGNITO_CLIENT_ID"],
+            vars["COGNITO_CLIENT_ID"],
             "--output",
             "token",
         ],
@@ -368,6 +389,10 @@ async fn the_emulator_subcommand_prints_what_to_use_and_serves_it() {
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(vars["REFRESH_TOKEN_FILE"], token_file.to_string_lossy());
+    assert_eq!(
+        printed[0],
+        format!("AWS_ENDPOINT_URL={}", vars["AWS_ENDPOINT_URL"])
+    );
 }
 
 /// A server on 127.0.0.1 that answers every request with `status` and `body`, as a hostile or
@@ -625,6 +650,57 @@ async fn no_argv_value_is_echoed_in_any_error() {
             "--device-key-env".into(),
             secret.into(),
         ],
+        // The same for revoke and for inspect --store.
+        vec![
+            "revoke".into(),
+            secret.into(),
+            "--client-id".into(),
+            "c".into(),
+        ],
+        vec![
+            "revoke".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--refresh-token-file".into(),
+            secret.into(),
+        ],
+        vec![
+            "revoke".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--store".into(),
+            secret.into(),
+        ],
+        vec![
+            "revoke".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--region".into(),
+            "eu-west-1".into(),
+            "--client-secret-env".into(),
+            secret.into(),
+        ],
+        vec!["inspect".into(), "--store".into(), secret.into()],
+        vec![
+            "inspect".into(),
+            "--store".into(),
+            "/nonexistent-dir/tokens.json".into(),
+            "--refresh-token-validity".into(),
+            secret.into(),
+        ],
+        vec![
+            "refresh".into(),
+            "--client-id".into(),
+            "c".into(),
+            "--store".into(),
+            "/nonexistent-dir/tokens.json".into(),
+            "--refresh-token-validity".into(),
+            secret.into(),
+        ],
     ];
     for case in cases {
         let args: Vec<&str> = case.iter().map(String::as_str).collect();
@@ -645,7 +721,10 @@ async fn no_argv_value_is_echoed_in_any_error() {
 async fn the_device_key_comes_from_a_file_or_the_environment_and_a_new_device_is_printed() {
     let (f, token) = fixture("device", false).await;
     let url = f.emulator.endpoint_url();
-    // A key this pool does not know: Cognito registers a new device and says so.
+    // A refresh answered with NewDeviceMetadata. The service never sends it from
+    // GetTokensFromRefreshToken; the emulator's fault does, so that the CLI's handling of it
+    // (which the API's shape allows) stays checked.
+    f.emulator.inject(Fault::NewDeviceMetadata { count: 1 });
     let key_file = f.dir.join("device-key");
     std::fs::write(
         &key_file,
@@ -676,7 +755,8 @@ async fn the_device_key_comes_from_a_file_or_the_environment_and_a_new_device_is
     assert!(json["new_device"]["device_group_key"].is_string(), "{json}");
     assert!(stderr(&out).contains("registered a new device"));
 
-    // The new key, from an environment variable, is known now: no new device.
+    // The new key, from an environment variable; an answer without device metadata prints
+    // none.
     let out = tokio::task::spawn_blocking({
         let (url, token) = (url.clone(), token.clone());
         move || {
@@ -971,4 +1051,268 @@ async fn a_wrong_or_missing_client_secret_is_a_configuration_error_not_a_dead_se
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_takes_the_token_on_stdin_and_the_token_is_dead_afterwards() {
+    let (f, token) = fixture("revoke", true).await;
+    let url = f.emulator.endpoint_url();
+    let args = ["revoke", "--endpoint-url", &url, "--client-id", "cliclient"];
+    let out = cogref(&args, &token).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("revoked"), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "nothing on stdout");
+    assert!(
+        !stderr(&out).contains(&token[..40]),
+        "the token reached stderr"
+    );
+    let refresh = [
+        "refresh",
+        "--endpoint-url",
+        &url,
+        "--client-id",
+        "cliclient",
+    ];
+    let out = cogref(&refresh, &token).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    // Revoking again is harmless.
+    let file = f.dir.join("rt.txt");
+    std::fs::write(&file, &token).expect("write");
+    let file_arg = file.to_string_lossy().into_owned();
+    let mut from_file = args.to_vec();
+    from_file.extend(["--refresh-token-file", &file_arg]);
+    let out = cogref(&from_file, "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_with_a_store_signs_the_session_out_and_inspect_shows_the_deadline_then_the_sign_out()
+ {
+    let (f, token) = fixture("revoke-store", true).await;
+    let url = f.emulator.endpoint_url();
+    let store = f.dir.join("tokens.json");
+    let store_arg = store.to_string_lossy().into_owned();
+    let out = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "cliclient",
+            "--store",
+            &store_arg,
+            "--refresh-token-validity",
+            "30d",
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rotated =
+        serde_json::from_str::<serde_json::Value>(&std::fs::read_to_string(&store).expect("store"))
+            .expect("json")["refresh_token"]
+            .as_str()
+            .expect("a refresh token")
+            .to_owned();
+
+    // The deadline: sign-in (the token's auth_time) plus the 30 days recorded in the store.
+    let out = cogref(&["inspect", "--store", &store_arg, "--json"], "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["state"], "signed in");
+    assert_eq!(json["refresh_token_validity_secs"], 30 * 86_400);
+    let signed_in = json["signed_in_at"].as_i64().expect("sign-in time known");
+    assert_eq!(json["deadline"].as_i64(), Some(signed_in + 30 * 86_400));
+    assert!(
+        json["clock_skew_secs"]
+            .as_i64()
+            .is_some_and(|s| s.abs() <= 2),
+        "{json}"
+    );
+    let table = cogref(&["inspect", "--store", &store_arg], "").await;
+    let text = stdout(&table);
+    assert!(
+        text.contains("deadline") && text.contains("on Cognito's clock"),
+        "{text}"
+    );
+    assert!(
+        text.contains("30d 00h 00m 00s (recorded in the store)"),
+        "{text}"
+    );
+    assert!(text.contains("clock skew"), "{text}");
+    for shown in [stdout(&out), text.clone(), stderr(&table)] {
+        assert!(
+            !shown.contains(&rotated[..40]),
+            "a token was printed: {shown}"
+        );
+    }
+
+    let revoke = [
+        "revoke",
+        "--endpoint-url",
+        &url,
+        "--client-id",
+        "cliclient",
+        "--store",
+        &store_arg,
+    ];
+    let out = cogref(&revoke, "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("signed out"), "{}", stderr(&out));
+    let kept = std::fs::read_to_string(&store).expect("store");
+    assert!(
+        !kept.contains(&rotated) && kept.contains("signed_out_at_ms"),
+        "{kept}"
+    );
+    // Cognito agrees: the stored token no longer works.
+    let refresh = [
+        "refresh",
+        "--endpoint-url",
+        &url,
+        "--client-id",
+        "cliclient",
+    ];
+    let out = cogref(&refresh, &rotated).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = cogref(&["inspect", "--store", &store_arg], "").await;
+    assert!(stdout(&out).contains("signed out"), "{}", stdout(&out));
+    // Again: nothing to do.
+    let out = cogref(&revoke, "").await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("already signed out"),
+        "{}",
+        stderr(&out)
+    );
+    // A new sign-in over the tombstone starts a new session in the store.
+    let fresh = f
+        .emulator
+        .mint_refresh_token("cliclient", "carol")
+        .expect("mint");
+    let out = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "cliclient",
+            "--store",
+            &store_arg,
+        ],
+        &fresh,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("signed-out session"),
+        "{}",
+        stderr(&out)
+    );
+    let out = cogref(&["inspect", "--store", &store_arg, "--json"], "").await;
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(json["state"], "signed in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoke_exit_codes_tell_input_configuration_and_retryable_apart() {
+    let (f, token) = fixture("revoke-codes", false).await;
+    let url = f.emulator.endpoint_url();
+    // A token in argv is refused and not repeated.
+    let out = cogref(
+        &[
+            "revoke",
+            "--client-id",
+            "c",
+            "--region",
+            "eu-west-1",
+            "--refresh-token",
+            "eyJabc.def.ghi",
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!stderr(&out).contains("eyJabc"), "{}", stderr(&out));
+    // An access token is not a refresh token.
+    let access = f
+        .emulator
+        .mint_refresh_token("cliclient", "carol")
+        .expect("mint");
+    let refreshed = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "cliclient",
+            "--output",
+            "token",
+        ],
+        &access,
+    )
+    .await;
+    let access_token = stdout(&refreshed).trim().to_owned();
+    let args = ["revoke", "--endpoint-url", &url, "--client-id", "cliclient"];
+    let out = cogref(&args, &access_token).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("only a refresh token"),
+        "{}",
+        stderr(&out)
+    );
+    // An app client without token revocation: configuration.
+    let mut closed = AppClient::new(POOL, "closedclient");
+    closed.enable_token_revocation = false;
+    f.emulator.create_client(closed).expect("client");
+    let closed_token = f
+        .emulator
+        .mint_refresh_token("closedclient", "carol")
+        .expect("mint");
+    let out = cogref(
+        &[
+            "revoke",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "closedclient",
+        ],
+        &closed_token,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("token revocation"),
+        "{}",
+        stderr(&out)
+    );
+    // Throttled on every attempt: retryable, nothing revoked.
+    let throttled = canned_server(
+        400,
+        r#"{"__type":"TooManyRequestsException","message":"slow down"}"#.to_owned(),
+    );
+    let out = cogref(
+        &[
+            "revoke",
+            "--endpoint-url",
+            &throttled,
+            "--client-id",
+            "cliclient",
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("try again"), "{}", stderr(&out));
+    let still = cogref(
+        &[
+            "refresh",
+            "--endpoint-url",
+            &url,
+            "--client-id",
+            "cliclient",
+        ],
+        &token,
+    )
+    .await;
+    assert_eq!(still.status.code(), Some(0), "{}", stderr(&still));
 }

@@ -113,3 +113,54 @@ fn a_sigint_during_start_up_is_not_lost() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A stop signal lets open connections finish for a few seconds; a second one stops the
+/// emulator at once (a client that sent half a request would otherwise hold it until the
+/// deadline).
+#[test]
+fn a_second_signal_stops_the_emulator_without_waiting_for_open_connections() {
+    use std::io::Write;
+    let dir = temp_dir("second");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cogref"))
+        .args(["emulator", "--port", "0", "--token-file"])
+        .arg(dir.join("rt"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    std::thread::spawn(move || lines.for_each(drop));
+    let address = first
+        .strip_prefix("AWS_ENDPOINT_URL=http://")
+        .expect("endpoint")
+        .to_owned();
+    let mut stuck = std::net::TcpStream::connect(&address).expect("connect");
+    stuck
+        .write_all(b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        .expect("half a request");
+    std::thread::sleep(Duration::from_millis(200));
+    let signal = |child: &Child| {
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    };
+    signal(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    let waiting = matches!(child.try_wait(), Ok(None));
+    signal(&child);
+    // Well inside the shutdown deadline: only the second signal can have stopped it.
+    let limit = cogref_emulator::SHUTDOWN_DEADLINE / 2;
+    let stopped = exits_within(&mut child, limit);
+    drop(stuck);
+    let _ = std::fs::remove_dir_all(dir);
+    assert!(
+        waiting,
+        "the first signal did not wait for the open connection"
+    );
+    assert!(stopped, "still running {limit:?} after the second signal");
+}

@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p cogref-contract --bench latency` (`COGREF_BENCH_CALLS`, default 2000 per
 //! client). Calls are sequential on one keep-alive connection; the clients are measured in
-//! interleaved rounds so that drift of the machine hits them alike.
+//! interleaved rounds so that drift of the machine hits them alike. Each cogref transport is
+//! measured twice, as a static client and with its transport chosen at run time
+//! (`Client::into_dyn`, `into_dyn_blocking`), and the ratio of the two medians is printed.
 
 use std::sync::Arc;
 
@@ -146,6 +148,47 @@ fn main() {
         ));
     }
 
+    // The same clients with the transport chosen at run time (`Client::into_dyn`): a boxed
+    // future and an indirect call per send and per sleep.
+    {
+        let client = Arc::new(
+            cogref_reqwest::client(endpoint.clone(), config)
+                .expect("client")
+                .into_dyn(),
+        );
+        let (rt, input) = (rt.clone(), input.clone());
+        clients.push((
+            "cogref-reqwest, dyn transport",
+            Box::new(move || {
+                rt.block_on(client.refresh(&input)).expect("refresh");
+            }),
+        ));
+    }
+    {
+        let client = Arc::new(
+            cogref_isahc::client(endpoint.clone(), config)
+                .expect("client")
+                .into_dyn(),
+        );
+        let (rt, input) = (rt.clone(), input.clone());
+        clients.push((
+            "cogref-isahc, dyn transport",
+            Box::new(move || {
+                rt.block_on(client.refresh(&input)).expect("refresh");
+            }),
+        ));
+    }
+    {
+        let client = cogref_blocking::client(endpoint.clone(), config).into_dyn_blocking();
+        let input = input.clone();
+        clients.push((
+            "cogref-blocking, dyn transport",
+            Box::new(move || {
+                client.refresh_blocking(&input).expect("refresh");
+            }),
+        ));
+    }
+
     // Warm-up: connections, TLS-free pools, allocator.
     for (_, call) in clients.iter_mut() {
         for _ in 0..200 {
@@ -189,6 +232,27 @@ fn main() {
             median.as_secs_f64() * 1e6,
             p99.as_secs_f64() * 1e6,
             median.as_secs_f64() / floor
+        );
+    }
+    // What choosing the transport at run time costs per call, against the static client.
+    let median_of = |name: &str| {
+        clients
+            .iter()
+            .zip(&stats)
+            .find(|((n, _), _)| *n == name)
+            .map(|(_, (median, _))| median.as_secs_f64())
+            .expect("measured")
+    };
+    println!("dyn transport / static transport, median per call:");
+    for name in ["cogref-reqwest", "cogref-isahc", "cogref-blocking"] {
+        let (fixed, dynamic) = (
+            median_of(name),
+            median_of(&format!("{name}, dyn transport")),
+        );
+        println!(
+            "  {name:<20} {:>8.3}  ({:+.1} µs)",
+            dynamic / fixed,
+            (dynamic - fixed) * 1e6
         );
     }
     assert!(

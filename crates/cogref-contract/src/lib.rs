@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod raw;
+pub mod revoke;
 pub mod trace;
 
 use std::future::Future;
@@ -47,6 +48,42 @@ pub type Refresher =
 
 /// Builds a transport's client.
 pub type MakeClient = fn(Endpoint, CallConfig) -> Refresher;
+
+/// One client under test, revoking: call it as often as a case needs.
+pub type Revoker = Arc<
+    dyn Fn(cogref_core::RevokeInput) -> BoxFuture<Result<cogref_core::RevokeOutput, CallError>>
+        + Send
+        + Sync,
+>;
+
+/// Builds a transport's client, for revocations.
+pub type MakeRevoker = fn(Endpoint, CallConfig) -> Revoker;
+
+/// Instantiates every `RevokeToken` case of the suite ([`revoke`]) as a `#[tokio::test]`, for
+/// the given [`MakeClient`] (the end-to-end case refreshes too) and [`MakeRevoker`].
+#[macro_export]
+macro_rules! revoke_suite {
+    ($make:path, $make_revoker:path) => {
+        $crate::revoke_suite!(@cases $make, $make_revoker;
+            revoke_the_server_receives_the_exact_request,
+            revoke_succeeds_on_an_empty_object_or_an_empty_body,
+            revoke_every_modeled_error_by_header_and_by_body,
+            revoke_is_retried_after_throttling_and_server_errors,
+            revoke_is_retried_after_a_timeout_even_under_the_rotation_safe_policy,
+            revoke_a_2xx_page_that_is_not_json_is_not_a_revocation,
+            revoke_a_redirect_is_never_followed,
+            revoke_end_to_end_against_the_emulator,
+        );
+    };
+    (@cases $make:path, $make_revoker:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::revoke::$case($make, $make_revoker).await;
+            }
+        )*
+    };
+}
 
 /// Instantiates every case of the suite as a `#[tokio::test]` for the given [`MakeClient`].
 #[macro_export]
@@ -96,7 +133,7 @@ pub const CLIENT_ID: &str = "contract1client2id3";
 /// The access token the mocks return.
 pub const ACCESS_TOKEN: &str = "CANARY-contract-access.0123456789abcdef.ACCESS_SECRET";
 
-fn input() -> RefreshInput {
+pub(crate) fn input() -> RefreshInput {
     RefreshInput::builder()
         .refresh_token(REFRESH_TOKEN)
         .client_id(CLIENT_ID)
@@ -105,7 +142,7 @@ fn input() -> RefreshInput {
 }
 
 /// Fast settings: tiny backoff, short timeouts, default attempts and policy.
-fn fast_config() -> CallConfig {
+pub(crate) fn fast_config() -> CallConfig {
     CallConfig {
         retry: RetryConfig {
             initial_backoff: Duration::from_millis(5),
@@ -121,7 +158,7 @@ fn fast_config() -> CallConfig {
     }
 }
 
-fn endpoint_of(server: &MockServer) -> Endpoint {
+pub(crate) fn endpoint_of(server: &MockServer) -> Endpoint {
     EndpointConfig::new()
         .endpoint_url(server.uri())
         .resolve()
@@ -156,24 +193,24 @@ pub fn token_like(len: usize, seed: u64) -> String {
         .collect()
 }
 
-fn success_body() -> String {
+pub(crate) fn success_body() -> String {
     format!(
         r#"{{"AuthenticationResult":{{"AccessToken":"{ACCESS_TOKEN}","ExpiresIn":3600,"TokenType":"Bearer","RefreshToken":"CANARY-rotated.0123456789abcdef.ROTATED","IdToken":"CANARY-id.0123456789abcdef.ID_SECRET"}},"ChallengeParameters":{{}}}}"#
     )
 }
 
-fn json(status: u16, body: impl Into<String>) -> ResponseTemplate {
+pub(crate) fn json(status: u16, body: impl Into<String>) -> ResponseTemplate {
     ResponseTemplate::new(status)
         .insert_header("content-type", "application/x-amz-json-1.1")
         .insert_header("x-amzn-requestid", "11111111-2222-4333-8444-555555555555")
         .set_body_raw(body.into().into_bytes(), "application/x-amz-json-1.1")
 }
 
-fn error_body(code: &str) -> String {
+pub(crate) fn error_body(code: &str) -> String {
     format!(r#"{{"__type":"{code}","message":"contract says {code}"}}"#)
 }
 
-async fn mount(server: &MockServer, template: ResponseTemplate, times: Option<u64>) {
+pub(crate) async fn mount(server: &MockServer, template: ResponseTemplate, times: Option<u64>) {
     let mock = Mock::given(method("POST"))
         .and(path("/"))
         .respond_with(template);
@@ -183,25 +220,25 @@ async fn mount(server: &MockServer, template: ResponseTemplate, times: Option<u6
     }
 }
 
-async fn received(server: &MockServer) -> Vec<Request> {
+pub(crate) async fn received(server: &MockServer) -> Vec<Request> {
     server.received_requests().await.unwrap_or_default()
 }
 
-fn assert_no_secret(e: &CallError) {
+pub(crate) fn assert_no_secret(e: &CallError) {
     let shown = format!("{e} {e:?}");
     for secret in ["REFRESH_SECRET", "ACCESS_SECRET", "ROTATED", "ID_SECRET"] {
         assert!(!shown.contains(secret), "a secret leaked: {shown}");
     }
 }
 
-fn response_kind(e: &CallError) -> Option<ResponseErrorKind> {
+pub(crate) fn response_kind(e: &CallError) -> Option<ResponseErrorKind> {
     match e.error() {
         Error::Response(r) => Some(r.kind),
         _ => None,
     }
 }
 
-fn transport_kind(e: &CallError) -> Option<TransportErrorKind> {
+pub(crate) fn transport_kind(e: &CallError) -> Option<TransportErrorKind> {
     match e.error() {
         Error::Transport(t) => Some(t.kind()),
         _ => None,

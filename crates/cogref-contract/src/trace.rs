@@ -13,13 +13,13 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
 
-use cogref_core::{CallConfig, EndpointConfig, RefreshInput};
+use cogref_core::{CallConfig, EndpointConfig, RefreshInput, RevokeInput};
 use tracing::field::{Field, Visit};
 use tracing::level_filters::LevelFilter;
 use tracing::subscriber::Interest;
 use tracing::{Event, Metadata, Subscriber, span};
 
-use crate::MakeClient;
+use crate::{MakeClient, MakeRevoker};
 
 /// What the request carries that must stay secret, and what the answers carry.
 const REFRESH: &str = "eyJjdHkiOiJKV1QifQ.RefreshCanaryQw7Zt.Pr3Vx9";
@@ -279,6 +279,54 @@ pub async fn no_secret_reaches_a_trace_subscriber(make: MakeClient) -> Vec<Strin
     assert!(
         seen.iter().any(|l| l.contains("log bridge is on")),
         "the capture saw no log record"
+    );
+    leaks_since(start)
+}
+
+/// The same for `RevokeToken`: a revocation, an error echoing the token and the secret, an HTML
+/// page (200 and 502) quoting them; the token and the secret never reach the capture.
+pub async fn no_revocation_secret_reaches_a_trace_subscriber(make: MakeRevoker) -> Vec<String> {
+    install();
+    let json = "application/x-amz-json-1.1";
+    let echo = format!(
+        r#"{{"__type":"UnauthorizedException","message":"token {REFRESH} is not for secret {CLIENT_SECRET}"}}"#
+    );
+    let html = format!("<html><body>upstream said: {REFRESH} {CLIENT_SECRET}</body></html>");
+    let url = silent_server(vec![
+        (200, json, "{}".to_owned()),
+        (400, json, echo),
+        (200, "text/html", html.clone()),
+        (502, "text/html", html),
+    ]);
+    let endpoint = EndpointConfig::new()
+        .endpoint_url(url)
+        .resolve()
+        .expect("loopback endpoint");
+    let mut config = CallConfig::default();
+    config.retry.max_attempts = 1;
+    let revoke = make(endpoint, config);
+    let input = || {
+        RevokeInput::builder()
+            .token(REFRESH)
+            .client_id(crate::CLIENT_ID)
+            .client_secret(CLIENT_SECRET)
+            .build()
+            .expect("valid input")
+    };
+    let start = mark();
+    let mut outcomes = Vec::new();
+    for _ in 0..4 {
+        outcomes.push(revoke(input()).await.is_ok());
+    }
+    assert_eq!(
+        outcomes,
+        [true, false, false, false],
+        "the four exchanges ran"
+    );
+    let seen = captured_since(start);
+    assert!(
+        seen.iter().any(|l| l.contains("cogref.revoke")),
+        "the capture saw no cogref.revoke span: {seen:?}"
     );
     leaks_since(start)
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cogref_contract::Refresher;
+use cogref_contract::{Refresher, Revoker};
 use cogref_core::{CallConfig, Endpoint};
 
 fn make(endpoint: Endpoint, config: CallConfig) -> Refresher {
@@ -18,4 +18,17 @@ fn make(endpoint: Endpoint, config: CallConfig) -> Refresher {
     })
 }
 
+fn make_revoker(endpoint: Endpoint, config: CallConfig) -> Revoker {
+    let client = Arc::new(cogref_blocking::client(endpoint, config));
+    Arc::new(move |input| {
+        let client = client.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || client.revoke_blocking(&input))
+                .await
+                .expect("the blocking call does not panic")
+        })
+    })
+}
+
 cogref_contract::contract_suite!(make);
+cogref_contract::revoke_suite!(make, make_revoker);

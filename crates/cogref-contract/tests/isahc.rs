@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use cogref_contract::Refresher;
+use cogref_contract::{Refresher, Revoker};
 use cogref_core::{CallConfig, Endpoint};
 
 fn make(endpoint: Endpoint, config: CallConfig) -> Refresher {
@@ -13,4 +13,13 @@ fn make(endpoint: Endpoint, config: CallConfig) -> Refresher {
     })
 }
 
+fn make_revoker(endpoint: Endpoint, config: CallConfig) -> Revoker {
+    let client = Arc::new(cogref_isahc::client(endpoint, config).expect("isahc client"));
+    Arc::new(move |input| {
+        let client = client.clone();
+        Box::pin(async move { client.revoke(&input).await })
+    })
+}
+
 cogref_contract::contract_suite!(make);
+cogref_contract::revoke_suite!(make, make_revoker);

@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
-use cogref_contract::Refresher;
-use cogref_contract::trace::no_secret_reaches_a_trace_subscriber;
+use cogref_contract::trace::{
+    no_revocation_secret_reaches_a_trace_subscriber, no_secret_reaches_a_trace_subscriber,
+};
+use cogref_contract::{Refresher, Revoker};
 use cogref_core::{CallConfig, Endpoint};
 
 fn reqwest(endpoint: Endpoint, config: CallConfig) -> Refresher {
@@ -36,6 +38,34 @@ fn blocking(endpoint: Endpoint, config: CallConfig) -> Refresher {
     })
 }
 
+fn reqwest_revoker(endpoint: Endpoint, config: CallConfig) -> Revoker {
+    let client = Arc::new(cogref_reqwest::client(endpoint, config).expect("reqwest client"));
+    Arc::new(move |input| {
+        let client = client.clone();
+        Box::pin(async move { client.revoke(&input).await })
+    })
+}
+
+fn isahc_revoker(endpoint: Endpoint, config: CallConfig) -> Revoker {
+    let client = Arc::new(cogref_isahc::client(endpoint, config).expect("isahc client"));
+    Arc::new(move |input| {
+        let client = client.clone();
+        Box::pin(async move { client.revoke(&input).await })
+    })
+}
+
+fn blocking_revoker(endpoint: Endpoint, config: CallConfig) -> Revoker {
+    let client = Arc::new(cogref_blocking::client(endpoint, config));
+    Arc::new(move |input| {
+        let client = client.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || client.revoke_blocking(&input))
+                .await
+                .expect("the blocking call does not panic")
+        })
+    })
+}
+
 /// One test, the transports one after the other: each one's capture is its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_transport_lets_a_secret_reach_a_subscriber_that_takes_every_target_at_trace() {
@@ -45,7 +75,13 @@ async fn no_transport_lets_a_secret_reach_a_subscriber_that_takes_every_target_a
         ("cogref-isahc", isahc),
         ("cogref-blocking", blocking),
     ] {
-        let leaks = no_secret_reaches_a_trace_subscriber(make).await;
+        let mut leaks = no_secret_reaches_a_trace_subscriber(make).await;
+        let revoker = match name {
+            "cogref-reqwest" => reqwest_revoker as cogref_contract::MakeRevoker,
+            "cogref-isahc" => isahc_revoker,
+            _ => blocking_revoker,
+        };
+        leaks.extend(no_revocation_secret_reaches_a_trace_subscriber(revoker).await);
         if !leaks.is_empty() {
             report.push(format!(
                 "{name}: {} leak(s), first: {}",

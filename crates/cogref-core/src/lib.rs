@@ -15,6 +15,24 @@
 //! | endpoint, input, attempt number, invocation id | [`build_request`] | [`OutgoingRequest`] wrapping `http::Request<Vec<u8>>` |
 //! | status, headers, body bytes, "now" | [`parse_response`] | [`RefreshOutput`] or [`Error`] |
 //! | an [`Error`] | [`Error::retry_kind`], [`Error::retry_after`], [`Error::requires_sign_in`] | what to do next |
+//! | any [`Operation`]'s input, endpoint, config, "now", a seed | [`Call::new`], then [`Call::poll`] / [`Call::on_response`] | the attempts to send, the waits, then the output or a [`CallError`] |
+//! | a transport, clocks, endpoint, config | [`Client::new`], then [`Client::refresh`] / [`Client::revoke`] / [`Client::call`] | the output, or a [`CallError`] after the attempts |
+//! | the refresh token to revoke, client id, secret | [`RevokeInput::builder`] (or [`RevokeInput::from_refresh`]) → [`Client::revoke`] | [`RevokeOutput`] or a [`CallError`] |
+//!
+//! ## Layout
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`protocol`] | the AWS JSON 1.1 rules every operation shares: endpoint and partitions, request headers, invocation id and attempt header, status to success or error, error-code rules, request id, retry-after and `Date`, body limits, redaction |
+//! | [`ops`] | the [`Operation`] trait and each operation's own rules: [`ops::refresh`] (`GetTokensFromRefreshToken`: input, body, output with the last-key-wins reading and the rotated-token salvage), [`ops::revoke`] (`RevokeToken`); [`ops::shapes`] the fields they share |
+//! | [`call`] | the attempt state machine generic over the operation, retry policy and quota, classification, the transport traits and drivers, `quiet` |
+//! | [`session`] | the session state machine and the JWT claims it reads |
+//! | [`error`] | the error taxonomy, and what a `NotAuthorizedException` means |
+//!
+//! The module paths of earlier versions (`cogref_core::driver`, `jwt`, `redact`, `quiet`,
+//! `retry`, `response`, `request`, `input`, `endpoint`, `error_code`, `classify`, `partition`,
+//! `not_authorized`) still work: each is an alias of the module that now holds it, or (`input`,
+//! `request`, `response`) a module re-exporting the parts it had.
 //!
 //! ## The loop a driver runs
 //!
@@ -84,35 +102,78 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod call;
-pub mod classify;
-pub mod driver;
-pub mod endpoint;
 pub mod error;
-pub mod error_code;
-pub mod input;
-pub mod jwt;
-pub mod not_authorized;
-pub mod partition;
-pub mod quiet;
-pub mod redact;
-pub mod request;
-pub mod response;
-pub mod retry;
+pub mod ops;
+pub mod protocol;
 pub mod session;
 
-pub use call::{Attempt, CallConfig, CallError, RefreshCall, SendOptions, Step, Timeouts};
-pub use classify::RetryKind;
-pub use driver::{AsyncTransport, BlockingTransport, Client, Environment};
-pub use endpoint::{Endpoint, EndpointConfig, EndpointError};
+// The modules' paths before the core was arranged by protocol, operation and call (kept working,
+// each an alias of the module that now holds it).
+/// Old path of [`call::classify`].
+pub use call::classify;
+/// Old path of [`call::driver`].
+pub use call::driver;
+/// Old path of [`call::quiet`].
+pub use call::quiet;
+/// Old path of [`call::retry`].
+pub use call::retry;
+/// Old path of [`error::not_authorized`].
+pub use error::not_authorized;
+/// Old path of [`protocol::endpoint`].
+pub use protocol::endpoint;
+/// Old path of [`protocol::error_code`].
+pub use protocol::error_code;
+/// Old path of [`protocol::partition`].
+pub use protocol::partition;
+/// Old path of [`protocol::redact`].
+pub use protocol::redact;
+/// Old path of [`session::jwt`].
+pub use session::jwt;
+
+/// Old path of the input: [`ops::shapes`] (fields, rules, patterns) and
+/// [`ops::refresh::input`] ([`RefreshInput`]), re-exported.
+pub mod input {
+    pub use crate::ops::refresh::input::{RefreshInput, RefreshInputBuilder};
+    pub use crate::ops::shapes::*;
+}
+
+/// Old path of the request: [`protocol::request`] (headers, invocation id, attempt header) and
+/// [`ops::refresh`]'s target, body and [`build_request`], re-exported.
+pub mod request {
+    pub use crate::ops::refresh::body::body_bytes;
+    pub use crate::ops::refresh::{TARGET, build_request};
+    pub use crate::protocol::request::*;
+}
+
+/// Old path of the response: [`protocol::response`] (dispatch, request id, retry-after, date,
+/// limits) and [`ops::refresh::output`] with [`parse_response`],
+/// re-exported.
+pub mod response {
+    pub use crate::ops::refresh::output::{NewDeviceMetadata, RefreshOutput};
+    pub use crate::ops::refresh::parse_response;
+    pub use crate::protocol::response::*;
+}
+
+pub use call::classify::RetryKind;
+pub use call::driver::{AsyncTransport, BlockingTransport, Client, Environment};
+pub use call::dyn_transport::{DynAsyncTransport, DynBlockingClient, DynClient};
+pub use call::retry::{RetryConfig, RetryPolicy, RetryQuota};
+pub use call::{Attempt, Call, CallConfig, CallError, RefreshCall, SendOptions, Step, Timeouts};
+pub use error::not_authorized::NotAuthorizedCause;
 pub use error::{
     Error, ResponseError, ResponseErrorKind, ServiceError, ServiceErrorKind, TransportError,
     TransportErrorKind,
 };
-pub use input::{Field, InvalidInput, RefreshInput, RefreshInputBuilder, Rule};
-pub use not_authorized::NotAuthorizedCause;
-pub use request::{AttemptInfo, InvocationId, OutgoingRequest, build_request};
-pub use response::{NewDeviceMetadata, RefreshOutput, ResponseLimits, parse_response};
-pub use retry::{RetryConfig, RetryPolicy, RetryQuota};
+pub use ops::Operation;
+pub use ops::refresh::{
+    GetTokensFromRefreshToken, NewDeviceMetadata, RefreshInput, RefreshInputBuilder, RefreshOutput,
+    build_request, parse_response,
+};
+pub use ops::revoke::{RevokeInput, RevokeInputBuilder, RevokeOutput, RevokeToken};
+pub use ops::shapes::{Field, InvalidInput, Rule};
+pub use protocol::endpoint::{Endpoint, EndpointConfig, EndpointError};
+pub use protocol::request::{AttemptInfo, InvocationId, OutgoingRequest};
+pub use protocol::response::ResponseLimits;
 pub use session::{Decision, Moment, Now, Session, SessionConfig, TokenSet};
 
 /// Re-export of the `secrecy` crate, whose types carry every secret in this API.

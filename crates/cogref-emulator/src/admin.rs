@@ -153,7 +153,7 @@ async fn user(State(shared): State<Arc<Shared>>, bytes: Bytes) -> Response {
         let mut pools = shared.pools();
         let sub = pools.add_user(&b.pool_id, &b.username, now)?;
         if let Some(p) = &b.password {
-            pools.set_password(&b.pool_id, &b.username, p, true)?;
+            pools.set_password(&b.pool_id, &b.username, p, true, now)?;
         }
         Ok(json!({ "sub": sub }))
     })())

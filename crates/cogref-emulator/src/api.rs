@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use crate::Shared;
 use crate::state::{
-    AppClient, ClientRecord, PasswordPolicy, Pools, Refusal, Request, Rotation, Unit,
+    AppClient, ClientRecord, DEFAULT_AUTH_SESSION_MINUTES, DEFAULT_TEMPORARY_PASSWORD_DAYS,
+    DeviceConfiguration, PasswordPolicy, Pools, Refusal, Request, Rotation, Unit,
 };
 use crate::validate::{self, Input, invalid};
 
@@ -68,6 +69,8 @@ const CHALLENGES: &[&str] = &[
     "PASSWORD_SRP",
 ];
 
+/// `ExplicitAuthFlowsType` as botocore 1.44.8 (the interop suite's pin) carries it. The
+/// token-exchange flows are kept and described; the emulator implements no token exchange.
 const EXPLICIT_FLOWS: &[&str] = &[
     "ADMIN_NO_SRP_AUTH",
     "CUSTOM_AUTH_FLOW_ONLY",
@@ -78,6 +81,15 @@ const EXPLICIT_FLOWS: &[&str] = &[
     "ALLOW_USER_SRP_AUTH",
     "ALLOW_REFRESH_TOKEN_AUTH",
     "ALLOW_USER_AUTH",
+    "ALLOW_TOKEN_EXCHANGE_DELEGATION",
+    "ALLOW_TOKEN_EXCHANGE_IMPERSONATION",
+];
+
+/// The values of `EXPLICIT_FLOWS` that do not begin with `ALLOW_`.
+const LEGACY_FLOWS: &[&str] = &[
+    "ADMIN_NO_SRP_AUTH",
+    "CUSTOM_AUTH_FLOW_ONLY",
+    "USER_PASSWORD_AUTH",
 ];
 
 const UNITS: &[&str] = &["seconds", "minutes", "hours", "days"];
@@ -98,7 +110,7 @@ pub(crate) fn call(shared: &Shared, operation: &str, body: &Value) -> Result<Val
                 return Ok(json!({}));
             }
             let pool = pools.pool(pool_id)?.clone();
-            Ok(json!({ "UserPool": pools.describe_pool(&pool, shared.region()) }))
+            Ok(json!({ "UserPool": pools.describe_pool(&pool) }))
         }
         "CreateUserPoolClient" | "UpdateUserPoolClient" => {
             client_settings(shared, operation, input)
@@ -146,9 +158,10 @@ pub(crate) fn call(shared: &Shared, operation: &str, body: &Value) -> Result<Val
             let password = i.req_str("Password", validate::PASSWORD)?;
             let permanent = i.opt_bool("Permanent")?.unwrap_or(false);
             input.finish()?;
+            let now = shared.epoch_now();
             shared
                 .pools()
-                .set_password(pool_id, username, password, permanent)
+                .set_password(pool_id, username, password, permanent, now)
                 .map(|()| json!({}))
         }
         "InitiateAuth" | "AdminInitiateAuth" => initiate_auth(shared, operation, input),
@@ -257,14 +270,30 @@ fn create_user_pool(shared: &Shared, mut input: Input<'_>) -> Result<Value, Refu
             policy.require_lowercase = pp.opt_bool("RequireLowercase")?.unwrap_or(false);
             policy.require_numbers = pp.opt_bool("RequireNumbers")?.unwrap_or(false);
             policy.require_symbols = pp.opt_bool("RequireSymbols")?.unwrap_or(false);
-            pp.opt_int("TemporaryPasswordValidityDays", 0, 365)?;
+            // "If you submit a value of 0, Amazon Cognito treats it as a null value and sets
+            // TemporaryPasswordValidityDays to its default value" (PasswordPolicyType).
+            policy.temporary_password_validity_days =
+                match pp.opt_int("TemporaryPasswordValidityDays", 0, 365)? {
+                    Some(days @ 1..) => {
+                        u64::try_from(days).unwrap_or(DEFAULT_TEMPORARY_PASSWORD_DAYS)
+                    }
+                    _ => DEFAULT_TEMPORARY_PASSWORD_DAYS,
+                };
             Ok(policy)
         })
     })?;
-    let tracking = input.nested("DeviceConfiguration", |d| {
-        d.opt_bool("ChallengeRequiredOnNewDevice")?;
-        d.opt_bool("DeviceOnlyRememberedOnUserPrompt")?;
-        Ok(())
+    // "When you provide a value for any property of DeviceConfiguration, you activate the
+    // device remembering for the user pool" (DeviceConfigurationType): an empty structure
+    // does not.
+    let devices = input.nested("DeviceConfiguration", |d| {
+        let challenge = d.opt_bool("ChallengeRequiredOnNewDevice")?;
+        let on_prompt = d.opt_bool("DeviceOnlyRememberedOnUserPrompt")?;
+        Ok(
+            (challenge.is_some() || on_prompt.is_some()).then(|| DeviceConfiguration {
+                challenge_required_on_new_device: challenge.unwrap_or(false),
+                device_only_remembered_on_user_prompt: on_prompt.unwrap_or(false),
+            }),
+        )
     })?;
     let _ = input.enum_str("MfaConfiguration", &["OFF", "ON", "OPTIONAL"], false)?;
     input.finish()?;
@@ -272,10 +301,10 @@ fn create_user_pool(shared: &Shared, mut input: Input<'_>) -> Result<Value, Refu
     if let Some(Some(policy)) = policy {
         pool.policy = policy;
     }
-    pool.device_tracking = tracking.is_some();
+    pool.devices = devices.flatten();
     let mut pools = shared.pools();
     let pool = pools.create_pool(shared.region(), pool);
-    Ok(json!({ "UserPool": pools.describe_pool(&pool, shared.region()) }))
+    Ok(json!({ "UserPool": pools.describe_pool(&pool) }))
 }
 
 /// Token validity: a value in units (default hours for access and ID tokens, days for refresh
@@ -341,24 +370,30 @@ fn client_settings(
             ])
         })?
         .unwrap_or([None; 3]);
-    let flows = input.opt_str_list("ExplicitAuthFlows")?;
+    let flows = input.opt_enum_list("ExplicitAuthFlows", EXPLICIT_FLOWS)?;
     let prevent = input.enum_str("PreventUserExistenceErrors", &["LEGACY", "ENABLED"], false)?;
     let revocation = input.opt_bool("EnableTokenRevocation")?;
-    let _ = input.opt_int("AuthSessionValidity", 3, 15)?;
+    let auth_session = input.opt_int("AuthSessionValidity", 3, 15)?;
     let rotation = input.nested("RefreshTokenRotation", |r| {
         let feature = r.enum_str("Feature", &["ENABLED", "DISABLED"], true)?;
         let grace = r.opt_int("RetryGracePeriodSeconds", 0, 60)?;
         Ok((feature, grace))
     })?;
     input.finish()?;
+    // Rules of the operation beyond the model's constraints; the service's wording of these
+    // refusals is not public, so each message quotes the API reference's sentence.
+    if generate_secret && given_secret.is_some() {
+        return Err(invalid(
+            "You cannot specify both GenerateSecret as true and provide a ClientSecret value.",
+        ));
+    }
     if let Some(flows) = &flows
-        && let Some(bad) = flows.iter().find(|f| !EXPLICIT_FLOWS.contains(f))
+        && flows.iter().any(|f| LEGACY_FLOWS.contains(f))
+        && flows.iter().any(|f| f.starts_with("ALLOW_"))
     {
-        let _ = bad;
-        return Err(invalid(format!(
-            "1 validation error detected: Value at 'explicitAuthFlows' failed to satisfy constraint: Member must satisfy constraint: [Member must satisfy enum value set: [{}]]",
-            EXPLICIT_FLOWS.join(", ")
-        )));
+        return Err(invalid(
+            "You can't assign the legacy ExplicitAuthFlows values (ADMIN_NO_SRP_AUTH, CUSTOM_AUTH_FLOW_ONLY, USER_PASSWORD_AUTH) to a user pool client at the same time as values that begin with ALLOW_.",
+        ));
     }
 
     let units = [
@@ -386,6 +421,9 @@ fn client_settings(
     let now = shared.epoch_now();
     let mut pools = shared.pools();
     pools.pool(pool_id)?;
+    // UpdateUserPoolClient resets every setting it is not given to its default, as the
+    // service does ("If you don't provide a value for an attribute, Amazon Cognito sets it to
+    // its default value"), except the name, which it keeps.
     let (client_id, secret, created, name) = match client_id {
         None => (
             pools.new_client_id(),
@@ -427,13 +465,18 @@ fn client_settings(
             |f| f.into_iter().map(str::to_owned).collect(),
         ),
         enable_token_revocation: revocation.unwrap_or(true),
+        // "Defaults to LEGACY" (API_CreateUserPoolClient); ENABLED is the console's default.
+        prevent_user_existence_errors: prevent == Some("ENABLED"),
     };
     let record = ClientRecord {
         app,
         name,
         id_token_validity_secs: id,
         units,
-        prevent_user_existence_errors: prevent != Some("LEGACY"),
+        // Range-checked above: 3..=15 minutes.
+        auth_session_minutes: auth_session
+            .and_then(|m| u64::try_from(m).ok())
+            .unwrap_or(DEFAULT_AUTH_SESSION_MINUTES),
         created,
         modified: now,
     };
@@ -446,51 +489,26 @@ fn admin_create_user(shared: &Shared, mut input: Input<'_>) -> Result<Value, Ref
     let pool_id = input.req_str("UserPoolId", validate::POOL_ID)?;
     let username = input.req_str("Username", validate::USERNAME)?;
     let temporary = input.opt_str("TemporaryPassword", validate::PASSWORD)?;
-    let _ = input.enum_str("MessageAction", &["RESEND", "SUPPRESS"], false)?;
-    let attributes = attribute_list(body_of(&input), "UserAttributes")?;
+    let action = input.enum_str("MessageAction", &["RESEND", "SUPPRESS"], false)?;
+    let attributes = input.opt_attribute_list("UserAttributes")?;
+    let _ = input.opt_attribute_list("ValidationData")?;
     input.finish()?;
-    let now = shared.epoch_now();
-    let user = shared
-        .pools()
-        .create_user(pool_id, username, temporary, attributes, now)?;
-    Ok(json!({ "User": user }))
-}
-
-fn body_of<'a>(input: &Input<'a>) -> &'a serde_json::Map<String, Value> {
-    input.body()
-}
-
-/// `AttributeListType`: `[{"Name": …, "Value": …}]`.
-fn attribute_list(
-    body: &serde_json::Map<String, Value>,
-    key: &str,
-) -> Result<Vec<(String, String)>, Refusal> {
-    let Some(list) = body.get(key).filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let Some(items) = list.as_array() else {
-        return Err(validate::serialization(format!("{key} must be a list")));
-    };
-    let mut out = Vec::new();
-    for item in items {
-        let name = item.get("Name").and_then(Value::as_str);
-        let value = item.get("Value").and_then(Value::as_str).unwrap_or("");
-        match name {
-            Some(n) if (1..=32).contains(&n.len()) && n != "sub" => {
-                out.push((n.to_owned(), value.to_owned()));
-            }
-            Some("sub") => {
-                return Err(invalid("Cannot modify the non-mutable attribute sub"));
-            }
-            _ => {
-                return Err(invalid(format!(
-                    "1 validation error detected: Value at '{}.member.name' failed to satisfy constraint: Member must not be null",
-                    key[..1].to_lowercase() + &key[1..]
-                )));
-            }
-        }
+    let attributes: Vec<(String, String)> = attributes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    if attributes.iter().any(|(n, _)| n == "sub") {
+        return Err(invalid("Cannot modify the non-mutable attribute sub"));
     }
-    Ok(out)
+    let now = shared.epoch_now();
+    let mut pools = shared.pools();
+    let user = if action == Some("RESEND") {
+        pools.resend_invitation(pool_id, username, temporary, now)?
+    } else {
+        pools.create_user(pool_id, username, temporary, attributes, now)?
+    };
+    Ok(json!({ "User": user }))
 }
 
 fn initiate_auth(shared: &Shared, operation: &str, mut input: Input<'_>) -> Result<Value, Refusal> {

@@ -217,7 +217,13 @@ async fn refresh(shared: &Shared, headers: &HeaderMap, body: &[u8], id: &str) ->
         Err(r) => return refusal(&r, id),
     };
     match shared.refresh(&request) {
-        Ok(result) => {
+        Ok(mut result) => {
+            if matches!(fault, Some(Fault::NewDeviceMetadata { .. }))
+                && let Some(device) = shared.pools().unsolicited_device(request.client_id)
+                && let Some(map) = result.as_object_mut()
+            {
+                map.insert("NewDeviceMetadata".into(), device);
+            }
             if matches!(fault, Some(Fault::DropAfterRotation { .. })) {
                 // The rotation is applied; the answer is lost on the way.
                 let mut r = Response::new(Body::new(Broken));

@@ -5,15 +5,18 @@
 //! with `PASSWORD_VERIFIER`), `GetTokensFromRefreshToken` with refresh-token rotation, its
 //! grace period and `RefreshTokenReuseException`, lineage expiry that rotation never extends,
 //! `REFRESH_TOKEN_AUTH` refused on rotating clients, `RevokeToken` and `GlobalSignOut`,
-//! `GetUser`, devices, confidential clients (`SECRET_HASH` and `ClientSecret`), RS256 JWTs
-//! with Cognito's claims and a JWKS to verify them, the OAuth2 `/oauth2/token` refresh grant,
-//! CORS for browsers, fault injection, and a clock tests move forward instead of sleeping.
+//! `GetUser`, devices (each lineage bound to its confirmed device), confidential clients
+//! (`SECRET_HASH` and `ClientSecret`), RS256 JWTs with Cognito's claims, access and ID tokens
+//! signed by two keys of a JWKS, the issuer and ARNs in each pool's own region, the OAuth2
+//! `/oauth2/token` refresh grant, CORS for browsers, fault injection, and a clock tests move
+//! forward instead of sleeping.
 //!
 //! It speaks AWS JSON 1.1 on 127.0.0.1 as the service does: every response carries
 //! `x-amzn-requestid`, every error `x-amzn-errortype`, a `{"__type","message"}` body and the
 //! status the service sends (400 for every client error, throttling and missing resources
 //! included; 500 for `InternalErrorException`). Requests may be signed; signatures are not
-//! checked.
+//! checked. [`Emulator::shutdown`] lets requests in flight finish for up to
+//! [`SHUTDOWN_DEADLINE`], then drops their connections.
 //!
 //! ```
 //! use cogref_emulator::{AppClient, Emulator, EmulatorConfig};
@@ -50,6 +53,8 @@ mod admin;
 mod api;
 mod http;
 mod oauth;
+mod serve;
+mod signals;
 mod signer;
 mod srp;
 mod state;
@@ -63,6 +68,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+pub use serve::SHUTDOWN_DEADLINE;
+pub use signals::ShutdownSignals;
 pub use state::{ALL_AUTH_FLOWS, AppClient, Refusal, Rotation};
 
 /// The admin routes, their bodies and answers (what `cogref emulator --help` prints).
@@ -77,7 +84,9 @@ pub const MAX_CLOCK_ADVANCE: Duration = Duration::from_secs(100 * 365 * 86_400);
 pub struct EmulatorConfig {
     /// Address to bind; port 0 picks a free one. Default `127.0.0.1:0`.
     pub bind: SocketAddr,
-    /// The region the issuer URL, pool ids and device keys name. Default `eu-west-1`.
+    /// The region of the pools `CreateUserPool` makes (their ids start with it). Default
+    /// `eu-west-1`. Tokens, ARNs, device keys and the OpenID configuration of a pool name the
+    /// pool's own region, the prefix of its id, as the service's do.
     pub region: String,
     /// Sign `iat`/`exp` with the wall clock instead of the emulator's (movable) clock.
     /// Default off.
@@ -132,6 +141,14 @@ pub enum Fault {
         /// Calls affected.
         count: u32,
     },
+    /// Add `NewDeviceMetadata` for a new, unconfirmed device to a granted refresh. **Not the
+    /// service's behaviour** ("GetTokensFromRefreshToken doesn't return NewDeviceMetadata",
+    /// API_AuthenticationResultType): for checking that a client keeps device metadata
+    /// wherever it comes.
+    NewDeviceMetadata {
+        /// Calls affected.
+        count: u32,
+    },
 }
 
 impl Fault {
@@ -146,13 +163,14 @@ impl Fault {
             | Fault::Throttle429 { count }
             | Fault::ServerError { count, .. }
             | Fault::Delay { count, .. }
-            | Fault::DropAfterRotation { count } => count,
+            | Fault::DropAfterRotation { count }
+            | Fault::NewDeviceMetadata { count } => count,
         }
     }
 }
 
 /// What [`Emulator::seed`] creates.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Seed {
     /// The user pool id.
     pub pool_id: String,
@@ -166,6 +184,25 @@ pub struct Seed {
     pub access_token_validity_secs: u64,
     /// The user.
     pub username: String,
+}
+
+impl std::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Seed")
+            .field("pool_id", &self.pool_id)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| state::Redacted),
+            )
+            .field("rotation_grace_secs", &self.rotation_grace_secs)
+            .field(
+                "access_token_validity_secs",
+                &self.access_token_validity_secs,
+            )
+            .field("username", &self.username)
+            .finish()
+    }
 }
 
 impl Default for Seed {
@@ -193,16 +230,38 @@ pub struct Seeded {
 impl Seeded {
     /// Writes the refresh token to `path`, readable by its owner only (0600 on Unix): where the
     /// binaries put it instead of printing it.
+    ///
+    /// The token goes into a new file beside `path`, created 0600, which then replaces `path`:
+    /// a file already there keeps neither its mode (a world-readable one would otherwise now
+    /// hold a token) nor its content, and a link at `path` is replaced, not followed.
     pub fn write_refresh_token(&self, path: &std::path::Path) -> std::io::Result<()> {
         use std::io::Write;
+        let name = path.file_name().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name")
+        })?;
+        let mut temporary = name.to_os_string();
+        temporary.push(format!(
+            ".{}-{:016x}.tmp",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        let temporary = path.with_file_name(temporary);
         let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
+        options.write(true).create_new(true);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        options.open(path)?.write_all(self.refresh_token.as_bytes())
+        let written = options.open(&temporary).and_then(|mut file| {
+            file.write_all(self.refresh_token.as_bytes())?;
+            file.sync_all()
+        });
+        let renamed = written.and_then(|()| std::fs::rename(&temporary, path));
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        renamed
     }
 }
 
@@ -287,7 +346,6 @@ impl Shared {
             } else {
                 now
             },
-            region: &self.region,
             signer: &self.signer,
             srp: &self.srp,
         }
@@ -366,32 +424,20 @@ pub enum StartError {
 /// Registers for SIGINT and SIGTERM (Ctrl-C elsewhere) **now**, and returns a future that
 /// completes when one arrives. Call it before printing anything a script waits for: a signal
 /// that comes between the print and a later registration would be lost (and in a shell script,
-/// where background jobs start with SIGINT ignored, `kill -INT` then does nothing).
+/// where background jobs start with SIGINT ignored, `kill -INT` then does nothing). For the
+/// second signal too, use [`ShutdownSignals`] with [`Emulator::run_until_signalled`].
 pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        })
-    }
-    #[cfg(not(unix))]
-    {
-        // Elsewhere registration happens on the first poll: poll it from a task at once.
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let _ = tokio::signal::ctrl_c().await;
-            let _ = tx.send(());
-        });
-        Ok(async move {
-            let _ = rx.await;
-        })
-    }
+    let mut signals = ShutdownSignals::register()?;
+    Ok(async move { signals.recv().await })
+}
+
+/// How [`Emulator::run_until_signalled`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Every connection finished, or was dropped at [`SHUTDOWN_DEADLINE`].
+    Shutdown,
+    /// A second signal came during the shutdown: every connection was dropped at once.
+    Forced,
 }
 
 /// A running emulator and the handle to seed it, inject faults and move its clock.
@@ -436,16 +482,7 @@ impl Emulator {
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = http::router(shared.clone());
-        let server = tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "emulator server stopped");
-            }
-        });
+        let server = tokio::spawn(serve::serve(listener, app, stopped, SHUTDOWN_DEADLINE));
         tracing::info!(%address, "cogref emulator listening");
         Ok(Self {
             shared,
@@ -494,12 +531,12 @@ impl Emulator {
         let now = self.shared.epoch_now();
         let mut pools = self.shared.pools();
         let sub = pools.add_user(pool_id, username, now)?;
-        pools.set_password(pool_id, username, password, true)?;
+        pools.set_password(pool_id, username, password, true, now)?;
         Ok(sub)
     }
 
     /// Signs `username` in through `client_id`, as far as this operation cares: a new refresh
-    /// token, the start of a lineage.
+    /// token, the start of a lineage (bound to no device, even in a pool that tracks them).
     pub fn mint_refresh_token(&self, client_id: &str, username: &str) -> Result<String, Refusal> {
         let now = self.shared.now();
         self.shared.pools().mint(client_id, username, now)
@@ -510,7 +547,8 @@ impl Emulator {
         self.shared.pools().revoke(refresh_token)
     }
 
-    /// Registers a confirmed device key.
+    /// Registers a confirmed device key, which any user of any pool may then sign in and
+    /// refresh with.
     pub fn register_device(&self, device_key: &str) {
         self.shared.pools().add_device(device_key);
     }
@@ -588,9 +626,31 @@ impl Emulator {
         })
     }
 
-    /// Stops serving and waits for the server task.
+    /// Stops accepting connections, lets the requests in flight finish for up to
+    /// [`SHUTDOWN_DEADLINE`], then drops whatever connection is still open (a client that
+    /// sent half a request, a response held back by a `delay` fault) and returns.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         let _ = self.server.await;
+    }
+
+    /// What the binaries do: serves until the first of `signals`, then shuts down as
+    /// [`Emulator::shutdown`] does; a second signal during that shutdown drops every
+    /// connection at once.
+    pub async fn run_until_signalled(self, mut signals: ShutdownSignals) -> Stopped {
+        signals.recv().await;
+        let Self {
+            stop, mut server, ..
+        } = self;
+        let _ = stop.send(());
+        tokio::select! {
+            _ = &mut server => Stopped::Shutdown,
+            () = signals.recv() => {
+                // Aborting the server task drops its connections with it.
+                server.abort();
+                let _ = server.await;
+                Stopped::Forced
+            }
+        }
     }
 }

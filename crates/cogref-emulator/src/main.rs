@@ -10,7 +10,7 @@
 
 use std::process::ExitCode;
 
-use cogref_emulator::{Emulator, EmulatorConfig, Seed};
+use cogref_emulator::{Emulator, EmulatorConfig, Seed, ShutdownSignals, Stopped};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -27,7 +27,7 @@ async fn main() -> ExitCode {
         .next()
         .unwrap_or_else(|| "emulator-refresh-token".into());
     // Before the endpoint is printed, so that a script's SIGINT is never lost.
-    let stop = match cogref_emulator::shutdown_signal() {
+    let signals = match ShutdownSignals::register() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("cogref-emulator: could not install the signal handler: {e}");
@@ -64,8 +64,9 @@ async fn main() -> ExitCode {
         seed.client_id
     );
     eprintln!("refresh token file: {token_file}");
-    eprintln!("press Ctrl-C to stop");
-    stop.await;
-    emulator.shutdown().await;
+    eprintln!("press Ctrl-C to stop (twice to stop without waiting for open connections)");
+    if emulator.run_until_signalled(signals).await == Stopped::Forced {
+        eprintln!("cogref-emulator: second signal: stopped without waiting");
+    }
     ExitCode::SUCCESS
 }

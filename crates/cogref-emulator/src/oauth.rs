@@ -59,7 +59,10 @@ pub(crate) fn parse_form(body: &[u8]) -> Option<Vec<(String, String)>> {
     Some(fields)
 }
 
-/// Client credentials from `Authorization: Basic` (RFC 6749 §2.3.1: each part form-encoded).
+/// Client credentials from `Authorization: Basic`. Cognito takes
+/// `Base64Encode(client_id:client_secret)` of the raw values (token-endpoint and
+/// revocation-endpoint docs), not RFC 6749 §2.3.1's form-encoded ones: decoding them would turn
+/// the `+` a secret may hold (`ClientSecretType`: `[\w+]+`) into a space.
 fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Some(None);
@@ -73,7 +76,7 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    Some(Some((percent_decode(id)?, percent_decode(secret)?)))
+    Some(Some((id.to_owned(), secret.to_owned())))
 }
 
 pub(crate) async fn token(
@@ -162,8 +165,8 @@ fn grant_error(r: &Refusal) -> &'static str {
 }
 
 /// `/{userPoolId}/.well-known/openid-configuration`. The issuer is the one the tokens carry
-/// (`https://cognito-idp.{region}.amazonaws.com/{pool}`); the endpoints point at this
-/// emulator, by the `Host` the request came to.
+/// (`https://cognito-idp.{region}.amazonaws.com/{pool}`, the pool's own region); the endpoints
+/// point at this emulator, by the `Host` the request came to.
 pub(crate) async fn openid_configuration(
     State(shared): State<Arc<Shared>>,
     Path(pool): Path<String>,
@@ -182,7 +185,7 @@ pub(crate) async fn openid_configuration(
         .unwrap_or("127.0.0.1");
     let base = format!("http://{host}");
     let document: Value = json!({
-        "issuer": format!("https://cognito-idp.{}.amazonaws.com/{pool}", shared.region()),
+        "issuer": crate::state::issuer(&pool),
         "jwks_uri": format!("{base}/{pool}/.well-known/jwks.json"),
         "token_endpoint": format!("{base}/oauth2/token"),
         "authorization_endpoint": format!("{base}/oauth2/authorize"),

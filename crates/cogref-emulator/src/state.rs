@@ -13,8 +13,17 @@ use rsa::BigUint;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::signer::Signer;
+use crate::signer::{Signer, Use};
 use crate::srp;
+
+/// Stands for a secret in `Debug` output.
+pub(crate) struct Redacted;
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
 
 /// Refresh-token rotation of an app client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,8 +42,10 @@ pub const ALL_AUTH_FLOWS: [&str; 4] = [
     "ALLOW_REFRESH_TOKEN_AUTH",
 ];
 
-/// An app client's settings.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An app client's settings (also the body of `POST /_emulator/clients`, which refuses
+/// unknown fields). Its `Debug` output never shows the client secret.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AppClient {
     /// The client id.
     pub client_id: String,
@@ -59,6 +70,39 @@ pub struct AppClient {
     /// `origin_jti`, and `RevokeToken` works.
     #[serde(default = "default_true")]
     pub enable_token_revocation: bool,
+    /// `PreventUserExistenceErrors`: `ENABLED` (`true`) answers a sign-in of an unknown user
+    /// as a wrong password; `LEGACY` (`false`, the API's default) with
+    /// `UserNotFoundException`.
+    #[serde(default)]
+    pub prevent_user_existence_errors: bool,
+}
+
+impl std::fmt::Debug for AppClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppClient")
+            .field("client_id", &self.client_id)
+            .field("pool_id", &self.pool_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| Redacted),
+            )
+            .field("rotation", &self.rotation)
+            .field(
+                "access_token_validity_secs",
+                &self.access_token_validity_secs,
+            )
+            .field(
+                "refresh_token_validity_secs",
+                &self.refresh_token_validity_secs,
+            )
+            .field("explicit_auth_flows", &self.explicit_auth_flows)
+            .field("enable_token_revocation", &self.enable_token_revocation)
+            .field(
+                "prevent_user_existence_errors",
+                &self.prevent_user_existence_errors,
+            )
+            .finish()
+    }
 }
 
 fn default_access_validity() -> u64 {
@@ -78,7 +122,8 @@ fn default_true() -> bool {
 }
 
 impl AppClient {
-    /// A public client (no secret), rotation off, default lifetimes, every implemented flow.
+    /// A public client (no secret), rotation off, default lifetimes, every implemented flow,
+    /// `PreventUserExistenceErrors` `LEGACY` (the API's default).
     pub fn new(pool_id: impl Into<String>, client_id: impl Into<String>) -> Self {
         Self {
             client_id: client_id.into(),
@@ -89,7 +134,14 @@ impl AppClient {
             refresh_token_validity_secs: default_refresh_validity(),
             explicit_auth_flows: default_flows(),
             enable_token_revocation: true,
+            prevent_user_existence_errors: false,
         }
+    }
+
+    /// With `PreventUserExistenceErrors` `ENABLED` (`true`) or `LEGACY` (`false`).
+    pub fn with_prevent_user_existence_errors(mut self, prevent: bool) -> Self {
+        self.prevent_user_existence_errors = prevent;
+        self
     }
 
     /// With a client secret.
@@ -177,7 +229,11 @@ impl Unit {
     }
 }
 
-/// What the standard API adds to an [`AppClient`].
+/// `AuthSessionValidity`'s default, in minutes: how long a sign-in challenge stays answerable.
+pub(crate) const DEFAULT_AUTH_SESSION_MINUTES: u64 = 3;
+
+/// What the standard API adds to an [`AppClient`]. (`Debug` shows the client through
+/// [`AppClient`]'s, without its secret.)
 #[derive(Debug, Clone)]
 pub(crate) struct ClientRecord {
     pub(crate) app: AppClient,
@@ -185,7 +241,8 @@ pub(crate) struct ClientRecord {
     pub(crate) id_token_validity_secs: u64,
     /// Access, ID, refresh.
     pub(crate) units: [Unit; 3],
-    pub(crate) prevent_user_existence_errors: bool,
+    /// `AuthSessionValidity`, minutes (3..=15).
+    pub(crate) auth_session_minutes: u64,
     pub(crate) created: u64,
     pub(crate) modified: u64,
 }
@@ -196,11 +253,16 @@ impl ClientRecord {
             name: app.client_id.clone(),
             id_token_validity_secs: app.access_token_validity_secs,
             units: [Unit::Seconds; 3],
-            prevent_user_existence_errors: true,
+            auth_session_minutes: DEFAULT_AUTH_SESSION_MINUTES,
             created: now,
             modified: now,
             app,
         }
+    }
+
+    /// When a challenge issued at `now` stops being answerable.
+    fn challenge_expiry(&self, now: SystemTime) -> SystemTime {
+        later(now, self.auth_session_minutes.saturating_mul(60))
     }
 
     /// `UserPoolClientType`, as `DescribeUserPoolClient` answers.
@@ -222,10 +284,10 @@ impl ClientRecord {
             },
             "ExplicitAuthFlows": self.app.explicit_auth_flows,
             "AllowedOAuthFlowsUserPoolClient": false,
-            "PreventUserExistenceErrors": if self.prevent_user_existence_errors { "ENABLED" } else { "LEGACY" },
+            "PreventUserExistenceErrors": if self.app.prevent_user_existence_errors { "ENABLED" } else { "LEGACY" },
             "EnableTokenRevocation": self.app.enable_token_revocation,
             "EnablePropagateAdditionalUserContextData": false,
-            "AuthSessionValidity": 3,
+            "AuthSessionValidity": self.auth_session_minutes,
             "RefreshTokenRotation": match self.app.rotation {
                 Some(r) => json!({"Feature": "ENABLED", "RetryGracePeriodSeconds": r.grace_period_secs}),
                 None => json!({"Feature": "DISABLED"}),
@@ -246,7 +308,12 @@ pub(crate) struct PasswordPolicy {
     pub(crate) require_lowercase: bool,
     pub(crate) require_numbers: bool,
     pub(crate) require_symbols: bool,
+    /// How long a temporary password works, days (1..=365).
+    pub(crate) temporary_password_validity_days: u64,
 }
+
+/// `TemporaryPasswordValidityDays`' default.
+pub(crate) const DEFAULT_TEMPORARY_PASSWORD_DAYS: u64 = 7;
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
@@ -256,6 +323,7 @@ impl Default for PasswordPolicy {
             require_lowercase: true,
             require_numbers: true,
             require_symbols: true,
+            temporary_password_validity_days: DEFAULT_TEMPORARY_PASSWORD_DAYS,
         }
     }
 }
@@ -300,9 +368,16 @@ impl PasswordPolicy {
             "RequireLowercase": self.require_lowercase,
             "RequireNumbers": self.require_numbers,
             "RequireSymbols": self.require_symbols,
-            "TemporaryPasswordValidityDays": 7,
+            "TemporaryPasswordValidityDays": self.temporary_password_validity_days,
         })
     }
+}
+
+/// `DeviceConfigurationType`, as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DeviceConfiguration {
+    pub(crate) challenge_required_on_new_device: bool,
+    pub(crate) device_only_remembered_on_user_prompt: bool,
 }
 
 /// A user pool.
@@ -310,8 +385,10 @@ impl PasswordPolicy {
 pub(crate) struct Pool {
     pub(crate) id: String,
     pub(crate) name: String,
-    /// `DeviceConfiguration` was given: sign-ins return `NewDeviceMetadata`.
-    pub(crate) device_tracking: bool,
+    /// `DeviceConfiguration`, when a member of it was given ("when you provide a value for any
+    /// property of DeviceConfiguration, you activate the device remembering"): sign-ins return
+    /// `NewDeviceMetadata`, and each lineage is bound to its device.
+    pub(crate) devices: Option<DeviceConfiguration>,
     pub(crate) policy: PasswordPolicy,
     pub(crate) created: u64,
 }
@@ -321,11 +398,23 @@ impl Pool {
         Self {
             id: id.to_owned(),
             name: name.to_owned(),
-            device_tracking: false,
+            devices: None,
             policy: PasswordPolicy::default(),
             created: now,
         }
     }
+
+    fn tracks_devices(&self) -> bool {
+        self.devices.is_some()
+    }
+}
+
+/// The region a pool id names (`us-east-1_AbC` → `us-east-1`): what the service's tokens,
+/// ARNs and device keys for that pool carry.
+pub(crate) fn region_of(pool_id: &str) -> &str {
+    pool_id
+        .rsplit_once('_')
+        .map_or(pool_id, |(region, _)| region)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,17 +423,33 @@ pub(crate) enum UserStatus {
     ForceChangePassword,
 }
 
-/// A user of a pool.
-#[derive(Debug, Clone)]
+/// A user of a pool. Its `Debug` output never shows the password.
+#[derive(Clone)]
 pub(crate) struct User {
     pub(crate) username: String,
     pub(crate) sub: String,
     pub(crate) password: Option<String>,
+    /// When the password was set (Unix seconds, the emulator's clock): a temporary one
+    /// expires after the pool's `TemporaryPasswordValidityDays`.
+    pub(crate) password_set: u64,
     pub(crate) status: UserStatus,
     pub(crate) enabled: bool,
     /// Attributes other than `sub`.
     pub(crate) attributes: Vec<(String, String)>,
     pub(crate) created: u64,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("username", &self.username)
+            .field("sub", &self.sub)
+            .field("password", &self.password.as_ref().map(|_| Redacted))
+            .field("status", &self.status)
+            .field("enabled", &self.enabled)
+            .field("attributes", &self.attributes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl User {
@@ -373,14 +478,14 @@ impl User {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum TokenState {
     Active,
     /// Rotated out at this instant.
     Superseded(SystemTime),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct RefreshRecord {
     client_id: String,
     pool_id: String,
@@ -391,15 +496,29 @@ struct RefreshRecord {
     /// Rotation never extends a session: every token of a lineage shares this.
     expires_at: SystemTime,
     state: TokenState,
+    /// In a pool that tracks devices, the device the lineage was issued to at sign-in: a
+    /// refresh must send its key, and the device must be confirmed.
+    device: Option<String>,
 }
 
 /// What the emulator remembers of an access token it issued.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct AccessRecord {
     pub(crate) pool_id: String,
     pub(crate) username: String,
     lineage: String,
     expires_at: SystemTime,
+    /// Revoked by itself (`AdminDisableUser`), for good.
+    revoked: bool,
+}
+
+/// A device key the emulator issued or had registered.
+#[derive(Clone)]
+struct Device {
+    confirmed: bool,
+    /// The pool and user it was issued to at sign-in; `None` for one registered through the
+    /// Rust API or the admin route, which any user of any pool may use.
+    owner: Option<(String, String)>,
 }
 
 /// A `USER_SRP_AUTH` sign-in waiting for its `PASSWORD_VERIFIER` answer.
@@ -412,7 +531,8 @@ struct SrpPending {
     big_b: BigUint,
     v: BigUint,
     secret_block: Vec<u8>,
-    created: SystemTime,
+    /// The client's `AuthSessionValidity` after the challenge was issued.
+    expires: SystemTime,
 }
 
 /// A sign-in waiting for `NEW_PASSWORD_REQUIRED`.
@@ -420,7 +540,8 @@ struct ChallengePending {
     client_id: String,
     pool_id: String,
     username: String,
-    created: SystemTime,
+    /// The client's `AuthSessionValidity` after the challenge was issued.
+    expires: SystemTime,
 }
 
 /// A refusal, as the service words it.
@@ -477,7 +598,8 @@ fn user_not_found() -> Refusal {
 }
 
 /// "Incorrect username or password." is the service's answer to a wrong password and, with
-/// `PreventUserExistenceErrors` on (the default for new clients), to an unknown user.
+/// `PreventUserExistenceErrors` `ENABLED` (the console's default; the API's is `LEGACY`), to an
+/// unknown user.
 fn incorrect_credentials() -> Refusal {
     not_authorized("Incorrect username or password.")
 }
@@ -490,14 +612,13 @@ pub(crate) struct Request<'a> {
     pub(crate) device_key: Option<&'a str>,
 }
 
-/// Time, keys and region for one decision.
+/// Time and keys for one decision.
 pub(crate) struct Ctx<'a> {
     /// The emulator's clock: expiry, grace periods.
     pub(crate) now: SystemTime,
     /// The time written into `iat`/`exp`/`auth_time` (the emulator's clock, or the wall clock
     /// with wall-clock signing).
     pub(crate) signing_now: SystemTime,
-    pub(crate) region: &'a str,
     pub(crate) signer: &'a Signer,
     pub(crate) srp: &'a srp::Group,
 }
@@ -520,8 +641,7 @@ pub(crate) struct Pools {
     revoked_lineages: HashSet<String>,
     /// Keyed by the token's signature segment.
     access: HashMap<String, AccessRecord>,
-    /// Device key → confirmed.
-    devices: HashMap<String, bool>,
+    devices: HashMap<String, Device>,
     srp: HashMap<String, SrpPending>,
     challenges: HashMap<String, ChallengePending>,
 }
@@ -563,13 +683,19 @@ fn refresh_token_value() -> String {
     )
 }
 
+/// The issuer of a pool's tokens: `https://cognito-idp.{region}.amazonaws.com/{userPoolId}`,
+/// the region being the pool's own.
+pub(crate) fn issuer(pool_id: &str) -> String {
+    format!(
+        "https://cognito-idp.{}.amazonaws.com/{pool_id}",
+        region_of(pool_id)
+    )
+}
+
 /// The part of a pool id Cognito's SRP hashes (`eu-west-1_AbC` → `AbC`).
 fn pool_name(pool_id: &str) -> &str {
     pool_id.split('_').nth(1).unwrap_or("")
 }
-
-/// How long a sign-in challenge stays answerable (`AuthSessionValidity` default, 3 minutes).
-const CHALLENGE_VALIDITY_SECS: u64 = 180;
 
 impl Pools {
     // ---- pools, clients, users ------------------------------------------------------------
@@ -603,8 +729,19 @@ impl Pools {
         Pool::new("", name, now)
     }
 
+    /// Creates or replaces an app client. A client id stays in the pool it was created in, as
+    /// the service's do: moving it would leave its lineages naming a pool their user is not
+    /// in.
     pub(crate) fn add_client(&mut self, client: AppClient, now: u64) -> Result<(), Refusal> {
         self.pool(&client.pool_id)?;
+        if let Some(existing) = self.clients.get(&client.client_id)
+            && existing.app.pool_id != client.pool_id
+        {
+            return Err(invalid_parameter(format!(
+                "App client {} belongs to user pool {}; a client cannot move to another pool",
+                client.client_id, existing.app.pool_id
+            )));
+        }
         let record = ClientRecord::from_app(client, now);
         self.clients.insert(record.app.client_id.clone(), record);
         Ok(())
@@ -676,6 +813,7 @@ impl Pools {
                 username: username.to_owned(),
                 sub: uuid(),
                 password: None,
+                password_set: now,
                 status: UserStatus::Confirmed,
                 enabled: true,
                 attributes: Vec::new(),
@@ -714,6 +852,7 @@ impl Pools {
                 temporary_password
                     .map_or_else(|| format!("Tmp-{}1a!", random_id(12, ALNUM)), str::to_owned),
             ),
+            password_set: now,
             status: UserStatus::ForceChangePassword,
             enabled: true,
             attributes,
@@ -722,6 +861,40 @@ impl Pools {
         let described = user.describe();
         self.users.insert(key, user);
         Ok(described)
+    }
+
+    /// `AdminCreateUser` with `MessageAction` `RESEND`: "resend the invitation message to a
+    /// user that already exists and reset the expiration limit on the user's account" (API
+    /// reference). Not a creation: an unknown user is `UserNotFoundException`. The invitation
+    /// carries the `TemporaryPassword` given, or else the one the user has (here nobody would
+    /// read a generated one). A user who is past `FORCE_CHANGE_PASSWORD` has no invitation to
+    /// resend: `UnsupportedUserStateException` (the operation's error for a user "in an
+    /// unsupported state"; the service's wording is not public).
+    pub(crate) fn resend_invitation(
+        &mut self,
+        pool_id: &str,
+        username: &str,
+        temporary_password: Option<&str>,
+        now: u64,
+    ) -> Result<Value, Refusal> {
+        let policy = self.pool(pool_id)?.policy.clone();
+        let user = self.user_mut(pool_id, username)?;
+        if user.status != UserStatus::ForceChangePassword {
+            return Err(Refusal::new(
+                400,
+                "UnsupportedUserStateException",
+                format!(
+                    "User {} is not in FORCE_CHANGE_PASSWORD status: there is no invitation to resend",
+                    user.username
+                ),
+            ));
+        }
+        if let Some(p) = temporary_password {
+            policy.check(p)?;
+            user.password = Some(p.to_owned());
+        }
+        user.password_set = now;
+        Ok(user.describe())
     }
 
     pub(crate) fn user_mut(&mut self, pool_id: &str, username: &str) -> Result<&mut User, Refusal> {
@@ -738,17 +911,20 @@ impl Pools {
             .ok_or_else(user_not_found)
     }
 
-    /// `AdminSetUserPassword`.
+    /// `AdminSetUserPassword`; a password that is not `permanent` is temporary, and its
+    /// validity starts `now`.
     pub(crate) fn set_password(
         &mut self,
         pool_id: &str,
         username: &str,
         password: &str,
         permanent: bool,
+        now: u64,
     ) -> Result<(), Refusal> {
         self.pool(pool_id)?.policy.check(password)?;
         let user = self.user_mut(pool_id, username)?;
         user.password = Some(password.to_owned());
+        user.password_set = now;
         user.status = if permanent {
             UserStatus::Confirmed
         } else {
@@ -766,8 +942,11 @@ impl Pools {
         Ok(())
     }
 
-    /// `AdminDisableUser` ("deactivates a user and revokes all access tokens for the user",
-    /// API reference) / `AdminEnableUser`.
+    /// `AdminDisableUser` ("deactivates a user profile and revokes all access tokens for the
+    /// user", API reference): the access tokens stay revoked when `AdminEnableUser` enables
+    /// the user again. The refresh tokens are refused while the user is disabled and work
+    /// again afterwards: the reference revokes access tokens only (whether the service also
+    /// ends the refresh tokens is not public).
     pub(crate) fn set_enabled(
         &mut self,
         pool_id: &str,
@@ -775,11 +954,25 @@ impl Pools {
         enabled: bool,
     ) -> Result<(), Refusal> {
         self.user_mut(pool_id, username)?.enabled = enabled;
+        if !enabled {
+            for record in self.access.values_mut() {
+                if record.pool_id == pool_id && record.username == username {
+                    record.revoked = true;
+                }
+            }
+        }
         Ok(())
     }
 
+    /// Registers a confirmed device key any user may use.
     pub(crate) fn add_device(&mut self, device_key: &str) {
-        self.devices.insert(device_key.to_owned(), true);
+        self.devices.insert(
+            device_key.to_owned(),
+            Device {
+                confirmed: true,
+                owner: None,
+            },
+        );
     }
 
     pub(crate) fn has_pool(&self, pool_id: &str) -> bool {
@@ -794,6 +987,7 @@ impl Pools {
         &mut self,
         client: &AppClient,
         username: &str,
+        device: Option<String>,
         now: SystemTime,
     ) -> (String, String) {
         let token = refresh_token_value();
@@ -808,6 +1002,7 @@ impl Pools {
                 auth_time: now,
                 expires_at: later(now, client.refresh_token_validity_secs),
                 state: TokenState::Active,
+                device,
             },
         );
         (token, lineage)
@@ -827,7 +1022,7 @@ impl Pools {
         {
             return Err(user_not_found());
         }
-        Ok(self.start_lineage(&client, username, now).0)
+        Ok(self.start_lineage(&client, username, None, now).0)
     }
 
     /// Revokes every token of the lineage `token` belongs to, and the access tokens issued
@@ -925,7 +1120,9 @@ impl Pools {
     }
 
     /// Whether a refresh with `token` at `ctx.now` is valid; on success rotates (when `rotate`
-    /// and the client rotates) and returns the `AuthenticationResult`.
+    /// and the client rotates) and returns the `AuthenticationResult`. A refresh never
+    /// registers a device: "GetTokensFromRefreshToken doesn't return NewDeviceMetadata"
+    /// (API_AuthenticationResultType), and neither does the emulator's `REFRESH_TOKEN_AUTH`.
     fn refresh_lineage(
         &mut self,
         ctx: &Ctx<'_>,
@@ -939,6 +1136,17 @@ impl Pools {
         let record = self.tokens.get(token).cloned().ok_or_else(invalid)?;
         if record.client_id != client.app.client_id {
             return Err(invalid());
+        }
+        // A lineage bound to a device refreshes only with that device's key, once confirmed:
+        // "You must provide the confirmed device key in this request if device remembering is
+        // enabled in your user pool" (GetTokensFromRefreshToken, DeviceKey); without it, or
+        // with an unconfirmed device, the service answers "Invalid Refresh Token."
+        // (aws/aws-sdk-cpp#851, aws/aws-sdk-java#2841, aws-amplify/amplify-android#2506).
+        if let Some(bound) = &record.device {
+            let confirmed = self.devices.get(bound).is_some_and(|d| d.confirmed);
+            if device_key != Some(bound.as_str()) || !confirmed {
+                return Err(invalid());
+            }
         }
         if self.revoked_lineages.contains(&record.lineage) {
             return Err(not_authorized("Refresh Token has been revoked"));
@@ -962,6 +1170,7 @@ impl Pools {
         let user = self
             .users
             .get(&(record.pool_id.clone(), record.username.clone()))
+            .cloned()
             .ok_or_else(user_not_found)?;
         if !user.enabled {
             return Err(not_authorized("User is disabled."));
@@ -984,28 +1193,38 @@ impl Pools {
             );
             next = Some(value);
         }
-        let new_device = match device_key {
-            Some(key) if self.devices.contains_key(key) => None,
-            // "If your application doesn't provide the key of a registered device, Amazon
-            // Cognito issues a new one" (DeviceKey member docs).
-            Some(_) => Some(self.new_device(ctx.region)),
-            None => None,
-        };
         Ok(self.issue(
             ctx,
             client,
-            &record.username,
+            &user,
             &record.lineage,
             record.auth_time,
             next,
-            new_device,
+            None,
         ))
     }
 
-    fn new_device(&mut self, region: &str) -> Value {
-        let key = format!("{region}_{}", uuid());
-        self.devices.insert(key.clone(), false);
-        json!({ "DeviceKey": key, "DeviceGroupKey": format!("-{}", random_id(9, ALNUM)) })
+    /// Issues an unconfirmed device key in `pool_id`'s region (`NewDeviceMetadataType`).
+    fn new_device(&mut self, pool_id: &str, owner: Option<(String, String)>) -> (String, Value) {
+        let key = format!("{}_{}", region_of(pool_id), uuid());
+        self.devices.insert(
+            key.clone(),
+            Device {
+                confirmed: false,
+                owner,
+            },
+        );
+        let metadata =
+            json!({ "DeviceKey": key, "DeviceGroupKey": format!("-{}", random_id(9, ALNUM)) });
+        (key, metadata)
+    }
+
+    /// The `new_device_metadata` fault: `NewDeviceMetadata` for a new, unconfirmed device,
+    /// bound to no lineage, added to a granted refresh of `client_id`'s. The service never
+    /// sends it from a refresh; this checks that a client keeps what it is sent.
+    pub(crate) fn unsolicited_device(&mut self, client_id: &str) -> Option<Value> {
+        let pool_id = self.clients.get(client_id)?.app.pool_id.clone();
+        Some(self.new_device(&pool_id, None).1)
     }
 
     /// Signs an access and an ID token of the lineage; returns `AuthenticationResultType`.
@@ -1014,22 +1233,14 @@ impl Pools {
         &mut self,
         ctx: &Ctx<'_>,
         client: &ClientRecord,
-        username: &str,
+        user: &User,
         lineage: &str,
         auth_time: SystemTime,
         refresh_token: Option<String>,
         new_device: Option<Value>,
     ) -> Value {
-        let key = (client.app.pool_id.clone(), username.to_owned());
-        let (sub, attributes) = self
-            .users
-            .get(&key)
-            .map(|u| (u.sub.clone(), u.attributes.clone()))
-            .unwrap_or_default();
-        let issuer = format!(
-            "https://cognito-idp.{}.amazonaws.com/{}",
-            ctx.region, client.app.pool_id
-        );
+        let (username, sub, attributes) = (user.username.as_str(), &user.sub, &user.attributes);
+        let issuer = issuer(&client.app.pool_id);
         let iat = secs(ctx.signing_now);
         let access_exp = iat.saturating_add(client.app.access_token_validity_secs);
         let id_exp = iat.saturating_add(client.id_token_validity_secs);
@@ -1054,7 +1265,7 @@ impl Pools {
                 i.insert("jti".into(), uuid().into());
                 i.insert("origin_jti".into(), lineage.into());
             }
-            for (name, value) in &attributes {
+            for (name, value) in attributes {
                 let value = match value.as_str() {
                     "true" if name.ends_with("_verified") => Value::Bool(true),
                     "false" if name.ends_with("_verified") => Value::Bool(false),
@@ -1063,8 +1274,8 @@ impl Pools {
                 i.insert(name.clone(), value);
             }
         }
-        let access = ctx.signer.sign(&access);
-        let id = ctx.signer.sign(&id);
+        let access = ctx.signer.sign(Use::Access, &access);
+        let id = ctx.signer.sign(Use::Id, &id);
         if let Some((_, signature)) = access.rsplit_once('.') {
             self.access.insert(
                 signature.to_owned(),
@@ -1073,6 +1284,7 @@ impl Pools {
                     username: username.to_owned(),
                     lineage: lineage.to_owned(),
                     expires_at: later(ctx.now, client.app.access_token_validity_secs),
+                    revoked: false,
                 },
             );
         }
@@ -1115,7 +1327,9 @@ impl Pools {
         )
     }
 
-    /// The `/oauth2/token` refresh grant: rotates like the API.
+    /// The `/oauth2/token` refresh grant: rotates like the API. The endpoint takes no device
+    /// key, so a lineage bound to a device cannot refresh through it (whether the service's
+    /// endpoint lets it is not public; the emulator holds to the binding).
     pub(crate) fn refresh_grant(
         &mut self,
         ctx: &Ctx<'_>,
@@ -1130,34 +1344,72 @@ impl Pools {
 
     // ---- sign-in --------------------------------------------------------------------------
 
-    /// A completed sign-in: a new lineage, and device metadata when the pool tracks devices.
+    /// A completed sign-in: a new lineage and, when the pool tracks devices, the device it is
+    /// bound to: the known device whose key the sign-in sent, or a new one (`NewDeviceMetadata`)
+    /// that must be confirmed before the lineage can refresh.
     fn signed_in(
         &mut self,
         ctx: &Ctx<'_>,
         client: &ClientRecord,
-        username: &str,
+        user: &User,
         device_key: Option<&str>,
     ) -> Value {
-        let (refresh, lineage) = self.start_lineage(&client.app, username, ctx.now);
-        let tracking = self
-            .pools
-            .get(&client.app.pool_id)
-            .is_some_and(|p| p.device_tracking);
-        let new_device = match device_key {
-            Some(k) if self.devices.contains_key(k) => None,
-            _ if tracking => Some(self.new_device(ctx.region)),
-            _ => None,
+        let pool_id = client.app.pool_id.clone();
+        let tracking = self.pools.get(&pool_id).is_some_and(Pool::tracks_devices);
+        let owner = (pool_id.clone(), user.username.clone());
+        let known = device_key.filter(|k| {
+            self.devices
+                .get(*k)
+                .is_some_and(|d| d.owner.as_ref().is_none_or(|o| *o == owner))
+        });
+        let (device, new_device) = match known {
+            _ if !tracking => (None, None),
+            Some(k) => (Some(k.to_owned()), None),
+            None => {
+                let (key, metadata) = self.new_device(&pool_id, Some(owner));
+                (Some(key), Some(metadata))
+            }
         };
+        let (refresh, lineage) = self.start_lineage(&client.app, &user.username, device, ctx.now);
         let result = self.issue(
             ctx,
             client,
-            username,
+            user,
             &lineage,
             ctx.now,
             Some(refresh),
             new_device,
         );
         json!({ "AuthenticationResult": result, "ChallengeParameters": {} })
+    }
+
+    /// A temporary password the pool's `TemporaryPasswordValidityDays` has run out on: "If
+    /// the user doesn't sign in during this time, an administrator must reset their password"
+    /// (PasswordPolicyType). The wording is the service's as users report it.
+    fn check_temporary_password(
+        &self,
+        ctx: &Ctx<'_>,
+        client: &ClientRecord,
+        user: &User,
+    ) -> Result<(), Refusal> {
+        if user.status != UserStatus::ForceChangePassword {
+            return Ok(());
+        }
+        let days = self
+            .pools
+            .get(&client.app.pool_id)
+            .map_or(DEFAULT_TEMPORARY_PASSWORD_DAYS, |p| {
+                p.policy.temporary_password_validity_days
+            });
+        let expires = user
+            .password_set
+            .saturating_add(days.saturating_mul(86_400));
+        if secs(ctx.now) >= expires {
+            return Err(not_authorized(
+                "Temporary password has expired and must be reset by an administrator.",
+            ));
+        }
+        Ok(())
     }
 
     fn require_flow(client: &ClientRecord, flow: &str) -> Result<(), Refusal> {
@@ -1180,7 +1432,7 @@ impl Pools {
         {
             Some(u) if !u.enabled => Err(not_authorized("User is disabled.")),
             Some(u) => Ok(u.clone()),
-            None if client.prevent_user_existence_errors => Err(incorrect_credentials()),
+            None if client.app.prevent_user_existence_errors => Err(incorrect_credentials()),
             None => Err(user_not_found()),
         }
     }
@@ -1192,13 +1444,14 @@ impl Pools {
         user: &User,
     ) -> Value {
         let session = random_id(192, ALNUM);
+        self.challenges.retain(|_, p| ctx.now < p.expires);
         self.challenges.insert(
             session.clone(),
             ChallengePending {
                 client_id: client.app.client_id.clone(),
                 pool_id: client.app.pool_id.clone(),
                 username: user.username.clone(),
-                created: ctx.now,
+                expires: client.challenge_expiry(ctx.now),
             },
         );
         let attributes: serde_json::Map<String, Value> = user
@@ -1246,15 +1499,11 @@ impl Pools {
         if user.password.as_deref() != Some(password) {
             return Err(incorrect_credentials());
         }
+        self.check_temporary_password(ctx, &client, &user)?;
         if user.status == UserStatus::ForceChangePassword {
             return Ok(self.new_password_challenge(ctx, &client, &user));
         }
-        Ok(self.signed_in(
-            ctx,
-            &client,
-            &user.username,
-            params.get("DEVICE_KEY").copied(),
-        ))
+        Ok(self.signed_in(ctx, &client, &user, params.get("DEVICE_KEY").copied()))
     }
 
     /// `REFRESH_TOKEN_AUTH` (and its alias `REFRESH_TOKEN`): no new refresh token.
@@ -1349,8 +1598,7 @@ impl Pools {
         let (b, big_b) = ctx.srp.server_ephemeral(&v);
         let secret_block: Vec<u8> = (0..64).map(|_| rand::random::<u8>()).collect();
         let block = STANDARD.encode(&secret_block);
-        self.srp
-            .retain(|_, p| ctx.now < later(p.created, CHALLENGE_VALIDITY_SECS));
+        self.srp.retain(|_, p| ctx.now < p.expires);
         self.srp.insert(
             block.clone(),
             SrpPending {
@@ -1362,7 +1610,7 @@ impl Pools {
                 big_b: big_b.clone(),
                 v,
                 secret_block,
-                created: ctx.now,
+                expires: client.challenge_expiry(ctx.now),
             },
         );
         Ok(json!({
@@ -1416,7 +1664,7 @@ impl Pools {
             .srp
             .remove(block)
             .filter(|p| p.client_id == client.app.client_id && p.username == username)
-            .filter(|p| ctx.now < later(p.created, CHALLENGE_VALIDITY_SECS))
+            .filter(|p| ctx.now < p.expires)
             .ok_or_else(|| not_authorized("Invalid session for the user."))?;
         let key = ctx
             .srp
@@ -1433,15 +1681,11 @@ impl Pools {
             return Err(incorrect_credentials());
         }
         let user = self.sign_in_user(client, &pending.username)?;
+        self.check_temporary_password(ctx, client, &user)?;
         if user.status == UserStatus::ForceChangePassword {
             return Ok(self.new_password_challenge(ctx, client, &user));
         }
-        Ok(self.signed_in(
-            ctx,
-            client,
-            &user.username,
-            responses.get("DEVICE_KEY").copied(),
-        ))
+        Ok(self.signed_in(ctx, client, &user, responses.get("DEVICE_KEY").copied()))
     }
 
     fn new_password(
@@ -1462,15 +1706,17 @@ impl Pools {
         let pending = session
             .and_then(|s| self.challenges.remove(s))
             .filter(|p| p.client_id == client.app.client_id && p.username == username)
-            .filter(|p| ctx.now < later(p.created, CHALLENGE_VALIDITY_SECS))
+            .filter(|p| ctx.now < p.expires)
             .ok_or_else(|| not_authorized("Invalid session for the user, session is expired."))?;
-        self.set_password(&pending.pool_id, &pending.username, new_password, true)?;
-        Ok(self.signed_in(
-            ctx,
-            client,
+        self.set_password(
+            &pending.pool_id,
             &pending.username,
-            responses.get("DEVICE_KEY").copied(),
-        ))
+            new_password,
+            true,
+            secs(ctx.now),
+        )?;
+        let user = self.user(&pending.pool_id, &pending.username)?.clone();
+        Ok(self.signed_in(ctx, client, &user, responses.get("DEVICE_KEY").copied()))
     }
 
     // ---- access tokens, sign-out, devices -------------------------------------------------
@@ -1478,12 +1724,12 @@ impl Pools {
     /// The record of a valid access token.
     pub(crate) fn check_access(&self, ctx: &Ctx<'_>, token: &str) -> Result<AccessRecord, Refusal> {
         let invalid = || not_authorized("Invalid Access Token");
-        if !ctx.signer.verify(token) {
+        if !ctx.signer.verify_as(Use::Access, token) {
             return Err(invalid());
         }
         let signature = token.rsplit_once('.').map(|(_, s)| s).unwrap_or_default();
         let record = self.access.get(signature).cloned().ok_or_else(invalid)?;
-        if self.revoked_lineages.contains(&record.lineage) {
+        if record.revoked || self.revoked_lineages.contains(&record.lineage) {
             return Err(not_authorized("Access Token has been revoked"));
         }
         if ctx.now >= record.expires_at {
@@ -1561,20 +1807,21 @@ impl Pools {
         }
     }
 
-    /// `ConfirmDevice`: remembers a device key issued at sign-in.
+    /// `ConfirmDevice`: remembers a device key issued at sign-in to the access token's user.
     pub(crate) fn confirm_device(
         &mut self,
         ctx: &Ctx<'_>,
         token: &str,
         device_key: &str,
     ) -> Result<(), Refusal> {
-        self.check_access(ctx, token)?;
+        let record = self.check_access(ctx, token)?;
+        let user = (record.pool_id, record.username);
         match self.devices.get_mut(device_key) {
-            Some(confirmed) => {
-                *confirmed = true;
+            Some(device) if device.owner.as_ref().is_none_or(|o| *o == user) => {
+                device.confirmed = true;
                 Ok(())
             }
-            None => Err(Refusal::new(
+            _ => Err(Refusal::new(
                 400,
                 "ResourceNotFoundException",
                 "Device does not exist.",
@@ -1588,24 +1835,31 @@ impl Pools {
     }
 
     /// `DescribeUserPool`'s `UserPool`, and `CreateUserPool`'s.
-    pub(crate) fn describe_pool(&self, pool: &Pool, region: &str) -> Value {
+    pub(crate) fn describe_pool(&self, pool: &Pool) -> Value {
         let users = self.users.keys().filter(|(p, _)| *p == pool.id).count();
         let mut out = json!({
             "Id": pool.id,
             "Name": pool.name,
-            "Arn": format!("arn:aws:cognito-idp:{region}:000000000000:userpool/{}", pool.id),
+            "Arn": format!(
+                "arn:aws:cognito-idp:{}:000000000000:userpool/{}",
+                region_of(&pool.id),
+                pool.id
+            ),
             "Policies": { "PasswordPolicy": pool.policy.describe() },
             "LastModifiedDate": pool.created,
             "CreationDate": pool.created,
             "MfaConfiguration": "OFF",
             "EstimatedNumberOfUsers": users,
         });
-        if pool.device_tracking
+        if let Some(d) = pool.devices
             && let Some(map) = out.as_object_mut()
         {
             map.insert(
                 "DeviceConfiguration".into(),
-                json!({"ChallengeRequiredOnNewDevice": false, "DeviceOnlyRememberedOnUserPrompt": false}),
+                json!({
+                    "ChallengeRequiredOnNewDevice": d.challenge_required_on_new_device,
+                    "DeviceOnlyRememberedOnUserPrompt": d.device_only_remembered_on_user_prompt,
+                }),
             );
         }
         out

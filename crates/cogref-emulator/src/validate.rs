@@ -87,6 +87,15 @@ fn username_chars(s: &str) -> bool {
     !s.is_empty() && s.chars().all(|c| !c.is_whitespace() && !c.is_control())
 }
 
+/// `[\p{L}\p{M}\p{S}\p{N}\p{P}\t\n\r ]+` (`AttributeNameType`): what `username_chars` lets
+/// through, plus tab, line breaks and the space.
+fn attribute_name_chars(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars().all(|c| {
+            matches!(c, '\t' | '\n' | '\r' | ' ') || !(c.is_whitespace() || c.is_control())
+        })
+}
+
 /// `[\S]+` (Java's `\S`: not ASCII whitespace).
 fn password_chars(s: &str) -> bool {
     !s.is_empty()
@@ -118,6 +127,15 @@ pub(crate) const PASSWORD: Str = Str::new(None, Some(256), Some(("[\\S]+", passw
 pub(crate) const SESSION: Str = Str::new(Some(20), Some(4096), None);
 pub(crate) const STRING: Str = Str::new(Some(0), Some(131_072), None);
 pub(crate) const DEVICE_NAME: Str = Str::new(Some(1), Some(1024), None);
+pub(crate) const ATTRIBUTE_NAME: Str = Str::new(
+    Some(1),
+    Some(32),
+    Some((
+        "[\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}\\t\\n\\r ]+",
+        attribute_name_chars,
+    )),
+);
+pub(crate) const ATTRIBUTE_VALUE: Str = Str::new(None, Some(2048), None);
 /// Whether `s` is a well-formed device key (`DeviceKeyType`).
 pub(crate) fn is_device_key(s: &str) -> bool {
     let len = s.encode_utf16().count();
@@ -184,17 +202,16 @@ impl<'a> Input<'a> {
         }
     }
 
-    /// The raw members.
-    pub(crate) fn body(&self) -> &'a Map<String, Value> {
-        self.body
-    }
-
     fn path(&self, key: &str) -> String {
         format!("{}{}", self.prefix, member_name(key))
     }
 
     fn violation(&mut self, key: &str, constraint: impl std::fmt::Display) {
         let path = self.path(key);
+        self.violation_at(&path, constraint);
+    }
+
+    fn violation_at(&mut self, path: &str, constraint: impl std::fmt::Display) {
         self.errors.push(format!(
             "Value at '{path}' failed to satisfy constraint: {constraint}"
         ));
@@ -202,6 +219,10 @@ impl<'a> Input<'a> {
 
     fn missing(&mut self, key: &str) {
         let path = self.path(key);
+        self.missing_at(&path);
+    }
+
+    fn missing_at(&mut self, path: &str) {
         self.errors.push(format!(
             "Value null at '{path}' failed to satisfy constraint: Member must not be null"
         ));
@@ -222,29 +243,39 @@ impl<'a> Input<'a> {
     }
 
     fn check_str(&mut self, key: &str, s: &str, spec: Str) {
+        let path = self.path(key);
+        self.check_str_at(&path, s, spec);
+    }
+
+    fn check_str_at(&mut self, path: &str, s: &str, spec: Str) {
         let len = s.encode_utf16().count();
         if let Some(max) = spec.max
             && len > max
         {
-            self.violation(
-                key,
+            self.violation_at(
+                path,
                 format_args!("Member must have length less than or equal to {max}"),
             );
         }
+        let too_short = spec.min.is_some_and(|min| len < min);
         if let Some(min) = spec.min
-            && len < min
+            && too_short
         {
-            self.violation(
-                key,
+            self.violation_at(
+                path,
                 format_args!("Member must have length greater than or equal to {min}"),
             );
         }
+        // Every pattern is `[…]+`, which an empty string fails. Where a minimum length already
+        // refuses it, that one violation is reported; a member without one (`TokenModelType`,
+        // `PasswordType`) is refused by its pattern (the emulator's reading of the model: an
+        // empty token is malformed input, not an unknown token).
         if let Some((pattern, matches)) = spec.pattern
-            && !s.is_empty()
+            && !(s.is_empty() && too_short)
             && !matches(s)
         {
-            self.violation(
-                key,
+            self.violation_at(
+                path,
                 format_args!("Member must satisfy regular expression pattern: {pattern}"),
             );
         }
@@ -354,6 +385,72 @@ impl<'a> Input<'a> {
                 .map(Some),
             Some(_) => Err(self.wrong_type(key, "a list")),
         }
+    }
+
+    /// An optional list of strings from an enum (`ExplicitAuthFlows`); an unknown value is one
+    /// violation of the member, and is left out of the answer.
+    pub(crate) fn opt_enum_list(
+        &mut self,
+        key: &str,
+        values: &[&str],
+    ) -> Result<Option<Vec<&'a str>>, Refusal> {
+        let Some(items) = self.opt_str_list(key)? else {
+            return Ok(None);
+        };
+        if items.iter().any(|i| !values.contains(i)) {
+            self.violation(
+                key,
+                format_args!(
+                    "Member must satisfy constraint: [Member must satisfy enum value set: [{}]]",
+                    values.join(", ")
+                ),
+            );
+        }
+        Ok(Some(
+            items.into_iter().filter(|i| values.contains(i)).collect(),
+        ))
+    }
+
+    /// An optional `AttributeListType` (`[{"Name": …, "Value": …}]`). Members are named by
+    /// their one-based index, as the service names them (`'userAttributes.2.member.name'`,
+    /// aws/aws-cdk#14699). Attributes without a name are left out of the answer.
+    pub(crate) fn opt_attribute_list(
+        &mut self,
+        key: &str,
+    ) -> Result<Option<Vec<(&'a str, &'a str)>>, Refusal> {
+        let items = match self.get(key) {
+            None => return Ok(None),
+            Some(Value::Array(items)) => items,
+            Some(_) => return Err(self.wrong_type(key, "a list")),
+        };
+        let list = self.path(key);
+        let mut out = Vec::with_capacity(items.len());
+        for (index, item) in items.iter().enumerate() {
+            let Value::Object(attribute) = item else {
+                return Err(self.wrong_type(key, "a list of structures"));
+            };
+            let member = format!("{list}.{}.member", index + 1);
+            let text = |name: &str| match attribute.get(name) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.as_str())),
+                Some(_) => Err(serialization(format!(
+                    "Unexpected JSON type for '{member}.{}': expected a string",
+                    member_name(name)
+                ))),
+            };
+            let (name, value) = (text("Name")?, text("Value")?);
+            if let Some(value) = value {
+                self.check_str_at(&format!("{member}.value"), value, ATTRIBUTE_VALUE);
+            }
+            match name {
+                None => self.missing_at(&format!("{member}.name")),
+                Some(name) => {
+                    self.check_str_at(&format!("{member}.name"), name, ATTRIBUTE_NAME);
+                    out.push((name, value.unwrap_or("")));
+                }
+            }
+        }
+        Ok(Some(out))
     }
 
     /// An optional string-to-string map (`AuthParameters`, `ClientMetadata`, …).

@@ -191,8 +191,11 @@ async fn a_confidential_client_needs_its_raw_secret() {
     );
 }
 
+/// "GetTokensFromRefreshToken doesn't return NewDeviceMetadata" (API_AuthenticationResultType):
+/// neither for a known device key nor for an unknown one. Only the `new_device_metadata`
+/// fault, which says it is not the service's behaviour, makes it appear.
 #[tokio::test]
-async fn a_known_device_is_accepted_and_an_unknown_one_gets_new_metadata() {
+async fn a_refresh_never_registers_a_device_unless_a_fault_says_so() {
     let e = emulator().await;
     e.create_client(AppClient::new(POOL, "dev"))
         .expect("client");
@@ -216,11 +219,24 @@ async fn a_known_device_is_accepted_and_an_unknown_one_gets_new_metadata() {
         .refresh(&with("eu-west-1_00000000-0000-4000-8000-000000000000"))
         .await
         .expect("unknown");
-    let key = unknown
+    assert!(unknown.new_device.is_none());
+
+    e.inject(Fault::NewDeviceMetadata { count: 1 });
+    let faulted = c
+        .refresh(&with("eu-west-1_00000000-0000-4000-8000-000000000000"))
+        .await
+        .expect("faulted");
+    let key = faulted
         .new_device
         .and_then(|d| d.device_key)
-        .expect("new device key");
+        .expect("the fault's device key");
     assert!(key.expose_secret().starts_with("eu-west-1_"));
+    assert!(e.has_device(key.expose_secret()));
+    let after = c
+        .refresh(&with("eu-west-1_00000000-0000-4000-8000-000000000000"))
+        .await
+        .expect("after the fault");
+    assert!(after.new_device.is_none(), "the fault applies once");
 }
 
 #[tokio::test]
@@ -272,14 +288,20 @@ async fn tokens_are_rs256_jwts_with_cognito_claims_signed_by_the_served_key() {
             .json()
             .await
             .expect("json");
-    let header: serde_json::Value = serde_json::from_slice(
-        &URL_SAFE_NO_PAD
-            .decode(access.split('.').next().expect("header"))
-            .expect("b64"),
-    )
-    .expect("json");
-    assert_eq!(jwks["keys"][0]["kid"], header["kid"]);
-    assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    let keys = jwks["keys"].as_array().expect("keys");
+    for token in [access, id] {
+        let header: serde_json::Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(token.split('.').next().expect("header"))
+                .expect("b64"),
+        )
+        .expect("json");
+        let key = keys
+            .iter()
+            .find(|k| k["kid"] == header["kid"])
+            .expect("the token's key is in the JWKS");
+        assert_eq!(key["alg"], "RS256");
+    }
 }
 
 async fn raw(
@@ -460,5 +482,79 @@ async fn the_admin_routes_seed_fault_and_move_the_clock_over_http() {
     assert_eq!(
         kind(refresh(&e, "adm", "x.y").await),
         Some(ServiceErrorKind::TooManyRequests)
+    );
+}
+
+#[test]
+fn debug_output_never_shows_a_client_secret() {
+    let canary = "CANARYsecretCANARYsecret0123";
+    let client = AppClient::new(POOL, "dbg").with_secret(canary);
+    let seed = cogref_emulator::Seed {
+        client_secret: Some(canary.into()),
+        ..cogref_emulator::Seed::default()
+    };
+    for shown in [format!("{client:?}"), format!("{seed:?}")] {
+        assert!(!shown.contains(canary), "{shown}");
+        assert!(shown.contains("REDACTED"), "{shown}");
+    }
+}
+
+/// The token file is replaced, not rewritten: old content longer than the token does not
+/// survive, no temporary file is left beside it, and a link at the path is replaced rather
+/// than followed into the file it names.
+#[cfg(unix)]
+#[test]
+fn the_refresh_token_file_is_replaced_by_a_new_owner_only_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("cogref-emu-tokenfile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("rt");
+    std::fs::write(&path, "x".repeat(10_000)).expect("old file");
+    let seeded = cogref_emulator::Seeded {
+        refresh_token: "new-token".into(),
+    };
+    seeded.write_refresh_token(&path).expect("write");
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "new-token");
+
+    let target = dir.join("elsewhere");
+    std::fs::write(&target, "untouched").expect("target");
+    let link = dir.join("link");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink");
+    seeded
+        .write_refresh_token(&link)
+        .expect("write through the link's path");
+    let target_content = std::fs::read_to_string(&target).expect("target");
+    let link_mode = std::fs::symlink_metadata(&link).expect("meta");
+    let entries: Vec<String> = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(target_content, "untouched");
+    assert!(link_mode.file_type().is_file());
+    assert_eq!(link_mode.permissions().mode() & 0o777, 0o600);
+    let mut entries = entries;
+    entries.sort();
+    assert_eq!(entries, ["elsewhere", "link", "rt"]);
+}
+
+/// A shutdown lets a request in flight finish (within the deadline) rather than cut it.
+#[tokio::test]
+async fn a_shutdown_lets_a_request_in_flight_finish() {
+    let e = emulator().await;
+    e.create_client(AppClient::new(POOL, "slow"))
+        .expect("client");
+    let token = e.mint_refresh_token("slow", "alice").expect("mint");
+    e.inject(Fault::Delay {
+        count: 1,
+        millis: 1_000,
+    });
+    let c = client(&e, RetryConfig::disabled());
+    let pending = tokio::spawn(async move { c.refresh(&input("slow", &token)).await.is_ok() });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    e.shutdown().await;
+    assert!(
+        pending.await.expect("join"),
+        "the delayed refresh was cut by the shutdown"
     );
 }

@@ -3,7 +3,7 @@
 //! [`TokenManager`](cogref_session::TokenManager) never blocks a runtime thread on Redis.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use cogref_core::TokenSet;
@@ -15,6 +15,7 @@ use redis::{AsyncConnectionConfig, Client};
 use crate::connection::{is_dropped, redis_error, server_name};
 use crate::error::RedisStoreError;
 use crate::lineage::{Lineage, random_owner};
+use crate::watch::{RESUBSCRIBE_PAUSE, WATCH_TICK, Watch};
 
 /// Runs `$call` (an expression on the connection `$c`, giving a redis-rs future) and gives a
 /// `Result<_, RedisStoreError>`. A pooled connection that turns out dead is replaced and `$call`
@@ -55,6 +56,8 @@ struct Inner {
     connect_timeout: Duration,
     pooled: Mutex<Option<MultiplexedConnection>>,
     lineage: Lineage,
+    /// The change stamp, kept by a task subscribed to the lineage's channel.
+    watch: Watch,
 }
 
 /// An [`AsyncTokenStore`] in Redis (or Valkey) over an async connection: what
@@ -87,6 +90,7 @@ impl AsyncRedisStore {
                 connect_timeout,
                 pooled: Mutex::new(None),
                 lineage,
+                watch: Watch::default(),
             }),
         }
     }
@@ -101,7 +105,9 @@ impl AsyncRedisStore {
         &self.inner.lineage.keys.lease
     }
 
-    /// Deletes the stored set (for example after the user signed out).
+    /// Deletes the stored set. This is no sign-out: the fleet takes an empty lineage for lost
+    /// data and writes its set again at its next refresh. To end the session everywhere, call
+    /// the manager's `sign_out()`, which leaves a tombstone.
     pub async fn clear(&self) -> Result<(), StoreError> {
         let cmd = self.inner.lineage.clear_cmd();
         run!(&self.inner, "deleting the token set", |c| cmd
@@ -137,6 +143,66 @@ impl Inner {
     /// Forgets the pooled connection after a failure: it may be dead.
     fn forget(&self) {
         *self.slot() = None;
+    }
+}
+
+/// Keeps `store`'s change stamp from its channel, on the runtime it was started on, until the
+/// store is dropped (checked every [`WATCH_TICK`]) or the runtime shuts down.
+async fn watch_channel(store: Weak<Inner>) {
+    /// Marks the watcher ended however the task ends, a shut-down runtime included.
+    struct Ended(Weak<Inner>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            if let Some(inner) = self.0.upgrade() {
+                inner.watch.ended();
+            }
+        }
+    }
+    let _ended = Ended(store.clone());
+    loop {
+        // Connect and subscribe holding the store only as long as that takes.
+        let subscribed = {
+            let Some(inner) = store.upgrade() else { return };
+            let pubsub =
+                tokio::time::timeout(inner.connect_timeout, inner.client.get_async_pubsub()).await;
+            match pubsub {
+                Ok(Ok(mut pubsub)) => match pubsub.subscribe(&inner.lineage.keys.channel).await {
+                    Ok(()) => {
+                        inner.watch.subscribed();
+                        Some(pubsub)
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "subscribing to the lineage's channel failed");
+                        None
+                    }
+                },
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "connecting for the lineage's channel failed");
+                    None
+                }
+                Err(_) => None,
+            }
+        };
+        if let Some(mut pubsub) = subscribed {
+            let mut messages = pubsub.on_message();
+            loop {
+                match tokio::time::timeout(WATCH_TICK, messages.next()).await {
+                    Ok(Some(_)) => match store.upgrade() {
+                        Some(inner) => inner.watch.message(),
+                        None => return,
+                    },
+                    // The connection closed (a server restart, a network failure).
+                    Ok(None) => break,
+                    Err(_) if store.strong_count() == 0 => return,
+                    Err(_) => {}
+                }
+            }
+            match store.upgrade() {
+                Some(inner) => inner.watch.down(),
+                None => return,
+            }
+        }
+        tokio::time::sleep(RESUBSCRIBE_PAUSE).await;
     }
 }
 
@@ -213,6 +279,25 @@ impl AsyncTokenStore for AsyncRedisStore {
         {
             self.inner.release(&owner).await;
         }
+    }
+
+    /// A counter moved by every message on the lineage's channel (every save announces its
+    /// version there), kept by a task subscribed to it (started on the first call, on the
+    /// current tokio runtime; none outside one). `None` while that subscription is not up:
+    /// connecting, or lost (it subscribes again every 250 ms, and the stamp moves when it is
+    /// back, so a save announced meanwhile is not missed). A save by any process of the fleet
+    /// moves it as soon as its message arrives.
+    fn change_stamp(&self) -> Option<u64> {
+        let watch = &self.inner.watch;
+        if watch.should_start() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(watch_channel(Arc::downgrade(&self.inner)));
+                }
+                Err(_) => watch.ended(),
+            }
+        }
+        watch.stamp()
     }
 
     async fn wait_for_change(

@@ -32,7 +32,7 @@
 //! |---|---|
 //! | `cogref:{lineage}:tokens` | hash: `v` the version, `d` the token set (JSON, or sealed) |
 //! | `cogref:{lineage}:lease` | the refresh lease: a random owner value with an expiry |
-//! | `cogref:{lineage}:changed` | pub/sub channel: a new version, or a released lease |
+//! | `cogref:{lineage}:changed` | pub/sub channel: a new version, or a released lease (watched for the change stamp) |
 //!
 //! ## How the lease and the version protect the session
 //!
@@ -84,6 +84,20 @@
 //! Versions and stored values are checked before use: a version that is not plain decimal, a
 //! version at `u64::MAX` (no next one), or a value over 1 MiB (not fetched) is
 //! [`RedisStoreError::Corrupt`].
+//!
+//! ## Sign-out
+//!
+//! A manager's `sign_out()` revokes the refresh token and replaces the set with a tombstone
+//! (sealed like any set), announced on the channel like every save. Each store keeps a change
+//! stamp from that channel ([`TokenStore::change_stamp`](cogref_session::TokenStore::change_stamp)):
+//! a watcher (a thread for [`RedisStore`], a task on the tokio runtime for `AsyncRedisStore`,
+//! one per store and its clones, started on the first call) counts the channel's messages. Every
+//! manager of the fleet compares it on each call and reads Redis only when it moved, so a
+//! sign-out anywhere is answered with `SessionError::SignedOut` on the first call after its
+//! message arrived (well under a millisecond on a LAN), while a cached token costs no round
+//! trip. While the watcher's subscription is down the stamp is `None` (the managers then see
+//! the sign-out at their next refresh), and it moves when the subscription is back, so nothing
+//! announced meanwhile is missed. A Redis restarted empty holds no tombstone: no sign-out.
 //!
 //! ## Example
 //!
@@ -149,6 +163,7 @@ mod lineage;
 mod scripts;
 mod seal;
 mod store;
+mod watch;
 
 #[cfg(feature = "tokio")]
 pub use async_store::AsyncRedisStore;

@@ -1,7 +1,7 @@
 //! [`RedisStore`]: the token set, the refresh lease and the change channel of one lineage.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use cogref_core::TokenSet;
@@ -11,6 +11,7 @@ use crate::connection::Connector;
 use crate::error::RedisStoreError;
 use crate::lineage::{Lineage, MAX_LEASE_TTL, random_owner};
 use crate::seal::SealingKey;
+use crate::watch::{RESUBSCRIBE_PAUSE, WATCH_TICK, Watch};
 
 /// How long a lease lasts unless released: longer than a refresh call may take with the default
 /// [`cogref_core::Timeouts`] (30 s in total), so a live holder keeps it.
@@ -23,6 +24,8 @@ pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(2);
 struct Inner {
     connector: Connector,
     lineage: Lineage,
+    /// The change stamp, kept by a thread subscribed to the lineage's channel.
+    watch: Watch,
 }
 
 /// A [`TokenStore`] in Redis (or Valkey) over a blocking connection, shared by every process of
@@ -102,6 +105,7 @@ impl RedisStoreBuilder {
             inner: Arc::new(Inner {
                 connector: Connector::new(client, self.connect_timeout, self.io_timeout),
                 lineage,
+                watch: Watch::default(),
             }),
         })
     }
@@ -189,7 +193,9 @@ impl RedisStore {
         &self.inner.lineage.keys.channel
     }
 
-    /// Deletes the stored set (for example after the user signed out).
+    /// Deletes the stored set. This is no sign-out: the fleet takes an empty lineage for lost
+    /// data and writes its set again at its next refresh. To end the session everywhere, call
+    /// the manager's `sign_out()`, which leaves a tombstone.
     pub fn clear(&self) -> Result<(), StoreError> {
         let cmd = self.inner.lineage.clear_cmd();
         self.inner
@@ -207,6 +213,51 @@ impl fmt::Debug for RedisStore {
             .field("lease_ttl", &self.inner.lineage.lease_ttl)
             .field("sealed", &self.inner.lineage.is_sealed())
             .finish()
+    }
+}
+
+/// Keeps `store`'s change stamp from its channel, on a thread of its own, until the store is
+/// dropped (checked every [`WATCH_TICK`]).
+fn watch_channel(store: Weak<Inner>) {
+    loop {
+        let connection = match store.upgrade() {
+            Some(inner) => inner.connector.dedicated(),
+            None => return,
+        };
+        if let Ok(mut connection) = connection {
+            let mut subscription = connection.as_pubsub();
+            let subscribed = store.upgrade().is_some_and(|inner| {
+                subscription
+                    .subscribe(&inner.lineage.keys.channel)
+                    .and_then(|()| subscription.set_read_timeout(Some(WATCH_TICK)))
+                    .is_ok()
+            });
+            if subscribed {
+                if let Some(inner) = store.upgrade() {
+                    inner.watch.subscribed();
+                }
+                loop {
+                    match subscription.get_message() {
+                        Ok(_) => match store.upgrade() {
+                            Some(inner) => inner.watch.message(),
+                            None => return,
+                        },
+                        Err(e) if e.is_timeout() => {
+                            if store.strong_count() == 0 {
+                                return;
+                            }
+                        }
+                        // The connection failed (a server restart, a network failure).
+                        Err(_) => break,
+                    }
+                }
+            }
+            match store.upgrade() {
+                Some(inner) => inner.watch.down(),
+                None => return,
+            }
+        }
+        std::thread::sleep(RESUBSCRIBE_PAUSE);
     }
 }
 
@@ -274,6 +325,30 @@ impl TokenStore for RedisStore {
                 owner,
             })
         }))
+    }
+
+    /// A counter moved by every message on the lineage's channel (every save announces its
+    /// version there), kept by a thread subscribed to it (started on the first call). `None`
+    /// while that subscription is not up: connecting, or lost (it subscribes again every
+    /// 250 ms, and the stamp moves when it is back, so a save announced meanwhile is not
+    /// missed). A save by any process of the fleet moves it as soon as its message arrives.
+    fn change_stamp(&self) -> Option<u64> {
+        let watch = &self.inner.watch;
+        if watch.should_start() {
+            let store = Arc::downgrade(&self.inner);
+            let spawned = std::thread::Builder::new()
+                .name("cogref-redis-watch".into())
+                .spawn(move || {
+                    watch_channel(store.clone());
+                    if let Some(inner) = store.upgrade() {
+                        inner.watch.ended();
+                    }
+                });
+            if spawned.is_err() {
+                watch.ended();
+            }
+        }
+        watch.stamp()
     }
 
     fn wait_for_change(&self, seen: Option<u64>, timeout: Duration) -> Result<bool, StoreError> {

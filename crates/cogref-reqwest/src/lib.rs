@@ -48,8 +48,8 @@ pub use cogref_core::driver::StdEnvironment;
 use cogref_core::driver::{HttpRequest, HttpResponse};
 pub use cogref_core::{
     AsyncTransport, CallConfig, CallError, Endpoint, EndpointConfig, Environment, Error,
-    RefreshInput, RefreshOutput, ResponseLimits, RetryConfig, RetryPolicy, SendOptions, Timeouts,
-    http, secrecy,
+    RefreshInput, RefreshOutput, ResponseLimits, RetryConfig, RetryPolicy, RevokeInput,
+    RevokeOutput, SendOptions, Timeouts, http, secrecy,
 };
 use cogref_core::{ResponseError, TransportError, TransportErrorKind};
 

@@ -1,15 +1,16 @@
 //! The engine both managers drive: the session behind a mutex and every decision about when to
 //! take the store's lock, adopt a set someone else stored, save, and what to do when the store
-//! fails. It does no I/O: the managers call the store and Cognito (on a task or a thread) and
-//! hand the results in, so one engine serves blocking and async stores alike.
+//! fails, and how a sign-out revokes and marks the lineage. It does no I/O: the managers call
+//! the store and Cognito (on a task or a thread) and hand the results in, so one engine serves
+//! blocking and async stores alike.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use cogref_core::secrecy::SecretString;
 use cogref_core::{
-    CallError, Client, Decision, Environment, Now, RefreshInput, RefreshOutput, Session,
-    SessionConfig, TokenSet,
+    CallError, Client, Decision, Environment, Now, RefreshInput, RefreshOutput, RevokeInput,
+    RevokeOutput, Session, SessionConfig, TokenSet,
 };
 
 use crate::error::SessionError;
@@ -47,6 +48,27 @@ struct State {
     /// The store failed: until then (monotonic), a still-valid token is served without asking
     /// it again.
     store_retry_at: Option<Instant>,
+    /// The lineage was signed out (here, or by another holder whose tombstone was found): no
+    /// token is handed out and nothing refreshed until a new sign-in is stored.
+    signed_out: bool,
+    /// The version of a tombstone this manager started over (a new sign-in from the template):
+    /// it is the previous session's, not a sign-out of this one.
+    started_over: Option<u64>,
+    /// The store's change stamp when this manager last read the store, if it gives one.
+    seen_stamp: Option<u64>,
+    /// Reading the store after its stamp moved failed: not again before then (monotonic).
+    look_retry_at: Option<Instant>,
+}
+
+/// What a set found in the store did to the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Nothing: not newer than ours.
+    Nothing,
+    /// A later step of the lineage (or a new sign-in), adopted.
+    Adopted,
+    /// A tombstone: the lineage was signed out.
+    SignedOut,
 }
 
 /// What the lock holder does after reloading.
@@ -66,6 +88,8 @@ pub(crate) enum LockPoll {
     Serve(SecretString),
     /// Held elsewhere: wait, then look again. `seen` is the stored version we looked at.
     Wait { seen: Option<u64> },
+    /// No token to give: the store holds a tombstone, the lineage was signed out.
+    Fail(SessionError),
 }
 
 /// Who asks for a refresh, which decides whether to wait for another process's.
@@ -115,6 +139,9 @@ pub(crate) enum Quick {
     Refresh { usable: bool },
     /// No token now: the error, unless a look at the store finds a newer set.
     Fail(SessionError),
+    /// The store's change stamp moved to this since the manager last read it (another holder
+    /// saved, perhaps a sign-out): read the store, hand it to [`Engine::looked`], ask again.
+    Look(u64),
 }
 
 /// What to do when the store failed.
@@ -134,6 +161,8 @@ pub(crate) struct Options {
     pub(crate) refresh_without_lock: bool,
     /// When the user signed in (the server's clock), for a session started from the template.
     pub(crate) signed_in_at: Option<std::time::SystemTime>,
+    /// The store's change stamp, read before the builder loaded it.
+    pub(crate) stamp: Option<u64>,
 }
 
 impl Default for Options {
@@ -144,6 +173,7 @@ impl Default for Options {
             lock_timeout: crate::DEFAULT_LOCK_TIMEOUT,
             refresh_without_lock: false,
             signed_in_at: None,
+            stamp: None,
         }
     }
 }
@@ -227,10 +257,25 @@ impl<T, E: Environment> Engine<T, E> {
         let client_id = template.client_id().to_owned();
         let endpoint = endpoint_key(client.endpoint().url());
         let now = now(&client);
+        let mut started_over = None;
         let (tokens, store_version) = match loaded {
-            Some(stored) => {
+            Some(stored) if !stored.tokens.is_signed_out() => {
                 check_binding(&stored.tokens, &client_id, &endpoint)?;
                 (stored.tokens, Some(stored.version))
+            }
+            // A tombstone: the previous session was signed out, and this manager is a new
+            // sign-in from the template's refresh token. Its first save replaces the tombstone.
+            Some(stored) => {
+                check_binding(&stored.tokens, &client_id, &endpoint)?;
+                started_over = Some(stored.version);
+                (
+                    TokenSet::from_refresh_token(
+                        template.refresh_token().clone(),
+                        template.device_key().cloned(),
+                    )
+                    .with_signed_in_at(options.signed_in_at),
+                    Some(stored.version),
+                )
             }
             None => (
                 TokenSet::from_refresh_token(
@@ -246,11 +291,15 @@ impl<T, E: Environment> Engine<T, E> {
             state: Mutex::new(State {
                 session: Session::new(tokens, options.config, now),
                 store_version,
-                known_version: store_version,
+                known_version: store_version.filter(|_| started_over.is_none()),
                 behind_version: None,
                 own_refresh: None,
                 rotated_away: Vec::new(),
                 store_retry_at: None,
+                signed_out: false,
+                started_over,
+                seen_stamp: options.stamp,
+                look_retry_at: None,
             }),
             client,
             template,
@@ -313,9 +362,20 @@ impl<T, E: Environment> Engine<T, E> {
         }
     }
 
-    /// The answer at `now` without waiting, when there is one.
-    pub(crate) fn quick(&self, now: Now) -> Quick {
+    /// The answer at `now` without waiting, when there is one. `stamp` is the store's change
+    /// stamp, read just before: if it moved since this manager last read the store, the store
+    /// is read first.
+    pub(crate) fn quick(&self, now: Now, stamp: Option<u64>) -> Quick {
         let state = self.state();
+        if let Some(stamp) = stamp
+            && state.seen_stamp != Some(stamp)
+            && state.look_retry_at.is_none_or(|t| now.mono >= t)
+        {
+            return Quick::Look(stamp);
+        }
+        if state.signed_out {
+            return Quick::Fail(SessionError::SignedOut);
+        }
         let session = &state.session;
         match session.decide(now) {
             Decision::Serve => Quick::Serve(current_token(session)),
@@ -343,13 +403,51 @@ impl<T, E: Environment> Engine<T, E> {
         };
         let now = self.now();
         let mut state = self.state();
-        if !self.adopt_if_newer(&mut state, stored, now) {
-            return false;
-        }
+        let seen = self.see(&mut state, stored, now);
         drop(state);
-        self.emit(SessionEvent::Adopted);
-        self.check_deadline();
-        true
+        self.tell(seen)
+    }
+
+    /// The store was read because its change stamp moved to `stamp`: take what it holds (a
+    /// sign-out, a newer set). If it could not be read, it is not read again for a second.
+    pub(crate) fn looked(&self, loaded: Result<Option<Versioned>, StoreError>, stamp: u64) {
+        let now = self.now();
+        match self.checked(loaded) {
+            Err(e) => {
+                tracing::debug!(error = %e, "reading the store after its change stamp moved failed");
+                self.state().look_retry_at = Some(now.after(STORE_RETRY).mono);
+            }
+            Ok(stored) => {
+                let mut state = self.state();
+                state.seen_stamp = Some(stamp);
+                state.look_retry_at = None;
+                let seen = match stored {
+                    Some(stored) => self.see(&mut state, stored, now),
+                    // Emptied (a deleted file, a Redis restarted without its data): not a
+                    // sign-out; the next save writes afresh.
+                    None => Seen::Nothing,
+                };
+                drop(state);
+                self.tell(seen);
+            }
+        }
+    }
+
+    /// Tells the listeners what a set found in the store did; whether it changed anything.
+    fn tell(&self, seen: Seen) -> bool {
+        match seen {
+            Seen::Nothing => false,
+            Seen::Adopted => {
+                self.emit(SessionEvent::Adopted);
+                self.check_deadline();
+                true
+            }
+            Seen::SignedOut => {
+                tracing::info!("the session was signed out by another holder of the store");
+                self.emit(SessionEvent::SignedOut);
+                true
+            }
+        }
     }
 
     /// `loaded`, with a set stored for another app client or endpoint turned into an error.
@@ -379,12 +477,19 @@ impl<T, E: Environment> Engine<T, E> {
         ask: Ask,
     ) -> Result<LockPoll, StoreError> {
         let stored = self.checked(stored)?;
-        let seen = stored.as_ref().map(|s| s.version);
+        let seen_version = stored.as_ref().map(|s| s.version);
         let now = self.now();
         let mut state = self.state();
-        if let Some(stored) = stored
-            && self.adopt_if_newer(&mut state, stored, now)
-        {
+        let seen = match stored {
+            Some(stored) => self.see(&mut state, stored, now),
+            None => Seen::Nothing,
+        };
+        if seen == Seen::SignedOut || state.signed_out {
+            drop(state);
+            self.tell(seen);
+            return Ok(LockPoll::Fail(SessionError::SignedOut));
+        }
+        if seen == Seen::Adopted {
             let session = &state.session;
             let serve = matches!(session.decide(now), Decision::Serve) && ask.accepts(&state);
             let token = current_token(session);
@@ -407,21 +512,32 @@ impl<T, E: Environment> Engine<T, E> {
                 waited,
             });
         }
-        Ok(LockPoll::Wait { seen })
+        Ok(LockPoll::Wait { seen: seen_version })
     }
 
-    /// Adopts `stored` if it is a later step of the lineage than ours (see [`is_newer`]), and
-    /// records the stored version the next save must find.
-    fn adopt_if_newer(&self, state: &mut State, stored: Versioned, now: Now) -> bool {
+    /// Takes what the store holds: a tombstone signs the session out (unless it is the one
+    /// this manager started over); a later step of the lineage than ours (see [`is_newer`]), or
+    /// a new sign-in after a sign-out, is adopted. Records the stored version the next save
+    /// must find.
+    fn see(&self, state: &mut State, stored: Versioned, now: Now) -> Seen {
         state.store_version = Some(stored.version);
+        if stored.tokens.is_signed_out() {
+            if state.signed_out || state.started_over == Some(stored.version) {
+                return Seen::Nothing;
+            }
+            state.signed_out = true;
+            state.known_version = Some(stored.version);
+            return Seen::SignedOut;
+        }
         if !is_newer(&stored, state) {
-            return false;
+            return Seen::Nothing;
         }
         state.known_version = Some(stored.version);
         state.behind_version = None;
+        state.signed_out = false;
         state.own_refresh = None;
         state.session.adopt(self.bind(stored.tokens), now);
-        true
+        Seen::Adopted
     }
 
     fn bind(&self, tokens: TokenSet) -> TokenSet {
@@ -464,11 +580,9 @@ impl<T, E: Environment> Engine<T, E> {
                 Ok(Some(stored)) => {
                     let now = self.now();
                     let mut state = self.state();
-                    if self.adopt_if_newer(&mut state, stored, now) {
-                        drop(state);
-                        self.emit(SessionEvent::Adopted);
-                        self.check_deadline();
-                    }
+                    let seen = self.see(&mut state, stored, now);
+                    drop(state);
+                    self.tell(seen);
                 }
                 Ok(None) => self.state().store_version = None,
                 Err(e) => match self.store_failed(e, ask)? {
@@ -479,6 +593,9 @@ impl<T, E: Environment> Engine<T, E> {
         }
         let now = self.now();
         let state = self.state();
+        if state.signed_out {
+            return Err(SessionError::SignedOut);
+        }
         let session = &state.session;
         let decision = if ask.is_force() {
             session.decide_forced(now)
@@ -624,12 +741,22 @@ impl<T, E: Environment> Engine<T, E> {
         state.known_version = None;
         state.behind_version = None;
         let version = stored.version;
-        if !self.adopt_if_newer(&mut state, stored, now) {
-            // The store holds an older set than ours (written back, or a race that lost to
-            // ours at Cognito): ours goes over it.
-            drop(state);
-            pending.expected = Some(version);
-            return Saved::Retry(pending);
+        match self.see(&mut state, stored, now) {
+            Seen::Nothing => {
+                // The store holds an older set than ours (written back, or a race that lost to
+                // ours at Cognito): ours goes over it.
+                drop(state);
+                pending.expected = Some(version);
+                return Saved::Retry(pending);
+            }
+            // Signed out while this refresh ran: its tokens belong to the revoked lineage and
+            // stay unwritten.
+            Seen::SignedOut => {
+                drop(state);
+                self.tell(Seen::SignedOut);
+                return Saved::Done(Err(SessionError::SignedOut));
+            }
+            Seen::Adopted => {}
         }
         // Another holder's newer set is the lineage now; ours stays unwritten.
         let adopted = state.session.clone();
@@ -739,12 +866,191 @@ impl<T, E: Environment> Engine<T, E> {
     pub(crate) fn next_due_in(&self, now: Now) -> Option<Duration> {
         self.check_deadline();
         let state = self.state();
+        if state.signed_out {
+            return None;
+        }
         let wait = state.session.next_refresh_in(now)?;
         // Due, but the store failed a moment ago: wait for the store, not in a hot loop.
         let store = state
             .store_retry_at
             .map_or(Duration::ZERO, |t| t.saturating_duration_since(now.mono));
         Some(wait.max(store))
+    }
+}
+
+/// What a sign-out does once it has read the store.
+pub(crate) enum SignOut {
+    /// Nothing left to do: the lineage is signed out already (here, or by another holder whose
+    /// tombstone is stored).
+    Done,
+    /// Revoke this (the newest refresh token known), then hand the outcome to
+    /// [`Engine::revoked`].
+    Revoke(Box<RevokeInput>),
+}
+
+/// The tombstone a successful revocation leaves to save.
+pub(crate) struct PendingTombstone {
+    tokens: TokenSet,
+    expected: Option<u64>,
+    attempts: u32,
+}
+
+impl PendingTombstone {
+    /// What to save.
+    pub(crate) fn tokens(&self) -> &TokenSet {
+        &self.tokens
+    }
+
+    /// The version the save must find (compare-and-set).
+    pub(crate) fn expected(&self) -> Option<u64> {
+        self.expected
+    }
+}
+
+/// After a save of the tombstone.
+pub(crate) enum TombstoneSaved {
+    /// The answer of `sign_out()`.
+    Done(Result<(), SessionError>),
+    /// Save it again, with its new expected version, then call [`Engine::tombstone_saved`].
+    Retry(Box<PendingTombstone>),
+    /// Someone saved meanwhile: reload, then call [`Engine::tombstone_after_conflict`].
+    Reload(Box<PendingTombstone>),
+}
+
+impl<T, E: Environment> Engine<T, E> {
+    /// Decides a sign-out from what the store holds (`loaded`, read under its lock when it could
+    /// be taken): a newer set is adopted first, so that the newest refresh token is the one
+    /// revoked; a tombstone means the work is done.
+    pub(crate) fn prepare_sign_out(
+        &self,
+        loaded: Result<Option<Versioned>, StoreError>,
+    ) -> Result<SignOut, SessionError> {
+        match self.checked(loaded) {
+            Ok(Some(stored)) => {
+                let now = self.now();
+                let mut state = self.state();
+                let seen = self.see(&mut state, stored, now);
+                drop(state);
+                self.tell(seen);
+            }
+            Ok(None) => self.state().store_version = None,
+            // Another app client's session: not this manager's to touch.
+            Err(e @ StoreError::OtherClient { .. }) => return Err(e.into()),
+            // Revoking matters more than the mark: go on with the token this manager holds.
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the store before signing out failed; revoking the refresh token this manager holds");
+            }
+        }
+        let state = self.state();
+        if state.signed_out {
+            return Ok(SignOut::Done);
+        }
+        let input = RevokeInput::builder()
+            .token(state.session.tokens().refresh_token.clone())
+            .client_id(self.client_id.clone())
+            .set_client_secret(self.template.client_secret().cloned())
+            .build()?;
+        Ok(SignOut::Revoke(Box::new(input)))
+    }
+
+    /// The revocation ended: on success this manager is signed out and the tombstone is to be
+    /// saved over the version last seen; on failure nothing changed, here or in the store.
+    pub(crate) fn revoked(
+        &self,
+        outcome: Result<RevokeOutput, CallError>,
+    ) -> Result<Box<PendingTombstone>, SessionError> {
+        match outcome {
+            Ok(_) => {
+                let now = self.now();
+                let mut state = self.state();
+                state.signed_out = true;
+                tracing::info!("the session's refresh token was revoked");
+                Ok(Box::new(PendingTombstone {
+                    tokens: self.bind(TokenSet::signed_out(now.wall)),
+                    expected: state.store_version,
+                    attempts: 0,
+                }))
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "revoking the refresh token failed; the session goes on");
+                Err(SessionError::SignOutFailed(Arc::new(error)))
+            }
+        }
+    }
+
+    /// The save of the tombstone ended with `result`.
+    pub(crate) fn tombstone_saved(
+        &self,
+        mut pending: Box<PendingTombstone>,
+        result: Result<u64, StoreError>,
+    ) -> TombstoneSaved {
+        pending.attempts += 1;
+        match result {
+            Ok(version) => {
+                {
+                    let mut state = self.state();
+                    state.store_version = Some(version);
+                    state.known_version = Some(version);
+                }
+                self.signed_out_here();
+                TombstoneSaved::Done(Ok(()))
+            }
+            Err(StoreError::Conflict { found: None, .. }) if pending.attempts < SAVE_ATTEMPTS => {
+                pending.expected = None;
+                TombstoneSaved::Retry(pending)
+            }
+            Err(StoreError::Conflict { .. }) if pending.attempts < SAVE_ATTEMPTS => {
+                TombstoneSaved::Reload(pending)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the sign-out could not be recorded in the store");
+                self.signed_out_here();
+                TombstoneSaved::Done(Err(SessionError::SignOutNotStored(Arc::new(e))))
+            }
+        }
+    }
+
+    /// After a lost compare-and-set of the tombstone, `stored` is what the store holds now: a
+    /// tombstone (another holder signed out too) ends it; anything else is a later step of the
+    /// revoked lineage and the tombstone goes over it.
+    pub(crate) fn tombstone_after_conflict(
+        &self,
+        mut pending: Box<PendingTombstone>,
+        stored: Result<Option<Versioned>, StoreError>,
+    ) -> TombstoneSaved {
+        match self.checked(stored) {
+            Ok(Some(stored)) if stored.tokens.is_signed_out() => {
+                {
+                    let mut state = self.state();
+                    state.store_version = Some(stored.version);
+                    state.known_version = Some(stored.version);
+                }
+                self.signed_out_here();
+                TombstoneSaved::Done(Ok(()))
+            }
+            Ok(stored) => {
+                pending.expected = stored.map(|s| s.version);
+                TombstoneSaved::Retry(pending)
+            }
+            Err(e) => {
+                self.signed_out_here();
+                TombstoneSaved::Done(Err(SessionError::SignOutNotStored(Arc::new(e))))
+            }
+        }
+    }
+
+    fn signed_out_here(&self) {
+        self.emit(SessionEvent::SignedOut);
+    }
+
+    /// How long a sign-out waits for a lock another holder has, before going on without it.
+    pub(crate) fn sign_out_lock_wait_over(&self, started: Instant) -> bool {
+        self.now().mono.saturating_duration_since(started) >= self.options.lock_timeout
+    }
+
+    /// The stored version last seen, for waiting on the store.
+    pub(crate) fn store_version(&self) -> Option<u64> {
+        self.state().store_version
     }
 }
 

@@ -58,12 +58,58 @@ pub enum SessionError {
     /// The manager's template input and the session's tokens make an invalid request.
     #[error(transparent)]
     InvalidInput(#[from] InvalidInput),
+    /// The session was signed out (by this manager's `sign_out()`, or by another holder of the
+    /// store, whose tombstone this manager found): its refresh token is revoked. Sign in again;
+    /// a set a new sign-in stores is adopted.
+    #[error("signed out: the session's refresh token was revoked; sign in again")]
+    SignedOut,
+    /// `sign_out()` could not revoke the refresh token: nothing was changed, neither the store
+    /// nor this manager, and the session goes on. Try again (revoking twice is harmless).
+    #[error("{}", sign_out_failed(.0))]
+    SignOutFailed(Arc<CallError>),
+    /// `sign_out()` revoked the refresh token and this manager is signed out, but the store
+    /// could not record the sign-out: it still holds the (now revoked) set, so another holder
+    /// learns of the sign-out only when Cognito refuses its next refresh.
+    #[error(
+        "signed out: the refresh token was revoked, but the token store could not record the sign-out ({0}); other holders of the store learn of it when Cognito refuses their next refresh"
+    )]
+    SignOutNotStored(Arc<StoreError>),
+}
+
+/// What a failed revocation means for the caller of `sign_out()`.
+fn sign_out_failed(error: &CallError) -> String {
+    let lost = matches!(
+        error.error(),
+        cogref_core::Error::Transport(t) if t.request_may_have_been_sent()
+    );
+    let next = if error.is_retryable() {
+        "try again"
+    } else if error.is_configuration() {
+        "fix the app client's configuration, then try again"
+    } else {
+        "see the error, then try again"
+    };
+    if lost {
+        format!(
+            "sign-out failed: no answer from Cognito ({error}), so the refresh token may or may not have been revoked; nothing was changed here and the session goes on: {next} (revoking twice is harmless)"
+        )
+    } else {
+        format!(
+            "sign-out failed: Cognito did not revoke the refresh token ({error}); nothing was changed, the refresh token still works and the session goes on: {next}"
+        )
+    }
 }
 
 impl SessionError {
-    /// Whether the user must sign in again.
+    /// Whether the user must sign in again: the refresh token is dead, or the session was
+    /// signed out.
     pub fn requires_sign_in(&self) -> bool {
-        matches!(self, SessionError::SignInRequired(_))
+        matches!(
+            self,
+            SessionError::SignInRequired(_)
+                | SessionError::SignedOut
+                | SessionError::SignOutNotStored(_)
+        )
     }
 }
 

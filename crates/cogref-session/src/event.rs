@@ -31,6 +31,11 @@ pub enum SessionEvent {
     },
     /// Saving to the store failed.
     StoreFailed(Arc<StoreError>),
+    /// The session was signed out: by this manager's `sign_out()` (its refresh token revoked),
+    /// or by another holder of the store, whose tombstone this manager found. Every later call
+    /// answers [`SessionError::SignedOut`](crate::SessionError::SignedOut) until a new sign-in
+    /// is stored.
+    SignedOut,
     /// The lineage ends at `deadline` (sign-in plus the refresh-token validity the application
     /// stated), less than the notice away: ask the user to sign in again before it does.
     /// Reported once per process.

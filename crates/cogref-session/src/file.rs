@@ -26,6 +26,7 @@ use std::fs::{self, File, Metadata, OpenOptions, TryLockError};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -58,12 +59,36 @@ const UNLOCKED_TEMP_SUFFIX: &str = ".tmp";
 pub struct FileStore {
     path: PathBuf,
     lock_path: PathBuf,
+    /// The last `stat` of the token file, shared by clones.
+    stamp: Arc<StatCache>,
     /// The highest generation this store (and its clones) has loaded or written: a new file
     /// starts above it.
     seen: std::sync::Arc<AtomicU64>,
 }
 
+/// The last change stamp and when it was taken, in nanoseconds since [`stamp_clock`]'s start
+/// (0: never). `u64::MAX` as a stamp stands for "could not look" (`None`).
+#[derive(Debug, Default)]
+struct StatCache {
+    taken_at: AtomicU64,
+    stamp: AtomicU64,
+}
+
+/// Nanoseconds on the monotonic clock since the first call, never 0.
+fn stamp_clock() -> u64 {
+    static START: std::sync::LazyLock<std::time::Instant> =
+        std::sync::LazyLock::new(std::time::Instant::now);
+    u64::try_from(START.elapsed().as_nanos())
+        .unwrap_or(u64::MAX)
+        .saturating_add(1)
+}
+
 impl FileStore {
+    /// How long a `stat` of the token file is taken as current by
+    /// [`change_stamp`](TokenStore::change_stamp): a `stat` costs a microsecond or more, over
+    /// ten times a cached `access_token()`, so calls in quick succession share one.
+    pub const STAMP_MAX_AGE: Duration = Duration::from_millis(1);
+
     /// A store at `path`; the lock file is `path` with `.lock` appended. Nothing is created until
     /// the first save or lock.
     pub fn new(path: impl Into<PathBuf>) -> Self {
@@ -73,6 +98,7 @@ impl FileStore {
         Self {
             path,
             lock_path: lock_path.into(),
+            stamp: Arc::default(),
             seen: std::sync::Arc::default(),
         }
     }
@@ -617,7 +643,67 @@ impl TokenStore for FileStore {
             }),
         }
     }
+
+    /// A `stat` of the token file (not following a link): device, inode, size, and the
+    /// modification and change times to the nanosecond, hashed. Every save renames a new file
+    /// over the old one, so a save by any process on this host moves it; a file that is not
+    /// there has a stamp of its own. `None` if the file cannot be looked at.
+    ///
+    /// A `stat` is reused for [`FileStore::STAMP_MAX_AGE`] (1 ms): a call that starts more than
+    /// that after a save elsewhere sees it.
+    fn change_stamp(&self) -> Option<u64> {
+        let now = stamp_clock();
+        let taken_at = self.stamp.taken_at.load(Ordering::Acquire);
+        let max_age = u64::try_from(Self::STAMP_MAX_AGE.as_nanos()).unwrap_or(u64::MAX);
+        if taken_at != 0 && now.saturating_sub(taken_at) < max_age {
+            let stamp = self.stamp.stamp.load(Ordering::Acquire);
+            return (stamp != u64::MAX).then_some(stamp);
+        }
+        let stamp = self.stat_stamp();
+        self.stamp
+            .stamp
+            .store(stamp.unwrap_or(u64::MAX), Ordering::Release);
+        self.stamp.taken_at.store(now, Ordering::Release);
+        stamp
+    }
 }
+
+impl FileStore {
+    /// The stamp of the token file as it is now (see [`TokenStore::change_stamp`]).
+    fn stat_stamp(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let meta = match fs::symlink_metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(NO_FILE_STAMP),
+            Err(_) => return None,
+        };
+        // SipHash with fixed keys: the same file gives the same stamp in every process.
+        let mut hasher = std::hash::DefaultHasher::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            (
+                meta.dev(),
+                meta.ino(),
+                meta.size(),
+                meta.mtime(),
+                meta.mtime_nsec(),
+                meta.ctime(),
+                meta.ctime_nsec(),
+            )
+                .hash(&mut hasher);
+        }
+        #[cfg(not(unix))]
+        {
+            (meta.len(), meta.modified().ok(), meta.created().ok()).hash(&mut hasher);
+        }
+        // Odd, and never u64::MAX (which stands for "could not look").
+        Some((hasher.finish() | 1) & !(1 << 63))
+    }
+}
+
+/// The change stamp of a token file that does not exist (every stamp of a file is odd).
+const NO_FILE_STAMP: u64 = 0;
 
 /// A name for a temporary file that no other writer, in this process or another, picks.
 fn unique_suffix() -> String {

@@ -4,6 +4,12 @@
 //! [`encode`] and [`decode`] are public so that a store in another crate writes exactly what
 //! [`FileStore`](crate::FileStore) writes. Neither ever puts a token in an error.
 //!
+//! A lineage ended by a sign-out is kept as a **tombstone**: the markers, the binding and
+//! `signed_out_at_ms`, and no token at all (`{"format":"cogref-tokens","version":1,
+//! "signed_out_at_ms":…,"client_id":…,"endpoint":…}`), read back as a
+//! [`TokenSet::signed_out`]. A cogref that predates tombstones reads one as a corrupt set
+//! (no `refresh_token`) and never uses it.
+//!
 //! ```
 //! use cogref_session::TokenSet;
 //! use cogref_session::format::{decode, encode};
@@ -49,7 +55,9 @@ pub enum FormatError {
 struct StoredTokens<'a> {
     format: Cow<'a, str>,
     version: u64,
-    refresh_token: Cow<'a, str>,
+    /// Absent only in a tombstone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     access_token: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,6 +81,15 @@ struct StoredTokens<'a> {
     /// When the lineage began (sign-in), by the server's clock, milliseconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     signed_in_at_ms: Option<u64>,
+    /// The refresh-token validity the application stated, in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_token_validity_secs: Option<u64>,
+    /// Cognito's clock minus the local one, in seconds, when the tokens were obtained.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    clock_skew_secs: Option<i64>,
+    /// A tombstone: the lineage was signed out then, milliseconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signed_out_at_ms: Option<u64>,
     /// The store's write counter, for stores that keep it inside the value (the file store).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     generation: Option<u64>,
@@ -103,20 +120,49 @@ pub(crate) fn encode_with_generation(
     fn borrow(s: &SecretString) -> Cow<'_, str> {
         Cow::Borrowed(s.expose_secret())
     }
-    let stored = StoredTokens {
-        format: FORMAT_NAME.into(),
-        version: FORMAT_VERSION,
-        refresh_token: borrow(&tokens.refresh_token),
-        access_token: tokens.access_token.as_ref().map(borrow),
-        id_token: tokens.id_token.as_ref().map(borrow),
-        device_key: tokens.device_key.as_ref().map(borrow),
-        expires_at_ms: tokens.expires_at.map(epoch_ms),
-        lifetime_secs: tokens.lifetime.map(|d| d.as_secs()),
-        refreshed_at_ms: tokens.refreshed_at.map(epoch_ms),
-        client_id: tokens.client_id.as_deref().map(Cow::Borrowed),
-        endpoint: tokens.endpoint.as_deref().map(Cow::Borrowed),
-        signed_in_at_ms: tokens.signed_in_at.map(epoch_ms),
-        generation,
+    let binding = (
+        tokens.client_id.as_deref().map(Cow::Borrowed),
+        tokens.endpoint.as_deref().map(Cow::Borrowed),
+    );
+    let stored = match tokens.signed_out_at {
+        // A tombstone keeps nothing of the lineage but its binding: no token survives a
+        // sign-out in the store.
+        Some(at) => StoredTokens {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            refresh_token: None,
+            access_token: None,
+            id_token: None,
+            device_key: None,
+            expires_at_ms: None,
+            lifetime_secs: None,
+            refreshed_at_ms: None,
+            client_id: binding.0,
+            endpoint: binding.1,
+            signed_in_at_ms: None,
+            refresh_token_validity_secs: None,
+            clock_skew_secs: None,
+            signed_out_at_ms: Some(epoch_ms(at)),
+            generation,
+        },
+        None => StoredTokens {
+            format: FORMAT_NAME.into(),
+            version: FORMAT_VERSION,
+            refresh_token: Some(borrow(&tokens.refresh_token)),
+            access_token: tokens.access_token.as_ref().map(borrow),
+            id_token: tokens.id_token.as_ref().map(borrow),
+            device_key: tokens.device_key.as_ref().map(borrow),
+            expires_at_ms: tokens.expires_at.map(epoch_ms),
+            lifetime_secs: tokens.lifetime.map(|d| d.as_secs()),
+            refreshed_at_ms: tokens.refreshed_at.map(epoch_ms),
+            client_id: binding.0,
+            endpoint: binding.1,
+            signed_in_at_ms: tokens.signed_in_at.map(epoch_ms),
+            refresh_token_validity_secs: tokens.refresh_token_validity.map(|d| d.as_secs()),
+            clock_skew_secs: tokens.clock_skew_secs,
+            signed_out_at_ms: None,
+            generation,
+        },
     };
     // Serializing strings and integers into a Vec cannot fail.
     serde_json::to_vec(&stored).unwrap_or_default().into()
@@ -126,6 +172,10 @@ fn epoch_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
+
+/// Ten years in seconds: Cognito's tokens live a day at most and a refresh token ten years at
+/// most; a stored duration or skew beyond it is corrupt.
+const TEN_YEARS_SECS: u64 = 10 * 365 * 24 * 3600;
 
 /// The first millisecond of the year 10000: no token lives that long, and every platform's
 /// clock holds it.
@@ -166,6 +216,27 @@ pub(crate) fn decode_with_generation(bytes: &[u8]) -> Result<(TokenSet, Option<u
         ))
     })?;
     let secret = |s: Cow<'_, str>| SecretString::from(s.into_owned());
+    let binding = (
+        stored.client_id.map(Cow::into_owned),
+        stored.endpoint.map(Cow::into_owned),
+    );
+    if let Some(ms) = stored.signed_out_at_ms {
+        let holds_a_token = stored.refresh_token.is_some()
+            || stored.access_token.is_some()
+            || stored.id_token.is_some()
+            || stored.device_key.is_some();
+        if holds_a_token {
+            return Err(FormatError::Corrupt(
+                "a signed-out set (\"signed_out_at_ms\") that holds tokens".into(),
+            ));
+        }
+        let at = from_epoch_ms(ms, "signed_out_at_ms")?;
+        let tombstone = TokenSet::signed_out(at).bound_to(binding.0, binding.1);
+        return Ok((tombstone, stored.generation));
+    }
+    let Some(refresh_token) = stored.refresh_token else {
+        return Err(FormatError::Corrupt("no \"refresh_token\"".into()));
+    };
     let expires_at = stored
         .expires_at_ms
         .map(|ms| from_epoch_ms(ms, "expires_at_ms"))
@@ -179,16 +250,27 @@ pub(crate) fn decode_with_generation(bytes: &[u8]) -> Result<(TokenSet, Option<u
         .map(|ms| from_epoch_ms(ms, "signed_in_at_ms"))
         .transpose()?;
     // Cognito's tokens live a day at most; ten years is a bound no real set comes near.
+    for (value, field) in [
+        (stored.lifetime_secs, "lifetime_secs"),
+        (
+            stored.refresh_token_validity_secs,
+            "refresh_token_validity_secs",
+        ),
+    ] {
+        if value.is_some_and(|l| l > TEN_YEARS_SECS) {
+            return Err(FormatError::Corrupt(format!("\"{field}\" is out of range")));
+        }
+    }
     if stored
-        .lifetime_secs
-        .is_some_and(|l| l > 10 * 365 * 24 * 3600)
+        .clock_skew_secs
+        .is_some_and(|s| s.unsigned_abs() > TEN_YEARS_SECS)
     {
         return Err(FormatError::Corrupt(
-            "\"lifetime_secs\" is out of range".into(),
+            "\"clock_skew_secs\" is out of range".into(),
         ));
     }
-    let tokens = TokenSet::new(
-        secret(stored.refresh_token),
+    let mut tokens = TokenSet::new(
+        secret(refresh_token),
         stored.access_token.map(secret),
         stored.id_token.map(secret),
         stored.device_key.map(secret),
@@ -197,10 +279,9 @@ pub(crate) fn decode_with_generation(bytes: &[u8]) -> Result<(TokenSet, Option<u
     )
     .with_refreshed_at(refreshed_at)
     .with_signed_in_at(signed_in_at)
-    .bound_to(
-        stored.client_id.map(Cow::into_owned),
-        stored.endpoint.map(Cow::into_owned),
-    );
+    .bound_to(binding.0, binding.1);
+    tokens.refresh_token_validity = stored.refresh_token_validity_secs.map(Duration::from_secs);
+    tokens.clock_skew_secs = stored.clock_skew_secs;
     Ok((tokens, stored.generation))
 }
 
@@ -271,6 +352,58 @@ mod tests {
                 decode(bytes.as_bytes()),
                 Err(FormatError::Corrupt(_))
             ));
+        }
+    }
+
+    #[test]
+    fn a_tombstone_round_trips_with_its_binding_and_no_token() {
+        let at = UNIX_EPOCH + Duration::from_millis(1_800_000_000_250);
+        let tombstone =
+            TokenSet::signed_out(at).bound_to(Some("client".into()), Some("https://idp/".into()));
+        let bytes = encode(&tombstone);
+        let text = std::str::from_utf8(bytes.expose_secret()).expect("utf-8");
+        assert!(
+            !text.contains("refresh_token") && !text.contains("access_token"),
+            "{text}"
+        );
+        let back = decode(bytes.expose_secret()).expect("decodes");
+        assert!(back.is_signed_out());
+        assert_eq!(back.signed_out_at, Some(at));
+        assert_eq!(back.client_id.as_deref(), Some("client"));
+        assert!(back.access_token.is_none() && back.refresh_token.expose_secret().is_empty());
+    }
+
+    #[test]
+    fn a_tombstone_with_a_token_and_a_set_without_one_are_corrupt() {
+        for bytes in [
+            r#"{"format":"cogref-tokens","version":1,"signed_out_at_ms":1,"refresh_token":"r"}"#,
+            r#"{"format":"cogref-tokens","version":1,"signed_out_at_ms":1,"access_token":"a"}"#,
+            r#"{"format":"cogref-tokens","version":1,"access_token":"a"}"#,
+        ] {
+            assert!(
+                matches!(decode(bytes.as_bytes()), Err(FormatError::Corrupt(_))),
+                "{bytes}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_validity_and_the_clock_skew_round_trip_and_out_of_range_values_are_corrupt() {
+        let mut set = TokenSet::from_refresh_token("r", None);
+        set.refresh_token_validity = Some(Duration::from_secs(30 * 86_400));
+        set.clock_skew_secs = Some(-600);
+        let back = decode(encode(&set).expose_secret()).expect("decodes");
+        assert_eq!(back.refresh_token_validity, set.refresh_token_validity);
+        assert_eq!(back.clock_skew_secs, Some(-600));
+        for field in ["refresh_token_validity_secs", "clock_skew_secs"] {
+            let bytes = format!(
+                r#"{{"format":"cogref-tokens","version":1,"refresh_token":"r","{field}":{}}}"#,
+                11 * 365 * 86_400
+            );
+            assert!(
+                matches!(decode(bytes.as_bytes()), Err(FormatError::Corrupt(_))),
+                "{field}"
+            );
         }
     }
 

@@ -12,8 +12,9 @@
 //!   writes, mode 0600, versioned format, an advisory lock), `cogref-redis` for a fleet.
 //!   [`AsyncTokenStore`] is the same for stores that talk to a server without blocking a task;
 //!   every `TokenStore` is one.
-//! - Listeners see [`SessionEvent`]s (refreshed, adopted, sign-in required, failure) as they
-//!   happen.
+//! - Listeners see [`SessionEvent`]s (refreshed, adopted, sign-in required, signed out,
+//!   failure) as they happen.
+//! - `sign_out()` ends the session everywhere: see [Sign-out](#sign-out).
 //! - The async manager's futures can be dropped at any point without losing a rotation.
 //!
 //! ```no_run
@@ -89,7 +90,8 @@
 //! [`cogref_core::not_authorized`]) ends the session with [`SessionError::SignInRequired`] and
 //! no further call with that token. But before saying so, and on every later call, the manager
 //! looks at the store and adopts a newer set if one is there (a sibling process rotated first,
-//! or the user signed in again elsewhere). The library never deletes what the store holds. A
+//! or the user signed in again elsewhere). The library never deletes what the store holds; only
+//! a sign-out replaces it, with a tombstone. A
 //! refusal about the client secret, or one whose message cogref does not know, is a failure,
 //! not a dead session: the valid token is served meanwhile and the refresh retried with backoff.
 //!
@@ -98,6 +100,30 @@
 //! Expiry is held on the wall clock and on the monotonic clock: a wall clock stepped back never
 //! extends a token, and one stepped forward only refreshes it early. A set loaded from a store
 //! never counts as valid for longer than its lifetime.
+//!
+//! ## Sign-out
+//!
+//! [`TokenManager::sign_out`] and [`BlockingTokenManager::sign_out`] take the store's lock, read
+//! the store (a set another holder stored is adopted, so that the newest refresh token is the
+//! one revoked), revoke the refresh token (`RevokeToken`: with rotation, the whole lineage), then
+//! replace the stored set with a tombstone (the binding and the time of the sign-out, no token)
+//! and release the lock. Listeners hear [`SessionEvent::SignedOut`]; every later call answers
+//! [`SessionError::SignedOut`].
+//!
+//! - **A failed revocation changes nothing.** Cognito unreachable, throttled, failing, or an
+//!   app client without token revocation: the store and the session are as they were, the
+//!   refresh token still works, and the caller gets [`SessionError::SignOutFailed`], which says
+//!   so and whether trying again is the remedy.
+//! - **Every holder of the store sees it on its next call.** A tombstone, not an empty store:
+//!   a store that lost its data (a deleted file, a Redis restarted empty) never reads as a
+//!   sign-out. The managers compare the store's change stamp on every call
+//!   ([`TokenStore::change_stamp`]: an atomic load for [`MemoryStore`], a `stat` of the file for
+//!   [`FileStore`], `cogref-redis`'s channel) and read the store only when it moved, so the
+//!   cached path stays cheap; what each store guarantees is in the [`store`] module's
+//!   table. A store without a stamp is read at the next refresh.
+//! - **A new sign-in starts a new lineage.** A manager built with a fresh refresh token over a
+//!   tombstone starts from it; its first save replaces the tombstone, and managers that were
+//!   signed out adopt the new set on their next call.
 //!
 //! ## Ordering guarantee
 //!
@@ -117,7 +143,7 @@ mod event;
 mod file;
 pub mod format;
 mod manager;
-mod store;
+pub mod store;
 
 pub use cogref_core::secrecy;
 pub use cogref_core::{Decision, Session, SessionConfig, TokenSet};

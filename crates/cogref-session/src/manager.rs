@@ -12,7 +12,7 @@ use cogref_core::{
 
 use crate::engine::{
     Ask, BACKGROUND_PAUSE, Engine, Fallback, LOCK_POLL, LockPoll, NOTIFIED_POLL, Options, Prepared,
-    Quick, Refreshed, Saved,
+    Quick, Refreshed, Saved, SignOut, TombstoneSaved,
 };
 use crate::error::SessionError;
 use crate::event::SessionEvent;
@@ -114,6 +114,7 @@ macro_rules! refresh_steps {
             };
             match polled {
                 Ok(LockPoll::Serve(token)) => return Ok(token),
+                Ok(LockPoll::Fail(error)) => return Err(error),
                 Ok(LockPoll::Wait { seen }) => $wait(seen) $($aw)*,
                 Err(e) => match engine.store_failed(e, ask)? {
                     Fallback::Serve(token) => return Ok(token),
@@ -185,6 +186,78 @@ macro_rules! refresh_steps {
     }};
 }
 
+/// The steps of a sign-out, written once for both managers: take the store's lock (waiting for
+/// a holder's refresh to end, at most the lock timeout; without a store, go on: revoking matters
+/// more than the mark), read the store (a newer set's token is the one to revoke; a tombstone
+/// means it is done), revoke, then replace the set with a tombstone by compare-and-set (over
+/// whatever a lost race left, unless it is a tombstone already), release. A failed revocation
+/// changes nothing. Arguments as for [`refresh_steps!`].
+macro_rules! sign_out_steps {
+    ($engine:expr, $store_ref:expr, $store:ident, $revoke:ident, $wait:expr, $($aw:tt)*) => {{
+        let engine = $engine;
+        let store = $store_ref;
+        let started = engine.now().mono;
+        let lock = loop {
+            match $store::try_lock(store) $($aw)* {
+                Ok(Some(guard)) => {
+                    engine.locked();
+                    break Some(guard);
+                }
+                Ok(None) if engine.sign_out_lock_wait_over(started) => {
+                    tracing::warn!("the refresh lock stayed taken; signing out without it");
+                    break None;
+                }
+                Ok(None) => $wait(engine.store_version()) $($aw)*,
+                Err(e) => {
+                    tracing::warn!(error = %e, "the store's lock could not be taken; signing out without it");
+                    break None;
+                }
+            }
+        };
+        let loaded = $store::load(store) $($aw)*;
+        let result = match engine.prepare_sign_out(loaded) {
+            Err(e) => Err(e),
+            Ok(SignOut::Done) => Ok(()),
+            Ok(SignOut::Revoke(input)) => {
+                let outcome = engine.client.$revoke(&input) $($aw)*;
+                match engine.revoked(outcome) {
+                    Err(e) => Err(e),
+                    Ok(pending) => {
+                        let saved =
+                            $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
+                        let mut next = engine.tombstone_saved(pending, saved);
+                        loop {
+                            next = match next {
+                                TombstoneSaved::Done(result) => break result,
+                                TombstoneSaved::Retry(pending) => {
+                                    let saved = $store::save(
+                                        store,
+                                        pending.tokens(),
+                                        pending.expected(),
+                                    ) $($aw)*;
+                                    engine.tombstone_saved(pending, saved)
+                                }
+                                TombstoneSaved::Reload(pending) => {
+                                    let stored = $store::load(store) $($aw)*;
+                                    engine.tombstone_after_conflict(pending, stored)
+                                }
+                            };
+                        }
+                    }
+                }
+            }
+        };
+        if let Some(guard) = lock {
+            $store::unlock(store, guard) $($aw)*;
+        }
+        result
+    }};
+}
+
+/// How many times one call reads the store because its change stamp moved, before it answers
+/// from what it has (a store saved to without pause never keeps a caller waiting).
+const LOOKS_PER_CALL: u32 = 2;
+
 /// Builds a [`TokenManager`].
 pub struct TokenManagerBuilder<T, E, S> {
     client: Client<T, E>,
@@ -203,7 +276,8 @@ where
 
     /// Loads the store (or starts from the template's refresh token) and makes the manager.
     /// Fails if the store cannot be read or holds the session of another app client.
-    pub async fn build(self) -> Result<TokenManager<T, E, S>, SessionError> {
+    pub async fn build(mut self) -> Result<TokenManager<T, E, S>, SessionError> {
+        self.options.stamp = AsyncTokenStore::change_stamp(&self.store);
         let loaded = AsyncTokenStore::load(&self.store).await?;
         Ok(TokenManager {
             inner: Arc::new(Inner {
@@ -311,7 +385,8 @@ where
     /// result is stored.
     pub async fn access_token(&self) -> Result<SecretString, SessionError> {
         let engine = &self.inner.engine;
-        match engine.quick(engine.now()) {
+        let stamp = AsyncTokenStore::change_stamp(&self.inner.store);
+        match engine.quick(engine.now(), stamp) {
             Quick::Serve(token) => Ok(token),
             // Boxed so that the cached path's future stays small: the refresh machinery is
             // built only when a refresh is due.
@@ -322,8 +397,14 @@ where
     async fn slow_path(&self, mut quick: Quick) -> Result<SecretString, SessionError> {
         let engine = &self.inner.engine;
         let mut rechecked = false;
+        let mut looks = 0;
         loop {
             match quick {
+                // Another holder saved (perhaps a sign-out): read the store first.
+                Quick::Look(stamp) => {
+                    looks += 1;
+                    engine.looked(AsyncTokenStore::load(&self.inner.store).await, stamp);
+                }
                 Quick::Serve(token) => return Ok(token),
                 Quick::Refresh { usable } => {
                     let (flight, ours) = self.join_or_start(Ask::Token);
@@ -344,7 +425,12 @@ where
                     rechecked = true;
                 }
             }
-            quick = engine.quick(engine.now());
+            let stamp = if looks < LOOKS_PER_CALL {
+                AsyncTokenStore::change_stamp(&self.inner.store)
+            } else {
+                None
+            };
+            quick = engine.quick(engine.now(), stamp);
         }
     }
 
@@ -433,6 +519,48 @@ where
         }
     }
 
+    /// Signs the session out: revokes its refresh token (`RevokeToken`: the token, the access
+    /// tokens issued from it and, under rotation, its whole lineage stop working), then replaces
+    /// the stored set with a tombstone and releases the store's lock. Every later call of this
+    /// manager answers [`SessionError::SignedOut`], and so does every other manager sharing the
+    /// store from its next call (see the store's change stamp,
+    /// [`TokenStore::change_stamp`](crate::TokenStore::change_stamp)). Listeners hear
+    /// [`SessionEvent::SignedOut`].
+    ///
+    /// The newest refresh token is revoked: the store is read under its lock first, and a set
+    /// another holder stored is adopted. A lock another process holds (its refresh under way)
+    /// is waited for, at most the [`lock_timeout`](TokenManagerBuilder::lock_timeout); past it,
+    /// or if the store cannot give the lock, the sign-out goes on without it: the revocation
+    /// matters more than the mark, and a set that refresh stores afterwards is overwritten by
+    /// the tombstone or refused by Cognito (whether revoking one token of a rotated lineage ends
+    /// the tokens rotated from it is open for the live service: docs/protocol.md §11). If the revocation fails (Cognito unreachable,
+    /// throttled, the app client without token revocation), nothing changes, neither here nor
+    /// in the store, and the error is [`SessionError::SignOutFailed`]: the session goes on, try
+    /// again. If only recording the sign-out in the store fails, the error is
+    /// [`SessionError::SignOutNotStored`]. Signing out a session already signed out does
+    /// nothing.
+    ///
+    /// Like a refresh it runs as a task of its own: dropping the returned future does not cut
+    /// it short between the revocation and the tombstone.
+    pub async fn sign_out(&self) -> Result<(), SessionError> {
+        struct Settle(Arc<async_lock::OnceCell<Result<(), SessionError>>>);
+        impl Drop for Settle {
+            fn drop(&mut self) {
+                // A task dropped unfinished: its caller is told, not left waiting.
+                let _ = self.0.set_blocking(Err(SessionError::Interrupted));
+            }
+        }
+        let outcome = Arc::new(async_lock::OnceCell::new());
+        let settle = Settle(Arc::clone(&outcome));
+        let inner = Arc::clone(&self.inner);
+        let task = async move {
+            let result = inner.sign_out().await;
+            let _ = settle.0.set_blocking(result);
+        };
+        self.inner.engine.client.transport().spawn(Box::pin(task));
+        outcome.wait().await.clone()
+    }
+
     /// The session as it stands (tokens redacted in `Debug`).
     pub fn session(&self) -> Session {
         self.inner.engine.session()
@@ -469,6 +597,17 @@ where
         )
     }
 
+    async fn sign_out(&self) -> Result<(), SessionError> {
+        sign_out_steps!(
+            &self.engine,
+            &self.store,
+            AsyncTokenStore,
+            revoke,
+            |seen| self.wait_for_store(seen),
+            .await
+        )
+    }
+
     /// Waits for the lock holder: on the store's notification if it can give one without
     /// blocking, else a short sleep on the transport's timer.
     async fn wait_for_store(&self, seen: Option<u64>) {
@@ -496,7 +635,8 @@ impl<T, E: Environment, S: TokenStore> BlockingTokenManagerBuilder<T, E, S> {
 
     /// Loads the store (or starts from the template's refresh token) and makes the manager.
     /// Fails if the store cannot be read or holds the session of another app client.
-    pub fn build(self) -> Result<BlockingTokenManager<T, E, S>, SessionError> {
+    pub fn build(mut self) -> Result<BlockingTokenManager<T, E, S>, SessionError> {
+        self.options.stamp = TokenStore::change_stamp(&self.store);
         let loaded = TokenStore::load(&self.store)?;
         Ok(BlockingTokenManager {
             engine: Engine::new(self.client, self.template, loaded, self.options)?,
@@ -531,9 +671,20 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
     /// A valid access token: the cached one, or a new one after one shared refresh.
     pub fn access_token(&self) -> Result<SecretString, SessionError> {
         let mut rechecked = false;
+        let mut looks = 0;
         loop {
-            match self.engine.quick(self.engine.now()) {
+            let stamp = if looks < LOOKS_PER_CALL {
+                TokenStore::change_stamp(&self.store)
+            } else {
+                None
+            };
+            match self.engine.quick(self.engine.now(), stamp) {
                 Quick::Serve(token) => return Ok(token),
+                // Another holder saved (perhaps a sign-out): read the store first.
+                Quick::Look(stamp) => {
+                    looks += 1;
+                    self.engine.looked(TokenStore::load(&self.store), stamp);
+                }
                 Quick::Refresh { usable: true } => {
                     return match self.gate.try_lock() {
                         Ok(gate) => self.refresh_holding(gate, Ask::Token),
@@ -594,6 +745,19 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
                 }
             }
         })
+    }
+
+    /// Signs the session out, blocking the thread; see [`TokenManager::sign_out`]. It waits
+    /// for a refresh of this manager under way to end first.
+    pub fn sign_out(&self) -> Result<(), SessionError> {
+        let _gate = lock(&self.gate);
+        sign_out_steps!(
+            &self.engine,
+            &self.store,
+            TokenStore,
+            revoke_blocking,
+            |seen| self.wait_for_store(seen),
+        )
     }
 
     /// The session as it stands (tokens redacted in `Debug`).

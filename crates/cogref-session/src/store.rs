@@ -6,11 +6,27 @@
 //! meanwhile), refresh only if still needed, and save with a compare-and-set on the version they
 //! loaded, so a holder whose lock ran out can never overwrite a newer set. [`MemoryStore`] serves
 //! one process; [`FileStore`](crate::FileStore) every process on one host; `cogref-redis` a fleet.
+//!
+//! # Sign-out and the change stamp
+//!
+//! A sign-out replaces the stored set with a tombstone ([`TokenSet::signed_out`]): a store
+//! that lost its data (a deleted file, a Redis restarted empty) holds nothing, which never reads
+//! as a sign-out. For every other holder to learn of it on its next call without reading the
+//! store each time (a cached `access_token()` costs about 100 ns), a store can offer a cheap
+//! [`change_stamp`](TokenStore::change_stamp), which the managers compare on every call and
+//! read the store only when it moved:
+//!
+//! | store | stamp | guarantee |
+//! |---|---|---|
+//! | [`MemoryStore`] | a counter its clones share, moved inside the save | exact: a save by any clone is seen by the next call that starts after the save returned |
+//! | [`FileStore`](crate::FileStore) | a `stat` of the token file (device, inode, size, modification and change times), reused for at most [`FileStore::STAMP_MAX_AGE`](crate::FileStore::STAMP_MAX_AGE) (1 ms) because a `stat` costs over ten times a cached call | every save replaces the file (a new inode, new times), so a save by any process on the host is seen by every call that starts more than 1 ms after it; a file system without sub-second times could in theory hide a second save of the same size within one second on a reused inode |
+//! | `cogref-redis` | a counter moved by every message on the lineage's channel (each save announces its version there), read while a subscription is up | a save by any process is seen once its message arrives (well under a millisecond on a LAN); while the subscription is down the stamp is `None` and moves when it is back, so nothing said meanwhile is missed |
+//! | any other | `None` (the default) | changes are seen when the manager next reads the store: at its next refresh |
 
 use std::any::Any;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -163,6 +179,18 @@ pub trait TokenStore: Send + Sync {
         let _ = (seen, timeout);
         Ok(false)
     }
+
+    /// A cheap stamp of what the store holds: if two calls return the same `Some(stamp)`, no
+    /// save happened between them (within the store's guarantee: see the
+    /// [module docs](self#sign-out-and-the-change-stamp)). `None` when the store cannot tell
+    /// cheaply (the default); the managers then learn of another holder's save (a sign-out
+    /// above all) when they next read the store.
+    ///
+    /// The managers call it on every `access_token()`, before the cached token is handed out:
+    /// it must cost no more than an atomic load or a `stat`, and never block on the network.
+    fn change_stamp(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
@@ -184,6 +212,10 @@ impl<S: TokenStore + ?Sized> TokenStore for Arc<S> {
 
     fn wait_for_change(&self, seen: Option<u64>, timeout: Duration) -> Result<bool, StoreError> {
         (**self).wait_for_change(seen, timeout)
+    }
+
+    fn change_stamp(&self) -> Option<u64> {
+        (**self).change_stamp()
     }
 }
 
@@ -224,6 +256,13 @@ pub trait AsyncTokenStore: Send + Sync {
         let _ = (seen, timeout);
         std::future::ready(Ok(false))
     }
+
+    /// See [`TokenStore::change_stamp`]. Not async: it is read on the cached path, and must
+    /// answer at once from what the store already knows (an async store keeps it up to date in
+    /// the background, as `cogref-redis` does from its channel).
+    fn change_stamp(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<S: TokenStore> AsyncTokenStore for S {
@@ -242,6 +281,10 @@ impl<S: TokenStore> AsyncTokenStore for S {
     fn try_lock(&self) -> impl Future<Output = Result<Option<StoreGuard>, StoreError>> + Send {
         std::future::ready(TokenStore::try_lock(self))
     }
+
+    fn change_stamp(&self) -> Option<u64> {
+        TokenStore::change_stamp(self)
+    }
 }
 
 /// A store in memory: shared by the managers of one process that hold clones of it.
@@ -249,6 +292,8 @@ impl<S: TokenStore> AsyncTokenStore for S {
 pub struct MemoryStore {
     tokens: Arc<Mutex<Option<Versioned>>>,
     locked: Arc<AtomicBool>,
+    /// Saves so far, moved under the slot's lock: the change stamp.
+    saves: Arc<AtomicU64>,
 }
 
 impl MemoryStore {
@@ -303,7 +348,14 @@ impl TokenStore for MemoryStore {
             tokens: tokens.clone(),
             version,
         });
+        // Moved while the slot is locked: whoever reads the new stamp then loads the new set.
+        self.saves.fetch_add(1, Ordering::AcqRel);
         Ok(version)
+    }
+
+    /// Exact: moved by every save of any clone.
+    fn change_stamp(&self) -> Option<u64> {
+        Some(self.saves.load(Ordering::Acquire))
     }
 
     fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
@@ -328,6 +380,25 @@ mod tests {
         assert!(store.clone().try_lock().expect("ok").is_none());
         drop(guard);
         assert!(store.try_lock().expect("ok").is_some());
+    }
+
+    #[test]
+    fn the_memory_store_stamp_moves_with_every_save_of_any_clone_and_only_then() {
+        let store = MemoryStore::new();
+        let other = store.clone();
+        let before = store.change_stamp().expect("exact");
+        assert_eq!(store.change_stamp(), Some(before));
+        let _lock = other.try_lock().expect("ok");
+        store.load().expect("ok");
+        assert_eq!(
+            other.change_stamp(),
+            Some(before),
+            "reads and locks are no change"
+        );
+        other
+            .save(&TokenSet::from_refresh_token("r", None), None)
+            .expect("saved");
+        assert_ne!(store.change_stamp(), Some(before));
     }
 
     #[test]

@@ -2,37 +2,15 @@
 //! wrong, each with a clear error that shows no token.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cogref_core::TokenSet;
+mod common;
+
 use cogref_session::secrecy::ExposeSecret;
 use cogref_session::{FORMAT_VERSION, FileStore, StoreError, TokenStore};
-
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "cogref-file-store-{name}-{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use common::TempDir;
 
 const REFRESH: &str = "CANARY-file-refresh.0123456789abcdef.SECRET";
 
@@ -583,4 +561,59 @@ fn a_temporary_file_other_users_could_have_written_is_never_recovered() {
     assert_eq!(kept.version, v1);
     assert_eq!(kept.tokens.refresh_token.expose_secret(), REFRESH);
     assert_eq!(names_in(&dir.0), ["t.json", "t.json.lock"]);
+}
+
+#[test]
+fn the_change_stamp_moves_with_every_save_from_any_handle_and_a_deletion_but_not_with_reads() {
+    let dir = TempDir::new("stamp");
+    let path = dir.file("tokens.json");
+    let mine = FileStore::new(&path);
+    let theirs = FileStore::new(&path);
+    // A `stat` is reused for at most this long; then the file is looked at again.
+    let settle = || std::thread::sleep(FileStore::STAMP_MAX_AGE);
+    let absent = mine.change_stamp().expect("an absent file has a stamp");
+    let v1 = theirs.save(&full_set(), None).expect("first save");
+    settle();
+    let first = mine.change_stamp().expect("stamp");
+    assert_ne!(first, absent);
+    mine.load().expect("read");
+    let _lock = mine.try_lock().expect("ok").expect("free");
+    settle();
+    assert_eq!(
+        mine.change_stamp(),
+        Some(first),
+        "reads and locks change nothing"
+    );
+    // The same bytes again (same size) right away: still a new file.
+    theirs.save(&full_set(), Some(v1)).expect("second save");
+    settle();
+    let second = mine.change_stamp().expect("stamp");
+    assert_ne!(second, first);
+    fs::remove_file(&path).expect("removed");
+    settle();
+    assert_eq!(mine.change_stamp(), Some(absent));
+}
+
+#[test]
+fn a_stat_is_reused_for_at_most_a_millisecond() {
+    let dir = TempDir::new("stamp-age");
+    let path = dir.file("tokens.json");
+    let mine = FileStore::new(&path);
+    let before = mine.change_stamp();
+    FileStore::new(&path)
+        .save(&full_set(), None)
+        .expect("saved");
+    let started = std::time::Instant::now();
+    while mine.change_stamp() == before {
+        assert!(
+            started.elapsed() <= Duration::from_secs(1),
+            "the save was never seen"
+        );
+    }
+    // Seen within the reuse time, plus what one `stat` takes on a loaded machine.
+    assert!(
+        started.elapsed() <= FileStore::STAMP_MAX_AGE + Duration::from_millis(20),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -41,36 +41,6 @@ fn set_at(refresh: &str, access: &str, refreshed_secs: u64, expires_secs: u64) -
     .with_refreshed_at(Some(UNIX_EPOCH + Duration::from_secs(refreshed_secs)))
 }
 
-/// A fresh folder under the system's temporary one, removed at the end of the test.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "cogref-review-{name}-{}-{}",
-            std::process::id(),
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        Self(dir)
-    }
-}
-
-impl std::ops::Deref for TempDir {
-    type Target = std::path::Path;
-    fn deref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 // Promise 2/8: what the session stores must load back. A lifetime Cognito can legally send
 // (ExpiresIn is an i32) is written by `encode` and refused as corrupt by `decode`.
 

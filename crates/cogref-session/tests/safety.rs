@@ -206,7 +206,7 @@ fn a_memory_store_emptied_during_a_refresh_gets_the_new_set_written_afresh() {
 
 #[test]
 fn a_token_file_deleted_during_a_refresh_gets_the_new_set_written_afresh() {
-    let dir = tempdir();
+    let dir = TempDir::new("wipe");
     let path = dir.join("tokens.json");
     let deleted = path.clone();
     survives_a_wipe(FileStore::new(&path), move || {
@@ -678,34 +678,6 @@ fn a_store_holding_another_app_clients_session_is_refused() {
     let saved = store.load().expect("ok").expect("saved").tokens;
     assert_eq!(saved.client_id.as_deref(), Some("client"));
     assert!(saved.endpoint.is_some_and(|e| e.contains("eu-west-1")));
-}
-
-/// A fresh folder under the system's temporary one, removed at the end of the test.
-fn tempdir() -> TempDir {
-    let dir = std::env::temp_dir().join(format!(
-        "cogref-safety-{}-{}",
-        std::process::id(),
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos())
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    TempDir(dir)
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl std::ops::Deref for TempDir {
-    type Target = std::path::Path;
-    fn deref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[test]

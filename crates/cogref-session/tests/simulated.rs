@@ -656,7 +656,9 @@ impl cogref_session::TokenStore for Flaky {
     ) -> Result<u64, cogref_session::StoreError> {
         let saved = self.inner.save(tokens, expected)?;
         if self.fail_next_save.swap(false, Ordering::SeqCst) {
-            return Err(cogref_session::StoreError::Other("the reply was lost".into()));
+            return Err(cogref_session::StoreError::Other(
+                "the reply was lost".into(),
+            ));
         }
         Ok(saved)
     }

@@ -52,6 +52,9 @@ pub enum OpKind {
 }
 
 /// A store call.
+// A save carries a whole token set; the simulator makes a few hundred of these a run, so boxing
+// it would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum StoreCall {
     /// `load`.
     Load,

@@ -8,9 +8,11 @@
 //!
 //! The transport crates (`cogref-reqwest`, `cogref-isahc`, `cogref-blocking`) implement these
 //! traits; to plug in another HTTP client, implement one of them, or pass closures to
-//! [`transport_fn`] / a plain closure for [`BlockingTransport`].
+//! [`transport_fn`] / a plain closure for [`BlockingTransport`]. To choose the transport at run
+//! time, see [`DynAsyncTransport`] and [`Client::into_dyn`].
 //!
-//! Each call runs in a `cogref.refresh` span (client id, invocation id, attempts, outcome) and
+//! Each call runs in a span of its operation (`cogref.refresh`: client id, invocation id,
+//! attempts, outcome) and
 //! each attempt in a `cogref.attempt` span (attempt number, status, request id, duration in
 //! milliseconds). No span or event carries a secret.
 
@@ -21,12 +23,16 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::call::{CallConfig, CallError, RefreshCall, SendOptions, Step};
-use crate::endpoint::Endpoint;
+use crate::call::retry::RetryQuota;
+use crate::call::{Call, CallConfig, CallError, SendOptions, Step};
 use crate::error::Error;
-use crate::input::RefreshInput;
-use crate::response::{RefreshOutput, request_id};
-use crate::retry::RetryQuota;
+use crate::ops::Operation;
+use crate::ops::refresh::{GetTokensFromRefreshToken, RefreshInput, RefreshOutput};
+use crate::ops::revoke::{RevokeInput, RevokeOutput, RevokeToken};
+use crate::protocol::endpoint::Endpoint;
+use crate::protocol::response::request_id;
+
+pub use crate::call::dyn_transport::{DynAsyncTransport, DynBlockingClient, DynClient};
 
 /// A response as a transport returns it: status, headers and the whole body.
 pub type HttpResponse = http::Response<Vec<u8>>;
@@ -334,6 +340,18 @@ impl<T, E: Environment> Client<T, E> {
         &self.env
     }
 
+    /// This client over another transport made from its own, with the same endpoint,
+    /// configuration, clocks and retry quota.
+    pub(crate) fn map_transport<U>(self, f: impl FnOnce(T) -> U) -> Client<U, E> {
+        Client {
+            transport: f(self.transport),
+            env: self.env,
+            endpoint: self.endpoint,
+            config: self.config,
+            quota: self.quota,
+        }
+    }
+
     /// Tokens left in the shared retry quota.
     pub fn retry_quota_available(&self) -> u32 {
         self.lock_quota().available()
@@ -344,28 +362,22 @@ impl<T, E: Environment> Client<T, E> {
         self.quota.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn start<'a>(&'a self, input: &'a RefreshInput) -> (RefreshCall<'a>, tracing::Span) {
-        let call = RefreshCall::new(
+    fn start<'a, O: Operation>(&'a self, input: &'a O::Input) -> (Call<'a, O>, tracing::Span) {
+        let call = Call::<O>::new(
             &self.endpoint,
             input,
             &self.config,
             self.env.now(),
             self.env.random_seed(),
         );
-        let span = tracing::info_span!(
-            "cogref.refresh",
-            client_id = input.client_id(),
-            invocation_id = %call.invocation_id(),
-            attempts = Empty,
-            outcome = Empty,
-        );
+        let span = O::span(input, call.invocation_id());
         (call, span)
     }
 
     /// Feeds an attempt's outcome to the call, with the attempt span's fields.
-    fn settle(
+    fn settle<O: Operation>(
         &self,
-        call: &mut RefreshCall<'_>,
+        call: &mut Call<'_, O>,
         outcome: Result<HttpResponse, Error>,
         attempt_span: &tracing::Span,
         started: Instant,
@@ -409,11 +421,11 @@ fn attempt_span(number: u32) -> tracing::Span {
     )
 }
 
-fn finish(
+fn finish<O: Operation>(
     span: &tracing::Span,
-    result: Result<RefreshOutput, CallError>,
+    result: Result<O::Output, CallError>,
     attempts: u32,
-) -> Result<RefreshOutput, CallError> {
+) -> Result<O::Output, CallError> {
     span.record("attempts", attempts);
     match &result {
         Ok(_) => {
@@ -421,7 +433,7 @@ fn finish(
         }
         Err(e) => {
             span.record("outcome", "error");
-            span.in_scope(|| tracing::warn!(error = %e, "refresh failed"));
+            span.in_scope(|| tracing::warn!(error = %e, "{} failed", O::ACTION));
         }
     }
     result
@@ -441,7 +453,22 @@ impl<T: AsyncTransport, E: Environment> Client<T, E> {
     /// once it has started, or use `cogref-session`'s `TokenManager`, which runs every refresh
     /// as a task of its own and stores its result whoever is still waiting.
     pub async fn refresh(&self, input: &RefreshInput) -> Result<RefreshOutput, CallError> {
-        let (mut call, span) = self.start(input);
+        self.call::<GetTokensFromRefreshToken>(input).await
+    }
+
+    /// Revokes a refresh token (`RevokeToken`): the token, the access tokens issued from it and,
+    /// with rotation, its whole lineage stop working. Retried like a refresh, except that
+    /// [`RetryPolicy::RotationSafe`](crate::RetryPolicy::RotationSafe) does not stop a retry
+    /// after a request that may have arrived: revoking twice is harmless.
+    pub async fn revoke(&self, input: &RevokeInput) -> Result<RevokeOutput, CallError> {
+        self.call::<RevokeToken>(input).await
+    }
+
+    /// Calls operation `O`: builds, sends, parses and retries until its output, a final error,
+    /// or the end of attempts, quota or time. [`refresh`](Self::refresh) is this for
+    /// `GetTokensFromRefreshToken`.
+    pub async fn call<O: Operation>(&self, input: &O::Input) -> Result<O::Output, CallError> {
+        let (mut call, span) = self.start::<O>(input);
         async {
             loop {
                 match call.poll(self.env.now()) {
@@ -456,7 +483,7 @@ impl<T: AsyncTransport, E: Environment> Client<T, E> {
                         self.settle(&mut call, outcome, &span, started);
                     }
                     Step::Wait(duration) => self.transport.sleep(duration).await,
-                    Step::Done(result) => return finish(&span, result, call.attempts()),
+                    Step::Done(result) => return finish::<O>(&span, result, call.attempts()),
                 }
             }
         }
@@ -468,7 +495,17 @@ impl<T: AsyncTransport, E: Environment> Client<T, E> {
 impl<T: BlockingTransport, E: Environment> Client<T, E> {
     /// Refreshes, blocking the thread; see [`Client::refresh`].
     pub fn refresh_blocking(&self, input: &RefreshInput) -> Result<RefreshOutput, CallError> {
-        let (mut call, span) = self.start(input);
+        self.call_blocking::<GetTokensFromRefreshToken>(input)
+    }
+
+    /// Revokes a refresh token, blocking the thread; see [`Client::revoke`].
+    pub fn revoke_blocking(&self, input: &RevokeInput) -> Result<RevokeOutput, CallError> {
+        self.call_blocking::<RevokeToken>(input)
+    }
+
+    /// Calls operation `O`, blocking the thread; see [`Client::call`].
+    pub fn call_blocking<O: Operation>(&self, input: &O::Input) -> Result<O::Output, CallError> {
+        let (mut call, span) = self.start::<O>(input);
         let _entered = span.enter();
         loop {
             match call.poll(self.env.now()) {
@@ -482,7 +519,7 @@ impl<T: BlockingTransport, E: Environment> Client<T, E> {
                     self.settle(&mut call, outcome, &span, started);
                 }
                 Step::Wait(duration) => self.transport.sleep(duration),
-                Step::Done(result) => return finish(&span, result, call.attempts()),
+                Step::Done(result) => return finish::<O>(&span, result, call.attempts()),
             }
         }
     }

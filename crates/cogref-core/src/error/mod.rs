@@ -24,10 +24,12 @@ use std::time::Duration;
 use http::StatusCode;
 use secrecy::SecretString;
 
-use crate::classify::{self, RetryKind};
-use crate::endpoint::EndpointError;
-use crate::input::InvalidInput;
-use crate::not_authorized::NotAuthorizedCause;
+pub mod not_authorized;
+
+use crate::call::classify::{self, RetryKind};
+use crate::ops::shapes::InvalidInput;
+use crate::protocol::endpoint::EndpointError;
+use not_authorized::NotAuthorizedCause;
 
 /// Any failure of a `GetTokensFromRefreshToken` call.
 #[derive(Debug, thiserror::Error)]
@@ -138,9 +140,20 @@ impl Error {
     }
 }
 
-/// The modeled errors of `GetTokensFromRefreshToken` (docs/protocol.md §3), chosen by error code.
+/// The modeled errors of the operations cogref calls, chosen by error code:
+/// `GetTokensFromRefreshToken` (docs/protocol.md §3) and `RevokeToken` (§12.3). Each
+/// operation's own list is its [`Operation::MODELED_ERRORS`](crate::Operation::MODELED_ERRORS).
 ///
 /// The variant is chosen from the code alone, never from the HTTP status, as the AWS SDKs do.
+///
+/// | kind | retry? | configuration? | sign in again? |
+/// |---|---|---|---|
+/// | `TooManyRequests` | yes (throttling) | no | no |
+/// | `InternalError` | yes (its 500) | no | no |
+/// | `Forbidden`, `InvalidParameter`, `OperationNotEnabled`, `ResourceNotFound`, `Unauthorized`, `UnsupportedOperation` | no | yes | no |
+/// | `RefreshTokenReuse`, `UserNotFound` | no | no | yes |
+/// | `NotAuthorized` | no | by its message ([`crate::not_authorized`]) | by its message |
+/// | `UnsupportedTokenType`, the Lambda errors, `Unknown` | no | no | no |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ServiceErrorKind {
@@ -163,8 +176,19 @@ pub enum ServiceErrorKind {
     ResourceNotFound,
     /// `TooManyRequestsException`: throttled.
     TooManyRequests,
+    /// `UnauthorizedException` (`RevokeToken`): the request is not authorized: a wrong, missing
+    /// or unexpected client secret, or a token that was not issued to this app client.
+    /// Configuration: the refresh token itself is not known to be dead.
+    Unauthorized,
     /// `UnexpectedLambdaException`: a Lambda trigger failed unexpectedly.
     UnexpectedLambda,
+    /// `UnsupportedOperationException` (`RevokeToken`): the app client does not allow the
+    /// operation (token revocation is off: `EnableTokenRevocation`). Configuration.
+    UnsupportedOperation,
+    /// `UnsupportedTokenTypeException` (`RevokeToken`): the token given is not one the
+    /// operation takes (an access or ID token where a refresh token belongs). The input is at
+    /// fault; nothing was revoked.
+    UnsupportedTokenType,
     /// `UserLambdaValidationException`: a Lambda trigger rejected the user.
     UserLambdaValidation,
     /// `UserNotFoundException`: the user no longer exists.
@@ -174,8 +198,9 @@ pub enum ServiceErrorKind {
 }
 
 impl ServiceErrorKind {
-    /// Every modeled kind with its wire code, in model order.
-    pub const MODELED: [(ServiceErrorKind, &'static str); 12] = [
+    /// Every modeled kind with its wire code, in model (alphabetical) order, for every
+    /// operation cogref calls.
+    pub const MODELED: [(ServiceErrorKind, &'static str); 15] = [
         (ServiceErrorKind::Forbidden, "ForbiddenException"),
         (ServiceErrorKind::InternalError, "InternalErrorException"),
         (
@@ -203,9 +228,18 @@ impl ServiceErrorKind {
             ServiceErrorKind::TooManyRequests,
             "TooManyRequestsException",
         ),
+        (ServiceErrorKind::Unauthorized, "UnauthorizedException"),
         (
             ServiceErrorKind::UnexpectedLambda,
             "UnexpectedLambdaException",
+        ),
+        (
+            ServiceErrorKind::UnsupportedOperation,
+            "UnsupportedOperationException",
+        ),
+        (
+            ServiceErrorKind::UnsupportedTokenType,
+            "UnsupportedTokenTypeException",
         ),
         (
             ServiceErrorKind::UserLambdaValidation,
@@ -232,8 +266,8 @@ impl ServiceErrorKind {
         )
     }
 
-    /// Whether this error points at the client's configuration (pool, app client, WAF, region)
-    /// rather than at the user's session.
+    /// Whether this error points at the client's configuration (pool, app client and its
+    /// secret, WAF, region) rather than at the user's session.
     pub fn is_configuration(self) -> bool {
         matches!(
             self,
@@ -241,6 +275,8 @@ impl ServiceErrorKind {
                 | ServiceErrorKind::InvalidParameter
                 | ServiceErrorKind::OperationNotEnabled
                 | ServiceErrorKind::ResourceNotFound
+                | ServiceErrorKind::Unauthorized
+                | ServiceErrorKind::UnsupportedOperation
         )
     }
 }
@@ -321,6 +357,15 @@ impl fmt::Display for ServiceError {
             Some(NotAuthorizedCause::ClientSecret) => f.write_str(
                 "; check the app client's secret (the refresh token itself may be fine)",
             ),
+            _ if self.kind == ServiceErrorKind::UnsupportedOperation => f.write_str(
+                "; the app client does not allow this operation (to revoke tokens, turn on its token revocation)",
+            ),
+            _ if self.kind == ServiceErrorKind::Unauthorized => f.write_str(
+                "; check the app client id and secret (the token may belong to another app client)",
+            ),
+            _ if self.kind == ServiceErrorKind::UnsupportedTokenType => {
+                f.write_str("; only a refresh token can be revoked")
+            }
             _ if self.is_configuration() => {
                 f.write_str("; check the user pool and app client configuration")
             }
@@ -428,7 +473,7 @@ impl ResponseError {
         Self {
             kind: ResponseErrorKind::BodyTooLarge { limit },
             status: Some(status),
-            request_id: crate::response::request_id(headers),
+            request_id: crate::protocol::response::request_id(headers),
             retry_after: None,
             detail: None,
             rotated_refresh_token: None,

@@ -1,6 +1,16 @@
-//! The attempt loop of one call, as a sans-IO state machine (docs/protocol.md §6).
+//! The attempt loop of one call, as a sans-IO state machine generic over the operation
+//! (docs/protocol.md §6), and what drives it.
 //!
-//! In the spirit of quinn-proto and str0m, [`RefreshCall`] owns no clock, no randomness and no
+//! | module | what |
+//! |---|---|
+//! | this one | [`Call`] (the attempt state machine; [`RefreshCall`] for `GetTokensFromRefreshToken`), timeouts, [`CallError`] |
+//! | [`retry`] | retry settings and policy, backoff, the retry quota |
+//! | [`classify`] | which failures may be retried, and as what |
+//! | [`driver`] | the transport traits, the [`Client`](driver::Client) and its async and blocking drivers, tracing spans |
+//! | [`dyn_transport`] | transports chosen at run time: the object-safe [`DynAsyncTransport`](dyn_transport::DynAsyncTransport), `Box`/`Arc<dyn …>` as transports |
+//! | [`quiet`] | keeps an HTTP library's wire log away from the application's subscriber |
+//!
+//! In the spirit of quinn-proto and str0m, a [`Call`] owns no clock, no randomness and no
 //! socket: the driver passes "now" into every method and a random seed at the start, and the
 //! call answers with the next [`Step`]: send this request, wait this long, or done.
 //!
@@ -24,18 +34,25 @@
 //! the wait ends before the call's deadline; otherwise the call ends with the last error and the
 //! number of attempts made.
 
+pub mod classify;
+pub mod driver;
+pub mod dyn_transport;
+pub mod quiet;
+pub mod retry;
+
 use std::fmt;
 use std::ops::Deref;
 use std::time::{Duration, Instant, SystemTime};
 
 use http::{HeaderMap, StatusCode};
 
-use crate::endpoint::Endpoint;
+use crate::call::retry::{RetryConfig, RetryQuota};
 use crate::error::{Error, TransportError, TransportErrorKind};
-use crate::input::RefreshInput;
-use crate::request::{AttemptInfo, InvocationId, OutgoingRequest, build_request};
-use crate::response::{RefreshOutput, ResponseLimits, parse_response};
-use crate::retry::{RetryConfig, RetryQuota};
+use crate::ops::Operation;
+use crate::ops::refresh::{GetTokensFromRefreshToken, RefreshOutput};
+use crate::protocol::endpoint::Endpoint;
+use crate::protocol::request::{AttemptInfo, InvocationId, OutgoingRequest};
+use crate::protocol::response::{ResponseLimits, dispatch};
 
 /// Time limits of a call. Defaults: connect 3.1 s (the SDK's), attempt 10 s, whole call 30 s.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,15 +124,19 @@ pub struct Attempt {
     pub options: SendOptions,
 }
 
-/// What the driver does next.
+/// What the driver does next; `T` is the operation's output.
 #[derive(Debug)]
-pub enum Step {
+#[allow(
+    clippy::large_enum_variant,
+    reason = "as large as it was before it was generic: `Done` carries a RefreshOutput of the same size, and a step lives only on the stack"
+)]
+pub enum Step<T = RefreshOutput> {
     /// Send this request and report the outcome.
     Send(Attempt),
     /// Sleep this long, then poll again.
     Wait(Duration),
     /// The call is over.
-    Done(Result<RefreshOutput, CallError>),
+    Done(Result<T, CallError>),
 }
 
 /// Why a call ended without tokens: the last attempt's error and how many attempts were made.
@@ -184,13 +205,13 @@ impl From<Error> for CallError {
 }
 
 #[derive(Debug)]
-enum State {
+enum State<T> {
     /// Ready to send the next attempt at or after this instant.
     ReadyAt(Instant),
     /// An attempt is in flight.
     InFlight,
     /// Finished; the result has been handed out or is waiting to be.
-    Finished(Option<Result<RefreshOutput, CallError>>),
+    Finished(Option<Result<T, CallError>>),
 }
 
 /// A small deterministic generator (SplitMix64) seeded by the caller: the invocation id and the
@@ -213,26 +234,49 @@ impl SplitMix64 {
     }
 }
 
-/// The state machine of one `GetTokensFromRefreshToken` call with retries.
-#[derive(Debug)]
-pub struct RefreshCall<'a> {
+/// The state machine of one call of operation `O` with retries.
+pub struct Call<'a, O: Operation> {
     endpoint: &'a Endpoint,
-    input: &'a RefreshInput,
+    input: &'a O::Input,
     config: &'a CallConfig,
     invocation_id: InvocationId,
     deadline: Instant,
     attempts: u32,
     held_permit: Option<u32>,
     rng: SplitMix64,
-    state: State,
+    state: State<O::Output>,
 }
 
-impl<'a> RefreshCall<'a> {
+/// The state machine of one `GetTokensFromRefreshToken` call with retries.
+pub type RefreshCall<'a> = Call<'a, GetTokensFromRefreshToken>;
+
+impl<O: Operation> fmt::Debug for Call<'_, O>
+where
+    O::Input: fmt::Debug,
+    O::Output: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("operation", &O::NAME)
+            .field("endpoint", self.endpoint)
+            .field("input", self.input)
+            .field("config", self.config)
+            .field("invocation_id", &self.invocation_id)
+            .field("deadline", &self.deadline)
+            .field("attempts", &self.attempts)
+            .field("held_permit", &self.held_permit)
+            .field("rng", &self.rng)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+impl<'a, O: Operation> Call<'a, O> {
     /// Starts a call at `now`; `seed` is the caller's randomness for the invocation id and the
     /// backoff jitter.
     pub fn new(
         endpoint: &'a Endpoint,
-        input: &'a RefreshInput,
+        input: &'a O::Input,
         config: &'a CallConfig,
         now: Instant,
         seed: u64,
@@ -268,7 +312,7 @@ impl<'a> RefreshCall<'a> {
     ///
     /// After [`Step::Done`] has been returned once, further polls return
     /// `Done(Err(..))` with a [`TransportErrorKind::Other`] error saying the call is over.
-    pub fn poll(&mut self, now: Instant) -> Step {
+    pub fn poll(&mut self, now: Instant) -> Step<O::Output> {
         match &mut self.state {
             State::Finished(result) => Step::Done(result.take().unwrap_or_else(|| {
                 Err(CallError::new(
@@ -305,7 +349,12 @@ impl<'a> RefreshCall<'a> {
                     max_attempts: self.config.retry.attempts(),
                 };
                 Step::Send(Attempt {
-                    request: build_request(self.endpoint, self.input, &info),
+                    request: crate::protocol::request::build(
+                        self.endpoint,
+                        O::TARGET,
+                        O::body(self.input),
+                        &info,
+                    ),
                     number: self.attempts,
                     options: SendOptions {
                         timeout: self.config.timeouts.attempt.min(remaining),
@@ -328,7 +377,7 @@ impl<'a> RefreshCall<'a> {
         wall_clock: SystemTime,
         quota: &mut RetryQuota,
     ) {
-        let parsed = parse_response(status, headers, body, wall_clock, &self.config.limits);
+        let parsed = dispatch::<O>(status, headers, body, wall_clock, &self.config.limits);
         self.settle(parsed, now, quota);
     }
 
@@ -346,7 +395,7 @@ impl<'a> RefreshCall<'a> {
     /// or an error a transport met while reading (a body over the limit).
     pub fn settle(
         &mut self,
-        outcome: Result<RefreshOutput, Error>,
+        outcome: Result<O::Output, Error>,
         now: Instant,
         quota: &mut RetryQuota,
     ) {
@@ -373,7 +422,11 @@ impl<'a> RefreshCall<'a> {
     /// When to send again after `error`, or `None` to stop.
     fn retry_at(&mut self, error: &Error, now: Instant, quota: &mut RetryQuota) -> Option<Instant> {
         let retry = &self.config.retry;
-        let kind = retry.verdict(error)?;
+        let kind = if O::RESEND_IS_HARMLESS {
+            error.retry_kind()?
+        } else {
+            retry.verdict(error)?
+        };
         if self.attempts >= retry.attempts() {
             return None;
         }
@@ -392,8 +445,9 @@ impl<'a> RefreshCall<'a> {
 mod tests {
     use super::*;
     use crate::EndpointConfig;
-    use crate::classify::RetryKind;
-    use crate::retry::RetryPolicy;
+    use crate::call::classify::RetryKind;
+    use crate::call::retry::RetryPolicy;
+    use crate::ops::refresh::RefreshInput;
     use http::HeaderValue;
 
     const OK_BODY: &[u8] = br#"{"AuthenticationResult":{"AccessToken":"a.b.c","ExpiresIn":3600}}"#;

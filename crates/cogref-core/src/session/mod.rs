@@ -55,10 +55,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use secrecy::{ExposeSecret, SecretString};
 
+pub mod jwt;
+
 use crate::call::CallError;
-use crate::input::{InvalidInput, RefreshInput};
-use crate::jwt::decode_claims;
-use crate::response::RefreshOutput;
+use crate::ops::refresh::{RefreshInput, RefreshOutput};
+use crate::ops::shapes::InvalidInput;
+use jwt::decode_claims;
 
 /// The longest lifetime a session believes: ten years. Cognito's tokens live a day at most;
 /// the bound keeps every time a session computes (and every store's copy of it) in range.
@@ -209,6 +211,16 @@ pub struct TokenSet {
     /// When the user signed in and this lineage began, by the server's clock (the application
     /// says so, or the access token's `auth_time` claim). Rotation does not move it.
     pub signed_in_at: Option<SystemTime>,
+    /// The app client's refresh-token validity, as the application stated it
+    /// ([`SessionConfig::refresh_token_validity`]): with `signed_in_at`, the lineage's deadline.
+    pub refresh_token_validity: Option<Duration>,
+    /// Cognito's clock minus the local one, in seconds, when these tokens were obtained
+    /// ([`Session::clock_skew_secs`]).
+    pub clock_skew_secs: Option<i64>,
+    /// The lineage was ended by a sign-out at this time (the local wall clock of the process
+    /// that signed out): this set is a tombstone and holds no token (see
+    /// [`TokenSet::signed_out`]).
+    pub signed_out_at: Option<SystemTime>,
     /// The expiry on this process's monotonic clock, for a set that never left the process
     /// (another manager sharing a memory store): a wall clock stepped back meanwhile must not
     /// lengthen it. Not stored.
@@ -244,8 +256,25 @@ impl TokenSet {
             client_id: None,
             endpoint: None,
             signed_in_at: None,
+            refresh_token_validity: None,
+            clock_skew_secs: None,
+            signed_out_at: None,
             expires_mono: None,
         }
+    }
+
+    /// A tombstone: what a store keeps of a lineage after a sign-out at `at`, so that every
+    /// holder of the store learns the session is over (an empty store would only mean the
+    /// data was lost). It holds no token: its refresh token is empty.
+    pub fn signed_out(at: SystemTime) -> Self {
+        let mut set = Self::from_refresh_token(String::new(), None);
+        set.signed_out_at = Some(at);
+        set
+    }
+
+    /// Whether this set is a tombstone left by a sign-out ([`TokenSet::signed_out`]).
+    pub fn is_signed_out(&self) -> bool {
+        self.signed_out_at.is_some()
     }
 
     /// This set, recorded as obtained by a refresh that started at `at`.
@@ -383,13 +412,16 @@ impl Session {
     }
 
     /// When the lineage ends by the local wall clock: sign-in plus
-    /// [`SessionConfig::refresh_token_validity`], moved onto this machine's clock by the skew
-    /// (at its most pessimistic). `None` unless both are known. Rotation does not move it.
+    /// [`SessionConfig::refresh_token_validity`] (or, when this session was not told it, the
+    /// validity recorded with the tokens by the process that obtained them), moved onto this
+    /// machine's clock by the skew (at its most pessimistic). `None` unless both are known.
+    /// Rotation does not move it.
     pub fn deadline(&self) -> Option<SystemTime> {
-        let end = self
-            .tokens
-            .signed_in_at?
-            .checked_add(self.config.refresh_token_validity?)?;
+        let validity = self
+            .config
+            .refresh_token_validity
+            .or(self.tokens.refresh_token_validity)?;
+        let end = self.tokens.signed_in_at?.checked_add(validity)?;
         Some(self.to_local(end))
     }
 
@@ -639,6 +671,12 @@ impl Session {
             client_id: previous.client_id,
             endpoint: previous.endpoint,
             signed_in_at,
+            refresh_token_validity: self
+                .config
+                .refresh_token_validity
+                .or(previous.refresh_token_validity),
+            clock_skew_secs: self.clock_skew_secs.or(previous.clock_skew_secs),
+            signed_out_at: None,
             expires_mono: Some(expires.mono),
         };
         self.expires = Some(expires);
@@ -761,8 +799,8 @@ impl Session {
 mod tests {
     use super::*;
     use crate::error::{Error, TransportError, TransportErrorKind};
-    use crate::response::ResponseLimits;
-    use crate::response::parse_response;
+    use crate::ops::refresh::parse_response;
+    use crate::protocol::response::ResponseLimits;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use http::{HeaderMap, StatusCode};
@@ -1220,7 +1258,7 @@ mod tests {
     fn success_dated(access: &str, date: Option<u64>, now: Now) -> RefreshOutput {
         let mut headers = HeaderMap::new();
         if let Some(secs) = date {
-            let shown = crate::response::tests_support::imf_fixdate(wall(secs));
+            let shown = crate::protocol::response::tests_support::imf_fixdate(wall(secs));
             headers.insert(http::header::DATE, shown.parse().expect("header"));
         }
         parse_response(

@@ -1,26 +1,24 @@
-//! Request bytes: an unsigned AWS JSON 1.1 `POST /` (docs/protocol.md §1.1, §1.3, §5).
+//! Request bytes: an unsigned AWS JSON 1.1 `POST /` (docs/protocol.md §1.1, §5), the same for
+//! every operation.
 //!
-//! [`build_request`] turns a validated [`RefreshInput`], a resolved [`Endpoint`] and the
+//! [`build`] turns a resolved [`Endpoint`], an operation's `X-Amz-Target` and JSON body, and the
 //! caller's [`AttemptInfo`] into an [`OutgoingRequest`], a wrapper of
-//! `http::Request<Vec<u8>>` whose `Debug` does not print the body (which holds the refresh
-//! token). A transport takes the `http::Request` out with [`OutgoingRequest::into_http`].
+//! `http::Request<Vec<u8>>` whose `Debug` does not print the body (which holds a token). A
+//! transport takes the `http::Request` out with [`OutgoingRequest::into_http`]. Each operation
+//! writes its own body (`crate::ops`); `GetTokensFromRefreshToken`'s is
+//! [`body_bytes`](crate::ops::refresh::body::body_bytes).
 //!
-//! The body is compact JSON with the fields in model order and unset fields omitted; see
-//! [`body_bytes`]. No `Authorization`, `X-Amz-Date` or `X-Amz-Security-Token` is sent: the
-//! operation is unauthenticated, and the refresh token authorizes it.
+//! No `Authorization`, `X-Amz-Date` or `X-Amz-Security-Token` is sent: the operations cogref
+//! calls are unauthenticated, and the token in the body authorizes them.
 
 use std::fmt;
 
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderName, HeaderValue, USER_AGENT};
-use secrecy::ExposeSecret;
 
-use crate::endpoint::Endpoint;
-use crate::input::RefreshInput;
+use crate::protocol::endpoint::Endpoint;
 
 /// `Content-Type` of AWS JSON 1.1.
 pub const CONTENT_TYPE_JSON_1_1: &str = "application/x-amz-json-1.1";
-/// `X-Amz-Target` of the operation.
-pub const TARGET: &str = "AWSCognitoIdentityProviderService.GetTokensFromRefreshToken";
 /// The `user-agent` sent: cogref and its version.
 pub const USER_AGENT_VALUE: &str = concat!("cogref/", env!("CARGO_PKG_VERSION"), " lang/rust");
 
@@ -133,53 +131,6 @@ impl fmt::Debug for OutgoingRequest {
     }
 }
 
-/// The JSON body of `input`, exactly as sent: compact, fields in model order, unset fields
-/// omitted (never `null`), an empty metadata map written as `{}`.
-///
-/// The token, client id, client secret and device key are written without an escaping pass:
-/// validation guarantees they hold only characters that JSON never escapes (their patterns
-/// exclude `"`, `\` and control characters). `ClientMetadata` holds arbitrary text and goes
-/// through `serde_json`, whose escaping is byte-for-byte the SDK's (`aws-smithy-json` tests
-/// itself against it).
-pub fn body_bytes(input: &RefreshInput) -> Vec<u8> {
-    let token = input.refresh_token().expose_secret();
-    let secret = input.client_secret().map(|s| s.expose_secret());
-    let device = input.device_key().map(|s| s.expose_secret());
-    let capacity = 64
-        + token.len()
-        + input.client_id().len()
-        + secret.map_or(0, |s| s.len() + 16)
-        + device.map_or(0, |d| d.len() + 16);
-    let mut body = Vec::with_capacity(capacity);
-    let field = |body: &mut Vec<u8>, name: &str, value: &str| {
-        body.extend_from_slice(b"\"");
-        body.extend_from_slice(name.as_bytes());
-        body.extend_from_slice(b"\":\"");
-        body.extend_from_slice(value.as_bytes());
-        body.extend_from_slice(b"\"");
-    };
-    body.push(b'{');
-    field(&mut body, "RefreshToken", token);
-    body.push(b',');
-    field(&mut body, "ClientId", input.client_id());
-    if let Some(secret) = secret {
-        body.push(b',');
-        field(&mut body, "ClientSecret", secret);
-    }
-    if let Some(device) = device {
-        body.push(b',');
-        field(&mut body, "DeviceKey", device);
-    }
-    if let Some(metadata) = input.client_metadata() {
-        body.extend_from_slice(b",\"ClientMetadata\":");
-        // Writing a string map into a Vec cannot fail.
-        serde_json::to_writer(&mut body, metadata)
-            .unwrap_or_else(|_| unreachable!("a string map serializes"));
-    }
-    body.push(b'}');
-    body
-}
-
 const X_AMZ_TARGET: HeaderName = HeaderName::from_static("x-amz-target");
 const AMZ_SDK_INVOCATION_ID: HeaderName = HeaderName::from_static("amz-sdk-invocation-id");
 const AMZ_SDK_REQUEST: HeaderName = HeaderName::from_static("amz-sdk-request");
@@ -194,31 +145,15 @@ fn attempt_header(attempt: &AttemptInfo) -> HeaderValue {
     HeaderValue::from_bytes(&value).unwrap_or_else(|_| unreachable!("ASCII digits are valid"))
 }
 
-/// Builds the request for one attempt.
-///
-/// ```
-/// use cogref_core::{build_request, AttemptInfo, EndpointConfig, InvocationId, RefreshInput};
-/// let input = RefreshInput::builder()
-///     .refresh_token("canary.refresh.token")
-///     .client_id("1example23456789")
-///     .build()?;
-/// let endpoint = EndpointConfig::new().region("eu-west-1").resolve()?;
-/// let attempt = AttemptInfo::first(InvocationId::from_random_bytes([7; 16]), 3);
-/// let request = build_request(&endpoint, &input, &attempt).into_http();
-/// assert_eq!(request.uri(), "https://cognito-idp.eu-west-1.amazonaws.com/");
-/// assert_eq!(request.headers()["amz-sdk-request"], "attempt=1; max=3");
-/// assert_eq!(
-///     request.body().as_slice(),
-///     br#"{"RefreshToken":"canary.refresh.token","ClientId":"1example23456789"}"#
-/// );
-/// # Ok::<(), cogref_core::Error>(())
-/// ```
-pub fn build_request(
+/// Builds the request for one attempt of the operation whose `X-Amz-Target` is `target`, with
+/// `body` (the operation's input as JSON, already serialized by the operation): an unsigned
+/// AWS JSON 1.1 `POST /` with the headers of §1.1.
+pub fn build(
     endpoint: &Endpoint,
-    input: &RefreshInput,
+    target: &'static str,
+    body: Vec<u8>,
     attempt: &AttemptInfo,
 ) -> OutgoingRequest {
-    let body = body_bytes(input);
     let len = body.len();
     let mut request = http::Request::new(body);
     *request.method_mut() = http::Method::POST;
@@ -229,7 +164,7 @@ pub fn build_request(
         CONTENT_TYPE,
         HeaderValue::from_static(CONTENT_TYPE_JSON_1_1),
     );
-    headers.insert(X_AMZ_TARGET, HeaderValue::from_static(TARGET));
+    headers.insert(X_AMZ_TARGET, HeaderValue::from_static(target));
     headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     headers.insert(HOST, endpoint.host_header().clone());
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
@@ -245,7 +180,6 @@ pub fn build_request(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     #[test]
     fn invocation_id_is_a_version_4_uuid() {
@@ -253,33 +187,5 @@ mod tests {
         assert_eq!(id, "ffffffff-ffff-4fff-bfff-ffffffffffff");
         let id = InvocationId::from_random_bytes([0; 16]).to_string();
         assert_eq!(id, "00000000-0000-4000-8000-000000000000");
-    }
-
-    #[test]
-    fn control_characters_in_metadata_are_escaped_as_the_sdk_does() {
-        let input = RefreshInput::builder()
-            .refresh_token("t")
-            .client_id("c")
-            .client_metadata_entry("k", "\u{8}\u{c}\n\r\t\u{1}\u{1f}\"\\é/")
-            .build()
-            .expect("valid");
-        assert_eq!(
-            String::from_utf8(body_bytes(&input)).expect("utf-8"),
-            r#"{"RefreshToken":"t","ClientId":"c","ClientMetadata":{"k":"\b\f\n\r\t\u0001\u001f\"\\é/"}}"#
-        );
-    }
-
-    #[test]
-    fn empty_metadata_is_sent_as_an_empty_object() {
-        let input = RefreshInput::builder()
-            .refresh_token("t")
-            .client_id("c")
-            .set_client_metadata(Some(BTreeMap::new()))
-            .build()
-            .expect("valid");
-        assert_eq!(
-            body_bytes(&input),
-            br#"{"RefreshToken":"t","ClientId":"c","ClientMetadata":{}}"#
-        );
     }
 }

@@ -1,46 +1,19 @@
-//! Response bytes to output or typed error (docs/protocol.md §2, §3, §4).
+//! The output of `GetTokensFromRefreshToken` (docs/protocol.md §2.2): a 2xx body read as the
+//! official SDK reads it (unknown keys skipped, `null` as absent, the last of a repeated key
+//! winning), and the rotated refresh token salvaged from a body that is otherwise unusable.
 //!
-//! [`parse_response`] takes the status, headers and body of a response and the caller's "now",
-//! and returns either a [`RefreshOutput`] or an [`Error`]:
-//!
-//! - any 2xx is a success: the body must be a JSON object (empty counts as `{}`) with an
-//!   `AuthenticationResult` that has an `AccessToken`; the content type, when present, must be
-//!   JSON (`application/x-amz-json-1.1`, `application/x-amz-json-1.0` or `application/json`);
-//! - anything else is an error: the code is found by the rules of [`crate::error_code`] and
-//!   mapped to a [`ServiceError`]; an error response with no code at all is a
-//!   [`ResponseError`] of kind [`ResponseErrorKind::NoErrorCode`], or [`ResponseErrorKind::NotJson`]
-//!   when the body is, for example, a proxy's HTML page.
-//!
-//! Unlike the official SDK, an error response whose body is not JSON but whose
-//! `x-amzn-errortype` header names a code is still a typed service error: the header suffices.
+//! A 2xx body is a success when it is a JSON object (empty counts as `{}`) with an
+//! `AuthenticationResult` that has an `AccessToken`. The content type is not looked at.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use http::{HeaderMap, HeaderName, StatusCode};
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use crate::error::{Error, ResponseError, ResponseErrorKind, ServiceError, ServiceErrorKind};
-use crate::error_code::{self, ERROR_TYPE_HEADER, ErrorBodyFault};
-use crate::redact::{REDACTED, excerpt, redact};
-
-/// Default limit of a response body: 1 MiB. A success body is about 4 KiB.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
-
-/// Limits applied to responses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResponseLimits {
-    /// Largest body accepted, in bytes. Transports enforce it while reading.
-    pub max_body_bytes: usize,
-}
-
-impl Default for ResponseLimits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-        }
-    }
-}
+use crate::error::{Error, ResponseError, ResponseErrorKind};
+use crate::protocol::error_code;
+use crate::protocol::redact::excerpt;
+use crate::protocol::response::{ResponseLimits, Success};
 
 /// The tokens and metadata of a successful refresh.
 ///
@@ -59,7 +32,7 @@ pub struct RefreshOutput {
     pub token_type: Option<String>,
     /// Lifetime of the access and ID tokens, from `ExpiresIn` (zero when absent, as in the SDK).
     pub expires_in: Duration,
-    /// `now + expires_in`, with `now` as passed to [`parse_response`].
+    /// `now + expires_in`, with `now` as passed to [`parse_response`](crate::parse_response).
     pub expires_at: SystemTime,
     /// A device Cognito registered because the request carried no (known) device key.
     pub new_device: Option<NewDeviceMetadata>,
@@ -68,7 +41,7 @@ pub struct RefreshOutput {
     /// The response's `Date` header: the server's clock when it answered (whole seconds).
     pub server_date: Option<SystemTime>,
     /// The local wall clock when the response was parsed (`now` as passed to
-    /// [`parse_response`]).
+    /// [`parse_response`](crate::parse_response)).
     pub received_at: SystemTime,
 }
 
@@ -248,125 +221,15 @@ fn looks_like_token(value: &str) -> bool {
         })
 }
 
-const X_AMZN_REQUESTID: HeaderName = HeaderName::from_static("x-amzn-requestid");
-const X_AMZ_REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-request-id");
-const X_AMZ_RETRY_AFTER: HeaderName = HeaderName::from_static("x-amz-retry-after");
-const X_AMZN_ERRORTYPE: HeaderName = HeaderName::from_static(ERROR_TYPE_HEADER);
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Longest request id shown; real ones are UUIDs (36 characters) or, from mocks, up to 52.
-pub const MAX_REQUEST_ID_CHARS: usize = 64;
-
-/// The request id: `x-amzn-requestid`, else `x-amz-request-id`.
+/// A 2xx response to `GetTokensFromRefreshToken` to output or error.
 ///
-/// Shown only in the shape request ids have: 1 to [`MAX_REQUEST_ID_CHARS`] characters of
-/// `[A-Za-z0-9-]`. Anything else, from a hostile or broken server, is `[redacted]`: the value
-/// reaches `Display`, `Debug` and the attempt span, and must not carry an echoed token or
-/// terminal escape sequences there.
-pub fn request_id(headers: &HeaderMap) -> Option<String> {
-    let value = headers
-        .get(&X_AMZN_REQUESTID)
-        .or_else(|| headers.get(&X_AMZ_REQUEST_ID))?;
-    let shaped = value.to_str().ok().filter(|id| {
-        (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-    });
-    Some(shaped.map_or_else(|| REDACTED.to_owned(), str::to_owned))
-}
-
-/// A redirect's target host, for the error: shown only if it is a DNS name (labels of 1 to 63
-/// letters, digits and `-`, 253 characters at most) or an IP address; otherwise `[redacted]`.
-fn shown_host(host: &str) -> &str {
-    let dns_name = host.len() <= 253
-        && host.trim_end_matches('.').split('.').all(|label| {
-            (1..=63).contains(&label.len())
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        });
-    let ip = host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-        .is_ok();
-    if dns_name || ip { host } else { REDACTED }
-}
-
-/// The `x-amz-retry-after` header: a whole number of milliseconds.
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    header_str(headers, &X_AMZ_RETRY_AFTER)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_millis)
-}
-
-/// Parses a complete response.
-///
-/// `now` is the caller's clock at receipt; it only serves to compute
-/// [`RefreshOutput::expires_at`].
-///
-/// ```
-/// use std::time::{Duration, SystemTime};
-/// use cogref_core::{parse_response, ResponseLimits};
-/// use http::{HeaderMap, HeaderName, StatusCode};
-///
-/// let body = br#"{"AuthenticationResult":{"AccessToken":"a.b.c","ExpiresIn":3600,"TokenType":"Bearer"}}"#;
-/// let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-/// let out = parse_response(StatusCode::OK, &HeaderMap::new(), body, now, &ResponseLimits::default())?;
-/// assert_eq!(out.expires_in, Duration::from_secs(3600));
-/// assert_eq!(out.expires_at, now + Duration::from_secs(3600));
-/// assert!(out.refresh_token.is_none()); // no rotation: keep the old refresh token
-///
-/// let err = parse_response(
-///     StatusCode::BAD_REQUEST,
-///     &HeaderMap::new(),
-///     br#"{"__type":"NotAuthorizedException","message":"Refresh Token has been revoked"}"#,
-///     now,
-///     &ResponseLimits::default(),
-/// ).unwrap_err();
-/// assert!(err.requires_sign_in());
-/// assert!(!err.is_retryable());
-/// # Ok::<(), cogref_core::Error>(())
-/// ```
-pub fn parse_response(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-    now: SystemTime,
-    limits: &ResponseLimits,
-) -> Result<RefreshOutput, Error> {
-    let request_id = request_id(headers);
-    let response_error = |kind, detail: Option<String>| ResponseError {
-        kind,
-        status: Some(status),
-        request_id: request_id.clone(),
-        retry_after: retry_after(headers),
-        detail,
-        rotated_refresh_token: None,
-    };
-    if status.is_redirection() {
-        // Only the host: a Location's path or query could carry anything.
-        let location = headers
-            .get(http::header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .and_then(|l| l.parse::<http::Uri>().ok())
-            .and_then(|uri| uri.host().map(|h| format!("to host {}", shown_host(h))));
-        return Err(response_error(ResponseErrorKind::Redirect, location).into());
-    }
-    if !status.is_success() {
-        if body.len() > limits.max_body_bytes {
-            let limit = limits.max_body_bytes;
-            return Err(response_error(ResponseErrorKind::BodyTooLarge { limit }, None).into());
-        }
-        return Err(parse_error(status, headers, body, request_id.clone()));
-    }
-    // Cognito has acted on the token by now: whatever is wrong with the body, a rotated
-    // refresh token in it must reach the caller.
-    parse_success(body, now, limits, request_id.clone())
+/// Cognito has acted on the token by now: whatever is wrong with the body, a rotated refresh
+/// token in it reaches the caller ([`ResponseError::rotated_refresh_token`]).
+pub(crate) fn from_success(success: &Success<'_>) -> Result<RefreshOutput, Error> {
+    let body = success.body;
+    parse_success(body, success.now, success.limits, success.request_id())
         .map(|output| RefreshOutput {
-            server_date: header_str(headers, &http::header::DATE).and_then(http_date),
+            server_date: success.server_date(),
             ..output
         })
         .map_err(|(kind, detail)| {
@@ -380,7 +243,7 @@ pub fn parse_response(
             };
             ResponseError {
                 rotated_refresh_token: rotated,
-                ..response_error(kind, detail)
+                ..success.error(kind, detail)
             }
             .into()
         })
@@ -453,157 +316,17 @@ fn parse_success(
     })
 }
 
-/// An HTTP date in the IMF-fixdate form every AWS service sends (`Sun, 06 Nov 1994 08:49:37
-/// GMT`, RFC 9110 §5.6.7), or `None` for anything else.
-///
-/// ```
-/// use std::time::{Duration, UNIX_EPOCH};
-/// use cogref_core::response::http_date;
-/// assert_eq!(http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(UNIX_EPOCH + Duration::from_secs(784_111_777)));
-/// assert_eq!(http_date("yesterday"), None);
-/// ```
-pub fn http_date(value: &str) -> Option<SystemTime> {
-    let b = value.trim().as_bytes();
-    if b.len() != 29 || &b[3..5] != b", " || &b[25..] != b" GMT" {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<u64> {
-        let digits = b.get(r)?;
-        digits.iter().try_fold(0u64, |n, d| {
-            d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
-        })
-    };
-    const MONTHS: [&[u8]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let (day, year) = (num(5..7)?, num(12..16)?);
-    let month = MONTHS.iter().position(|m| *m == &b[8..11])? as u64 + 1;
-    let (hour, minute, second) = (num(17..19)?, num(20..22)?, num(23..25)?);
-    let separators = [b[7], b[11], b[16], b[19], b[22]];
-    if separators != [b' ', b' ', b' ', b':', b':']
-        || !(1..=31).contains(&day)
-        || year < 1970
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    // Days since the epoch of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
-    let (y, m) = if month <= 2 {
-        (year - 1, month + 9)
-    } else {
-        (year, month - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = (era * 146_097 + doe).checked_sub(719_468)?;
-    let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
-    UNIX_EPOCH.checked_add(Duration::from_secs(secs))
-}
-
-impl From<ErrorBodyFault> for ResponseErrorKind {
-    fn from(fault: ErrorBodyFault) -> Self {
-        match fault {
-            ErrorBodyFault::NotJson => ResponseErrorKind::NotJson,
-            ErrorBodyFault::Truncated => ResponseErrorKind::Truncated,
-            ErrorBodyFault::Malformed => ResponseErrorKind::Malformed,
-        }
-    }
-}
-
-fn parse_error(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-    request_id: Option<String>,
-) -> Error {
-    let header_code = header_str(headers, &X_AMZN_ERRORTYPE);
-    let retry_after = retry_after(headers);
-    let (fields, fault) = match error_code::parse_error_body(body) {
-        Ok(fields) => (fields, None),
-        Err(fault) => (Default::default(), Some(fault)),
-    };
-    match error_code::pick_code(header_code, &fields) {
-        Some(code) => ServiceError {
-            kind: ServiceErrorKind::from_code(code),
-            // Redacted like every text from the network; a real code is a plain name and is
-            // kept as it is.
-            code: redact(code),
-            message: fields.message().map(redact),
-            reason_code: fields.reason_code.as_deref().map(redact),
-            status,
-            request_id,
-            retry_after,
-        }
-        .into(),
-        None => ResponseError {
-            kind: fault.map_or(ResponseErrorKind::NoErrorCode, Into::into),
-            status: Some(status),
-            request_id,
-            retry_after,
-            detail: excerpt(body),
-            rotated_refresh_token: None,
-        }
-        .into(),
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests_support {
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    /// `t` as an IMF-fixdate, for tests that send a `Date` header.
-    pub(crate) fn imf_fixdate(t: SystemTime) -> String {
-        let secs = t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
-        let (days, rem) = (secs / 86_400, secs % 86_400);
-        // civil_from_days (Howard Hinnant).
-        let z = days + 719_468;
-        let era = z / 146_097;
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + u64::from(month <= 2);
-        let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-        let months = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        format!(
-            "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-            months[(month - 1) as usize],
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
-    }
-
-    #[test]
-    fn formatting_and_parsing_a_date_round_trip() {
-        for secs in [
-            0u64,
-            784_111_777,
-            1_795_789_656,
-            1_835_481_599,
-            4_102_444_800,
-        ] {
-            let t = UNIX_EPOCH + std::time::Duration::from_secs(secs);
-            assert_eq!(super::http_date(&imf_fixdate(t)), Some(t), "{secs}");
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::classify::RetryKind;
+    use crate::call::classify::RetryKind;
+    use crate::error::ServiceErrorKind;
+    use crate::ops::refresh::parse_response;
+    use crate::protocol::response::http_date;
     use http::HeaderValue;
+    use http::{HeaderMap, StatusCode};
     use secrecy::ExposeSecret;
+    use std::time::UNIX_EPOCH;
 
     fn now() -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)

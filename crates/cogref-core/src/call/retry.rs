@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::classify::RetryKind;
+use crate::call::classify::RetryKind;
 use crate::error::Error;
 
 /// Which failures may be retried.

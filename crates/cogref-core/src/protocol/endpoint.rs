@@ -24,7 +24,7 @@ use std::fmt;
 use http::uri::Scheme;
 use http::{HeaderValue, Uri};
 
-use crate::partition::partition_of;
+use crate::protocol::partition::partition_of;
 
 /// Why an endpoint could not be resolved. Never contains a URL's user-info.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
