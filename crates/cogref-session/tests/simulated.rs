@@ -721,3 +721,62 @@ fn a_stored_set_holding_a_token_this_process_rotated_away_from_is_never_adopted(
     assert_eq!(token.expose_secret(), "a3");
     assert_eq!(cognito.sent(), ["r0", "r1", "r2"], "a dead token was sent");
 }
+
+/// An unsigned JWT with these claims (only its claims are read).
+fn jwt(claims: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(claims)
+    )
+}
+
+// Simulator seeds `own-token-due-a-millisecond-early` (and -2, -3): a session caps a token's
+// local expiry at its `exp`, moved onto the local clock by the most Cognito's clock can be
+// ahead (its `iat` or `Date` rounded up to the next second, less the send time). The send time
+// was first rounded down to a millisecond, which overstated that bound by up to a millisecond:
+// the cap then cut a token this process had just obtained below the send time plus its
+// lifetime less one second, and the next refresh of the lineage started up to a millisecond
+// before it was due.
+
+#[test]
+fn a_token_obtained_here_is_due_its_lifetime_less_a_second_and_the_margin_after_its_send() {
+    let clock = clock();
+    // Cognito's clock is ours: the token is issued in the second the request left in.
+    let access = |name: &str| {
+        jwt(&format!(
+            r#"{{"iat":{T0},"exp":{},"token_use":"access","jti":"{name}"}}"#,
+            T0 + 3600
+        ))
+    };
+    let (a1, a2) = (access("a1"), access("a2"));
+    let cognito = Scripted::new(
+        &clock,
+        &[ok(&a1, 3600, Some("r1")), ok(&a2, 3600, Some("r2"))],
+    );
+    let manager = BlockingTokenManager::builder(
+        client(cognito.clone(), &clock),
+        template("r0"),
+        MemoryStore::new(),
+    )
+    .build()
+    .expect("manager");
+    // The request leaves 0.9 ms into the second.
+    clock.advance(Duration::from_micros(900));
+    let sent_at = clock.wall_clock();
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), a1);
+    // Due 3600 s − 1 s − the 300 s margin after the send.
+    let due = sent_at + Duration::from_secs(3299);
+    assert_eq!(manager.session().refresh_due_at(), Some(due));
+    // Half a millisecond before that, the token is served as it is.
+    clock.advance(
+        due.duration_since(clock.wall_clock()).expect("ahead") - Duration::from_micros(500),
+    );
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), a1);
+    assert_eq!(cognito.sent(), ["r0"], "refreshed before the token was due");
+    // At the due time it is refreshed.
+    clock.advance(Duration::from_micros(500));
+    assert_eq!(manager.access_token().expect("a2").expose_secret(), a2);
+    assert_eq!(cognito.sent(), ["r0", "r1"]);
+}
