@@ -74,11 +74,25 @@ enum Seen {
 /// What the lock holder does after reloading.
 pub(crate) enum Prepared {
     Serve(SecretString),
-    /// Call Cognito with this input; hand the outcome and the time (when the refresh was
-    /// decided on) to [`Engine::refreshed`].
-    Refresh(Box<RefreshInput>, Now),
+    /// Call Cognito with the plan's input; hand the outcome and the plan to
+    /// [`Engine::refreshed`].
+    Refresh(Box<Planned>),
     /// A forced refresh must wait for the floor between refreshes: sleep, then prepare again.
     Wait(Duration),
+}
+
+/// A refresh decided on: what to send, when, and what its result replaces.
+pub(crate) struct Planned {
+    /// The request's input.
+    pub(crate) input: RefreshInput,
+    /// When the refresh was decided on: the new tokens' lifetime counts from it.
+    started: Now,
+    /// The session the refresh was decided from; its refresh token is the one sent.
+    base: Session,
+    /// The stored version seen when it was decided on (under the lock): the version its save
+    /// must find. A set that another caller of this manager adopted from the store while the
+    /// call ran is a write the save must not pass over unseen: it is judged after a conflict.
+    expected: Option<u64>,
 }
 
 /// What to do after a look at the store while another process holds its lock.
@@ -614,27 +628,32 @@ impl<T, E: Environment> Engine<T, E> {
                 Ok(Prepared::Wait(wait))
             }
             Decision::Serve => Ok(Prepared::Serve(current_token(session))),
-            Decision::Refresh { .. } => Ok(Prepared::Refresh(
-                Box::new(session.refresh_input(&self.template)?),
-                now,
-            )),
+            Decision::Refresh { .. } => Ok(Prepared::Refresh(Box::new(Planned {
+                input: session.refresh_input(&self.template)?,
+                started: now,
+                base: session.clone(),
+                expected: state.store_version,
+            }))),
             decision => Err(error_of(session, decision)),
         }
     }
 
-    /// Applies the outcome of a refresh decided on at `started`: a success, or a failure that
-    /// carried a rotated refresh token, must be saved (a compare-and-set on the version loaded)
-    /// before anything of it is handed out. The tokens' lifetime counts from `started`, so the
-    /// response's latency never lengthens it.
+    /// Applies the outcome of the refresh `planned`: a success, or a failure that carried a
+    /// rotated refresh token, must be saved (a compare-and-set on the version loaded when it
+    /// was decided on) before anything of it is handed out. The new set builds on the session
+    /// it was decided from, whatever another caller adopted meanwhile. The tokens' lifetime
+    /// counts from when it was decided on, so the response's latency never lengthens it.
     pub(crate) fn refreshed(
         &self,
         outcome: Result<RefreshOutput, CallError>,
-        started: Now,
+        planned: Planned,
     ) -> Refreshed {
-        let (mut next, expected) = {
-            let state = self.state();
-            (state.session.clone(), state.store_version)
-        };
+        let Planned {
+            started,
+            base: mut next,
+            expected,
+            ..
+        } = planned;
         let sent = next.tokens().refresh_token.clone();
         match outcome {
             Ok(output) => {

@@ -780,3 +780,67 @@ fn a_token_obtained_here_is_due_its_lifetime_less_a_second_and_the_margin_after_
     assert_eq!(manager.access_token().expect("a2").expose_secret(), a2);
     assert_eq!(cognito.sent(), ["r0", "r1"]);
 }
+
+// Simulator seed `save-over-a-set-adopted-meanwhile`: a manager held the lock and refreshed;
+// a sibling that had waited out the lock timeout refreshed without it (opted in) and stored
+// its set; a caller of the first manager saw the store change and adopted that set while the
+// refresh ran. The refresh's save then took the version that caller had seen as the one to
+// find, and wrote its set, refreshed earlier, over the sibling's without a conflict: the store
+// went back. A refresh saves over the version it was decided on, and builds on the session it
+// was decided from; a set adopted meanwhile is judged after the conflict.
+
+#[test]
+fn a_refresh_saves_over_the_version_it_started_from_not_one_a_concurrent_caller_adopted() {
+    use cogref_session::secrecy::SecretString;
+    use cogref_session::{TokenSet, TokenStore};
+    let clock = clock();
+    let store = MemoryStore::new();
+    let cognito = Scripted::new(
+        &clock,
+        &[ok("a1", 60, Some("r1")), ok("a2", 60, Some("r2"))],
+    );
+    let manager = Arc::new(
+        BlockingTokenManager::builder(
+            client(cognito.clone(), &clock),
+            template("r0"),
+            store.clone(),
+        )
+        .build()
+        .expect("manager"),
+    );
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
+    // 59 s of life, due 29.5 s before its end: due at 40 s.
+    clock.advance(Duration::from_secs(40));
+    cognito.on_next_request({
+        let (manager, store, clock) = (manager.clone(), store.clone(), clock.clone());
+        move || {
+            // A sibling whose refresh started 10 ms after this one stores its set.
+            clock.advance(Duration::from_millis(10));
+            let now = clock.wall_clock();
+            let stored = store.load().expect("load").expect("a set");
+            let life = Duration::from_secs(59);
+            let sibling = TokenSet::new(
+                SecretString::from("r-b".to_owned()),
+                Some(SecretString::from("a-b".to_owned())),
+                None,
+                None,
+                Some(now + life),
+                Some(life),
+            )
+            .with_refreshed_at(Some(now));
+            store.save(&sibling, Some(stored.version)).expect("saved");
+            // A caller of this manager sees the store move and adopts the sibling's set.
+            assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
+        }
+    });
+    // r1 → r2, answered after the sibling's save.
+    let token = manager.access_token().expect("a token");
+    assert_eq!(cognito.sent(), ["r0", "r1"]);
+    let stored = store.load().expect("load").expect("a set").tokens;
+    assert_eq!(
+        stored.refresh_token.expose_secret(),
+        "r-b",
+        "a set refreshed earlier replaced the sibling's later one: the store went back"
+    );
+    assert_eq!(token.expose_secret(), "a-b", "the later set is the lineage");
+}
