@@ -105,7 +105,12 @@
 //!    lock (or, opted in to refreshing without it, as an anomaly). Order grants by the start of
 //!    their refresh call (its first attempt); a grant is *early* if it started before
 //!    `s_p + I − tol` (before `s_p + F − tol` when it answers a `refresh_now()` of its process,
-//!    even one whose caller was cancelled), `s_p` being the start of the previous grant's call.
+//!    even one whose caller was cancelled), `s_p` being the start of the previous grant's call:
+//!    the grant before it whose refresh started last, leaving out a dead fork (a grant whose
+//!    minted refresh token is not the one this grant used nor an ancestor of it, and left
+//!    every holder through a fault or for a stored set of another branch, nothing held below
+//!    it): that fork was judged when it was granted, and the branch that lives on is due by
+//!    its own sets' times.
 //!    `tol = 0` when both are the same process life; otherwise, the set was adopted from the
 //!    store and `tol = max(δ, 1 s + T) + 1 ms`: `δ`, how far the adopter's host clock is ahead
 //!    of the writer's, moves the stored expiry that much earlier for it; once a session knows
