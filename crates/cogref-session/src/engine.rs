@@ -34,9 +34,10 @@ struct State {
     store_version: Option<u64>,
     /// The stored version that `session`'s set is (`None`: it is not known to be stored).
     known_version: Option<u64>,
-    /// A rotation replaced the set stored at this version (`Some(None)`: the store was empty)
-    /// but could not be saved: that version holds a dead refresh token and is never adopted
-    /// back; any later write is.
+    /// A refresh replaced the set stored at this version (`Some(None)`: the store was empty)
+    /// but could not be saved: that version holds older tokens than the session's (after a
+    /// rotation, a dead refresh token) and is never adopted back, whatever its writer's clock
+    /// stamped on it; any later write is.
     behind_version: Option<Option<u64>>,
     /// When (monotonic) the refresh that obtained `session`'s tokens started, if this process
     /// made it (`None`: the set was loaded or adopted).
@@ -823,10 +824,11 @@ impl<T, E: Environment> Engine<T, E> {
             state.session = pending.next.clone();
             state.own_refresh = Some(pending.started);
             remember_rotation(&mut state, &pending);
-            if pending.rotated {
-                state.behind_version = Some(pending.expected.or(state.store_version));
-                state.known_version = None;
-            }
+            // The stored set is the one this refresh replaced, older than ours even when the
+            // refresh token did not rotate: after a wall clock stepped back its times can look
+            // later than ours, and adopting it would hand out an expired access token.
+            state.behind_version = Some(pending.expected.or(state.store_version));
+            state.known_version = None;
         }
         tracing::warn!(error = %error, rotated = pending.rotated, "saving refreshed tokens failed");
         self.emit(SessionEvent::StoreFailed(error.clone()));
@@ -1160,8 +1162,8 @@ fn last_error(session: &Session) -> Arc<CallError> {
 /// it is an older set written back (a restored backup) and never adopted. Without a known
 /// version (the session's set was never stored, or its save failed), a different refresh token
 /// counts as later unless it was refreshed before ours, and the same one if its tokens expire
-/// or were refreshed later. The version a failed save of a rotation left behind holds a dead
-/// token and is never adopted.
+/// or were refreshed later. The version a failed save left behind holds older tokens than ours
+/// (after a rotation, a dead refresh token) and is never adopted.
 fn is_newer(stored: &Versioned, state: &State) -> bool {
     if state.behind_version == Some(Some(stored.version)) {
         return false;

@@ -844,3 +844,83 @@ fn a_refresh_saves_over_the_version_it_started_from_not_one_a_concurrent_caller_
     );
     assert_eq!(token.expose_secret(), "a-b", "the later set is the lineage");
 }
+
+/// A file store whose next save fails without being applied, once told to.
+struct SaveRefused {
+    inner: FileStore,
+    fail_next_save: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl cogref_session::TokenStore for SaveRefused {
+    fn load(&self) -> Result<Option<cogref_session::Versioned>, cogref_session::StoreError> {
+        self.inner.load()
+    }
+
+    fn save(
+        &self,
+        tokens: &cogref_core::TokenSet,
+        expected: Option<u64>,
+    ) -> Result<u64, cogref_session::StoreError> {
+        if self.fail_next_save.swap(false, Ordering::SeqCst) {
+            return Err(cogref_session::StoreError::Other("disk full".into()));
+        }
+        self.inner.save(tokens, expected)
+    }
+
+    fn try_lock(&self) -> Result<Option<cogref_session::StoreGuard>, cogref_session::StoreError> {
+        self.inner.try_lock()
+    }
+}
+
+// Simulator seed `unsaved-refresh-then-own-older-set`: with rotation off, a refresh whose save
+// failed kept its new tokens in memory and the version of the set it had replaced as its own.
+// The wall clock had been stepped back between the two refreshes, so the stored set's expiry
+// looked later than the new one's; once the new tokens expired, the manager took its own older
+// set back from the store (same version, later by the wall clock), anchored it afresh for its
+// lifetime and handed out its access token after that token's `exp`. The set a failed save
+// was to replace is never adopted back; any later write is.
+
+#[test]
+fn the_set_a_failed_save_was_to_replace_is_never_adopted_back_whatever_the_clock_says() {
+    let dir = TempDir::new("unsaved-own-older");
+    let clock = common::SteppedClock::new();
+    let cognito = Scripted::new(
+        &common::clock(),
+        &[ok("a1", 10, None), ok("a2", 10, None), ok("a3", 10, None)],
+    );
+    let fail_next_save = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = SaveRefused {
+        inner: FileStore::new(dir.0.join("tokens.json")),
+        fail_next_save: fail_next_save.clone(),
+    };
+    cogref_session::TokenStore::save(
+        &store.inner,
+        &cogref_core::TokenSet::from_refresh_token("r0", None),
+        None,
+    )
+    .expect("stored");
+    let manager = BlockingTokenManager::builder(
+        client_on(cognito.clone(), clock.clone()),
+        template("r0"),
+        store,
+    )
+    .build()
+    .expect("manager");
+    // a1 lives 9 s here (true exp at 10 s), stored; due 4.5 s before its end.
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
+    // The wall clock steps back 30 s; at 5 s a1 is due: a2 is obtained, its save fails.
+    clock.step_wall(-30);
+    clock.advance(Duration::from_secs(5));
+    fail_next_save.store(true, Ordering::SeqCst);
+    assert_eq!(manager.access_token().expect("a2").expose_secret(), "a2");
+    // At 14.5 s a2 has expired; a1 expired at 10 s, though its stored expiry looks later.
+    clock.advance(Duration::from_millis(9500));
+    let token = manager.access_token().expect("a token");
+    assert_ne!(
+        token.expose_secret(),
+        "a1",
+        "a1 was handed out 4.5 s after its exp"
+    );
+    assert_eq!(token.expose_secret(), "a3");
+    assert_eq!(cognito.sent(), ["r0", "r0", "r0"]);
+}
