@@ -688,8 +688,25 @@ impl<T, E: Environment> Engine<T, E> {
                     sent: sent.clone(),
                 }))
             }
+            Err(error) if error.requires_sign_in() && self.moved_on_from(&sent) => {
+                // The refused refresh token is one the session has left: a caller adopted a
+                // later step of the lineage (a sibling's set, stored while this call ran). That
+                // set is the lineage now, and the refusal says nothing about it.
+                tracing::warn!(
+                    error = %error,
+                    "a refresh token this session had already left was refused; the set adopted meanwhile stays"
+                );
+                let now = self.now();
+                Refreshed::Done(fresh(&self.state().session, now))
+            }
             Err(error) => Refreshed::Done(self.failed(error, started)),
         }
+    }
+
+    /// Whether the session no longer holds refresh token `sent` (it adopted another set).
+    fn moved_on_from(&self, sent: &SecretString) -> bool {
+        use cogref_core::secrecy::ExposeSecret;
+        self.state().session.tokens().refresh_token.expose_secret() != sent.expose_secret()
     }
 
     /// The save of `pending` ended with `result`.

@@ -924,3 +924,68 @@ fn the_set_a_failed_save_was_to_replace_is_never_adopted_back_whatever_the_clock
     assert_eq!(token.expose_secret(), "a3");
     assert_eq!(cognito.sent(), ["r0", "r0", "r0"]);
 }
+
+// Found beside seed `save-over-a-set-adopted-meanwhile`: the same interleaving, with Cognito
+// refusing the refresh token sent because the sibling (its lease had taken over, or it had
+// refreshed without the lock) used it first. The refusal was applied to the session as it
+// stood when the answer came, which held the sibling's set a caller had adopted meanwhile:
+// the manager declared that live set dead and asked for a new sign-in, and kept doing so.
+
+#[test]
+fn a_refusal_of_a_refresh_token_the_session_has_left_does_not_end_the_set_it_adopted() {
+    use cogref_session::secrecy::SecretString;
+    use cogref_session::{TokenSet, TokenStore};
+    let clock = clock();
+    let store = MemoryStore::new();
+    let cognito = Scripted::new(
+        &clock,
+        &[
+            ok("a1", 60, Some("r1")),
+            err(400, "RefreshTokenReuseException"),
+        ],
+    );
+    let manager = Arc::new(
+        BlockingTokenManager::builder(
+            client(cognito.clone(), &clock),
+            template("r0"),
+            store.clone(),
+        )
+        .build()
+        .expect("manager"),
+    );
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
+    clock.advance(Duration::from_secs(40));
+    cognito.on_next_request({
+        let (manager, store, clock) = (manager.clone(), store.clone(), clock.clone());
+        move || {
+            // The sibling refreshed r1 first and stores its set; a caller adopts it.
+            clock.advance(Duration::from_millis(10));
+            let now = clock.wall_clock();
+            let stored = store.load().expect("load").expect("a set");
+            let life = Duration::from_secs(59);
+            let sibling = TokenSet::new(
+                SecretString::from("r-b".to_owned()),
+                Some(SecretString::from("a-b".to_owned())),
+                None,
+                None,
+                Some(now + life),
+                Some(life),
+            )
+            .with_refreshed_at(Some(now));
+            store.save(&sibling, Some(stored.version)).expect("saved");
+            assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
+        }
+    });
+    // r1 is refused as reused: the sibling's set is the lineage, not a dead session.
+    let token = manager.access_token().expect("the adopted set's token");
+    assert_eq!(token.expose_secret(), "a-b");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        manager
+            .access_token()
+            .expect("still served")
+            .expose_secret(),
+        "a-b"
+    );
+    assert_eq!(cognito.sent(), ["r0", "r1"]);
+}
