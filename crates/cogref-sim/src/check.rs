@@ -699,14 +699,16 @@ impl World {
         }
     }
 
-    /// Invariant 4c for the fleet, at the end: granted refreshes ≤ 1 + ⌊T / g⌋ + E + R.
+    /// Invariant 4c for the fleet, at the end: granted refreshes ≤ 1 + ⌊S / g⌋ + E + R.
     pub(crate) fn check_fleet_bound(&mut self, forced_calls: u64) {
-        let span = self
-            .cognito
-            .grants
-            .first()
-            .zip(self.cognito.grants.last())
-            .map_or(0, |(a, b)| b.at - a.at);
+        // Measured between the starts of the granted refresh calls, as invariant 2 spaces
+        // them: the grants' own times add each answer's latency, which differs between calls.
+        let starts = self.ghost.grants.iter().map(|g| g.start);
+        let span = starts
+            .clone()
+            .max()
+            .zip(starts.min())
+            .map_or(0, |(last, first)| last - first);
         let interval = due_interval(&self.cfg);
         let tolerance = adopted_tolerance(&self.cfg, self.ghost.max_spread);
         let gap = interval.saturating_sub(tolerance).max(1);

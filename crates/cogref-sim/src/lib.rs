@@ -136,9 +136,10 @@
 //! 4. **No storm.** (a) Two refresh calls of one process life start at least `F` apart, and
 //!    (b) each makes at most `A` requests; so each life makes at most
 //!    `A · (1 + its duration / F)` requests whatever fails. (c) Over the run, granted refreshes
-//!    are at most `1 + ⌊S / g⌋ + E + R`: `S` the span from the first grant to the last,
-//!    `g = max(1 µs, I − max(Δ, 1 s + T) − 1 ms)`, `Δ` the largest spread of host clocks,
-//!    `E` as in 2, `R` the `refresh_now()` calls.
+//!    are at most `1 + ⌊S / g⌋ + E + R`: `S` the span between the starts of the first and
+//!    the last granted refresh calls (as 2 spaces them; the grants' own times add each
+//!    answer's latency), `g = max(1 µs, I − max(Δ, 1 s + T) − 1 ms)`, `Δ` the largest spread
+//!    of host clocks, `E` as in 2, `R` the `refresh_now()` calls.
 //! 5. **No secret shown.** No log line or span field (every level and target, each field
 //!    formatted with `Debug`), no `SessionEvent` (`Debug`, and `Display` of its error), no
 //!    error a caller or a manager's build returns (`Display` and `Debug`), and no session's
