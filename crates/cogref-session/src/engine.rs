@@ -34,9 +34,10 @@ struct State {
     store_version: Option<u64>,
     /// The stored version that `session`'s set is (`None`: it is not known to be stored).
     known_version: Option<u64>,
-    /// A rotation replaced the set stored at this version (`Some(None)`: the store was empty)
-    /// but could not be saved: that version holds a dead refresh token and is never adopted
-    /// back; any later write is.
+    /// A refresh replaced the set stored at this version (`Some(None)`: the store was empty)
+    /// but could not be saved: that version holds older tokens than the session's (after a
+    /// rotation, a dead refresh token) and is never adopted back, whatever its writer's clock
+    /// stamped on it; any later write is.
     behind_version: Option<Option<u64>>,
     /// When (monotonic) the refresh that obtained `session`'s tokens started, if this process
     /// made it (`None`: the set was loaded or adopted).
@@ -74,11 +75,26 @@ enum Seen {
 /// What the lock holder does after reloading.
 pub(crate) enum Prepared {
     Serve(SecretString),
-    /// Call Cognito with this input; hand the outcome and what the refresh started from to
+    /// Call Cognito with the plan's input; hand the outcome and the plan to
     /// [`Engine::refreshed`].
-    Refresh(Box<RefreshInput>, Begun),
+    Refresh(Box<Planned>),
     /// A forced refresh must wait for the floor between refreshes: sleep, then prepare again.
     Wait(Duration),
+}
+
+/// A refresh decided on: what to send, when, and what its result replaces.
+pub(crate) struct Planned {
+    /// The request's input.
+    pub(crate) input: RefreshInput,
+    /// When the refresh was decided on: the new tokens' lifetime counts from it.
+    started: Now,
+    /// The session the refresh was decided from; its refresh token is the one sent.
+    base: Session,
+    /// The stored version seen when it was decided on (under the lock): the version its save
+    /// must find. A set that another caller of this manager adopted from the store while the
+    /// call ran, or a tombstone (a sign-out, here or elsewhere), is a write the save must not
+    /// pass over unseen: it is judged after a conflict.
+    expected: Option<u64>,
 }
 
 /// What to do after a look at the store while another process holds its lock.
@@ -90,17 +106,6 @@ pub(crate) enum LockPoll {
     Wait { seen: Option<u64> },
     /// No token to give: the store holds a tombstone, the lineage was signed out.
     Fail(SessionError),
-}
-
-/// What a refresh started from: when it was decided on, and the stored version its set
-/// replaces. Its save is a compare-and-set on that version, not on whatever the store held
-/// when the call ended: a tombstone (a sign-out, here or elsewhere) or another holder's set
-/// saved meanwhile, which this manager may have looked at while the call ran, is never
-/// written over unseen.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Begun {
-    now: Now,
-    expected: Option<u64>,
 }
 
 /// Who asks for a refresh, which decides whether to wait for another process's.
@@ -681,37 +686,35 @@ impl<T, E: Environment> Engine<T, E> {
                 Ok(Prepared::Wait(wait))
             }
             Decision::Serve => Ok(Prepared::Serve(current_token(session))),
-            Decision::Refresh { .. } => Ok(Prepared::Refresh(
-                Box::new(session.refresh_input(&self.template)?),
-                Begun {
-                    now,
-                    expected: state.store_version,
-                },
-            )),
+            Decision::Refresh { .. } => Ok(Prepared::Refresh(Box::new(Planned {
+                input: session.refresh_input(&self.template)?,
+                started: now,
+                base: session.clone(),
+                expected: state.store_version,
+            }))),
             decision => Err(error_of(session, decision)),
         }
     }
 
-    /// Applies the outcome of a refresh decided on at `started`: a success, or a failure that
-    /// carried a rotated refresh token, must be saved (a compare-and-set on the version loaded)
-    /// before anything of it is handed out. The tokens' lifetime counts from `started`, so the
-    /// response's latency never lengthens it.
+    /// Applies the outcome of the refresh `planned`: a success, or a failure that carried a
+    /// rotated refresh token, must be saved (a compare-and-set on the version loaded when it
+    /// was decided on) before anything of it is handed out. The new set builds on the session
+    /// it was decided from, whatever another caller adopted meanwhile. The tokens' lifetime
+    /// counts from when it was decided on, so the response's latency never lengthens it.
     pub(crate) fn refreshed(
         &self,
         outcome: Result<RefreshOutput, CallError>,
-        begun: Begun,
+        planned: Planned,
     ) -> Refreshed {
-        let Begun {
-            now: started,
+        let Planned {
+            started,
+            base: mut next,
             expected,
-        } = begun;
-        let (mut next, signed_out) = {
-            let state = self.state();
-            (state.session.clone(), state.signed_out)
-        };
+            ..
+        } = planned;
         // Signed out while the call ran (here, or a tombstone this manager has seen): whatever
         // it obtained belongs to the revoked lineage and is neither stored nor handed out.
-        if signed_out {
+        if self.state().signed_out {
             return Refreshed::Done(Err(SessionError::SignedOut));
         }
         let sent = next.tokens().refresh_token.clone();
@@ -747,8 +750,25 @@ impl<T, E: Environment> Engine<T, E> {
                     sent: sent.clone(),
                 }))
             }
+            Err(error) if error.requires_sign_in() && self.moved_on_from(&sent) => {
+                // The refused refresh token is one the session has left: a caller adopted a
+                // later step of the lineage (a sibling's set, stored while this call ran). That
+                // set is the lineage now, and the refusal says nothing about it.
+                tracing::warn!(
+                    error = %error,
+                    "a refresh token this session had already left was refused; the set adopted meanwhile stays"
+                );
+                let now = self.now();
+                Refreshed::Done(fresh(&self.state().session, now))
+            }
             Err(error) => Refreshed::Done(self.failed(error, started)),
         }
+    }
+
+    /// Whether the session no longer holds refresh token `sent` (it adopted another set).
+    fn moved_on_from(&self, sent: &SecretString) -> bool {
+        use cogref_core::secrecy::ExposeSecret;
+        self.state().session.tokens().refresh_token.expose_secret() != sent.expose_secret()
     }
 
     /// The save of `pending` ended with `result`.
@@ -892,10 +912,11 @@ impl<T, E: Environment> Engine<T, E> {
             state.session = pending.next.clone();
             state.own_refresh = Some(pending.started);
             remember_rotation(&mut state, &pending);
-            if pending.rotated {
-                state.behind_version = Some(pending.expected.or(state.store_version));
-                state.known_version = None;
-            }
+            // The stored set is the one this refresh replaced, older than ours even when the
+            // refresh token did not rotate: after a wall clock stepped back its times can look
+            // later than ours, and adopting it would hand out an expired access token.
+            state.behind_version = Some(pending.expected.or(state.store_version));
+            state.known_version = None;
         }
         tracing::warn!(error = %error, rotated = pending.rotated, "saving refreshed tokens failed");
         self.emit(SessionEvent::StoreFailed(error.clone()));
@@ -1270,8 +1291,8 @@ fn last_error(session: &Session) -> Arc<CallError> {
 /// it is an older set written back (a restored backup) and never adopted. Without a known
 /// version (the session's set was never stored, or its save failed), a different refresh token
 /// counts as later unless it was refreshed before ours, and the same one if its tokens expire
-/// or were refreshed later. The version a failed save of a rotation left behind holds a dead
-/// token and is never adopted.
+/// or were refreshed later. The version a failed save left behind holds older tokens than ours
+/// (after a rotation, a dead refresh token) and is never adopted.
 fn is_newer(stored: &Versioned, state: &State) -> bool {
     if state.behind_version == Some(Some(stored.version)) {
         return false;

@@ -139,9 +139,9 @@ macro_rules! refresh_steps {
                     }
                     continue;
                 }
-                Ok(Prepared::Refresh(input, begun)) => {
-                    let outcome = engine.client.$refresh(&input) $($aw)*;
-                    match engine.refreshed(outcome, begun) {
+                Ok(Prepared::Refresh(planned)) => {
+                    let outcome = engine.client.$refresh(&planned.input) $($aw)*;
+                    match engine.refreshed(outcome, *planned) {
                         Refreshed::Done(result) => result,
                         Refreshed::Save(pending) => {
                             let saved =

@@ -721,3 +721,271 @@ fn a_stored_set_holding_a_token_this_process_rotated_away_from_is_never_adopted(
     assert_eq!(token.expose_secret(), "a3");
     assert_eq!(cognito.sent(), ["r0", "r1", "r2"], "a dead token was sent");
 }
+
+/// An unsigned JWT with these claims (only its claims are read).
+fn jwt(claims: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "eyJhbGciOiJSUzI1NiJ9.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(claims)
+    )
+}
+
+// Simulator seeds `own-token-due-a-millisecond-early` (and -2, -3): a session caps a token's
+// local expiry at its `exp`, moved onto the local clock by the most Cognito's clock can be
+// ahead (its `iat` or `Date` rounded up to the next second, less the send time). The send time
+// was first rounded down to a millisecond, which overstated that bound by up to a millisecond:
+// the cap then cut a token this process had just obtained below the send time plus its
+// lifetime less one second, and the next refresh of the lineage started up to a millisecond
+// before it was due.
+
+#[test]
+fn a_token_obtained_here_is_due_its_lifetime_less_a_second_and_the_margin_after_its_send() {
+    let clock = clock();
+    // Cognito's clock is ours: the token is issued in the second the request left in.
+    let access = |name: &str| {
+        jwt(&format!(
+            r#"{{"iat":{T0},"exp":{},"token_use":"access","jti":"{name}"}}"#,
+            T0 + 3600
+        ))
+    };
+    let (a1, a2) = (access("a1"), access("a2"));
+    let cognito = Scripted::new(
+        &clock,
+        &[ok(&a1, 3600, Some("r1")), ok(&a2, 3600, Some("r2"))],
+    );
+    let manager = BlockingTokenManager::builder(
+        client(cognito.clone(), &clock),
+        template("r0"),
+        MemoryStore::new(),
+    )
+    .build()
+    .expect("manager");
+    // The request leaves 0.9 ms into the second.
+    clock.advance(Duration::from_micros(900));
+    let sent_at = clock.wall_clock();
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), a1);
+    // Due 3600 s − 1 s − the 300 s margin after the send.
+    let due = sent_at + Duration::from_secs(3299);
+    assert_eq!(manager.session().refresh_due_at(), Some(due));
+    // Half a millisecond before that, the token is served as it is.
+    clock.advance(
+        due.duration_since(clock.wall_clock()).expect("ahead") - Duration::from_micros(500),
+    );
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), a1);
+    assert_eq!(cognito.sent(), ["r0"], "refreshed before the token was due");
+    // At the due time it is refreshed.
+    clock.advance(Duration::from_micros(500));
+    assert_eq!(manager.access_token().expect("a2").expose_secret(), a2);
+    assert_eq!(cognito.sent(), ["r0", "r1"]);
+}
+
+// Simulator seed `save-over-a-set-adopted-meanwhile`: a manager held the lock and refreshed;
+// a sibling that had waited out the lock timeout refreshed without it (opted in) and stored
+// its set; a caller of the first manager saw the store change and adopted that set while the
+// refresh ran. The refresh's save then took the version that caller had seen as the one to
+// find, and wrote its set, refreshed earlier, over the sibling's without a conflict: the store
+// went back. A refresh saves over the version it was decided on, and builds on the session it
+// was decided from; a set adopted meanwhile is judged after the conflict.
+
+#[test]
+fn a_refresh_saves_over_the_version_it_started_from_not_one_a_concurrent_caller_adopted() {
+    use cogref_session::secrecy::SecretString;
+    use cogref_session::{TokenSet, TokenStore};
+    let clock = clock();
+    let store = MemoryStore::new();
+    let cognito = Scripted::new(
+        &clock,
+        &[ok("a1", 60, Some("r1")), ok("a2", 60, Some("r2"))],
+    );
+    let manager = Arc::new(
+        BlockingTokenManager::builder(
+            client(cognito.clone(), &clock),
+            template("r0"),
+            store.clone(),
+        )
+        .build()
+        .expect("manager"),
+    );
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
+    // 59 s of life, due 29.5 s before its end: due at 40 s.
+    clock.advance(Duration::from_secs(40));
+    cognito.on_next_request({
+        let (manager, store, clock) = (manager.clone(), store.clone(), clock.clone());
+        move || {
+            // A sibling whose refresh started 10 ms after this one stores its set.
+            clock.advance(Duration::from_millis(10));
+            let now = clock.wall_clock();
+            let stored = store.load().expect("load").expect("a set");
+            let life = Duration::from_secs(59);
+            let sibling = TokenSet::new(
+                SecretString::from("r-b".to_owned()),
+                Some(SecretString::from("a-b".to_owned())),
+                None,
+                None,
+                Some(now + life),
+                Some(life),
+            )
+            .with_refreshed_at(Some(now));
+            store.save(&sibling, Some(stored.version)).expect("saved");
+            // A caller of this manager sees the store move and adopts the sibling's set.
+            assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
+        }
+    });
+    // r1 → r2, answered after the sibling's save.
+    let token = manager.access_token().expect("a token");
+    assert_eq!(cognito.sent(), ["r0", "r1"]);
+    let stored = store.load().expect("load").expect("a set").tokens;
+    assert_eq!(
+        stored.refresh_token.expose_secret(),
+        "r-b",
+        "a set refreshed earlier replaced the sibling's later one: the store went back"
+    );
+    assert_eq!(token.expose_secret(), "a-b", "the later set is the lineage");
+}
+
+/// A file store whose next save fails without being applied, once told to.
+struct SaveRefused {
+    inner: FileStore,
+    fail_next_save: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl cogref_session::TokenStore for SaveRefused {
+    fn load(&self) -> Result<Option<cogref_session::Versioned>, cogref_session::StoreError> {
+        self.inner.load()
+    }
+
+    fn save(
+        &self,
+        tokens: &cogref_core::TokenSet,
+        expected: Option<u64>,
+    ) -> Result<u64, cogref_session::StoreError> {
+        if self.fail_next_save.swap(false, Ordering::SeqCst) {
+            return Err(cogref_session::StoreError::Other("disk full".into()));
+        }
+        self.inner.save(tokens, expected)
+    }
+
+    fn try_lock(&self) -> Result<Option<cogref_session::StoreGuard>, cogref_session::StoreError> {
+        self.inner.try_lock()
+    }
+}
+
+// Simulator seed `unsaved-refresh-then-own-older-set`: with rotation off, a refresh whose save
+// failed kept its new tokens in memory and the version of the set it had replaced as its own.
+// The wall clock had been stepped back between the two refreshes, so the stored set's expiry
+// looked later than the new one's; once the new tokens expired, the manager took its own older
+// set back from the store (same version, later by the wall clock), anchored it afresh for its
+// lifetime and handed out its access token after that token's `exp`. The set a failed save
+// was to replace is never adopted back; any later write is.
+
+#[test]
+fn the_set_a_failed_save_was_to_replace_is_never_adopted_back_whatever_the_clock_says() {
+    let dir = TempDir::new("unsaved-own-older");
+    let clock = common::SteppedClock::new();
+    let cognito = Scripted::new(
+        &common::clock(),
+        &[ok("a1", 10, None), ok("a2", 10, None), ok("a3", 10, None)],
+    );
+    let fail_next_save = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let store = SaveRefused {
+        inner: FileStore::new(dir.0.join("tokens.json")),
+        fail_next_save: fail_next_save.clone(),
+    };
+    cogref_session::TokenStore::save(
+        &store.inner,
+        &cogref_core::TokenSet::from_refresh_token("r0", None),
+        None,
+    )
+    .expect("stored");
+    let manager = BlockingTokenManager::builder(
+        client_on(cognito.clone(), clock.clone()),
+        template("r0"),
+        store,
+    )
+    .build()
+    .expect("manager");
+    // a1 lives 9 s here (true exp at 10 s), stored; due 4.5 s before its end.
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
+    // The wall clock steps back 30 s; at 5 s a1 is due: a2 is obtained, its save fails.
+    clock.step_wall(-30);
+    clock.advance(Duration::from_secs(5));
+    fail_next_save.store(true, Ordering::SeqCst);
+    assert_eq!(manager.access_token().expect("a2").expose_secret(), "a2");
+    // At 14.5 s a2 has expired; a1 expired at 10 s, though its stored expiry looks later.
+    clock.advance(Duration::from_millis(9500));
+    let token = manager.access_token().expect("a token");
+    assert_ne!(
+        token.expose_secret(),
+        "a1",
+        "a1 was handed out 4.5 s after its exp"
+    );
+    assert_eq!(token.expose_secret(), "a3");
+    assert_eq!(cognito.sent(), ["r0", "r0", "r0"]);
+}
+
+// Found beside seed `save-over-a-set-adopted-meanwhile`: the same interleaving, with Cognito
+// refusing the refresh token sent because the sibling (its lease had taken over, or it had
+// refreshed without the lock) used it first. The refusal was applied to the session as it
+// stood when the answer came, which held the sibling's set a caller had adopted meanwhile:
+// the manager declared that live set dead and asked for a new sign-in, and kept doing so.
+
+#[test]
+fn a_refusal_of_a_refresh_token_the_session_has_left_does_not_end_the_set_it_adopted() {
+    use cogref_session::secrecy::SecretString;
+    use cogref_session::{TokenSet, TokenStore};
+    let clock = clock();
+    let store = MemoryStore::new();
+    let cognito = Scripted::new(
+        &clock,
+        &[
+            ok("a1", 60, Some("r1")),
+            err(400, "RefreshTokenReuseException"),
+        ],
+    );
+    let manager = Arc::new(
+        BlockingTokenManager::builder(
+            client(cognito.clone(), &clock),
+            template("r0"),
+            store.clone(),
+        )
+        .build()
+        .expect("manager"),
+    );
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
+    clock.advance(Duration::from_secs(40));
+    cognito.on_next_request({
+        let (manager, store, clock) = (manager.clone(), store.clone(), clock.clone());
+        move || {
+            // The sibling refreshed r1 first and stores its set; a caller adopts it.
+            clock.advance(Duration::from_millis(10));
+            let now = clock.wall_clock();
+            let stored = store.load().expect("load").expect("a set");
+            let life = Duration::from_secs(59);
+            let sibling = TokenSet::new(
+                SecretString::from("r-b".to_owned()),
+                Some(SecretString::from("a-b".to_owned())),
+                None,
+                None,
+                Some(now + life),
+                Some(life),
+            )
+            .with_refreshed_at(Some(now));
+            store.save(&sibling, Some(stored.version)).expect("saved");
+            assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
+        }
+    });
+    // r1 is refused as reused: the sibling's set is the lineage, not a dead session.
+    let token = manager.access_token().expect("the adopted set's token");
+    assert_eq!(token.expose_secret(), "a-b");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        manager
+            .access_token()
+            .expect("still served")
+            .expose_secret(),
+        "a-b"
+    );
+    assert_eq!(cognito.sent(), ["r0", "r1"]);
+}

@@ -21,6 +21,8 @@ struct GrantRec {
     actor: Actor,
     /// Its host's wall-clock offset when it started.
     offset: i64,
+    /// The refresh token it minted (rotation on).
+    minted: Option<usize>,
 }
 
 /// What the checker knows that the library does not.
@@ -54,8 +56,8 @@ pub(crate) struct Ghost {
     forced_invocations: BTreeMap<String, bool>,
     /// The start of each process life's last refresh call.
     last_start: BTreeMap<Actor, u64>,
-    /// The grant whose refresh started last.
-    prev_grant: Option<GrantRec>,
+    /// Every grant so far, in the order Cognito granted them.
+    grants: Vec<GrantRec>,
     /// Each process life's `refresh_now()` calls not yet matched with a refresh started
     /// after them (by start time): each allows one refresh at the floor.
     pub(crate) forces: BTreeMap<Actor, std::collections::VecDeque<u64>>,
@@ -96,7 +98,7 @@ impl Ghost {
             invocations: BTreeMap::new(),
             forced_invocations: BTreeMap::new(),
             last_start: BTreeMap::new(),
-            prev_grant: None,
+            grants: Vec::new(),
             forces: BTreeMap::new(),
             excuses: 0,
             early: 0,
@@ -261,20 +263,22 @@ pub(crate) fn adopted_tolerance(cfg: &WorldConfig, ahead: i64) -> u64 {
     (ahead.max(0) as u64).max(cap) + 1_000
 }
 
+/// Whether refresh token `from` is `of` or was minted below it.
+fn descends(cognito: &Cognito, from: usize, of: usize) -> bool {
+    let mut at = Some(from);
+    while let Some(t) = at {
+        if t == of {
+            return true;
+        }
+        at = cognito.tokens.get(t).and_then(|r| r.parent);
+    }
+    false
+}
+
 /// Whether refresh tokens `a` and `b` are on one branch of the lineage (one descends from the
 /// other, or they are the same).
 fn related(cognito: &Cognito, a: usize, b: usize) -> bool {
-    let descends = |from: usize, of: usize| {
-        let mut at = Some(from);
-        while let Some(t) = at {
-            if t == of {
-                return true;
-            }
-            at = cognito.tokens.get(t).and_then(|r| r.parent);
-        }
-        false
-    };
-    descends(a, b) || descends(b, a)
+    descends(cognito, a, b) || descends(cognito, b, a)
 }
 
 fn usable_descendants(cognito: &Cognito, token: usize, now: u64) -> Vec<usize> {
@@ -500,22 +504,28 @@ impl World {
         (start, forced)
     }
 
-    /// Invariant 2 at a grant: early grants never outnumber the faults that excuse them.
-    pub(crate) fn ghost_grant(&mut self, op: u64) {
+    /// Invariant 2 at grant `grant` (an index into Cognito's grants): early grants never
+    /// outnumber the faults that excuse them.
+    pub(crate) fn ghost_grant(&mut self, op: u64, grant: usize) {
         let Some((actor, start, forced)) =
             self.sends.get(&op).map(|s| (s.actor, s.started, s.forced))
         else {
             return;
+        };
+        let (used, minted) = {
+            let g = &self.cognito.grants[grant];
+            (g.used, g.minted)
         };
         let offset = self.ghost.offset_at(actor.process, start);
         let this = GrantRec {
             start,
             actor,
             offset,
+            minted,
         };
         let floor = self.cfg.session.min_refresh_interval.as_micros() as u64;
         let interval = due_interval(&self.cfg);
-        if let Some(prev) = self.ghost.prev_grant {
+        if let Some(prev) = self.previous_grant(used) {
             let tolerance = if prev.actor == actor {
                 0
             } else {
@@ -550,9 +560,28 @@ impl World {
                 }
             }
         }
-        if self.ghost.prev_grant.is_none_or(|p| start >= p.start) {
-            self.ghost.prev_grant = Some(this);
-        }
+        self.ghost.grants.push(this);
+    }
+
+    /// The grant invariant 2 times a refresh with refresh token `used` from: the one whose
+    /// refresh started last, leaving out dead forks. A dead fork minted a refresh token that is
+    /// not `used` or an ancestor of it, that every holder lost to a fault or dropped for a
+    /// stored set of another branch, and below which nothing is held: it was judged when it
+    /// was granted, and the branch that lives on is due by its own sets' times.
+    fn previous_grant(&self, used: usize) -> Option<GrantRec> {
+        let g = &self.ghost;
+        let dead_fork = |m: usize| {
+            !descends(&self.cognito, used, m)
+                && g.lost_by_fault.contains(&m)
+                && !g.held_prev.iter().any(|h| descends(&self.cognito, *h, m))
+        };
+        g.grants
+            .iter()
+            .filter(|h| !h.minted.is_some_and(dead_fork))
+            .fold(None, |best: Option<GrantRec>, h| match best {
+                Some(b) if b.start > h.start => Some(b),
+                _ => Some(*h),
+            })
     }
 
     /// Invariant 1 at a reuse: a dead token reaches Cognito only when a fault explains it.
@@ -670,14 +699,16 @@ impl World {
         }
     }
 
-    /// Invariant 4c for the fleet, at the end: granted refreshes ≤ 1 + ⌊T / g⌋ + E + R.
+    /// Invariant 4c for the fleet, at the end: granted refreshes ≤ 1 + ⌊S / g⌋ + E + R.
     pub(crate) fn check_fleet_bound(&mut self, forced_calls: u64) {
-        let span = self
-            .cognito
-            .grants
-            .first()
-            .zip(self.cognito.grants.last())
-            .map_or(0, |(a, b)| b.at - a.at);
+        // Measured between the starts of the granted refresh calls, as invariant 2 spaces
+        // them: the grants' own times add each answer's latency, which differs between calls.
+        let starts = self.ghost.grants.iter().map(|g| g.start);
+        let span = starts
+            .clone()
+            .max()
+            .zip(starts.min())
+            .map_or(0, |(last, first)| last - first);
         let interval = due_interval(&self.cfg);
         let tolerance = adopted_tolerance(&self.cfg, self.ghost.max_spread);
         let gap = interval.saturating_sub(tolerance).max(1);

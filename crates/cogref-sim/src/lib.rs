@@ -105,7 +105,12 @@
 //!    lock (or, opted in to refreshing without it, as an anomaly). Order grants by the start of
 //!    their refresh call (its first attempt); a grant is *early* if it started before
 //!    `s_p + I − tol` (before `s_p + F − tol` when it answers a `refresh_now()` of its process,
-//!    even one whose caller was cancelled), `s_p` being the start of the previous grant's call.
+//!    even one whose caller was cancelled), `s_p` being the start of the previous grant's call:
+//!    the grant before it whose refresh started last, leaving out a dead fork (a grant whose
+//!    minted refresh token is not the one this grant used nor an ancestor of it, and left
+//!    every holder through a fault or for a stored set of another branch, nothing held below
+//!    it): that fork was judged when it was granted, and the branch that lives on is due by
+//!    its own sets' times.
 //!    `tol = 0` when both are the same process life; otherwise, the set was adopted from the
 //!    store and `tol = max(δ, 1 s + T) + 1 ms`: `δ`, how far the adopter's host clock is ahead
 //!    of the writer's, moves the stored expiry that much earlier for it; once a session knows
@@ -131,9 +136,10 @@
 //! 4. **No storm.** (a) Two refresh calls of one process life start at least `F` apart, and
 //!    (b) each makes at most `A` requests; so each life makes at most
 //!    `A · (1 + its duration / F)` requests whatever fails. (c) Over the run, granted refreshes
-//!    are at most `1 + ⌊S / g⌋ + E + R`: `S` the span from the first grant to the last,
-//!    `g = max(1 µs, I − max(Δ, 1 s + T) − 1 ms)`, `Δ` the largest spread of host clocks,
-//!    `E` as in 2, `R` the `refresh_now()` calls.
+//!    are at most `1 + ⌊S / g⌋ + E + R`: `S` the span between the starts of the first and
+//!    the last granted refresh calls (as 2 spaces them; the grants' own times add each
+//!    answer's latency), `g = max(1 µs, I − max(Δ, 1 s + T) − 1 ms)`, `Δ` the largest spread
+//!    of host clocks, `E` as in 2, `R` the `refresh_now()` calls.
 //! 5. **No secret shown.** No log line or span field (every level and target, each field
 //!    formatted with `Debug`), no `SessionEvent` (`Debug`, and `Display` of its error), no
 //!    error a caller or a manager's build returns (`Display` and `Debug`), and no session's

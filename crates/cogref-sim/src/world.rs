@@ -1270,7 +1270,7 @@ impl World {
                 if lost {
                     self.ghost.granted_response_faulted();
                 }
-                self.ghost_grant(op);
+                self.ghost_grant(op, g);
                 (self.cognito.grants[g].minted, Some(g), lost)
             }
             Answer::Reused(t) => {

@@ -194,6 +194,15 @@ fn far_after_mono(t: Instant) -> Instant {
     t.checked_add(FAR).unwrap_or(t)
 }
 
+/// `ns` nanoseconds as a duration (saturating at the longest one).
+fn nanos_duration(ns: u128) -> Duration {
+    const PER_SEC: u128 = 1_000_000_000;
+    match u64::try_from(ns / PER_SEC) {
+        Ok(secs) => Duration::new(secs, u32::try_from(ns % PER_SEC).unwrap_or(0)),
+        Err(_) => Duration::MAX,
+    }
+}
+
 /// The tokens of one session. `Debug` redacts every secret.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -416,9 +425,11 @@ pub struct Session {
     not_before: Option<Moment>,
     /// Refreshes in a row whose tokens were due as soon as they came back.
     already_due_streak: u32,
-    /// The most the server's clock can be ahead of ours, in milliseconds (negative: behind),
-    /// from the last response's `Date` header and the access token's `iat`.
-    offset_upper_ms: Option<i64>,
+    /// The most the server's clock can be ahead of ours, in nanoseconds (negative: behind),
+    /// from the last response's `Date` header and the access token's `iat`. Kept to the
+    /// nanosecond: the send time rounded to a coarser unit would overstate it, and the cap at
+    /// `exp` it sets would cut a token this process just obtained short of its local expiry.
+    offset_upper_ns: Option<i128>,
 }
 
 impl Session {
@@ -434,7 +445,7 @@ impl Session {
             due: None,
             not_before: None,
             already_due_streak: 0,
-            offset_upper_ms: None,
+            offset_upper_ns: None,
         };
         session.adopt(tokens, now);
         session
@@ -483,12 +494,12 @@ impl Session {
     /// A time on the server's clock moved onto ours, assuming the server as far ahead as it
     /// can be (so a server deadline never lands later here than it really is).
     fn to_local(&self, server: SystemTime) -> SystemTime {
-        match self.offset_upper_ms {
-            Some(ms) if ms >= 0 => server
-                .checked_sub(Duration::from_millis(ms.unsigned_abs()))
+        match self.offset_upper_ns {
+            Some(ns) if ns >= 0 => server
+                .checked_sub(nanos_duration(ns.unsigned_abs()))
                 .unwrap_or(UNIX_EPOCH),
-            Some(ms) => server
-                .checked_add(Duration::from_millis(ms.unsigned_abs()))
+            Some(ns) => server
+                .checked_add(nanos_duration(ns.unsigned_abs()))
                 .unwrap_or_else(|| far_after_wall(server)),
             None => server,
         }
@@ -500,7 +511,7 @@ impl Session {
         let Some(exp) = exp.and_then(|e| u64::try_from(e).ok()) else {
             return expires;
         };
-        if self.offset_upper_ms.is_none() {
+        if self.offset_upper_ns.is_none() {
             return expires;
         }
         let Some(server_exp) = UNIX_EPOCH.checked_add(Duration::from_secs(exp)) else {
@@ -772,6 +783,12 @@ impl Session {
                 Err(e) => i64::try_from(e.duration().as_millis()).ok().map(|m| -m),
             }
         };
+        let nanos = |t: SystemTime| -> Option<i128> {
+            match t.duration_since(UNIX_EPOCH) {
+                Ok(d) => i128::try_from(d.as_nanos()).ok(),
+                Err(e) => i128::try_from(e.duration().as_nanos()).ok().map(|n| -n),
+            }
+        };
         let Some(sent) = millis(started.wall) else {
             return;
         };
@@ -788,13 +805,22 @@ impl Session {
         let iat = iat
             .and_then(|s| s.checked_mul(1000))
             .filter(|&i| plausible(i, sent));
-        let upper = [date, iat]
-            .into_iter()
-            .flatten()
-            .filter_map(|server| server.checked_add(1000)?.checked_sub(sent))
-            .max();
+        // The bound counts from the send time itself, not rounded down to a millisecond.
+        const SECOND_NS: i128 = 1_000_000_000;
+        let upper = nanos(started.wall).and_then(|sent_ns| {
+            [date, iat]
+                .into_iter()
+                .flatten()
+                .filter_map(|server_ms| {
+                    i128::from(server_ms)
+                        .checked_mul(1_000_000)?
+                        .checked_add(SECOND_NS)?
+                        .checked_sub(sent_ns)
+                })
+                .max()
+        });
         if upper.is_some() {
-            self.offset_upper_ms = upper;
+            self.offset_upper_ns = upper;
         }
         let skew_ms = match (date, iat) {
             (Some(date), _) => date.checked_sub(received),
