@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use cogref_core::session::utc::Utc;
 use cogref_core::{CallError, InvalidInput};
 
 use crate::store::StoreError;
@@ -115,54 +116,5 @@ impl SessionError {
 impl From<StoreError> for SessionError {
     fn from(e: StoreError) -> Self {
         SessionError::Store(Arc::new(e))
-    }
-}
-
-/// A time as people read it: `2026-11-27T19:30:09Z` (UTC, whole seconds).
-struct Utc(SystemTime);
-
-impl std::fmt::Display for Utc {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let Ok(since) = self.0.duration_since(std::time::UNIX_EPOCH) else {
-            return f.write_str("a time before 1970");
-        };
-        let secs = since.as_secs();
-        let (days, rest) = (secs / 86_400, secs % 86_400);
-        // Days to a civil date (Howard Hinnant's algorithm, days since 1970-01-01).
-        let z = i64::try_from(days).unwrap_or(i64::MAX / 2) + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z.rem_euclid(146_097);
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-            rest / 3_600,
-            rest % 3_600 / 60,
-            rest % 60
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Utc;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    #[test]
-    fn times_in_messages_read_as_utc_dates() {
-        let at = |secs| Utc(UNIX_EPOCH + Duration::from_secs(secs)).to_string();
-        assert_eq!(at(0), "1970-01-01T00:00:00Z");
-        assert_eq!(at(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(at(1_795_807_809), "2026-11-27T19:30:09Z");
-        assert_eq!(at(4_102_444_799), "2099-12-31T23:59:59Z");
-        assert_eq!(
-            Utc(UNIX_EPOCH - Duration::from_secs(1)).to_string(),
-            "a time before 1970"
-        );
     }
 }

@@ -385,27 +385,8 @@ fn response(now: u64, status: u16, body: Vec<u8>, id: u64) -> HttpResponse {
 
 /// `secs` since the Unix epoch as an HTTP date (IMF-fixdate).
 fn imf_fixdate(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // civil_from_days (Howard Hinnant).
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        months[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+    cogref_core::session::utc::imf_fixdate(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs),
     )
 }
 

@@ -326,29 +326,7 @@ pub(crate) mod tests_support {
 
     /// `t` as an IMF-fixdate, for tests that send a `Date` header.
     pub(crate) fn imf_fixdate(t: SystemTime) -> String {
-        let secs = t.duration_since(UNIX_EPOCH).expect("after 1970").as_secs();
-        let (days, rem) = (secs / 86_400, secs % 86_400);
-        // civil_from_days (Howard Hinnant).
-        let z = days + 719_468;
-        let era = z / 146_097;
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + u64::from(month <= 2);
-        let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][(days % 7) as usize];
-        let months = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        format!(
-            "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-            months[(month - 1) as usize],
-            rem / 3600,
-            rem % 3600 / 60,
-            rem % 60
-        )
+        crate::session::utc::imf_fixdate(t)
     }
 
     #[test]

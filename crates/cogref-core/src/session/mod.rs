@@ -56,6 +56,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use secrecy::{ExposeSecret, SecretString};
 
 pub mod jwt;
+pub mod utc;
 
 use crate::call::CallError;
 use crate::ops::refresh::{RefreshInput, RefreshOutput};
