@@ -307,19 +307,7 @@ fn with_store(
                 .tokens()
                 .is_valid_at(std::time::SystemTime::now()) =>
         {
-            if !a.cached_on_failure {
-                let mut failure = Failure::from(&*error);
-                failure.message = format!(
-                    "{}; nothing was refreshed (the stored access token is still valid: \
-                     --cached-on-failure prints it instead)",
-                    failure.message
-                );
-                return Err(failure);
-            }
-            eprintln!(
-                "cogref: the refresh failed ({error}); printing the stored tokens, which are \
-                 still valid (--cached-on-failure)"
-            );
+            stored_tokens_after_failure(&error, a.cached_on_failure)?;
             served_cached = true;
             let current = manager.session().tokens().access_token.clone();
             (
@@ -341,19 +329,7 @@ fn with_store(
             _ => None,
         });
         match failed {
-            Some(error) if a.cached_on_failure => eprintln!(
-                "cogref: the refresh failed ({error}); printing the stored tokens, which are \
-                 still valid (--cached-on-failure)"
-            ),
-            Some(error) => {
-                let mut failure = Failure::from(&*error);
-                failure.message = format!(
-                    "{}; nothing was refreshed (the stored access token is still valid: \
-                     --cached-on-failure prints it instead)",
-                    failure.message
-                );
-                return Err(failure);
-            }
+            Some(error) => stored_tokens_after_failure(&error, a.cached_on_failure)?,
             None => {
                 return Err(Failure::new(
                     Code::Failure,
@@ -384,4 +360,27 @@ fn with_store(
         },
         not_saved,
     ))
+}
+
+/// A refresh failed while the stored access token is still valid: `refresh` means a refresh,
+/// so that is an error (exit 4) unless `--cached-on-failure` asked for the stored tokens, in
+/// which case stderr says why they are printed.
+fn stored_tokens_after_failure(
+    error: &cogref_core::CallError,
+    cached_on_failure: bool,
+) -> Result<(), Failure> {
+    if cached_on_failure {
+        eprintln!(
+            "cogref: the refresh failed ({error}); printing the stored tokens, which are \
+             still valid (--cached-on-failure)"
+        );
+        return Ok(());
+    }
+    let mut failure = Failure::from(error);
+    failure.message = format!(
+        "{}; nothing was refreshed (the stored access token is still valid: \
+         --cached-on-failure prints it instead)",
+        failure.message
+    );
+    Err(failure)
 }

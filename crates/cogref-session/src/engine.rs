@@ -984,14 +984,14 @@ impl<T, E: Environment> Engine<T, E> {
             return result;
         }
         let session = &state.session;
-        Err(if session.requires_sign_in() {
-            SessionError::SignInRequired(last_error(session))
+        let decision = if session.requires_sign_in() {
+            Decision::SignInRequired
         } else {
-            SessionError::Unavailable {
-                error: last_error(session),
+            Decision::Unavailable {
                 retry_at: session.retry_at().unwrap_or(since.wall),
             }
-        })
+        };
+        Err(error_of(session, decision))
     }
 
     /// How long a forced refresh must wait for the floor between refreshes.
