@@ -759,7 +759,10 @@ impl<T, E: Environment> Engine<T, E> {
                     "a refresh token this session had already left was refused; the set adopted meanwhile stays"
                 );
                 let now = self.now();
-                Refreshed::Done(fresh(&self.state().session, now))
+                let mut state = self.state();
+                // The refusal did not count, the request did: the floor runs from it.
+                state.session.refresh_not_applied(started);
+                Refreshed::Done(fresh(&state.session, now))
             }
             Err(error) => Refreshed::Done(self.failed(error, started)),
         }

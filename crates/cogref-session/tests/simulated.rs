@@ -989,3 +989,76 @@ fn a_refusal_of_a_refresh_token_the_session_has_left_does_not_end_the_set_it_ado
     );
     assert_eq!(cognito.sent(), ["r0", "r1"]);
 }
+
+// Simulator seed `refused-refresh-after-a-look-skips-the-floor` (found once the simulated
+// stores reported change stamps): a refresh was in flight when a caller of the same manager
+// saw the store's stamp move and adopted a sibling's set, refreshed earlier by its writer's
+// clock and soon due. Cognito refused the refresh token sent (the sibling had used it); the
+// session kept the adopted set, as it must, but forgot that a refresh had just started: the
+// next caller refreshed again 0.16 s later, under the 1 s floor between refreshes.
+
+#[test]
+fn a_refused_refresh_whose_session_moved_on_still_holds_back_the_next_one_for_the_floor() {
+    use cogref_session::secrecy::SecretString;
+    use cogref_session::{TokenSet, TokenStore};
+    let clock = clock();
+    let store = MemoryStore::new();
+    let cognito = Scripted::new(
+        &clock,
+        &[
+            ok("a1", 60, Some("r1")),
+            err(400, "RefreshTokenReuseException"),
+            ok("a3", 60, Some("r3")),
+        ],
+    );
+    let manager = Arc::new(
+        BlockingTokenManager::builder(
+            client(cognito.clone(), &clock),
+            template("r0"),
+            store.clone(),
+        )
+        .build()
+        .expect("manager"),
+    );
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
+    clock.advance(Duration::from_secs(40));
+    cognito.on_next_request({
+        let (manager, store, clock) = (manager.clone(), store.clone(), clock.clone());
+        move || {
+            // The sibling refreshed r1 two seconds ago (its lease had taken over); its set,
+            // stored now, lives 1.5 s more: due in 0.75 s. A caller of this manager sees the
+            // stamp move and adopts it.
+            clock.advance(Duration::from_millis(10));
+            let now = clock.wall_clock();
+            let life = Duration::from_millis(1500);
+            let stored = store.load().expect("load").expect("a set");
+            let sibling = TokenSet::new(
+                SecretString::from("r-b".to_owned()),
+                Some(SecretString::from("a-b".to_owned())),
+                None,
+                None,
+                Some(now + life),
+                Some(life),
+            )
+            .with_refreshed_at(Some(now - Duration::from_secs(2)));
+            store.save(&sibling, Some(stored.version)).expect("saved");
+            assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
+        }
+    });
+    // r1 is refused as reused: the session keeps the sibling's set.
+    assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
+    assert_eq!(cognito.sent(), ["r0", "r1"]);
+    // 0.8 s after the refused refresh started the adopted set is due, and still valid: the
+    // floor holds the next refresh back and the valid token is served.
+    clock.advance(Duration::from_millis(790));
+    assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
+    assert_eq!(
+        cognito.sent(),
+        ["r0", "r1"],
+        "a second refresh started within the floor of the refused one"
+    );
+    // Once the floor has passed, the adopted set is refreshed.
+    clock.advance(Duration::from_millis(300));
+    assert_eq!(manager.access_token().expect("a3").expose_secret(), "a3");
+    assert_eq!(cognito.sent(), ["r0", "r1", "r-b"]);
+}

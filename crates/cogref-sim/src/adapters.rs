@@ -249,6 +249,10 @@ impl AsyncTokenStore for SimStore {
             }
         }
     }
+
+    fn change_stamp(&self) -> Option<u64> {
+        lock(&self.shared).stamp
+    }
 }
 
 /// The blocking store of one process incarnation.
@@ -314,5 +318,9 @@ impl TokenStore for SimBlockingStore {
             OpResult::Waited(r) => r,
             _ => Err(odd()),
         }
+    }
+
+    fn change_stamp(&self) -> Option<u64> {
+        lock(&self.shared).stamp
     }
 }

@@ -37,10 +37,11 @@ impl Capture {
         })
     }
 
-    /// Looks for the canary in `text`, which came from `what`.
+    /// Looks for the canary in `text`, which came from `what`: as text, and in the shapes bytes
+    /// take when formatted (`Debug` of a byte slice lists numbers; hex in either case).
     pub fn scan(&self, what: &str, text: &str) {
         self.scanned.fetch_add(1, Ordering::Relaxed);
-        if text.contains(CANARY) {
+        if shows_canary(text) {
             self.leaks
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -79,6 +80,19 @@ impl Capture {
             next_span: AtomicU64::new(1),
         })
     }
+}
+
+/// The canary's shapes: itself, its bytes as `Debug` lists them, and its hex.
+static SHAPES: std::sync::LazyLock<[String; 4]> = std::sync::LazyLock::new(|| {
+    let bytes = CANARY.as_bytes();
+    let list: Vec<String> = bytes.iter().map(u8::to_string).collect();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    [CANARY.to_owned(), list.join(", "), hex.to_uppercase(), hex]
+});
+
+/// Whether `text` shows the canary in any of its shapes.
+fn shows_canary(text: &str) -> bool {
+    SHAPES.iter().any(|shape| text.contains(shape.as_str()))
 }
 
 struct Scanner {
@@ -169,4 +183,22 @@ impl Subscriber for Scanner {
     fn enter(&self, _: &Id) {}
 
     fn exit(&self, _: &Id) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_canary_is_found_as_text_as_listed_bytes_and_as_hex() {
+        let token = format!("{CANARY}rt3x0000abcd{CANARY}");
+        assert!(shows_canary(&format!("{:?}", token.as_bytes())));
+        assert!(shows_canary(&format!("{:?}", token.as_bytes().to_vec())));
+        let hex: String = token.bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(shows_canary(&hex));
+        assert!(shows_canary(&hex.to_uppercase()));
+        // The tail of a refresh token carries it too.
+        assert!(shows_canary(&token[token.len() - 9..]));
+        assert!(!shows_canary("rt3x0000abcd [1, 2, 3]"));
+    }
 }

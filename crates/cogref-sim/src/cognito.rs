@@ -135,7 +135,8 @@ impl Cognito {
 
     /// The string of refresh token `n`.
     pub fn refresh_token(&self, n: usize) -> String {
-        format!("{CANARY}rt{n}x{:08x}", self.salt)
+        // The canary at both ends: a leak of either half of the token is found.
+        format!("{CANARY}rt{n}x{:08x}{CANARY}", self.salt)
     }
 
     /// The number of a refresh token string, if it is one of ours.

@@ -35,11 +35,19 @@ pub enum Mutant {
     /// A refresh task spawned through the transport belongs to the task that spawned it:
     /// cancelling the caller drops the refresh.
     Attached,
+    /// The transport logs each request's body at TRACE, as raw bytes (`Debug` of a byte
+    /// slice: a list of numbers), as an HTTP client's wire log would.
+    Leaky,
 }
 
 impl Mutant {
     /// All of them.
-    pub const ALL: [Mutant; 3] = [Mutant::NoLock, Mutant::NoVersion, Mutant::Attached];
+    pub const ALL: [Mutant; 4] = [
+        Mutant::NoLock,
+        Mutant::NoVersion,
+        Mutant::Attached,
+        Mutant::Leaky,
+    ];
 
     /// Its command-line name.
     pub fn name(self) -> &'static str {
@@ -47,6 +55,7 @@ impl Mutant {
             Mutant::NoLock => "no-lock",
             Mutant::NoVersion => "no-version",
             Mutant::Attached => "attached",
+            Mutant::Leaky => "leaky-transport",
         }
     }
 
@@ -383,9 +392,10 @@ impl WorldConfig {
         } else {
             u64::MAX / 4
         };
-        let client_secret = r
-            .chance(0.5)
-            .then(|| format!("{}secret{:016x}", crate::cognito::CANARY, r.next_u64()));
+        let client_secret = r.chance(0.5).then(|| {
+            let canary = crate::cognito::CANARY;
+            format!("{canary}secret{:016x}{canary}", r.next_u64())
+        });
         Self {
             seed,
             store,

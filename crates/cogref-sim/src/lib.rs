@@ -44,6 +44,9 @@
 //!   [`conformance`] against the real `FileStore` (in a fresh folder) and a real
 //!   `redis-server` (started on a free 127.0.0.1 port) and against the models: they must
 //!   observe the same outcomes, versions compared by how they relate, or the model has drifted.
+//!   Every store reports a change stamp (`TokenStore::change_stamp`: the real memory store's
+//!   own; the models', exact, moved by every change of the stored entry), so the managers'
+//!   cached path looks at the store when a sibling saved, as it does over the real stores.
 //!
 //! ## Faults
 //!
@@ -143,7 +146,9 @@
 //! 5. **No secret shown.** No log line or span field (every level and target, each field
 //!    formatted with `Debug`), no `SessionEvent` (`Debug`, and `Display` of its error), no
 //!    error a caller or a manager's build returns (`Display` and `Debug`), and no session's
-//!    `Debug` contains the canary.
+//!    `Debug` contains the canary: as text, as the list of numbers `Debug` makes of bytes, or
+//!    as hex. Refresh tokens and the client secret carry it at both ends, access and ID tokens
+//!    at both ends of the JWT, so half a token is found too.
 //! 6. **Every call returns.** `access_token()` within `B = K + S_max`, `refresh_now()` within
 //!    `3K + 2 · max(failure_backoff_max, F)`, with
 //!    `K = lock_timeout + 0.27 s + 2T + 16 S_max + 1 s` (waiting for the lock, a reload, two
@@ -155,12 +160,13 @@
 //!
 //! A failing run prints `cargo xtask sim --seed S` (with `--faults` and `--mutant` when it
 //! had them); the shrinker ([`run::shrink`]) tries the run with no fault, then removes faults
-//! by delta debugging while it still fails. Seeds that found a bug are named in
+//! by delta debugging while it still breaks the same invariant. Seeds that found a bug are named in
 //! `regressions.txt`, replayed first by every `--ci`. The mutants ([`config::Mutant`]) change
 //! the library's surroundings, never the library: the store's lock always granted
 //! (`no-lock`), its save ignoring the version (`no-version`), a refresh task dropped with the
-//! caller that spawned it instead of running detached (`attached`); `--ci` fails unless each
-//! breaks an invariant within its batch.
+//! caller that spawned it instead of running detached (`attached`), a transport that logs each
+//! request body as raw bytes (`leaky-transport`); `--ci` fails unless each breaks an invariant
+//! within its batch.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -76,6 +76,10 @@ pub struct StoreModel {
     pub publishes: u64,
     /// Redis: leases that ran out (or were deleted) while their holder had not released them.
     pub leases_lost: u64,
+    /// How many times the stored entry changed (a save, a crashed writer's set put in place,
+    /// the data lost): the change stamp the model's handles report. Both real stores move
+    /// theirs on each (a file's `stat`, Redis's change channel); the model's is exact.
+    pub changes: u64,
 }
 
 /// The server's clock as Redis `TIME` would give it at the simulation's `now` (µs).
@@ -95,6 +99,7 @@ impl StoreModel {
             next_ticket: 1,
             publishes: 0,
             leases_lost: 0,
+            changes: 0,
         }
     }
 
@@ -190,6 +195,7 @@ impl StoreModel {
                 let version = found.map_or(wall_us.max(1).max(*seen + 1), |v| v + 1);
                 *seen = (*seen).max(version);
                 self.entry = Some(Entry { bytes, version });
+                self.changes += 1;
                 Ok(version)
             }
             Kind::Redis { .. } => {
@@ -207,6 +213,7 @@ impl StoreModel {
                     }
                     self.entry = Some(Entry { bytes, version });
                     self.publishes += 1;
+                    self.changes += 1;
                 }
                 let seen = self.seen.entry(handle).or_insert(0);
                 *seen = (*seen).max(version);
@@ -276,6 +283,7 @@ impl StoreModel {
                 };
                 if next {
                     self.entry = Some(temp);
+                    self.changes += 1;
                 }
             }
         }
@@ -313,7 +321,9 @@ impl StoreModel {
     /// The data is gone: the token file deleted (its lock file stays), or Redis restarted
     /// without persistence (entry and lease gone).
     pub fn lose_data(&mut self) {
-        self.entry = None;
+        if self.entry.take().is_some() {
+            self.changes += 1;
+        }
         if let Kind::Redis { .. } = self.kind
             && self.lock.take().is_some()
         {

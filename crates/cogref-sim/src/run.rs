@@ -111,8 +111,16 @@ impl Report {
     }
 }
 
-/// Reduces the faults of a failing run to a small set that still fails (delta debugging over
-/// the injected faults' numbers), within `budget` runs. The report of the smallest failing run.
+/// Whether `candidate` breaks the invariant `original` broke first: a smaller schedule that
+/// breaks another one is another bug, not a reduction of this one.
+fn same_failure(original: &Report, candidate: &Report) -> bool {
+    let first = |r: &Report| r.violations.first().map(|v| v.invariant);
+    candidate.failed() && first(candidate) == first(original)
+}
+
+/// Reduces the faults of a failing run to a small set that still breaks the same invariant
+/// (delta debugging over the injected faults' numbers), within `budget` runs. The report of
+/// the smallest such run.
 pub fn shrink(failing: &Report, budget: usize) -> Report {
     let mut best = failing.clone();
     let mut current: Vec<u32> = failing.faults.iter().map(|(n, _, _)| *n).collect();
@@ -121,7 +129,7 @@ pub fn shrink(failing: &Report, budget: usize) -> Report {
     // First: does it fail with no fault at all?
     let none = run_seed(failing.seed, failing.mutant, Some(BTreeSet::new()), false);
     runs += 1;
-    if none.failed() {
+    if same_failure(failing, &none) {
         return none;
     }
     while current.len() > 1 && runs < budget {
@@ -144,7 +152,7 @@ pub fn shrink(failing: &Report, budget: usize) -> Report {
                 false,
             );
             runs += 1;
-            if report.failed() {
+            if same_failure(failing, &report) {
                 current = candidate;
                 best = report;
                 chunks = (chunks - 1).max(2);

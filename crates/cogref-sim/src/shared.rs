@@ -187,6 +187,9 @@ pub struct Shared {
     pub current: Option<TaskId>,
     /// The live incarnation of each process (0: down).
     pub alive: Vec<u32>,
+    /// The store's change stamp as its handles report it (`TokenStore::change_stamp`), set by
+    /// the world after every event: read synchronously on the managers' cached path.
+    pub stamp: Option<u64>,
 }
 
 impl Shared {

@@ -222,6 +222,15 @@ impl Backend {
         }
     }
 
+    /// The change stamp every handle reports: the real memory store's own, or the model's count
+    /// of changes.
+    fn stamp(&self) -> Option<u64> {
+        match self {
+            Backend::Memory { store, .. } => TokenStore::change_stamp(store),
+            Backend::Model(m) => Some(m.changes),
+        }
+    }
+
     fn leases_lost(&self) -> u64 {
         match self {
             Backend::Model(m) => m.leases_lost,
@@ -443,6 +452,7 @@ impl World {
         }
         let shared: SharedRef = Arc::new(Mutex::new(Shared {
             alive: vec![0; cfg.processes.len()],
+            stamp: None,
             ..Shared::default()
         }));
         let base = Instant::now();
@@ -576,6 +586,8 @@ impl World {
     /// Runs the world to its end; the violations found.
     pub fn run(&mut self) {
         loop {
+            let stamp = self.backend.stamp();
+            lock(&self.shared).stamp = stamp;
             self.settle();
             self.check();
             if self.ended {
@@ -1173,6 +1185,9 @@ impl World {
         timeout: Duration,
     ) {
         let now = self.now();
+        if self.mutant == Some(Mutant::Leaky) {
+            tracing::trace!(target: "sim::leaky_transport", body = ?request.body(), "sending");
+        }
         let (started, forced) = self.ghost_send(actor, &request);
         self.log(|| {
             let body: serde_json::Value =

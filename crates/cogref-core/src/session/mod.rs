@@ -862,6 +862,17 @@ impl Session {
         self.decide(now)
     }
 
+    /// A refresh of this lineage started at `started` and its answer is not applied here (it
+    /// refused a refresh token this session had left meanwhile for a set obtained elsewhere):
+    /// the floor between refreshes still counts from it, so that two refreshes never start
+    /// closer than [`SessionConfig::min_refresh_interval`] whatever their answers.
+    pub fn refresh_not_applied(&mut self, started: Now) {
+        let floor = started.after(self.floor_interval());
+        if self.not_before.is_none_or(|n| floor.mono > n.mono) {
+            self.not_before = Some(floor);
+        }
+    }
+
     /// Replaces the tokens with a set obtained elsewhere (a store another process wrote, or
     /// loaded at start) and clears any failure: the new set has not failed yet. Its expiry is
     /// anchored on the monotonic clock at `now`, its remaining life capped at its lifetime and,
