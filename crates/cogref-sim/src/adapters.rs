@@ -2,7 +2,7 @@
 //! every call is an operation the scheduler completes on the simulated clock. The managers and
 //! the core run unchanged on top of them.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cogref_core::driver::{DetachedTask, HttpRequest, HttpResponse};
@@ -15,7 +15,7 @@ use cogref_session::{AsyncTokenStore, StoreError, StoreGuard, TokenStore, Versio
 use crate::model::Ticket;
 use crate::shared::{
     Actor, Notice, OpFuture, OpKind, OpResult, SharedRef, Spawned, StoreCall, ThreadLink,
-    block_on_op, lock,
+    TrueClock, block_on_op, lock,
 };
 
 fn odd() -> StoreError {
@@ -159,6 +159,42 @@ fn disarm(guard: StoreGuard) -> Option<Ticket> {
     Some(guard.ticket)
 }
 
+/// A store handle's change stamp as the real store reports it: the world's stamp, read on
+/// the spot, or (a file store's `stat`) reused for a while after it was taken.
+pub struct StampReader {
+    shared: SharedRef,
+    clock: Arc<TrueClock>,
+    /// How long a reading is reused (µs; 0: never).
+    max_age_us: u64,
+    /// The last reading: when, and what.
+    last: Mutex<Option<(u64, Option<u64>)>>,
+}
+
+impl StampReader {
+    /// A reader of the world's stamp that reuses a reading for `max_age_us`.
+    pub fn new(shared: &SharedRef, clock: Arc<TrueClock>, max_age_us: u64) -> Arc<Self> {
+        Arc::new(Self {
+            shared: shared.clone(),
+            clock,
+            max_age_us,
+            last: Mutex::new(None),
+        })
+    }
+
+    fn read(&self) -> Option<u64> {
+        let now = self.clock.now();
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((taken_at, stamp)) = *last
+            && now.saturating_sub(taken_at) < self.max_age_us
+        {
+            return stamp;
+        }
+        let stamp = lock(&self.shared).stamp;
+        *last = Some((now, stamp));
+        stamp
+    }
+}
+
 /// The async store of one process incarnation.
 #[derive(Clone)]
 pub struct SimStore {
@@ -166,15 +202,17 @@ pub struct SimStore {
     actor: Actor,
     /// Whether the store can notify (Redis) or not (file, memory: `Ok(false)` at once).
     notifies: bool,
+    stamp: Arc<StampReader>,
 }
 
 impl SimStore {
     /// The store of `actor`.
-    pub fn new(shared: &SharedRef, actor: Actor, notifies: bool) -> Self {
+    pub fn new(shared: &SharedRef, actor: Actor, notifies: bool, stamp: Arc<StampReader>) -> Self {
         Self {
             shared: shared.clone(),
             actor,
             notifies,
+            stamp,
         }
     }
 
@@ -251,7 +289,7 @@ impl AsyncTokenStore for SimStore {
     }
 
     fn change_stamp(&self) -> Option<u64> {
-        lock(&self.shared).stamp
+        self.stamp.read()
     }
 }
 
@@ -261,16 +299,24 @@ pub struct SimBlockingStore {
     actor: Actor,
     notifies: bool,
     link: Arc<ThreadLink>,
+    stamp: Arc<StampReader>,
 }
 
 impl SimBlockingStore {
     /// The store of `actor`, parking through `link`.
-    pub fn new(shared: &SharedRef, actor: Actor, notifies: bool, link: Arc<ThreadLink>) -> Self {
+    pub fn new(
+        shared: &SharedRef,
+        actor: Actor,
+        notifies: bool,
+        link: Arc<ThreadLink>,
+        stamp: Arc<StampReader>,
+    ) -> Self {
         Self {
             shared: shared.clone(),
             actor,
             notifies,
             link,
+            stamp,
         }
     }
 
@@ -321,6 +367,6 @@ impl TokenStore for SimBlockingStore {
     }
 
     fn change_stamp(&self) -> Option<u64> {
-        lock(&self.shared).stamp
+        self.stamp.read()
     }
 }

@@ -58,6 +58,9 @@ pub enum Op {
     LeaseRunsOut,
     /// `wait_for_change` by `h` with the version it last saw, while nobody acts.
     WaitIdle(usize),
+    /// `h` reads its change stamp (`TokenStore::change_stamp`) once what the store announced
+    /// has had time to arrive: whether it moved since `h` last read it.
+    Stamp(usize),
     /// `wait_for_change` by `h` while `other` saves `token` on its last version.
     WaitWhileSave {
         /// Who waits.
@@ -92,6 +95,9 @@ pub enum Outcome {
         /// Returned early (at once, or woken by a publish).
         early: bool,
     },
+    /// A change stamp read: whether it moved since the handle's previous reading (`None` for
+    /// the first reading, or when the store gave no stamp).
+    Stamp(Option<bool>),
     /// Any other error.
     Failed,
     /// Nothing to observe (or the step does not apply to this store).
@@ -123,6 +129,8 @@ pub trait Subject {
     fn torn_save(&mut self, tokens: &TokenSet, expected: Option<u64>);
     /// Time passes beyond the lease's time to live (Redis).
     fn lease_runs_out(&mut self);
+    /// `h`'s change stamp, read once what the store announced has arrived.
+    fn stamp(&mut self, h: usize) -> Option<u64>;
     /// `wait_for_change(seen)` by `h`; with `during`, handle `other` saves meanwhile. Returns
     /// the wait's result, whether it returned early, and the save's result.
     #[allow(clippy::type_complexity)]
@@ -171,6 +179,7 @@ pub fn run(subject: &mut dyn Subject, scenario: &[Op]) -> Observed {
         }
     };
     let mut last: Vec<Option<u64>> = vec![None; 8];
+    let mut stamps: Vec<Option<u64>> = vec![None; 8];
     let mut out = Vec::new();
     let file = subject.kind() == Kind::File;
     for op in scenario {
@@ -223,6 +232,15 @@ pub fn run(subject: &mut dyn Subject, scenario: &[Op]) -> Observed {
                     subject.lease_runs_out();
                 }
                 out.push(Outcome::Done);
+            }
+            Op::Stamp(h) => {
+                let stamp = subject.stamp(h);
+                let moved = match (stamps[h], stamp) {
+                    (Some(before), Some(now)) => Some(before != now),
+                    _ => None,
+                };
+                stamps[h] = stamp;
+                out.push(Outcome::Stamp(moved));
             }
             Op::WaitIdle(h) => {
                 let (result, early, _) = subject.wait(h, last[h], None);
@@ -477,6 +495,44 @@ pub fn scenarios() -> Vec<(&'static str, Vec<Op>)> {
                 },
             ],
         ),
+        (
+            "the change stamp moves on what the store announces and only then",
+            vec![
+                Stamp(0),
+                Load(1),
+                Stamp(0),
+                save(1, 1, Nothing),
+                Stamp(0),
+                save(2, 2, Nothing),
+                Stamp(0),
+                TryLock(1),
+                Stamp(0),
+                Unlock(1),
+                Stamp(0),
+                save(1, 3, Last),
+                Stamp(0),
+                TryLock(2),
+                LeaseRunsOut,
+                Stamp(0),
+                LoseData,
+                Stamp(0),
+                save(1, 4, Nothing),
+                Stamp(0),
+                Stamp(0),
+            ],
+        ),
+        (
+            "a crashed writer's set put in place moves the stamp",
+            vec![
+                save(0, 1, Nothing),
+                Stamp(1),
+                TornSave { token: 2 },
+                Stamp(1),
+                TryLock(0),
+                Stamp(1),
+                Load(1),
+            ],
+        ),
     ]
 }
 
@@ -560,6 +616,10 @@ impl Subject for ModelSubject {
         if let Kind::Redis { lease_ttl_us } = self.model.kind() {
             self.now += lease_ttl_us + 1;
         }
+    }
+
+    fn stamp(&mut self, _: usize) -> Option<u64> {
+        Some(self.model.stamp())
     }
 
     fn wait(

@@ -44,9 +44,13 @@
 //!   [`conformance`] against the real `FileStore` (in a fresh folder) and a real
 //!   `redis-server` (started on a free 127.0.0.1 port) and against the models: they must
 //!   observe the same outcomes, versions compared by how they relate, or the model has drifted.
-//!   Every store reports a change stamp (`TokenStore::change_stamp`: the real memory store's
-//!   own; the models', exact, moved by every change of the stored entry), so the managers'
-//!   cached path looks at the store when a sibling saved, as it does over the real stores.
+//!   Every store reports a change stamp (`TokenStore::change_stamp`), so the managers' cached
+//!   path looks at the store when a sibling saved, as over the real stores: the real memory
+//!   store's own; the file model's moved by every save, recovery or deletion of the token file
+//!   and, like the real `stat`, reused by each handle for `FileStore::STAMP_MAX_AGE`; the Redis
+//!   model's moved by every message on the change channel (saves and lease releases, not a
+//!   lease running out nor lost data, which nobody announces). The conformance scenarios read
+//!   the real stores' stamps too.
 //!
 //! ## Faults
 //!

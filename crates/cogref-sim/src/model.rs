@@ -76,9 +76,8 @@ pub struct StoreModel {
     pub publishes: u64,
     /// Redis: leases that ran out (or were deleted) while their holder had not released them.
     pub leases_lost: u64,
-    /// How many times the stored entry changed (a save, a crashed writer's set put in place,
-    /// the data lost): the change stamp the model's handles report. Both real stores move
-    /// theirs on each (a file's `stat`, Redis's change channel); the model's is exact.
+    /// File: how many times the token file changed (a save, a crashed writer's set put in
+    /// place, the file deleted), which its `stat` shows.
     pub changes: u64,
 }
 
@@ -106,6 +105,17 @@ impl StoreModel {
     /// Which store this is.
     pub fn kind(&self) -> Kind {
         self.kind
+    }
+
+    /// The change stamp as the store's handles see it once everything said has arrived:
+    /// file, a `stat` of the token file (moved by every save, recovery or deletion); Redis, a
+    /// count of the messages on the change channel (saves and lease releases; not a lease
+    /// running out, not a restart that lost the data: nobody announces those).
+    pub fn stamp(&self) -> u64 {
+        match self.kind {
+            Kind::File => self.changes,
+            Kind::Redis { .. } => self.publishes,
+        }
     }
 
     /// The stored set's refresh token and version, without touching any handle's state.
@@ -213,7 +223,6 @@ impl StoreModel {
                     }
                     self.entry = Some(Entry { bytes, version });
                     self.publishes += 1;
-                    self.changes += 1;
                 }
                 let seen = self.seen.entry(handle).or_insert(0);
                 *seen = (*seen).max(version);
@@ -321,7 +330,7 @@ impl StoreModel {
     /// The data is gone: the token file deleted (its lock file stays), or Redis restarted
     /// without persistence (entry and lease gone).
     pub fn lose_data(&mut self) {
-        if self.entry.take().is_some() {
+        if self.entry.take().is_some() && self.kind == Kind::File {
             self.changes += 1;
         }
         if let Kind::Redis { .. } = self.kind

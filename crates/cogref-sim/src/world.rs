@@ -22,7 +22,7 @@ use cogref_session::{
     TokenManager, TokenStore, Versioned,
 };
 
-use crate::adapters::{SimBlockingNet, SimBlockingStore, SimNet, SimStore};
+use crate::adapters::{SimBlockingNet, SimBlockingStore, SimNet, SimStore, StampReader};
 use crate::capture::Capture;
 use crate::check::Ghost;
 use crate::cognito::{Answer, Cognito, CognitoConfig};
@@ -227,7 +227,7 @@ impl Backend {
     fn stamp(&self) -> Option<u64> {
         match self {
             Backend::Memory { store, .. } => TokenStore::change_stamp(store),
-            Backend::Model(m) => Some(m.changes),
+            Backend::Model(m) => Some(m.stamp()),
         }
     }
 
@@ -577,6 +577,18 @@ impl World {
         matches!(self.cfg.store, StoreKind::Redis { .. })
     }
 
+    /// A store handle's change stamp: a file store reuses its `stat` for
+    /// `FileStore::STAMP_MAX_AGE`; the others read theirs on the spot.
+    fn stamp_reader(&self) -> Arc<StampReader> {
+        let max_age_us = match self.cfg.store {
+            StoreKind::File => {
+                u64::try_from(cogref_session::FileStore::STAMP_MAX_AGE.as_micros()).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        StampReader::new(&self.shared, self.clock.clone(), max_age_us)
+    }
+
     fn stored_token(&self) -> Option<usize> {
         self.backend
             .stored()
@@ -668,7 +680,7 @@ impl World {
                 self.endpoint.clone(),
                 self.cfg.call,
             );
-            let store = SimStore::new(&self.shared, actor, self.notifies());
+            let store = SimStore::new(&self.shared, actor, self.notifies(), self.stamp_reader());
             let builder = TokenManager::builder(client, self.template.clone(), store)
                 .session_config(self.cfg.session)
                 .lock_timeout(self.cfg.lock_timeout)
@@ -710,7 +722,13 @@ impl World {
             self.endpoint.clone(),
             self.cfg.call,
         );
-        let store = SimBlockingStore::new(&self.shared, actor, self.notifies(), link.clone());
+        let store = SimBlockingStore::new(
+            &self.shared,
+            actor,
+            self.notifies(),
+            link.clone(),
+            self.stamp_reader(),
+        );
         let builder = BlockingTokenManager::builder(client, self.template.clone(), store)
             .session_config(self.cfg.session)
             .lock_timeout(self.cfg.lock_timeout)

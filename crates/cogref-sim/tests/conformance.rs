@@ -134,6 +134,12 @@ impl Subject for RealFile {
 
     fn lease_runs_out(&mut self) {}
 
+    fn stamp(&mut self, h: usize) -> Option<u64> {
+        // A `stat` is reused for up to STAMP_MAX_AGE: read past it.
+        std::thread::sleep(FileStore::STAMP_MAX_AGE * 2);
+        self.stores[h].change_stamp()
+    }
+
     fn wait(
         &mut self,
         h: usize,
@@ -288,6 +294,19 @@ impl Subject for RealRedis {
 
     fn lease_runs_out(&mut self) {
         std::thread::sleep(LEASE_TTL + Duration::from_millis(100));
+    }
+
+    fn stamp(&mut self, h: usize) -> Option<u64> {
+        // The stamp comes from the handle's subscription: wait for it to be up, then for
+        // what was published to arrive (a loopback round trip; 100 ms is plenty).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let stamp = self.stores[h].change_stamp();
+            if stamp.is_some() || Instant::now() > deadline {
+                return stamp;
+            }
+        }
     }
 
     fn wait(
