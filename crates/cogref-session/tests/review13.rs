@@ -30,9 +30,13 @@ fn a_refresh_answered_after_a_sign_out_still_holds_back_the_next_refresh_for_the
         ],
     );
     let manager = Arc::new(
-        BlockingTokenManager::builder(client(cognito.clone(), &clock), template("r0"), store.clone())
-            .build()
-            .expect("manager"),
+        BlockingTokenManager::builder(
+            client(cognito.clone(), &clock),
+            template("r0"),
+            store.clone(),
+        )
+        .build()
+        .expect("manager"),
     );
     assert!(manager.access_token().is_ok());
     clock.advance(Duration::from_secs(40));
@@ -42,7 +46,10 @@ fn a_refresh_answered_after_a_sign_out_still_holds_back_the_next_refresh_for_the
             clock.advance(Duration::from_millis(10));
             let stored = store.load().expect("load").expect("a set");
             store
-                .save(&TokenSet::signed_out(clock.wall_clock()), Some(stored.version))
+                .save(
+                    &TokenSet::signed_out(clock.wall_clock()),
+                    Some(stored.version),
+                )
                 .expect("tombstone");
             assert!(matches!(
                 manager.access_token(),
@@ -59,7 +66,10 @@ fn a_refresh_answered_after_a_sign_out_still_holds_back_the_next_refresh_for_the
     // A new sign-in, stored by another holder.
     let stored = store.load().expect("load").expect("tombstone");
     store
-        .save(&TokenSet::from_refresh_token("n0", None), Some(stored.version))
+        .save(
+            &TokenSet::from_refresh_token("n0", None),
+            Some(stored.version),
+        )
         .expect("new sign-in");
     clock.advance(Duration::from_millis(100));
     let answer = manager.access_token();
@@ -100,7 +110,10 @@ fn a_refresh_whose_save_finds_a_tombstone_still_holds_back_the_next_refresh_for_
             clock.advance(Duration::from_millis(10));
             let stored = store.load().expect("load").expect("a set");
             store
-                .save(&TokenSet::signed_out(clock.wall_clock()), Some(stored.version))
+                .save(
+                    &TokenSet::signed_out(clock.wall_clock()),
+                    Some(stored.version),
+                )
                 .expect("tombstone");
         }
     });
@@ -112,7 +125,10 @@ fn a_refresh_whose_save_finds_a_tombstone_still_holds_back_the_next_refresh_for_
     let stored = store.load().expect("load").expect("tombstone");
     assert!(stored.tokens.is_signed_out(), "the tombstone stays");
     store
-        .save(&TokenSet::from_refresh_token("n0", None), Some(stored.version))
+        .save(
+            &TokenSet::from_refresh_token("n0", None),
+            Some(stored.version),
+        )
         .expect("new sign-in");
     clock.advance(Duration::from_millis(100));
     let answer = manager.access_token();

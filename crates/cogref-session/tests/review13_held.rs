@@ -74,8 +74,7 @@ fn sibling(store: &MemoryStore, clock: &cogref_core::driver::ManualEnvironment) 
 }
 
 #[test]
-fn a_transient_failure_of_a_refresh_whose_session_moved_on_holds_back_the_next_one_for_the_floor()
-{
+fn a_transient_failure_of_a_refresh_whose_session_moved_on_holds_back_the_next_one_for_the_floor() {
     let clock = clock();
     let store = MemoryStore::new();
     let cognito = Scripted::new(
@@ -87,9 +86,13 @@ fn a_transient_failure_of_a_refresh_whose_session_moved_on_holds_back_the_next_o
         ],
     );
     let manager = Arc::new(
-        BlockingTokenManager::builder(client(cognito.clone(), &clock), template("r0"), store.clone())
-            .build()
-            .expect("manager"),
+        BlockingTokenManager::builder(
+            client(cognito.clone(), &clock),
+            template("r0"),
+            store.clone(),
+        )
+        .build()
+        .expect("manager"),
     );
     assert!(manager.access_token().is_ok());
     clock.advance(Duration::from_secs(40));
@@ -120,16 +123,24 @@ fn refresh_now_after_a_refused_refresh_whose_session_moved_on_waits_the_floor() 
         ],
     );
     let manager = Arc::new(
-        BlockingTokenManager::builder(client(cognito.clone(), &clock), template("r0"), store.clone())
-            .build()
-            .expect("manager"),
+        BlockingTokenManager::builder(
+            client(cognito.clone(), &clock),
+            template("r0"),
+            store.clone(),
+        )
+        .build()
+        .expect("manager"),
     );
     assert!(manager.access_token().is_ok());
     clock.advance(Duration::from_secs(40));
     let sent_at: Arc<Mutex<Vec<Instant>>> = Arc::default();
     cognito.on_next_request({
-        let (manager, store, clock, sent_at) =
-            (manager.clone(), store.clone(), clock.clone(), sent_at.clone());
+        let (manager, store, clock, sent_at) = (
+            manager.clone(),
+            store.clone(),
+            clock.clone(),
+            sent_at.clone(),
+        );
         move || {
             sent_at.lock().unwrap().push(clock.now());
             sibling(&store, &clock);
@@ -144,7 +155,11 @@ fn refresh_now_after_a_refused_refresh_whose_session_moved_on_waits_the_floor() 
     assert_eq!(manager.refresh_now().expect("a3").expose_secret(), "a3");
     assert_eq!(cognito.sent(), ["r0", "r1", "r-b"]);
     let at = sent_at.lock().unwrap().clone();
-    assert!(at[1] - at[0] >= Duration::from_secs(1), "{:?}", at[1] - at[0]);
+    assert!(
+        at[1] - at[0] >= Duration::from_secs(1),
+        "{:?}",
+        at[1] - at[0]
+    );
 }
 
 /// An async transport on the manual clock whose sends wait for a permit (so a test can act

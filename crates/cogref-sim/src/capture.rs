@@ -189,6 +189,57 @@ impl Subscriber for Scanner {
 mod tests {
     use super::*;
 
+    // Review 13: shapes of a leaked refresh token the scanner still misses.
+    fn token() -> String {
+        format!("{CANARY}rt3x0000abcd{CANARY}")
+    }
+
+    #[test]
+    fn the_canary_is_found_in_a_pretty_printed_byte_list() {
+        // `{:#?}` of a byte slice: one number a line.
+        assert!(shows_canary(&format!("{:#?}", token().as_bytes())));
+    }
+
+    #[test]
+    fn the_canary_is_found_in_a_hex_debug_byte_list() {
+        // `{:x?}` / `{:X?}` of a byte slice: hex numbers, comma-separated.
+        assert!(shows_canary(&format!("{:x?}", token().as_bytes())));
+        assert!(shows_canary(&format!("{:02X?}", token().as_bytes())));
+    }
+
+    #[test]
+    fn the_canary_is_found_in_base64() {
+        const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let b64 = |b: &[u8]| -> String {
+            b.chunks(3)
+                .flat_map(|c| {
+                    let n =
+                        c.iter().fold(0u32, |n, &x| (n << 8) | u32::from(x)) << (8 * (3 - c.len()));
+                    (0..=c.len()).map(move |i| ABC[(n >> (18 - 6 * i) & 63) as usize] as char)
+                })
+                .collect()
+        };
+        assert_eq!(b64(b"Many"), "TWFueQ");
+        // A token in a Basic header or a JSON body logged base64-encoded.
+        assert!(shows_canary(&b64(token().as_bytes())));
+    }
+
+    #[test]
+    fn the_canary_is_found_in_a_token_with_both_ends_cut() {
+        // Nine tenths of a refresh token: only the first and last two characters dropped.
+        let t = token();
+        assert!(shows_canary(&t[2..t.len() - 2]));
+    }
+
+    #[test]
+    fn the_canary_is_found_in_debug_of_bytes_and_json_escapes() {
+        // Held: `bytes::Bytes`' `Debug` (b"...") and JSON show printable ASCII as is.
+        assert!(shows_canary(&format!("{:?}", token())));
+        assert!(shows_canary(
+            &serde_json::to_string(&token()).expect("json")
+        ));
+    }
+
     #[test]
     fn the_canary_is_found_as_text_as_listed_bytes_and_as_hex() {
         let token = format!("{CANARY}rt3x0000abcd{CANARY}");

@@ -284,6 +284,51 @@ pub fn parse_number(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    // Review 13: `same_failure` compares the invariant's label only, and one label covers
+    // several rules (4a floor and 4b attempts; 1, 1b and 1c), so a reduction that breaks
+    // another rule under the same number is accepted as "the same failure".
+    #[test]
+    fn a_reduction_that_breaks_another_rule_under_the_same_number_is_not_the_same_failure() {
+        let report = |invariant: &'static str, detail: &str| Report {
+            seed: 1,
+            mutant: None,
+            only: None,
+            violations: vec![crate::world::Violation {
+                invariant,
+                at_us: 1,
+                detail: detail.to_owned(),
+            }],
+            faults: Vec::new(),
+            stats: crate::world::Stats::default(),
+            summary: String::new(),
+            trace: Vec::new(),
+        };
+        let floor = report(
+            "4 (no storm)",
+            "process 1 started two refreshes 0.160000 s apart, under the floor of 1 s",
+        );
+        let attempts = report(
+            "4 (no storm)",
+            "process 1 made attempt 4 of a call allowed 3",
+        );
+        assert!(
+            !same_failure(&floor, &attempts),
+            "4a (floor) and 4b (attempts) are taken for one failure"
+        );
+        let reuse = report(
+            "1 (no lineage lost)",
+            "process 2 sent refresh token 3, superseded 1.000 s earlier (grace 0 s), and was refused as a reuse",
+        );
+        let went_back = report(
+            "1 (no lineage lost)",
+            "process 2 saved a set refreshed at 3.000 s over a newer one, refreshed at 4.000 s (clock tolerance 0.000 s): the store went back",
+        );
+        assert!(
+            !same_failure(&reuse, &went_back),
+            "1b (reuse) and 1c (the store went back) are taken for one failure"
+        );
+    }
+
     #[test]
     fn every_regression_line_parses() {
         let listed = include_str!("../regressions.txt")
