@@ -207,8 +207,8 @@ pub(crate) struct PendingSave {
     event: Option<SessionEvent>,
     /// Saves tried so far.
     attempts: u32,
-    /// When the refresh that obtained it started (monotonic).
-    started: Instant,
+    /// When the refresh that obtained it started.
+    started: Now,
     /// The refresh token the refresh sent (dead once it rotated).
     sent: SecretString,
 }
@@ -714,8 +714,13 @@ impl<T, E: Environment> Engine<T, E> {
         } = planned;
         // Signed out while the call ran (here, or a tombstone this manager has seen): whatever
         // it obtained belongs to the revoked lineage and is neither stored nor handed out.
-        if self.state().signed_out {
-            return Refreshed::Done(Err(SessionError::SignedOut));
+        {
+            let mut state = self.state();
+            if state.signed_out {
+                // Whatever comes next (a new sign-in adopted) waits the floor from this call.
+                state.session.refresh_not_applied(started);
+                return Refreshed::Done(Err(SessionError::SignedOut));
+            }
         }
         let sent = next.tokens().refresh_token.clone();
         match outcome {
@@ -728,7 +733,7 @@ impl<T, E: Environment> Engine<T, E> {
                     then: None,
                     event: None,
                     attempts: 0,
-                    started: started.mono,
+                    started,
                     sent: sent.clone(),
                 }))
             }
@@ -746,7 +751,7 @@ impl<T, E: Environment> Engine<T, E> {
                     then,
                     event,
                     attempts: 0,
-                    started: started.mono,
+                    started,
                     sent: sent.clone(),
                 }))
             }
@@ -786,7 +791,7 @@ impl<T, E: Environment> Engine<T, E> {
                 {
                     let mut state = self.state();
                     state.session = pending.next.clone();
-                    state.own_refresh = Some(pending.started);
+                    state.own_refresh = Some(pending.started.mono);
                     remember_rotation(&mut state, &pending);
                     state.store_version = Some(version);
                     state.known_version = Some(version);
@@ -841,13 +846,15 @@ impl<T, E: Environment> Engine<T, E> {
         // unwritten, whether or not this manager had heard of the sign-out yet.
         if stored.tokens.is_signed_out() && state.started_over != Some(stored.version) {
             let seen = self.see(&mut state, stored, now);
+            // A new sign-in adopted later waits the floor from this refresh.
+            state.session.refresh_not_applied(pending.started);
             drop(state);
             self.tell(seen);
             return Saved::Done(Err(SessionError::SignedOut));
         }
         // Ours is the session now, and not stored.
         state.session = pending.next.clone();
-        state.own_refresh = Some(pending.started);
+        state.own_refresh = Some(pending.started.mono);
         remember_rotation(&mut state, &pending);
         state.known_version = None;
         state.behind_version = None;
@@ -863,6 +870,7 @@ impl<T, E: Environment> Engine<T, E> {
             // Signed out while this refresh ran: its tokens belong to the revoked lineage and
             // stay unwritten.
             Seen::SignedOut => {
+                state.session.refresh_not_applied(pending.started);
                 drop(state);
                 self.tell(Seen::SignedOut);
                 return Saved::Done(Err(SessionError::SignedOut));
@@ -913,7 +921,7 @@ impl<T, E: Environment> Engine<T, E> {
         {
             let mut state = self.state();
             state.session = pending.next.clone();
-            state.own_refresh = Some(pending.started);
+            state.own_refresh = Some(pending.started.mono);
             remember_rotation(&mut state, &pending);
             // The stored set is the one this refresh replaced, older than ours even when the
             // refresh token did not rotate: after a wall clock stepped back its times can look

@@ -1,6 +1,7 @@
 //! Review 13: attacks on "two refresh calls of one process life start at least
-//! `min_refresh_interval` apart, whatever their answers" that break it. Each test is a path
-//! on which a refresh that was sent is not counted for the floor.
+//! `min_refresh_interval` apart, whatever their answers" that broke it. Each test is a path
+//! on which a refresh that was sent was not counted for the floor (fixed: the engine counts it
+//! with `Session::refresh_not_applied` when it drops the answer for a sign-out).
 
 mod common;
 

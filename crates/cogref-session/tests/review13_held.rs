@@ -142,7 +142,7 @@ fn refresh_now_after_a_refused_refresh_whose_session_moved_on_waits_the_floor() 
             sent_at.clone(),
         );
         move || {
-            sent_at.lock().unwrap().push(clock.now());
+            sent_at.lock().expect("sent_at").push(clock.now());
             sibling(&store, &clock);
             assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
         }
@@ -150,11 +150,11 @@ fn refresh_now_after_a_refused_refresh_whose_session_moved_on_waits_the_floor() 
     assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
     cognito.on_next_request({
         let (clock, sent_at) = (clock.clone(), sent_at.clone());
-        move || sent_at.lock().unwrap().push(clock.now())
+        move || sent_at.lock().expect("sent_at").push(clock.now())
     });
     assert_eq!(manager.refresh_now().expect("a3").expose_secret(), "a3");
     assert_eq!(cognito.sent(), ["r0", "r1", "r-b"]);
-    let at = sent_at.lock().unwrap().clone();
+    let at = sent_at.lock().expect("sent_at").clone();
     assert!(
         at[1] - at[0] >= Duration::from_secs(1),
         "{:?}",

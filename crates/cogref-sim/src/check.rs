@@ -453,7 +453,7 @@ impl World {
                     && now - last < floor
                 {
                     self.violation(
-                        "4 (no storm)",
+                        "4a (floor between refreshes)",
                         format!(
                             "process {} started two refreshes {:.6} s apart, under the floor of {} s",
                             actor.process,
@@ -475,7 +475,7 @@ impl World {
             .unwrap_or(false);
         if attempt > self.cfg.call.retry.max_attempts.max(1) {
             self.violation(
-                "4 (no storm)",
+                "4b (attempts per call)",
                 format!(
                     "process {} made attempt {attempt} of a call allowed {}",
                     actor.process, self.cfg.call.retry.max_attempts
@@ -493,7 +493,7 @@ impl World {
                 self.ghost.anomaly(now);
             } else {
                 self.violation(
-                    "2 (one refresh per due time)",
+                    "2 (refresh only under the lock)",
                     format!(
                         "process {} sent a refresh without holding the store's lock, and never opted in",
                         actor.process
@@ -608,7 +608,7 @@ impl World {
         }
         let process = self.sends.get(&op).map_or(usize::MAX, |s| s.actor.process);
         self.violation(
-            "1 (no lineage lost)",
+            "1b (no reuse refusal)",
             format!(
                 "process {process} sent refresh token {token}, superseded {:.3} s earlier (grace {} s), and was refused as a reuse, while its successors {frontier:?} were alive and no fault explains it",
                 (now - superseded) as f64 / 1e6,
@@ -630,7 +630,7 @@ impl World {
         let tolerance = (o_new - o_old).max(0) as u64 + 1_000;
         if s_old > s_new + tolerance {
             self.violation(
-                "1 (no lineage lost)",
+                "1c (the store never goes back)",
                 format!(
                     "process {} saved a set refreshed at {:.3} s over a newer one, refreshed at {:.3} s (clock tolerance {:.3} s): the store went back",
                     writer.process,
@@ -716,7 +716,7 @@ impl World {
         let grants = self.cognito.grants.len() as u64;
         if grants > bound {
             self.violation(
-                "4 (no storm)",
+                "4c (granted refreshes bounded)",
                 format!(
                     "{grants} refreshes granted over {:.3} s, more than 1 + T/g + E + R = {bound} (g = {:.3} s)",
                     span as f64 / 1e6,

@@ -135,14 +135,16 @@ impl Cognito {
 
     /// The string of refresh token `n`.
     pub fn refresh_token(&self, n: usize) -> String {
-        // The canary at both ends: a leak of either half of the token is found.
-        format!("{CANARY}rt{n}x{:08x}{CANARY}", self.salt)
+        refresh_token_string(n, self.salt)
     }
 
     /// The number of a refresh token string, if it is one of ours.
     pub fn refresh_number(token: &str) -> Option<usize> {
         let rest = token.strip_prefix(CANARY)?.strip_prefix("rt")?;
-        rest.split('x').next()?.parse().ok()
+        let end = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        rest[..end].parse().ok()
     }
 
     /// The number of an access token string, if it is one of ours.
@@ -357,10 +359,17 @@ impl Cognito {
     }
 }
 
-/// A JWT of kind `a` (access) or `i` (ID) with its canary in the header and signature parts.
+/// Refresh token `n` of a Cognito salted `salt`: the canary at both ends and in the middle, so
+/// that any piece of it longer than 14 characters shows one.
+pub fn refresh_token_string(n: usize, salt: u64) -> String {
+    format!("{CANARY}rt{n}{CANARY}x{salt:08x}{CANARY}")
+}
+
+/// A JWT of kind `a` (access) or `i` (ID) with its canary in the header and signature parts,
+/// and in a claim of its payload (found there by its base64 shapes).
 fn jwt(kind: &str, n: usize, iat: u64, exp: u64, salt: u64) -> String {
     let payload = URL_SAFE_NO_PAD.encode(format!(
-        r#"{{"sub":"u1","iat":{iat},"exp":{exp},"token_use":"{}","jti":"{kind}{n}"}}"#,
+        r#"{{"sub":"u1","iat":{iat},"exp":{exp},"token_use":"{}","jti":"{kind}{n}","c":"{CANARY}{CANARY}{CANARY}"}}"#,
         if kind == "a" { "access" } else { "id" }
     ));
     format!("{CANARY}{kind}h{n}.{payload}.{CANARY}{kind}s{n}x{salt:08x}")

@@ -394,7 +394,14 @@ impl WorldConfig {
         };
         let client_secret = r.chance(0.5).then(|| {
             let canary = crate::cognito::CANARY;
-            format!("{canary}secret{:016x}{canary}", r.next_u64())
+            // The canary at both ends and in the middle: any piece of it longer than 14
+            // characters shows one.
+            let n = r.next_u64();
+            format!(
+                "{canary}secret{:08x}{canary}{:08x}{canary}",
+                n >> 32,
+                n & 0xFFFF_FFFF
+            )
         });
         Self {
             seed,

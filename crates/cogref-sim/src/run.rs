@@ -284,9 +284,10 @@ pub fn parse_number(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    // Review 13: `same_failure` compares the invariant's label only, and one label covers
-    // several rules (4a floor and 4b attempts; 1, 1b and 1c), so a reduction that breaks
-    // another rule under the same number is accepted as "the same failure".
+    // Review 13: `same_failure` compares the invariant's label only, and one label covered
+    // several rules (4a floor and 4b attempts; 1, 1b and 1c), so a reduction that broke
+    // another rule under the same number was accepted as "the same failure". Each rule has
+    // a label of its own now.
     #[test]
     fn a_reduction_that_breaks_another_rule_under_the_same_number_is_not_the_same_failure() {
         let report = |invariant: &'static str, detail: &str| Report {
@@ -303,12 +304,13 @@ mod tests {
             summary: String::new(),
             trace: Vec::new(),
         };
+        // The labels check.rs gives each rule.
         let floor = report(
-            "4 (no storm)",
+            "4a (floor between refreshes)",
             "process 1 started two refreshes 0.160000 s apart, under the floor of 1 s",
         );
         let attempts = report(
-            "4 (no storm)",
+            "4b (attempts per call)",
             "process 1 made attempt 4 of a call allowed 3",
         );
         assert!(
@@ -316,11 +318,11 @@ mod tests {
             "4a (floor) and 4b (attempts) are taken for one failure"
         );
         let reuse = report(
-            "1 (no lineage lost)",
+            "1b (no reuse refusal)",
             "process 2 sent refresh token 3, superseded 1.000 s earlier (grace 0 s), and was refused as a reuse",
         );
         let went_back = report(
-            "1 (no lineage lost)",
+            "1c (the store never goes back)",
             "process 2 saved a set refreshed at 3.000 s over a newer one, refreshed at 4.000 s (clock tolerance 0.000 s): the store went back",
         );
         assert!(
