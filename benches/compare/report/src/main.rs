@@ -13,7 +13,8 @@
 //! Every ratio is taken within a round (client and floor measured moments apart) and the median
 //! over the rounds is reported with the spread (lowest–highest): a machine whose speed drifts
 //! moves both sides of a ratio alike. Two clients are compared through their ratios to the floor
-//! of the same round. Absolute figures are for information only.
+//! of the same round, and to the floor through the control (the floor's binary measured in a
+//! client's place). Absolute figures are for information only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,6 +23,11 @@ use std::path::Path;
 use plotters::prelude::*;
 
 const FLOOR: &str = "raw-reqwest";
+/// The floor's own binary as a second worker, measured exactly as the clients are (same place
+/// in the passes, same idle time before each batch). The floor itself is measured around every
+/// client, so it is always the warmest worker: the control's ratio to it is that advantage,
+/// and every client's figure is taken against the control's of the same round instead.
+const CONTROL: &str = "raw-reqwest (control)";
 const MODES: [(&str, &str); 2] = [
     ("ok", "success (4 KiB body)"),
     ("error", "NotAuthorizedException"),
@@ -99,6 +105,18 @@ struct Results {
 impl Results {
     fn runs(&self, client: &str, mode: &str) -> Option<&Runs> {
         self.runs.get(&(client.to_owned(), mode.to_owned()))
+    }
+
+    /// `client` against the floor in `mode`: its ratios over the control's of the same rounds
+    /// (the floor's binary in a client's place), or over the floor's when there is no control.
+    /// The control itself is given against the floor: how far the harness's placement moves a
+    /// ratio on this run, the bias the others are corrected for.
+    fn to_floor(&self, client: &str, mode: &str) -> Option<(Ratio, Ratio)> {
+        if client != CONTROL && client != FLOOR && self.runs(CONTROL, mode).is_some() {
+            self.ratios(client, CONTROL, mode)
+        } else {
+            self.ratios(client, FLOOR, mode)
+        }
     }
 
     /// Median latency of `client` over `base`'s, and throughput, in `mode`.
@@ -202,7 +220,7 @@ fn tables(results: &Results) -> String {
         for (client, _) in &results.clients {
             let (Some(runs), Some((latency, throughput))) = (
                 results.runs(client, mode),
-                results.ratios(client, FLOOR, mode),
+                results.to_floor(client, mode),
             ) else {
                 continue;
             };
@@ -251,7 +269,13 @@ fn tables(results: &Results) -> String {
         }
     };
     for (mode, _) in MODES {
-        let r = |client: &str, base: &str| results.ratios(client, base, mode);
+        let r = |client: &str, base: &str| {
+            if base == FLOOR {
+                results.to_floor(client, mode)
+            } else {
+                results.ratios(client, base, mode)
+            }
+        };
         target(
             "cogref-reqwest median ≤ 1.05 × floor".into(),
             mode,
@@ -299,7 +323,7 @@ fn markdown(results: &Results, tables: &str) -> String {
         let _ = writeln!(md, "- **{k}**: {v}");
     }
     md.push_str("\n![median latency (with its spread over the rounds) and binary size, as ratios to the floor](benchmarks.svg)\n");
-    md.push_str("\n## Method\n\nThe floor is a raw reqwest POST of the request cogref sends (the same body and headers) with a bare `serde_json::Value` parse: no validation, no error model, no retries, no timeout. Every client runs as its own minimal binary, kept running as a worker next to a loopback server (one canned answer, keep-alive, standard library only). The harness asks the workers in turn, in rounds of several passes, the order rotated each round and reversed each pass, with the floor measured before, between and after the clients: each client makes batches of sequential calls (their median latency) and bursts of 64 concurrent callers (their calls per second), and each batch or burst is divided by the mean of the floor's just before and just after it. A round's ratio is the median over its passes; the tables give the median over the rounds, with the lowest and highest round in brackets; below 1 is faster (latency) or slower (throughput). Every batch and burst follows a few unmeasured calls (a worker that sat idle while the others ran starts cold). Two clients (a transport and its library's bare POST) are compared through their ratios to the floor in the same round. `raw-reqwest (control)` is a second worker running the floor's own binary, measured like a client: its ratios should be 1.00, and their distance from it is the harness's error on this run. Absolute microseconds and calls per second (all rounds together) are for information: they move with the machine, the ratios do not.\n");
+    md.push_str("\n## Method\n\nThe floor is a raw reqwest POST of the request cogref sends (the same body and headers) with a bare `serde_json::Value` parse: no validation, no error model, no retries, no timeout. Every client runs as its own minimal binary, kept running as a worker next to a loopback server (one canned answer, keep-alive, standard library only). The harness asks the workers in turn, in rounds of several passes, the order rotated each round and reversed each pass, with the floor measured before, between and after the clients: each client makes batches of sequential calls (their median latency) and bursts of 64 concurrent callers (their calls per second), and each batch or burst is divided by the mean of the floor's just before and just after it. A round's ratio is the median over its passes; the tables give the median over the rounds, with the lowest and highest round in brackets; below 1 is faster (latency) or slower (throughput). Every batch and burst follows a few unmeasured calls (a worker that sat idle while the others ran starts cold). Two clients (a transport and its library's bare POST) are compared through their ratios to the floor in the same round. `raw-reqwest (control)` is a second worker running the floor's own binary, measured exactly like a client. The floor, measured around every client, is always the warmest worker, and the control's ratios to it (shown in its row) measure that advantage on this run: every other client's ratio is taken against the control's of the same round, so that the floor's binary stands in a client's place. The spread of the rounds is the harness's noise. Absolute microseconds and calls per second (all rounds together) are for information: they move with the machine, the ratios do not.\n");
     md.push_str(tables);
     if let Some(floor) = results.builds.get(FLOOR).copied() {
         md.push_str("\n## Minimal release binary\n\nA `main` that makes the call, built `--release` with `strip = true` from an empty target directory (build time for information: it depends on what else the machine does).\n\n| client | clean build s | stripped size | crates in tree | size / floor |\n|---|---:|---:|---:|---:|\n");
@@ -326,7 +350,7 @@ fn chart(path: &Path, results: &Results) -> Result<(), Box<dyn std::error::Error
         .iter()
         .filter(|(c, _)| results.builds.contains_key(c))
         .filter_map(|(c, _)| {
-            let (latency, _) = results.ratios(c, FLOOR, "ok")?;
+            let (latency, _) = results.to_floor(c, "ok")?;
             let size = results.builds.get(c)?.bytes / floor_build.bytes;
             Some((c.as_str(), latency, size))
         })
