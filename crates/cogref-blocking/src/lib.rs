@@ -59,7 +59,9 @@ pub fn client(endpoint: Endpoint, config: CallConfig) -> Client {
     let transport = UreqTransport::new(&config.timeouts);
     Client::new(
         transport,
-        StdEnvironment::new(Instant::now, SystemTime::now),
+        // One clock read per cached call: the wall clock is carried on for 1 ms at a time.
+        StdEnvironment::new(Instant::now, SystemTime::now)
+            .with_wall_clock_derived_for(cogref_core::driver::WALL_CLOCK_REUSE),
         endpoint,
         config,
     )

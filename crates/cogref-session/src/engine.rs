@@ -1216,8 +1216,7 @@ impl<T, E: Environment> Engine<T, E> {
 }
 
 fn now<T, E: Environment>(client: &Client<T, E>) -> Now {
-    let env = client.environment();
-    Now::new(env.wall_clock(), env.now())
+    client.environment().clocks()
 }
 
 /// A stored set must belong to this app client and endpoint (a set without a binding was

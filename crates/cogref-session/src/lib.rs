@@ -99,7 +99,11 @@
 //!
 //! Expiry is held on the wall clock and on the monotonic clock: a wall clock stepped back never
 //! extends a token, and one stepped forward only refreshes it early. A set loaded from a store
-//! never counts as valid for longer than its lifetime.
+//! never counts as valid for longer than its lifetime. The managers read both clocks through
+//! [`Environment::clocks`](cogref_core::Environment::clocks); the transports' environment
+//! reads the wall clock at most once a millisecond and carries it on with the monotonic clock
+//! in between (one clock read per cached call instead of two), so a step of the wall clock is
+//! seen up to 1 ms late.
 //!
 //! ## Sign-out
 //!
