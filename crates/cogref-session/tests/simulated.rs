@@ -781,6 +781,24 @@ fn a_token_obtained_here_is_due_its_lifetime_less_a_second_and_the_margin_after_
     assert_eq!(cognito.sent(), ["r0", "r1"]);
 }
 
+/// A sibling's set (`r-b`, `a-b`), stored over the current version at `now`: it lives `life`
+/// more and was refreshed at `refreshed` by its writer's clock.
+fn store_sibling_set(store: &MemoryStore, now: SystemTime, life: Duration, refreshed: SystemTime) {
+    use cogref_session::secrecy::SecretString;
+    use cogref_session::{TokenSet, TokenStore};
+    let stored = store.load().expect("load").expect("a set");
+    let sibling = TokenSet::new(
+        SecretString::from("r-b".to_owned()),
+        Some(SecretString::from("a-b".to_owned())),
+        None,
+        None,
+        Some(now + life),
+        Some(life),
+    )
+    .with_refreshed_at(Some(refreshed));
+    store.save(&sibling, Some(stored.version)).expect("saved");
+}
+
 // Simulator seed `save-over-a-set-adopted-meanwhile`: a manager held the lock and refreshed;
 // a sibling that had waited out the lock timeout refreshed without it (opted in) and stored
 // its set; a caller of the first manager saw the store change and adopted that set while the
@@ -791,8 +809,7 @@ fn a_token_obtained_here_is_due_its_lifetime_less_a_second_and_the_margin_after_
 
 #[test]
 fn a_refresh_saves_over_the_version_it_started_from_not_one_a_concurrent_caller_adopted() {
-    use cogref_session::secrecy::SecretString;
-    use cogref_session::{TokenSet, TokenStore};
+    use cogref_session::TokenStore;
     let clock = clock();
     let store = MemoryStore::new();
     let cognito = Scripted::new(
@@ -817,18 +834,7 @@ fn a_refresh_saves_over_the_version_it_started_from_not_one_a_concurrent_caller_
             // A sibling whose refresh started 10 ms after this one stores its set.
             clock.advance(Duration::from_millis(10));
             let now = clock.wall_clock();
-            let stored = store.load().expect("load").expect("a set");
-            let life = Duration::from_secs(59);
-            let sibling = TokenSet::new(
-                SecretString::from("r-b".to_owned()),
-                Some(SecretString::from("a-b".to_owned())),
-                None,
-                None,
-                Some(now + life),
-                Some(life),
-            )
-            .with_refreshed_at(Some(now));
-            store.save(&sibling, Some(stored.version)).expect("saved");
+            store_sibling_set(&store, now, Duration::from_secs(59), now);
             // A caller of this manager sees the store move and adopts the sibling's set.
             assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
         }
@@ -933,8 +939,6 @@ fn the_set_a_failed_save_was_to_replace_is_never_adopted_back_whatever_the_clock
 
 #[test]
 fn a_refusal_of_a_refresh_token_the_session_has_left_does_not_end_the_set_it_adopted() {
-    use cogref_session::secrecy::SecretString;
-    use cogref_session::{TokenSet, TokenStore};
     let clock = clock();
     let store = MemoryStore::new();
     let cognito = Scripted::new(
@@ -961,18 +965,7 @@ fn a_refusal_of_a_refresh_token_the_session_has_left_does_not_end_the_set_it_ado
             // The sibling refreshed r1 first and stores its set; a caller adopts it.
             clock.advance(Duration::from_millis(10));
             let now = clock.wall_clock();
-            let stored = store.load().expect("load").expect("a set");
-            let life = Duration::from_secs(59);
-            let sibling = TokenSet::new(
-                SecretString::from("r-b".to_owned()),
-                Some(SecretString::from("a-b".to_owned())),
-                None,
-                None,
-                Some(now + life),
-                Some(life),
-            )
-            .with_refreshed_at(Some(now));
-            store.save(&sibling, Some(stored.version)).expect("saved");
+            store_sibling_set(&store, now, Duration::from_secs(59), now);
             assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
         }
     });
@@ -999,8 +992,6 @@ fn a_refusal_of_a_refresh_token_the_session_has_left_does_not_end_the_set_it_ado
 
 #[test]
 fn a_refused_refresh_whose_session_moved_on_still_holds_back_the_next_one_for_the_floor() {
-    use cogref_session::secrecy::SecretString;
-    use cogref_session::{TokenSet, TokenStore};
     let clock = clock();
     let store = MemoryStore::new();
     let cognito = Scripted::new(
@@ -1030,18 +1021,8 @@ fn a_refused_refresh_whose_session_moved_on_still_holds_back_the_next_one_for_th
             // stamp move and adopts it.
             clock.advance(Duration::from_millis(10));
             let now = clock.wall_clock();
-            let life = Duration::from_millis(1500);
-            let stored = store.load().expect("load").expect("a set");
-            let sibling = TokenSet::new(
-                SecretString::from("r-b".to_owned()),
-                Some(SecretString::from("a-b".to_owned())),
-                None,
-                None,
-                Some(now + life),
-                Some(life),
-            )
-            .with_refreshed_at(Some(now - Duration::from_secs(2)));
-            store.save(&sibling, Some(stored.version)).expect("saved");
+            let refreshed = now - Duration::from_secs(2);
+            store_sibling_set(&store, now, Duration::from_millis(1500), refreshed);
             assert_eq!(manager.access_token().expect("a-b").expose_secret(), "a-b");
         }
     });
