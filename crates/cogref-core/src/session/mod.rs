@@ -862,10 +862,11 @@ impl Session {
         self.decide(now)
     }
 
-    /// A refresh of this lineage started at `started` and its answer is not applied here (it
-    /// refused a refresh token this session had left meanwhile for a set obtained elsewhere):
-    /// the floor between refreshes still counts from it, so that two refreshes never start
-    /// closer than [`SessionConfig::min_refresh_interval`] whatever their answers.
+    /// A refresh started at `started` and its answer is not applied here (a refusal of a
+    /// refresh token this session had left meanwhile for a set obtained elsewhere, or an answer
+    /// that came after a sign-out): the floor between refreshes still counts from it, so that
+    /// two refreshes never start closer than [`SessionConfig::min_refresh_interval`] whatever
+    /// their answers.
     pub fn refresh_not_applied(&mut self, started: Now) {
         let floor = started.after(self.floor_interval());
         if self.not_before.is_none_or(|n| floor.mono > n.mono) {
