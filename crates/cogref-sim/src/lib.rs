@@ -158,7 +158,9 @@
 //!    `K = lock_timeout + 0.27 s + 2T + 16 S_max + 1 s` (waiting for the lock, a reload, two
 //!    refreshes, their saves, reloads and the release) and `S_max = 2.4 s` the slowest
 //!    simulated store reply. Nothing stalls (no call waiting with nothing left to happen) or
-//!    spins (100,000 events at one instant, or a run past 1,000,000 events).
+//!    spins (100,000 events at one instant, or a run past 1,000,000 events), and no blocking
+//!    caller thread runs 30 s of real time without parking on the simulation or returning
+//!    (it would be blocked outside it; the run stops there instead of hanging the batch).
 //!
 //! ## Replay, shrink, regressions, mutants
 //!

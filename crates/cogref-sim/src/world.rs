@@ -381,6 +381,11 @@ pub struct World {
     _dispatch: tracing::dispatcher::DefaultGuard,
 }
 
+/// How long (real time) a blocking process's caller thread may run between two calls into the
+/// simulation before the run is declared stuck: a simulated call never takes real time, so
+/// this only trips on a thread blocked outside the simulation.
+const THREAD_WATCHDOG: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn store_latency(rng: &mut Rng) -> u64 {
     if rng.chance(0.05) {
         rng.range(5_000, 200_000)
@@ -776,14 +781,28 @@ impl World {
         let Some(t) = &mut self.procs[p].thread else {
             return;
         };
-        match t.from_thread.recv() {
+        match t.from_thread.recv_timeout(THREAD_WATCHDOG) {
             Ok(ThreadMsg::Parked) => {}
             Ok(ThreadMsg::Done) => {
                 t.busy = false;
                 let actor = self.procs[p].actor(p);
                 self.ghost.task_gone(actor, None, false);
             }
-            Err(_) => {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                // Blocked outside the simulation (a real lock, a real sleep, a spin): the run
+                // cannot go on. The thread is left behind; its channel is dropped.
+                self.procs[p].thread = None;
+                self.violation(
+                    "6 (every call returns)",
+                    format!(
+                        "the caller thread of process {p} neither parked nor returned within {} s of real time: it blocks outside the simulation",
+                        THREAD_WATCHDOG.as_secs()
+                    ),
+                );
+                self.ended = true;
+                return;
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 t.busy = false;
                 self.violation(
                     "0 (no panic)",
