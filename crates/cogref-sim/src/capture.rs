@@ -86,7 +86,7 @@ impl Capture {
 /// bytes as `Debug` lists them (`{:?}`, `{:#?}`: decimal; `{:x?}`, `{:X?}`: hex), as hex; and
 /// base64 (standard and URL-safe) at each of the three alignments, each shape being the
 /// characters only the canary's bytes decide.
-static SHAPES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+fn shapes() -> Vec<String> {
     use base64::Engine as _;
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let bytes = CANARY.as_bytes();
@@ -115,12 +115,27 @@ static SHAPES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
     shapes.sort();
     shapes.dedup();
     shapes
+}
+
+/// Every shape at once: one pass over the text (the scan runs on every field of every log
+/// line of every run).
+static SHAPES: std::sync::LazyLock<aho_corasick::AhoCorasick> = std::sync::LazyLock::new(|| {
+    aho_corasick::AhoCorasick::new(shapes()).expect("a handful of short patterns")
 });
 
 /// Whether `text` shows the canary in any of its shapes.
 fn shows_canary(text: &str) -> bool {
-    let squeezed: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    SHAPES.iter().any(|shape| squeezed.contains(shape.as_str()))
+    if !text.contains(char::is_whitespace) {
+        return SHAPES.is_match(text);
+    }
+    thread_local! {
+        static SQUEEZED: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    SQUEEZED.with_borrow_mut(|squeezed| {
+        squeezed.clear();
+        squeezed.extend(text.chars().filter(|c| !c.is_whitespace()));
+        SHAPES.is_match(squeezed.as_str())
+    })
 }
 
 struct Scanner {
