@@ -609,6 +609,56 @@ fn create_private(path: &Path) -> std::io::Result<File> {
     no_follow(&mut options).open(path)
 }
 
+impl FileStore {
+    /// The highest generation written to the token file as the lock file records it (0 when
+    /// it records none). A lock file that is not a regular file is refused, as everywhere.
+    fn generation_mark(&self) -> Result<u64, StoreError> {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        let Some((mut file, _)) = open_regular(
+            &self.lock_path,
+            no_follow(&mut options),
+            "reading the lock file",
+        )?
+        else {
+            return Ok(0);
+        };
+        let mut text = String::new();
+        // At most a number: anything else (an old, empty lock file) records nothing.
+        let _ = std::io::Read::read_to_string(&mut std::io::Read::take(&mut file, 32), &mut text);
+        Ok(text.trim().parse().unwrap_or(0))
+    }
+
+    /// Records `version` in the lock file if it is above what it records. Best effort: the
+    /// set is stored already, and a mark not raised only matters if the token file is then
+    /// deleted and written afresh by a process whose clock is behind.
+    fn raise_generation_mark(&self, version: u64) {
+        if self.generation_mark().is_ok_and(|mark| mark >= version) {
+            return;
+        }
+        let mut options = OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        if let Ok(Some((mut file, _))) = open_regular(
+            &self.lock_path,
+            no_follow(&mut options),
+            "opening the lock file",
+        ) {
+            use std::io::{Seek, SeekFrom};
+            // Written in place, at a fixed width (the lock file is never replaced: its lock
+            // lives on its inode).
+            let text = format!("{version:<20}\n");
+            let _ = file
+                .seek(SeekFrom::Start(0))
+                .and_then(|_| file.write_all(text.as_bytes()));
+        }
+    }
+}
+
 impl TokenStore for FileStore {
     fn load(&self) -> Result<Option<Versioned>, StoreError> {
         let Some(bytes) = self.read()? else {
@@ -642,11 +692,14 @@ impl TokenStore for FileStore {
         }
         let version = match found {
             // A new file starts at the clock in microseconds, as a Redis entry does, and above
-            // every generation this store has seen: a file deleted and written afresh never
-            // repeats a generation an old reader saw, even after the clock was stepped back.
+            // every generation this store has seen and every one written to this path (the
+            // lock file, which outlives a deleted token file, keeps the highest): a file
+            // deleted and written afresh never repeats or falls below a generation an old
+            // reader saw, even after the clock was stepped back, whoever writes it.
             None => first_generation().max(
                 self.seen
                     .load(Ordering::Relaxed)
+                    .max(self.generation_mark()?)
                     .checked_add(1)
                     .ok_or_else(|| {
                         self.corrupt(
@@ -726,6 +779,7 @@ impl TokenStore for FileStore {
         self.seen.fetch_max(version, Ordering::Relaxed);
         // The rename is durable only once the folder's entry is.
         self.sync_folder()?;
+        self.raise_generation_mark(version);
         Ok(version)
     }
 

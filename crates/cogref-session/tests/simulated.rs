@@ -631,6 +631,53 @@ fn a_token_file_written_afresh_starts_above_every_generation_the_store_has_seen(
     assert!(version > old, "{version} is not above {old}");
 }
 
+// Simulator seed `file-recreated-behind-by-a-process-that-never-read-it` (0x3256fd, found by
+// the million-seed run): the token file deleted, the host's clock stepped back ten minutes,
+// and a process that had never read the old file (it started after the deletion) wrote it
+// afresh with a generation from its clock, below the one every other process had seen. They
+// all refused it as a rolled-back backup and each refreshed on its own until Cognito refused
+// the token they shared as reused. The lock file, which outlives the token file, keeps the
+// highest generation written; a file written afresh starts above it whoever writes it.
+
+#[test]
+fn a_token_file_written_afresh_by_a_process_that_never_read_it_starts_above_every_generation_written()
+ {
+    let dir = TempDir::new("recreated-by-another");
+    let path = dir.0.join("tokens.json");
+    let writer = FileStore::new(&path);
+    let first = cogref_session::TokenStore::save(
+        &writer,
+        &cogref_core::TokenSet::from_refresh_token("r0", None),
+        None,
+    )
+    .expect("stored");
+    let mark = std::fs::read_to_string(dir.0.join("tokens.json.lock")).expect("the lock file");
+    assert_eq!(mark.trim().parse::<u64>().ok(), Some(first), "{mark:?}");
+    // As if that writer's clock had been ten minutes ahead of the next one's.
+    let ahead = first + 600_000_000;
+    std::fs::write(dir.0.join("tokens.json.lock"), format!("{ahead}\n")).expect("written");
+    std::fs::remove_file(&path).expect("deleted");
+    // Another process, which never read the file.
+    let newcomer = FileStore::new(&path);
+    let version = cogref_session::TokenStore::save(
+        &newcomer,
+        &cogref_core::TokenSet::from_refresh_token("r1", None),
+        None,
+    )
+    .expect("written afresh");
+    assert!(version > ahead, "{version} is not above {ahead}");
+    // A lock file holding no number (older versions left it empty) records nothing.
+    std::fs::write(dir.0.join("tokens.json.lock"), "").expect("emptied");
+    std::fs::remove_file(&path).expect("deleted");
+    let again = cogref_session::TokenStore::save(
+        &FileStore::new(&path),
+        &cogref_core::TokenSet::from_refresh_token("r2", None),
+        None,
+    )
+    .expect("written afresh");
+    assert!(again > 0);
+}
+
 /// A file store that fails chosen loads (by number, from 1) and applies the next save but
 /// reports a failure.
 struct Flaky {

@@ -9,8 +9,9 @@
 //!
 //! - **File** ([`Kind::File`]): one lock holder at a time, released when its holder unlocks or
 //!   dies (an advisory lock dies with its file descriptor); a save compares the file's
-//!   `generation` with the expected version and writes `found + 1` (1 when there is no file: a
-//!   deleted file starts again at 1); a writer that dies between writing its temporary file and
+//!   `generation` with the expected version and writes `found + 1` (when there is no file, the
+//!   writer's clock in µs, above every generation it has seen and above the highest one ever
+//!   written, which the lock file keeps when the token file is deleted); a writer that dies between writing its temporary file and
 //!   the rename leaves a temporary file of the next generation, which the next holder of the
 //!   lock puts in place if it is exactly the stored generation + 1 (and removes otherwise),
 //!   and which a save made without taking the lock removes.
@@ -76,6 +77,9 @@ pub struct StoreModel {
     pub publishes: u64,
     /// Redis: leases that ran out (or were deleted) while their holder had not released them.
     pub leases_lost: u64,
+    /// File: the highest generation a save wrote, as the lock file (which outlives a deleted
+    /// token file) records it; a new file starts above it.
+    mark: u64,
     /// File: how many times the token file changed (a save, a crashed writer's set put in
     /// place, the file deleted), which its `stat` shows.
     pub changes: u64,
@@ -98,6 +102,7 @@ impl StoreModel {
             next_ticket: 1,
             publishes: 0,
             leases_lost: 0,
+            mark: 0,
             changes: 0,
         }
     }
@@ -201,10 +206,13 @@ impl StoreModel {
                 if found != expected {
                     return Err(StoreError::Conflict { expected, found });
                 }
-                // A new file starts at the writer's clock in µs, above what it has seen.
-                let version = found.map_or(wall_us.max(1).max(*seen + 1), |v| v + 1);
+                // A new file starts at the writer's clock in µs, above what it has seen and
+                // above the lock file's mark.
+                let floor = (*seen).max(self.mark) + 1;
+                let version = found.map_or(wall_us.max(floor), |v| v + 1);
                 *seen = (*seen).max(version);
                 self.entry = Some(Entry { bytes, version });
+                self.mark = self.mark.max(version);
                 self.changes += 1;
                 Ok(version)
             }
@@ -252,9 +260,10 @@ impl StoreModel {
         let bytes = cogref_session::format::encode(tokens);
         let bytes = cogref_core::secrecy::ExposeSecret::expose_secret(&bytes).to_vec();
         let seen = self.seen.get(&handle).copied().unwrap_or(0);
+        let floor = seen.max(self.mark) + 1;
         self.temp = Some(Entry {
             bytes,
-            version: found.map_or(wall_us.max(1).max(seen + 1), |v| v + 1),
+            version: found.map_or(wall_us.max(floor), |v| v + 1),
         });
         true
     }
