@@ -3,9 +3,10 @@
 //! - **Format**: versioned JSON (`{"format":"cogref-tokens","version":1,…}`, see
 //!   [`format`](crate::format)); an unknown version or a file that is not a token set is a clear
 //!   error, never a guess. A `generation` counter in the file is the store's version; a new
-//!   file starts at the clock in microseconds and above every generation the store has seen,
-//!   so a file deleted and written afresh by a process that had read the old one never looks
-//!   older than it, even after the clock was stepped back.
+//!   file starts at the clock in microseconds, above every generation the store has seen and
+//!   above the highest one ever written, which every save records in the lock file
+//!   (`<path>.lock`, which outlives a deleted token file): a file deleted and written afresh,
+//!   by any process, never looks older than the old one, even after the clock was stepped back.
 //! - **Atomic writes**: a new file beside the old one (mode 0600, created fresh), written and
 //!   fsynced, renamed over the old one, then the folder fsynced; a crash at any point leaves
 //!   either the old set or the new one, never half of each.
