@@ -775,12 +775,14 @@ impl TokenStore for FileStore {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
+        // Still holding the old file's lock (or the new file's, just linked): two writers never
+        // interleave their read and write of the mark, so it never goes down.
+        self.raise_generation_mark(version);
         drop(current);
         drop(file);
         self.seen.fetch_max(version, Ordering::Relaxed);
         // The rename is durable only once the folder's entry is.
         self.sync_folder()?;
-        self.raise_generation_mark(version);
         Ok(version)
     }
 
