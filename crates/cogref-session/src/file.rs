@@ -123,6 +123,14 @@ impl FileStore {
         }
     }
 
+    fn io_at(&self, path: &Path, action: &'static str, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: path.to_owned(),
+            action,
+            source,
+        }
+    }
+
     fn corrupt(&self, detail: impl Into<String>) -> StoreError {
         StoreError::Corrupt {
             path: self.path.clone(),
@@ -625,17 +633,25 @@ impl FileStore {
             return Ok(0);
         };
         let mut text = String::new();
-        // At most a number: anything else (an old, empty lock file) records nothing.
-        let _ = std::io::Read::read_to_string(&mut std::io::Read::take(&mut file, 32), &mut text);
-        Ok(text.trim().parse().unwrap_or(0))
+        std::io::Read::read_to_string(&mut std::io::Read::take(&mut file, 64), &mut text)
+            .map_err(|e| self.io_at(&self.lock_path, "reading the lock file", e))?;
+        let text = text.trim();
+        // Empty: a lock file from before the mark, or never written to.
+        if text.is_empty() {
+            return Ok(0);
+        }
+        text.parse().map_err(|_| StoreError::Corrupt {
+            path: self.lock_path.clone(),
+            detail: "the lock file holds something other than a generation".into(),
+        })
     }
 
-    /// Records `version` in the lock file if it is above what it records. Best effort: the
-    /// set is stored already, and a mark not raised only matters if the token file is then
-    /// deleted and written afresh by a process whose clock is behind.
-    fn raise_generation_mark(&self, version: u64) {
-        if self.generation_mark().is_ok_and(|mark| mark >= version) {
-            return;
+    /// Records `version` in the lock file if it is above what it records, before the new
+    /// file is put in place: a save whose mark cannot be written fails with nothing placed (a
+    /// mark left above every file is harmless: a file written afresh only starts higher).
+    fn raise_generation_mark(&self, version: u64) -> Result<(), StoreError> {
+        if self.generation_mark()? >= version {
+            return Ok(());
         }
         let mut options = OpenOptions::new();
         options.write(true).create(true).truncate(false);
@@ -644,19 +660,26 @@ impl FileStore {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        if let Ok(Some((mut file, _))) = open_regular(
+        let Some((mut file, _)) = open_regular(
             &self.lock_path,
             no_follow(&mut options),
             "opening the lock file",
-        ) {
-            use std::io::{Seek, SeekFrom};
-            // Written in place, at a fixed width (the lock file is never replaced: its lock
-            // lives on its inode).
-            let text = format!("{version:<20}\n");
-            let _ = file
-                .seek(SeekFrom::Start(0))
-                .and_then(|_| file.write_all(text.as_bytes()));
-        }
+        )?
+        else {
+            return Err(self.io_at(
+                &self.lock_path,
+                "opening the lock file",
+                std::io::ErrorKind::NotFound.into(),
+            ));
+        };
+        use std::io::{Seek, SeekFrom};
+        // Written in place and cut to its length (the lock file is never replaced: its lock
+        // lives on its inode).
+        let text = format!("{version}\n");
+        file.seek(SeekFrom::Start(0))
+            .and_then(|_| file.write_all(text.as_bytes()))
+            .and_then(|()| file.set_len(text.len() as u64))
+            .map_err(|e| self.io_at(&self.lock_path, "writing the lock file", e))
     }
 }
 
@@ -737,6 +760,12 @@ impl TokenStore for FileStore {
                 return Err(self.io("writing a temporary file", e));
             }
         };
+        // The mark first, while this writer holds the current file's lock (when there is one):
+        // a mark that cannot be written fails the save with nothing placed.
+        if let Err(e) = self.raise_generation_mark(version) {
+            let _ = fs::remove_file(&temp);
+            return Err(e);
+        }
         let placed = match current {
             Some(_) => fs::rename(&temp, &self.path)
                 .map_err(|e| self.io("renaming the temporary file over the store", e)),
@@ -775,9 +804,6 @@ impl TokenStore for FileStore {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
-        // Still holding the old file's lock (or the new file's, just linked): two writers never
-        // interleave their read and write of the mark, so it never goes down.
-        self.raise_generation_mark(version);
         drop(current);
         drop(file);
         self.seen.fetch_max(version, Ordering::Relaxed);
