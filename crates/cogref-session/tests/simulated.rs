@@ -828,6 +828,34 @@ fn a_token_obtained_here_is_due_its_lifetime_less_a_second_and_the_margin_after_
     assert_eq!(cognito.sent(), ["r0", "r1"]);
 }
 
+/// A blocking manager over a memory store, scripted with `answers` (the first: `a1`, 60 s,
+/// rotating `r0` to `r1`), that has served `a1` and is 40 s on: `a1` lived 59 s here and is
+/// due 29.5 s before its end, so the next call refreshes.
+fn due_after_serving_a1(
+    answers: &[(u16, String)],
+) -> (
+    ManualEnvironment,
+    MemoryStore,
+    Scripted,
+    Arc<BlockingTokenManager<Scripted, ManualEnvironment, MemoryStore>>,
+) {
+    let clock = clock();
+    let store = MemoryStore::new();
+    let cognito = Scripted::new(&clock, answers);
+    let manager = Arc::new(
+        BlockingTokenManager::builder(
+            client(cognito.clone(), &clock),
+            template("r0"),
+            store.clone(),
+        )
+        .build()
+        .expect("manager"),
+    );
+    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
+    clock.advance(Duration::from_secs(40));
+    (clock, store, cognito, manager)
+}
+
 /// A sibling's set (`r-b`, `a-b`), stored over the current version at `now`: it lives `life`
 /// more and was refreshed at `refreshed` by its writer's clock.
 fn store_sibling_set(store: &MemoryStore, now: SystemTime, life: Duration, refreshed: SystemTime) {
@@ -857,24 +885,8 @@ fn store_sibling_set(store: &MemoryStore, now: SystemTime, life: Duration, refre
 #[test]
 fn a_refresh_saves_over_the_version_it_started_from_not_one_a_concurrent_caller_adopted() {
     use cogref_session::TokenStore;
-    let clock = clock();
-    let store = MemoryStore::new();
-    let cognito = Scripted::new(
-        &clock,
-        &[ok("a1", 60, Some("r1")), ok("a2", 60, Some("r2"))],
-    );
-    let manager = Arc::new(
-        BlockingTokenManager::builder(
-            client(cognito.clone(), &clock),
-            template("r0"),
-            store.clone(),
-        )
-        .build()
-        .expect("manager"),
-    );
-    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
-    // 59 s of life, due 29.5 s before its end: due at 40 s.
-    clock.advance(Duration::from_secs(40));
+    let (clock, store, cognito, manager) =
+        due_after_serving_a1(&[ok("a1", 60, Some("r1")), ok("a2", 60, Some("r2"))]);
     cognito.on_next_request({
         let (manager, store, clock) = (manager.clone(), store.clone(), clock.clone());
         move || {
@@ -986,26 +998,10 @@ fn the_set_a_failed_save_was_to_replace_is_never_adopted_back_whatever_the_clock
 
 #[test]
 fn a_refusal_of_a_refresh_token_the_session_has_left_does_not_end_the_set_it_adopted() {
-    let clock = clock();
-    let store = MemoryStore::new();
-    let cognito = Scripted::new(
-        &clock,
-        &[
-            ok("a1", 60, Some("r1")),
-            err(400, "RefreshTokenReuseException"),
-        ],
-    );
-    let manager = Arc::new(
-        BlockingTokenManager::builder(
-            client(cognito.clone(), &clock),
-            template("r0"),
-            store.clone(),
-        )
-        .build()
-        .expect("manager"),
-    );
-    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
-    clock.advance(Duration::from_secs(40));
+    let (clock, store, cognito, manager) = due_after_serving_a1(&[
+        ok("a1", 60, Some("r1")),
+        err(400, "RefreshTokenReuseException"),
+    ]);
     cognito.on_next_request({
         let (manager, store, clock) = (manager.clone(), store.clone(), clock.clone());
         move || {
@@ -1039,27 +1035,11 @@ fn a_refusal_of_a_refresh_token_the_session_has_left_does_not_end_the_set_it_ado
 
 #[test]
 fn a_refused_refresh_whose_session_moved_on_still_holds_back_the_next_one_for_the_floor() {
-    let clock = clock();
-    let store = MemoryStore::new();
-    let cognito = Scripted::new(
-        &clock,
-        &[
-            ok("a1", 60, Some("r1")),
-            err(400, "RefreshTokenReuseException"),
-            ok("a3", 60, Some("r3")),
-        ],
-    );
-    let manager = Arc::new(
-        BlockingTokenManager::builder(
-            client(cognito.clone(), &clock),
-            template("r0"),
-            store.clone(),
-        )
-        .build()
-        .expect("manager"),
-    );
-    assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
-    clock.advance(Duration::from_secs(40));
+    let (clock, store, cognito, manager) = due_after_serving_a1(&[
+        ok("a1", 60, Some("r1")),
+        err(400, "RefreshTokenReuseException"),
+        ok("a3", 60, Some("r3")),
+    ]);
     cognito.on_next_request({
         let (manager, store, clock) = (manager.clone(), store.clone(), clock.clone());
         move || {
