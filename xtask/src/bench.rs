@@ -1,12 +1,14 @@
 //! `cargo xtask bench`: the comparison with the official SDK (`benches/compare/`).
 //!
 //! Latency and throughput are measured in interleaved rounds: one worker process per client
-//! stays up (warm connections, warm allocator) and the harness asks each in turn, the order
-//! rotated every round, for a batch of sequential calls and a burst of concurrent ones, with the
-//! floor measured just before and just after every client. Each client's figure is divided by
-//! the floor's around it, so that a machine whose speed drifts (a shared machine can move by 2x
-//! within a minute) moves the client and the floor alike; the report gives the median of those
-//! ratios over the rounds and their spread. Absolute microseconds are for information only.
+//! stays up (warm connections, warm allocator), the loopback server on one core and every worker
+//! on another. Each round, every client in turn (the order rotated) duels the floor: batches of
+//! sequential calls and bursts of concurrent ones, floor and client alternately first, a few
+//! milliseconds apart. Each duel's figure is the client's over the floor's, so that a machine
+//! whose speed drifts (a shared machine can move by 2x within a minute) moves the client and the
+//! floor alike; the report gives the median of those ratios over the rounds and their spread. A
+//! control (a second worker of the floor's binary) measures what is left of the harness's own
+//! bias. Absolute microseconds are for information only.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -92,16 +94,13 @@ const COMPARED: [Compared; 8] = [
 
 /// Rounds per answer mode: each gives one ratio per client.
 const ROUNDS: usize = 7;
-/// Passes per round: the clients take turns this many times within a round (forward, then
-/// backward), each between two measurements of the floor.
-const PASSES: usize = 4;
-/// Sequential calls of a batch (each client makes one per pass, the floor one before, between
-/// and after them).
+/// Measured pairs of a duel (client and floor, alternately first), after one unmeasured pair.
+const PAIRS: usize = 4;
+/// Sequential calls of a batch.
 const SEQUENTIAL: usize = 100;
 /// Concurrent callers of the throughput figure.
 const CALLERS: usize = 64;
-/// Calls each concurrent caller makes in a burst (one per client and pass, bracketed like the
-/// batches).
+/// Calls each concurrent caller makes in a burst.
 const PER_CALLER: usize = 8;
 /// Longest wait for a quiet machine before the rounds start.
 const QUIET_WAIT: Duration = Duration::from_secs(20 * 60);
@@ -288,8 +287,9 @@ impl Worker {
         self.child.id()
     }
 
-    fn start(binary: &Path, endpoint: &str, mode: &str) -> Result<Self> {
-        let mut child = Command::new(binary)
+    fn start(placement: Placement, binary: &Path, endpoint: &str, mode: &str) -> Result<Self> {
+        let mut child = placement
+            .command(binary, false)
             .env("BENCH_ENDPOINT", endpoint)
             .env("BENCH_MODE", mode)
             .stdin(Stdio::piped())
@@ -376,8 +376,9 @@ impl Drop for Worker {
 struct Server(Child);
 
 impl Server {
-    fn start(binary: &Path, mode: &str) -> Result<(Self, String)> {
-        let mut child = Command::new(binary)
+    fn start(placement: Placement, binary: &Path, mode: &str) -> Result<(Self, String)> {
+        let mut child = placement
+            .command(binary, true)
             .arg(mode)
             .stdout(Stdio::piped())
             .spawn()
@@ -423,24 +424,88 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Each client's figure over the floor's, the floor measured just before and just after it:
-/// `client` batches interleaved with the floor's (`floor[i]` before `client[i]`, `floor[i + 1]`
-/// after).
-fn bracketed(client: f64, before: f64, after: f64) -> f64 {
-    client / ((before + after) / 2.0)
+/// Where the harness puts its processes: the loopback server on one core, every worker on
+/// another, when the machine lets it choose (two cores or more, `taskset` present).
+///
+/// Unpinned, the scheduler gives each process a home of its own (the server's core or the
+/// other one), and keeps it: two workers of the same binary then read 1.00 to 1.23 of each
+/// other for a whole run, which is larger than the effects being measured. Pinned, every worker
+/// stands where the floor stands.
+#[derive(Clone, Copy)]
+enum Placement {
+    /// Server on core 0, workers on core 1.
+    Pinned,
+    /// Wherever the scheduler puts them (one core, or no `taskset`).
+    Free,
+}
+
+impl Placement {
+    fn choose() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let taskset = Command::new("taskset")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if cores >= 2 && taskset {
+            Self::Pinned
+        } else {
+            Self::Free
+        }
+    }
+
+    /// A command running `binary` on the server's core (`server`) or the workers'.
+    fn command(self, binary: &Path, server: bool) -> Command {
+        match self {
+            Self::Pinned => {
+                let mut command = Command::new("taskset");
+                command
+                    .args(["--cpu-list", if server { "0" } else { "1" }])
+                    .arg(binary);
+                command
+            }
+            Self::Free => Command::new(binary),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Pinned => {
+                "loopback server pinned to core 0, every worker (floor and clients) to core 1"
+            }
+            Self::Free => {
+                "unpinned (one core, or no taskset): the scheduler's placement adds to the noise"
+            }
+        }
+    }
+}
+
+/// A duel's figure: the median of the client's measurements over the median of the floor's,
+/// taken alternately (F C, C F, F C, …) after one unmeasured pair, so that each side was last
+/// run one measurement before each of its own. A floor measured around every client (F A F B F)
+/// ran more recently than any client and read 8 to 23% faster than a second worker of its own
+/// binary; in a duel both sides are equally warm.
+fn duel(client: &mut [f64], floor: &mut [f64]) -> f64 {
+    median(client) / median(floor)
 }
 
 /// The rounds of one answer mode; result lines for the report.
 ///
-/// In every pass the floor is measured before the first client, between every two, and after
-/// the last: F A F B F C … F. A client's ratio for the pass is its figure over the mean of the
-/// floor's figures just before and just after it (a few milliseconds apart), the round's ratio is
-/// the median over its passes, and the report takes the median over the rounds.
-fn rounds(bin: &Path, mode: &str, results: &mut String) -> Result<bool> {
-    let (_server, endpoint) = Server::start(&bin.join("loopback"), mode)?;
+/// Each round, every client in turn (the order rotated each round, reversed every other round)
+/// duels the floor: [`PAIRS`] pairs of batches, alternately floor first and client first, after
+/// one unmeasured pair; then the same with bursts. The round's ratio is the duel's, and the
+/// report takes the median over the rounds.
+fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) -> Result<bool> {
+    let (_server, endpoint) = Server::start(placement, &bin.join("loopback"), mode)?;
     let mut workers = Vec::new();
     for client in &COMPARED {
-        workers.push(Worker::start(&bin.join(client.package), &endpoint, mode)?);
+        workers.push(Worker::start(
+            placement,
+            &bin.join(client.package),
+            &endpoint,
+            mode,
+        )?);
     }
     eprintln!("==> {mode} answers: warm-up");
     for worker in &mut workers {
@@ -453,56 +518,64 @@ fn rounds(bin: &Path, mode: &str, results: &mut String) -> Result<bool> {
         .chain([_server.0.id(), std::process::id()])
         .collect();
     let others_cpu = OthersCpu::start(&ours);
-    // The floor is COMPARED[0]; the others take turns between its batches.
+    // The floor is COMPARED[0]; the others take turns dueling it.
     let others: Vec<usize> = (1..COMPARED.len()).collect();
     let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
     for round in 0..ROUNDS {
-        let rotated: Vec<usize> = (0..others.len())
+        let mut order: Vec<usize> = (0..others.len())
             .map(|k| others[(k + round) % others.len()])
             .collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
         let mut samples: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
-        let mut latency_ratios: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
-        let mut rate_ratios: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
-        for pass in 0..PASSES {
-            // Forward, backward, forward…: a steady drift within the round favours no one.
-            let order: Vec<usize> = if pass % 2 == 0 {
-                rotated.clone()
-            } else {
-                rotated.iter().rev().copied().collect()
-            };
-            let mut floor = workers[0].batch(SEQUENTIAL)?;
-            for &i in &order {
-                let batch = workers[i].batch(SEQUENTIAL)?;
-                let next = workers[0].batch(SEQUENTIAL)?;
-                latency_ratios[i].push(bracketed(
-                    percentile(&batch, 0.5),
-                    percentile(&floor, 0.5),
-                    percentile(&next, 0.5),
-                ));
-                samples[i].extend(batch);
-                samples[0].extend(std::mem::replace(&mut floor, next));
+        let mut latency_ratio = vec![1.0; COMPARED.len()];
+        let mut rate_ratio = vec![1.0; COMPARED.len()];
+        for &i in &order {
+            let (floor, rest) = workers.split_at_mut(1);
+            let (floor, client) = (&mut floor[0], &mut rest[i - 1]);
+            // Latency: batch medians, the unmeasured pair first.
+            client.batch(SEQUENTIAL)?;
+            floor.batch(SEQUENTIAL)?;
+            let (mut c, mut f) = (Vec::new(), Vec::new());
+            for pair in 0..PAIRS {
+                let (first, second) = if pair % 2 == 0 {
+                    (&mut *floor, &mut *client)
+                } else {
+                    (&mut *client, &mut *floor)
+                };
+                let a = first.batch(SEQUENTIAL)?;
+                let b = second.batch(SEQUENTIAL)?;
+                let (fb, cb) = if pair % 2 == 0 { (a, b) } else { (b, a) };
+                f.push(percentile(&fb, 0.5));
+                c.push(percentile(&cb, 0.5));
+                samples[0].extend(fb);
+                samples[i].extend(cb);
             }
-            samples[0].extend(floor);
-            let mut floor_rate = workers[0].burst()?;
-            for &i in &order {
-                let rate = workers[i].burst()?;
-                let next = workers[0].burst()?;
-                rate_ratios[i].push(bracketed(rate, floor_rate, next));
-                rates[i].push(rate);
-                rates[0].push(std::mem::replace(&mut floor_rate, next));
+            latency_ratio[i] = duel(&mut c, &mut f);
+            // Throughput: bursts, likewise.
+            client.burst()?;
+            floor.burst()?;
+            let (mut c, mut f) = (Vec::new(), Vec::new());
+            for pair in 0..PAIRS {
+                if pair % 2 == 0 {
+                    f.push(floor.burst()?);
+                    c.push(client.burst()?);
+                } else {
+                    c.push(client.burst()?);
+                    f.push(floor.burst()?);
+                }
             }
-            rates[0].push(floor_rate);
+            rates[i].extend(&c);
+            rates[0].extend(&f);
+            rate_ratio[i] = duel(&mut c, &mut f);
         }
         for (i, client) in COMPARED.iter().enumerate() {
             let round_samples = sorted(std::mem::take(&mut samples[i]));
             // Every burst makes the same number of calls: the round's rate is their harmonic mean.
             let rate = rates[i].len() as f64 / rates[i].iter().map(|r| 1.0 / r).sum::<f64>();
-            let (latency_ratio, rate_ratio) = if i == 0 {
-                (1.0, 1.0)
-            } else {
-                (median(&mut latency_ratios[i]), median(&mut rate_ratios[i]))
-            };
+            let (latency_ratio, rate_ratio) = (latency_ratio[i], rate_ratio[i]);
             results.push_str(&format!(
                 "SEQ\t{mode}\t{round}\t{}\t{:.2}\t{:.2}\t{latency_ratio:.4}\n",
                 client.name,
@@ -576,7 +649,7 @@ pub(crate) fn bench(args: &[String]) -> Result {
     results.push_str(&format!("META\tdate\t{}\n", date.trim()));
     results.push_str(&format!("META\tversions\t{}\n", locked_versions(&compare)));
     results.push_str(&format!(
-        "META\tmethod\t{ROUNDS} rounds per answer, each of {PASSES} passes over the clients (rotated order, alternating direction) with the floor measured before, between and after them; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each; {WARM_UP} warm-up calls first\n"
+        "META\tmethod\t{ROUNDS} rounds per answer, each client in turn (rotated order, reversed every other round) dueling the floor: {PAIRS} pairs of batches, then of bursts, floor and client alternately first, after one unmeasured pair; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each; {WARM_UP} warm-up calls first\n"
     ));
     for client in &COMPARED {
         results.push_str(&format!(
@@ -627,6 +700,8 @@ pub(crate) fn bench(args: &[String]) -> Result {
     copy_binary(&target, &bin, "loopback")?;
     copy_binary(&target, &bin, "report")?;
 
+    let placement = Placement::choose();
+    results.push_str(&format!("META\tplacement\t{}\n", placement.describe()));
     let load_before = load_average();
     let mut busy = Vec::new();
     for mode in ["ok", "error"] {
@@ -634,7 +709,7 @@ pub(crate) fn bench(args: &[String]) -> Result {
         let (quiet, text) = wait_for_quiet();
         eprintln!("==> {mode}: {text}");
         results.push_str(&format!("META\tquiet check ({mode})\t{text}\n"));
-        let calm = rounds(&bin, mode, &mut results)?;
+        let calm = rounds(&bin, mode, placement, &mut results)?;
         if !quiet || !calm {
             busy.push(mode);
         }

@@ -13,8 +13,8 @@
 //! Every ratio is taken within a round (client and floor measured moments apart) and the median
 //! over the rounds is reported with the spread (lowest–highest): a machine whose speed drifts
 //! moves both sides of a ratio alike. Two clients are compared through their ratios to the floor
-//! of the same round, and to the floor through the control (the floor's binary measured in a
-//! client's place). Absolute figures are for information only.
+//! of the same round. The control (the floor's binary measured in a client's place) is the
+//! harness's check: its ratios should read 1.00. Absolute figures are for information only.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -23,10 +23,8 @@ use std::path::Path;
 use plotters::prelude::*;
 
 const FLOOR: &str = "raw-reqwest";
-/// The floor's own binary as a second worker, measured exactly as the clients are (same place
-/// in the passes, same idle time before each batch). The floor itself is measured around every
-/// client, so it is always the warmest worker: the control's ratio to it is that advantage,
-/// and every client's figure is taken against the control's of the same round instead.
+/// The floor's own binary as a second worker, measured exactly as the clients are: how far
+/// from 1.00 the harness itself puts a client that does exactly what the floor does.
 const CONTROL: &str = "raw-reqwest (control)";
 const MODES: [(&str, &str); 2] = [
     ("ok", "success (4 KiB body)"),
@@ -107,16 +105,9 @@ impl Results {
         self.runs.get(&(client.to_owned(), mode.to_owned()))
     }
 
-    /// `client` against the floor in `mode`: its ratios over the control's of the same rounds
-    /// (the floor's binary in a client's place), or over the floor's when there is no control.
-    /// The control itself is given against the floor: how far the harness's placement moves a
-    /// ratio on this run, the bias the others are corrected for.
+    /// `client` against the floor in `mode`.
     fn to_floor(&self, client: &str, mode: &str) -> Option<(Ratio, Ratio)> {
-        if client != CONTROL && client != FLOOR && self.runs(CONTROL, mode).is_some() {
-            self.ratios(client, CONTROL, mode)
-        } else {
-            self.ratios(client, FLOOR, mode)
-        }
+        self.ratios(client, FLOOR, mode)
     }
 
     /// Median latency of `client` over `base`'s, and throughput, in `mode`.
@@ -218,10 +209,9 @@ fn tables(results: &Results) -> String {
             "\n## Per call, {title}\n\n| client | median / floor | calls/s at 64 / floor | median µs | p99 µs | calls/s at 64 |\n|---|---:|---:|---:|---:|---:|\n"
         );
         for (client, _) in &results.clients {
-            let (Some(runs), Some((latency, throughput))) = (
-                results.runs(client, mode),
-                results.to_floor(client, mode),
-            ) else {
+            let (Some(runs), Some((latency, throughput))) =
+                (results.runs(client, mode), results.to_floor(client, mode))
+            else {
                 continue;
             };
             let rate = median(&mut runs.throughput.values().copied().collect::<Vec<_>>());
@@ -269,6 +259,21 @@ fn tables(results: &Results) -> String {
         }
     };
     for (mode, _) in MODES {
+        // The harness's own check: a second worker of the floor's binary.
+        if let Some((latency, throughput)) = results.to_floor(CONTROL, mode) {
+            target(
+                "harness check: control median within 0.95–1.05 × floor".into(),
+                mode,
+                Some(latency),
+                |v| (0.95..=1.05).contains(&v),
+            );
+            target(
+                "harness check: control calls/s within 0.95–1.05 × floor".into(),
+                mode,
+                Some(throughput),
+                |v| (0.95..=1.05).contains(&v),
+            );
+        }
         let r = |client: &str, base: &str| {
             if base == FLOOR {
                 results.to_floor(client, mode)
@@ -323,7 +328,7 @@ fn markdown(results: &Results, tables: &str) -> String {
         let _ = writeln!(md, "- **{k}**: {v}");
     }
     md.push_str("\n![median latency (with its spread over the rounds) and binary size, as ratios to the floor](benchmarks.svg)\n");
-    md.push_str("\n## Method\n\nThe floor is a raw reqwest POST of the request cogref sends (the same body and headers) with a bare `serde_json::Value` parse: no validation, no error model, no retries, no timeout. Every client runs as its own minimal binary, kept running as a worker next to a loopback server (one canned answer, keep-alive, standard library only). The harness asks the workers in turn, in rounds of several passes, the order rotated each round and reversed each pass, with the floor measured before, between and after the clients: each client makes batches of sequential calls (their median latency) and bursts of 64 concurrent callers (their calls per second), and each batch or burst is divided by the mean of the floor's just before and just after it. A round's ratio is the median over its passes; the tables give the median over the rounds, with the lowest and highest round in brackets; below 1 is faster (latency) or slower (throughput). Every batch and burst follows a few unmeasured calls (a worker that sat idle while the others ran starts cold). Two clients (a transport and its library's bare POST) are compared through their ratios to the floor in the same round. `raw-reqwest (control)` is a second worker running the floor's own binary, measured exactly like a client. The floor, measured around every client, is always the warmest worker, and the control's ratios to it (shown in its row) measure that advantage on this run: every other client's ratio is taken against the control's of the same round, so that the floor's binary stands in a client's place. The spread of the rounds is the harness's noise. Absolute microseconds and calls per second (all rounds together) are for information: they move with the machine, the ratios do not.\n");
+    md.push_str("\n## Method\n\nThe floor is a raw reqwest POST of the request cogref sends (the same body and headers) with a bare `serde_json::Value` parse: no validation, no error model, no retries, no timeout. Every client runs as its own minimal binary, kept running as a worker next to a loopback server (one canned answer, keep-alive, standard library only). The loopback server runs on one core and every worker on another (`taskset`; unpinned, the scheduler gives each process a home core of its own and keeps it, and two workers of the same binary read 1.00 to 1.23 of each other for a whole run). In each round every client in turn, the order rotated, duels the floor: after one unmeasured pair, four pairs of batches of sequential calls (their median latency), floor and client alternately first, then four pairs of bursts of 64 concurrent callers (their calls per second) likewise. The duel's ratio is the client's median over the floor's: both sides were last run one measurement before each of their own, so neither is warmer (a floor measured around every client, F A F B F, read 8 to 23% faster than its own binary in a client's place). The tables give the median over the rounds, with the lowest and highest round in brackets; below 1 is faster (latency) or slower (throughput). Every batch and burst follows a few unmeasured calls (a worker that sat idle while the others ran starts cold). Two clients (a transport and its library's bare POST) are compared through their ratios to the floor in the same round. `raw-reqwest (control)` is a second worker running the floor's own binary, measured exactly like a client: its ratios, which should read 1.00, are the harness's check (first rows of the targets). The spread of the rounds is the harness's noise. Absolute microseconds and calls per second (all rounds together) are for information: they move with the machine, the ratios do not.\n");
     md.push_str(tables);
     if let Some(floor) = results.builds.get(FLOOR).copied() {
         md.push_str("\n## Minimal release binary\n\nA `main` that makes the call, built `--release` with `strip = true` from an empty target directory (build time for information: it depends on what else the machine does).\n\n| client | clean build s | stripped size | crates in tree | size / floor |\n|---|---:|---:|---:|---:|\n");
