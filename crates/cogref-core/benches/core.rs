@@ -8,9 +8,11 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use cogref_core::http::{HeaderMap, HeaderValue, StatusCode};
+use cogref_core::ops::Operation;
+use cogref_core::response::dispatch_sent;
 use cogref_core::{
-    AttemptInfo, EndpointConfig, InvocationId, RefreshInput, ResponseLimits, build_request,
-    parse_response,
+    AttemptInfo, EndpointConfig, GetTokensFromRefreshToken, InvocationId, RefreshInput,
+    ResponseLimits, build_request, parse_response,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -87,6 +89,24 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    // What the client does: the response read knowing the request's secrets, so that no text
+    // taken from it (request id first) shows one back.
+    let sent = GetTokensFromRefreshToken::sent(&input);
+    group.bench_function(
+        format!("success, secrets known ({} bytes)", body.len()),
+        |b| {
+            b.iter(|| {
+                dispatch_sent::<GetTokensFromRefreshToken>(
+                    StatusCode::OK,
+                    black_box(&success_headers),
+                    black_box(body.as_bytes()),
+                    now,
+                    &limits,
+                    &sent,
+                )
+            })
+        },
+    );
     group.bench_function(
         format!(
             "baseline: serde_json::Value of the success body ({} bytes)",
@@ -118,6 +138,24 @@ fn benches(c: &mut Criterion) {
                     black_box(ERROR_BODY),
                     now,
                     &limits,
+                )
+            })
+        },
+    );
+    c.bench_function(
+        &format!(
+            "parse error NotAuthorizedException, secrets known ({} bytes)",
+            ERROR_BODY.len()
+        ),
+        |b| {
+            b.iter(|| {
+                dispatch_sent::<GetTokensFromRefreshToken>(
+                    StatusCode::BAD_REQUEST,
+                    black_box(&error_headers),
+                    black_box(ERROR_BODY),
+                    now,
+                    &limits,
+                    &sent,
                 )
             })
         },
