@@ -109,6 +109,7 @@ macro_rules! contract_suite {
             an_endless_body_is_cut_at_the_limit,
             a_claimed_terabyte_is_not_reserved_up_front,
             a_response_slower_than_the_attempt_timeout_times_out,
+            a_body_that_stalls_after_its_headers_times_out,
             connection_refused_is_a_connect_error,
             a_reset_in_the_middle_of_the_body_is_a_transport_error,
             a_redirect_is_never_followed,
@@ -738,6 +739,30 @@ pub async fn a_response_slower_than_the_attempt_timeout_times_out(make: MakeClie
     };
     let started = Instant::now();
     let e = make(endpoint_of(&server), config)(input())
+        .await
+        .expect_err("timeout");
+    assert_eq!(transport_kind(&e), Some(TransportErrorKind::Timeout), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Headers arrive at once, then the body stops halfway and the connection stays silent: the
+/// attempt timeout covers the body too, and the call ends with a timeout, not a hang.
+pub async fn a_body_that_stalls_after_its_headers_times_out(make: MakeClient) {
+    let server = raw::RawServer::start(raw::Behaviour::StalledBody).await;
+    let config = CallConfig {
+        retry: RetryConfig::disabled(),
+        timeouts: Timeouts {
+            attempt: Duration::from_millis(300),
+            ..fast_config().timeouts
+        },
+        ..fast_config()
+    };
+    let started = Instant::now();
+    let e = make(server.endpoint(), config)(input())
         .await
         .expect_err("timeout");
     assert_eq!(transport_kind(&e), Some(TransportErrorKind::Timeout), "{e}");

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use cogref_core::{Endpoint, EndpointConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,6 +21,9 @@ pub enum Behaviour {
     ResetMidBody,
     /// Headers promising a terabyte, two bytes of it, then an orderly close.
     LyingLength,
+    /// Headers promising 4 KiB, 100 bytes of it, then nothing: the connection stays open and
+    /// silent for a minute.
+    StalledBody,
 }
 
 /// Most bytes the endless body sends before giving up on its own.
@@ -169,6 +173,14 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour, counters: Arc<Counte
                 let _ = stream.flush().await;
                 // SO_LINGER 0: close with a reset rather than an orderly shutdown.
                 let _ = stream.set_zero_linger();
+                return;
+            }
+            Behaviour::StalledBody => {
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: 4096\r\n\r\n";
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&[b' '; 100]).await;
+                let _ = stream.flush().await;
+                tokio::time::sleep(Duration::from_secs(60)).await;
                 return;
             }
             Behaviour::LyingLength => {

@@ -181,7 +181,15 @@ impl IsahcTransport {
             .take(limit_u64.saturating_add(1))
             .read_to_end(&mut bytes)
             .await
-            .map_err(|e| TransportError::new(TransportErrorKind::Io, e))?;
+            .map_err(|e| {
+                // isahc's timeout covers the body: it ends the read with `TimedOut`.
+                let kind = if e.kind() == std::io::ErrorKind::TimedOut {
+                    TransportErrorKind::Timeout
+                } else {
+                    TransportErrorKind::Io
+                };
+                TransportError::new(kind, e)
+            })?;
         if bytes.len() > limit {
             return Err(too_large());
         }
