@@ -456,27 +456,36 @@ impl<T, E: Environment> Client<T, E> {
         self.quota.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn start<'a, O: Operation>(&'a self, input: &'a O::Input) -> (Call<'a, O>, tracing::Span) {
+    fn start<'a, O: Operation>(
+        &'a self,
+        input: &'a O::Input,
+        now: Instant,
+    ) -> (Call<'a, O>, tracing::Span) {
         let call = Call::<O>::new(
             &self.endpoint,
             input,
             &self.config,
-            self.env.now(),
+            now,
             self.env.random_seed(),
         );
         let span = O::span(input, call.invocation_id());
         (call, span)
     }
 
-    /// Feeds an attempt's outcome to the call, with the attempt span's fields.
+    /// Feeds an attempt's outcome to the call, with the attempt span's fields; returns the
+    /// moment it did, for the call's next step.
+    ///
+    /// Both clocks are read once here (one reading with a derived wall clock): the call reads
+    /// two clock values per attempt, not one per step, each ~20-40 ns.
     fn settle<O: Operation>(
         &self,
         call: &mut Call<'_, O>,
         outcome: Result<HttpResponse, Error>,
         attempt_span: &tracing::Span,
         started: Instant,
-    ) {
-        let now = self.env.now();
+    ) -> Instant {
+        let clocks = self.env.clocks();
+        let now = clocks.mono;
         attempt_span.record(
             "duration_ms",
             now.duration_since(started).as_millis() as u64,
@@ -496,7 +505,7 @@ impl<T, E: Environment> Client<T, E> {
                     response.status(),
                     response.headers(),
                     response.body(),
-                    self.env.wall_clock(),
+                    clocks.wall,
                 )
             }
             Err(error) => {
@@ -505,6 +514,7 @@ impl<T, E: Environment> Client<T, E> {
             }
         };
         call.settle(outcome, now, &mut self.lock_quota());
+        now
     }
 }
 
@@ -565,21 +575,24 @@ impl<T: AsyncTransport, E: Environment> Client<T, E> {
     /// or the end of attempts, quota or time. [`refresh`](Self::refresh) is this for
     /// `GetTokensFromRefreshToken`.
     pub async fn call<O: Operation>(&self, input: &O::Input) -> Result<O::Output, CallError> {
-        let (mut call, span) = self.start::<O>(input);
+        let mut now = self.env.now();
+        let (mut call, span) = self.start::<O>(input, now);
         async {
             loop {
-                match call.poll(self.env.now()) {
+                match call.poll(now) {
                     Step::Send(attempt) => {
                         let span = attempt_span(attempt.number);
-                        let started = self.env.now();
                         let outcome = self
                             .transport
                             .send(attempt.request.into_http(), attempt.options)
                             .instrument(span.clone())
                             .await;
-                        self.settle(&mut call, outcome, &span, started);
+                        now = self.settle(&mut call, outcome, &span, now);
                     }
-                    Step::Wait(duration) => self.transport.sleep(duration).await,
+                    Step::Wait(duration) => {
+                        self.transport.sleep(duration).await;
+                        now = self.env.now();
+                    }
                     Step::Done(result) => return finish::<O>(&span, result, call.attempts()),
                 }
             }
@@ -602,20 +615,23 @@ impl<T: BlockingTransport, E: Environment> Client<T, E> {
 
     /// Calls operation `O`, blocking the thread; see [`Client::call`].
     pub fn call_blocking<O: Operation>(&self, input: &O::Input) -> Result<O::Output, CallError> {
-        let (mut call, span) = self.start::<O>(input);
+        let mut now = self.env.now();
+        let (mut call, span) = self.start::<O>(input, now);
         let _entered = span.enter();
         loop {
-            match call.poll(self.env.now()) {
+            match call.poll(now) {
                 Step::Send(attempt) => {
                     let span = attempt_span(attempt.number);
-                    let started = self.env.now();
                     let outcome = span.in_scope(|| {
                         self.transport
                             .send(attempt.request.into_http(), attempt.options)
                     });
-                    self.settle(&mut call, outcome, &span, started);
+                    now = self.settle(&mut call, outcome, &span, now);
                 }
-                Step::Wait(duration) => self.transport.sleep(duration),
+                Step::Wait(duration) => {
+                    self.transport.sleep(duration);
+                    now = self.env.now();
+                }
                 Step::Done(result) => return finish::<O>(&span, result, call.attempts()),
             }
         }
