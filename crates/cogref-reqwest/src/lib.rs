@@ -105,24 +105,8 @@ impl ReqwestTransport {
         }
     }
 
-    /// `uri` as a `reqwest::Url`.
-    fn url(&self, uri: &http::Uri) -> Result<reqwest::Url, Error> {
-        // Byte for byte (the core sends one endpoint's Uri, cloned): cheaper than `Uri`'s
-        // case-insensitive equality, and a spelling that differs only parses again.
-        if let Some((cached, url)) = self.url.get()
-            && same_text(cached, uri)
-        {
-            return Ok(url.clone());
-        }
-        let url = reqwest::Url::parse(&uri.to_string())
-            .map_err(|e| transport_error(TransportErrorKind::Other, false, e))?;
-        let _ = self.url.set((uri.clone(), url.clone()));
-        Ok(url)
-    }
-}
-
-impl AsyncTransport for ReqwestTransport {
-    async fn send(
+    /// Sends `request` and reads its answer, at most `options.max_body_bytes` of body.
+    async fn exchange(
         &self,
         request: HttpRequest,
         options: SendOptions,
@@ -132,9 +116,8 @@ impl AsyncTransport for ReqwestTransport {
         *request.headers_mut() = parts.headers;
         *request.version_mut() = parts.version;
         *request.body_mut() = Some(body.into());
-        // Covers the whole exchange, body included.
-        *request.timeout_mut() = Some(options.timeout);
         let mut response = self.client.execute(request).await.map_err(map_error)?;
+
         let limit = options.max_body_bytes;
         let too_large = |response: &reqwest::Response| -> Error {
             ResponseError::body_too_large(limit, response.status(), response.headers()).into()
@@ -158,6 +141,38 @@ impl AsyncTransport for ReqwestTransport {
         *out.version_mut() = response.version();
         *out.headers_mut() = std::mem::take(response.headers_mut());
         Ok(out)
+    }
+
+    /// `uri` as a `reqwest::Url`.
+    fn url(&self, uri: &http::Uri) -> Result<reqwest::Url, Error> {
+        // Byte for byte (the core sends one endpoint's Uri, cloned): cheaper than `Uri`'s
+        // case-insensitive equality, and a spelling that differs only parses again.
+        if let Some((cached, url)) = self.url.get()
+            && same_text(cached, uri)
+        {
+            return Ok(url.clone());
+        }
+        let url = reqwest::Url::parse(&uri.to_string())
+            .map_err(|e| transport_error(TransportErrorKind::Other, false, e))?;
+        let _ = self.url.set((uri.clone(), url.clone()));
+        Ok(url)
+    }
+}
+
+impl AsyncTransport for ReqwestTransport {
+    async fn send(
+        &self,
+        request: HttpRequest,
+        options: SendOptions,
+    ) -> Result<HttpResponse, Error> {
+        // One timer over the whole exchange, body included. reqwest's own request timeout
+        // would do the same with a boxed timer and a wrapper polled on every body frame.
+        tokio::time::timeout(options.timeout, self.exchange(request, options))
+            .await
+            .unwrap_or_else(|elapsed| {
+                // Past the connect timeout (shorter by default), so the request may have left.
+                Err(transport_error(TransportErrorKind::Timeout, true, elapsed))
+            })
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
