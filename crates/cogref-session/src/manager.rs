@@ -672,15 +672,21 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
 
     /// A valid access token: the cached one, or a new one after one shared refresh.
     pub fn access_token(&self) -> Result<SecretString, SessionError> {
+        let stamp = TokenStore::change_stamp(&self.store);
+        match self.engine.quick(self.engine.now(), stamp) {
+            Quick::Serve(token) => Ok(token),
+            // Out of line, as the async manager's: the cached path stays a few instructions.
+            other => self.slow_path(other),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn slow_path(&self, mut quick: Quick) -> Result<SecretString, SessionError> {
         let mut rechecked = false;
         let mut looks = 0;
         loop {
-            let stamp = if looks < LOOKS_PER_CALL {
-                TokenStore::change_stamp(&self.store)
-            } else {
-                None
-            };
-            match self.engine.quick(self.engine.now(), stamp) {
+            match quick {
                 Quick::Serve(token) => return Ok(token),
                 // Another holder saved (perhaps a sign-out): read the store first.
                 Quick::Look(stamp) => {
@@ -708,6 +714,12 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
                     rechecked = true;
                 }
             }
+            let stamp = if looks < LOOKS_PER_CALL {
+                TokenStore::change_stamp(&self.store)
+            } else {
+                None
+            };
+            quick = self.engine.quick(self.engine.now(), stamp);
         }
     }
 
