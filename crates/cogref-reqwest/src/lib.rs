@@ -63,9 +63,9 @@ pub fn client(endpoint: Endpoint, config: CallConfig) -> Result<Client, reqwest:
     let transport = ReqwestTransport::new(&config.timeouts)?;
     Ok(Client::new(
         transport,
-        // One clock read per cached call: the wall clock is carried on for 1 ms at a time.
+        // One clock read per cached call: the monotonic clock is held for 1 ms at a time.
         StdEnvironment::new(Instant::now, SystemTime::now)
-            .with_wall_clock_derived_for(cogref_core::driver::WALL_CLOCK_REUSE),
+            .with_monotonic_clock_held_for(cogref_core::driver::MONOTONIC_CLOCK_HOLD),
         endpoint,
         config,
     ))

@@ -134,7 +134,7 @@ where
 /// The clocks a real client reads.
 fn system_clock() -> StdEnvironment {
     StdEnvironment::new(Instant::now, SystemTime::now)
-        .with_wall_clock_derived_for(cogref_core::driver::WALL_CLOCK_REUSE)
+        .with_monotonic_clock_held_for(cogref_core::driver::MONOTONIC_CLOCK_HOLD)
 }
 
 fn main() {

@@ -6,7 +6,8 @@
 //! custom client secret. The client knows what it sent, so the call reads its response with a
 //! [`Sent`]: no text taken from the response (request id, redirect host, error code, message,
 //! reason code, body excerpt) may show back a secret the request carried, or a piece of one of
-//! [`ECHO_PIECE`] characters or more; and the app client id, which is not a secret, is shown
+//! [`ECHO_PIECE`] bytes or more (counted in bytes wherever they start: a piece that begins
+//! inside a multi-byte character counts too, which redacts a little more, never less); and the app client id, which is not a secret, is shown
 //! where the response names it ("User pool client … does not exist").
 
 use std::fmt;
@@ -14,8 +15,8 @@ use std::fmt;
 use memchr::memmem;
 use secrecy::{ExposeSecret, SecretString};
 
-/// Shortest piece of a secret that counts as an echo of it (the length from which a run is
-/// taken for a secret by shape, [`crate::redact::MIN_SECRET_RUN`]).
+/// Shortest piece of a secret that counts as an echo of it, in bytes (the length from which a
+/// run is taken for a secret by shape, [`crate::redact::MIN_SECRET_RUN`]).
 pub const ECHO_PIECE: usize = crate::protocol::redact::MIN_SECRET_RUN;
 
 /// What a request carried: its secrets and its app client id. Its `Debug` shows neither secret.
@@ -53,7 +54,7 @@ impl<'a> Sent<'a> {
     }
 
     /// Whether `text` shows back one of the secrets sent, whole or a piece of [`ECHO_PIECE`]
-    /// characters.
+    /// bytes.
     pub fn is_echoed_in(&self, text: &str) -> bool {
         self.secrets
             .iter()
@@ -80,8 +81,8 @@ pub const MIN_WHOLE_ECHO: usize = 8;
 /// Length of the probes [`echoes`] looks up in a secret before searching it for whole pieces.
 const PROBE: usize = 4;
 
-/// Whether `text` holds `secret` (of [`MIN_WHOLE_ECHO`] characters or more), or a piece of it of
-/// [`ECHO_PIECE`] characters (compared byte for byte).
+/// Whether `text` holds `secret` (of [`MIN_WHOLE_ECHO`] bytes or more), or a piece of it of
+/// [`ECHO_PIECE`] bytes.
 fn echoes(text: &str, secret: &str) -> bool {
     let (text, secret) = (text.as_bytes(), secret.as_bytes());
     if secret.len() < MIN_WHOLE_ECHO {
