@@ -433,35 +433,52 @@ fn median(values: &mut [f64]) -> f64 {
 /// stands where the floor stands.
 #[derive(Clone, Copy)]
 enum Placement {
-    /// Server on core 0, workers on core 1.
-    Pinned,
+    /// The server on the first core this process may use, the workers on the second.
+    Pinned { server: usize, workers: usize },
     /// Wherever the scheduler puts them (one core, or no `taskset`).
     Free,
 }
 
 impl Placement {
     fn choose() -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let taskset = Command::new("taskset")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if cores >= 2 && taskset {
-            Self::Pinned
-        } else {
-            Self::Free
-        }
+        let allowed = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                    .map(cpu_list)
+            })
+            .unwrap_or_default();
+        let (&[server, workers, ..], true) = (allowed.as_slice(), Self::taskset_works(&allowed))
+        else {
+            return Self::Free;
+        };
+        Self::Pinned { server, workers }
+    }
+
+    /// Whether `taskset` runs and can pin to the first allowed core.
+    fn taskset_works(allowed: &[usize]) -> bool {
+        allowed.first().is_some_and(|cpu| {
+            Command::new("taskset")
+                .args(["--cpu-list", &cpu.to_string(), "true"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
     }
 
     /// A command running `binary` on the server's core (`server`) or the workers'.
     fn command(self, binary: &Path, server: bool) -> Command {
         match self {
-            Self::Pinned => {
+            Self::Pinned {
+                server: s,
+                workers: w,
+            } => {
                 let mut command = Command::new("taskset");
                 command
-                    .args(["--cpu-list", if server { "0" } else { "1" }])
+                    .args(["--cpu-list", &if server { s } else { w }.to_string()])
                     .arg(binary);
                 command
             }
@@ -469,23 +486,42 @@ impl Placement {
         }
     }
 
-    fn describe(self) -> &'static str {
+    fn describe(self) -> String {
         match self {
-            Self::Pinned => {
-                "loopback server pinned to core 0, every worker (floor and clients) to core 1"
-            }
+            Self::Pinned { server, workers } => format!(
+                "loopback server pinned to core {server}, every worker (floor and clients) to core {workers}"
+            ),
             Self::Free => {
                 "unpinned (one core, or no taskset): the scheduler's placement adds to the noise"
+                    .into()
             }
         }
     }
 }
 
+/// The CPUs of a list such as `0-3,8,10-11`, in order (an unreadable part is skipped).
+fn cpu_list(list: &str) -> Vec<usize> {
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',') {
+        let mut ends = part
+            .trim()
+            .splitn(2, '-')
+            .map(|n| n.trim().parse::<usize>());
+        match (ends.next(), ends.next()) {
+            (Some(Ok(one)), None) => cpus.push(one),
+            (Some(Ok(first)), Some(Ok(last))) if first <= last => cpus.extend(first..=last),
+            _ => {}
+        }
+    }
+    cpus
+}
+
 /// A duel's figure: the median of the client's measurements over the median of the floor's,
-/// taken alternately (F C, C F, F C, …) after one unmeasured pair, so that each side was last
-/// run one measurement before each of its own. A floor measured around every client (F A F B F)
+/// taken in pairs that alternate which side goes first, after one unmeasured pair: C F | F C |
+/// C F | F C | C F. Each side is measured twice right after its own run and twice right after
+/// the other's, so recency favours neither. A floor measured around every client (F A F B F)
 /// ran more recently than any client and read 8 to 23% faster than a second worker of its own
-/// binary; in a duel both sides are equally warm.
+/// binary.
 fn duel(client: &mut [f64], floor: &mut [f64]) -> f64 {
     median(client) / median(floor)
 }
@@ -702,6 +738,7 @@ pub(crate) fn bench(args: &[String]) -> Result {
 
     let placement = Placement::choose();
     results.push_str(&format!("META\tplacement\t{}\n", placement.describe()));
+    eprintln!("==> placement: {}", placement.describe());
     let load_before = load_average();
     let mut busy = Vec::new();
     for mode in ["ok", "error"] {
@@ -749,4 +786,17 @@ pub(crate) fn bench(args: &[String]) -> Result {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_list;
+
+    #[test]
+    fn a_cpu_list_reads_ranges_and_single_cores_in_order() {
+        assert_eq!(cpu_list("0-1\n"), vec![0, 1]);
+        assert_eq!(cpu_list("2-3,8,10-11"), vec![2, 3, 8, 10, 11]);
+        assert_eq!(cpu_list("5"), vec![5]);
+        assert_eq!(cpu_list("x,3-1,4"), vec![4]);
+    }
 }
