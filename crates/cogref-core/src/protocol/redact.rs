@@ -160,9 +160,10 @@ pub fn redact(text: &str) -> String {
 /// [`redact`], knowing what the request carried: a run that shows back one of its secrets is
 /// redacted whatever its shape, a run that is its app client id is kept.
 pub fn redact_sent(text: &str, sent: &Sent<'_>) -> String {
-    // Without secrets to look for, only credential-like runs are redacted: text that cannot
-    // hold one (service messages are words) is answered without the full scan.
-    if !sent.carries_secrets() && !may_hold_a_secret(text) {
+    // Text that cannot hold a credential-like run, and whose runs are all too short to show a
+    // secret sent (service messages are words), is answered without the full scan.
+    let look = quick_look(text);
+    if !look.may_hold_a_secret && sent.shortest_echo().is_none_or(|n| look.longest_run < n) {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len());
@@ -180,11 +181,20 @@ pub fn redact_sent(text: &str, sent: &Sent<'_>) -> String {
     out
 }
 
-/// Whether `text` may hold a credential-like run: it has an escape (for the full scan to read)
-/// or a run of at least [`MIN_SECRET_RUN`] token characters with a non-letter among them. Exact
-/// for text without `\`, whose runs are plain runs of token characters; service messages are
-/// words, and this answers for them without the full scan's allocations.
-fn may_hold_a_secret(text: &str) -> bool {
+/// What one pass over a text tells before the full scan.
+struct QuickLook {
+    /// It has an escape (for the full scan to read) or a run of at least [`MIN_SECRET_RUN`]
+    /// token characters with a non-letter among them. Exact for text without `\`, whose runs
+    /// are plain runs of token characters.
+    may_hold_a_secret: bool,
+    /// Its longest run of token characters (meaningful when `may_hold_a_secret` is false: then
+    /// there is no escape, and these are the full scan's runs).
+    longest_run: usize,
+}
+
+/// See [`QuickLook`]: service messages are words, and this answers for them without the full
+/// scan's allocations.
+fn quick_look(text: &str) -> QuickLook {
     // One table lookup a byte: 0 ends a run, 1 a letter, 2 another token character, 3 `\`.
     const CLASS: [u8; 256] = {
         let mut class = [0u8; 256];
@@ -206,20 +216,35 @@ fn may_hold_a_secret(text: &str) -> bool {
         }
         class
     };
+    let may_hold = QuickLook {
+        may_hold_a_secret: true,
+        longest_run: text.len(),
+    };
     // Where the current run started, and whether it has had a non-letter yet.
-    let (mut start, mut has_non_letter) = (0, false);
+    let (mut start, mut has_non_letter, mut longest) = (0, false, 0);
     for (i, &b) in text.as_bytes().iter().enumerate() {
         match CLASS[usize::from(b)] {
             0 => (start, has_non_letter) = (i + 1, false),
             1 => {}
             2 => has_non_letter = true,
-            _ => return true,
+            _ => return may_hold,
         }
-        if has_non_letter && i + 1 - start >= MIN_SECRET_RUN {
-            return true;
+        let run = (i + 1).saturating_sub(start);
+        longest = longest.max(run);
+        if has_non_letter && run >= MIN_SECRET_RUN {
+            return may_hold;
         }
     }
-    false
+    QuickLook {
+        may_hold_a_secret: false,
+        longest_run: longest,
+    }
+}
+
+/// Whether `text` may hold a credential-like run ([`QuickLook::may_hold_a_secret`]).
+#[cfg(test)]
+fn may_hold_a_secret(text: &str) -> bool {
+    quick_look(text).may_hold_a_secret
 }
 
 /// A string the JSON parser decoded from a response (an error code, a message, a reason code),
@@ -235,6 +260,14 @@ fn may_hold_a_secret(text: &str) -> bool {
 ///            "Value \"x\" at [\\w+]+\\u{1b}[2J");
 /// ```
 pub fn network_text(decoded: &str, sent: &Sent<'_>) -> String {
+    // Printable ASCII without `"` or `\` (error codes, most messages) is its own wire form and
+    // its own shown form: only the redaction is left to do.
+    if decoded
+        .bytes()
+        .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\')
+    {
+        return redact_sent(decoded, sent);
+    }
     // As on the wire: `"` and `\` escaped too, so that they join a run as their escapes do.
     let mut wire = String::with_capacity(decoded.len() + 8);
     for c in decoded.chars() {
@@ -323,6 +356,7 @@ pub fn excerpt_sent(body: &[u8], sent: &Sent<'_>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::sent::ECHO_PIECE;
     use proptest::prelude::*;
 
     proptest! {
@@ -334,6 +368,65 @@ mod tests {
                 prop_assert!(!runs(&text).iter().any(Run::is_secret_like), "{}", text);
                 prop_assert_eq!(redact(&text), text);
             }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn with_secrets_known_the_quick_answer_is_the_full_scans(
+            text in r#"[a-e0-2 ._"\\-]{0,60}"#,
+            secret in "[a-e0-2._-]{1,30}",
+        ) {
+            // A small alphabet: runs of the text often show the secret, whole or in part.
+            let secret = secrecy::SecretString::from(secret);
+            let sent = Sent::new("client", [Some(&secret)]);
+            let mut full = String::new();
+            let mut copied = 0;
+            for run in runs(&text) {
+                let shown = &text[run.start..run.end];
+                if sent.is_echoed_in(shown) || (run.is_secret_like() && !sent.is_client_id(shown)) {
+                    full.push_str(&text[copied..run.start]);
+                    full.push_str(REDACTED);
+                    copied = run.end;
+                }
+            }
+            full.push_str(&text[copied..]);
+            prop_assert_eq!(redact_sent(&text, &sent), full);
+        }
+
+        #[test]
+        fn printable_ascii_takes_the_short_way_to_the_same_text(
+            text in r#"[a-e0-2._=-]{0,40}[ !#(]?[a-e0-2._=-]{0,40}|[ -~]{0,60}"#,
+            secret in "[a-e0-2._-]{8,30}",
+        ) {
+            let secret = secrecy::SecretString::from(secret);
+            let sent = Sent::new("client", [Some(&secret)]);
+            // A character outside printable ASCII sends the text the long way; it is added
+            // and taken off again, so both ways see the same text.
+            let long_way = network_text(&format!("{text}\u{e9}"), &sent);
+            let long_way = long_way.strip_suffix('\u{e9}').unwrap_or(&long_way);
+            prop_assert_eq!(network_text(&text, &sent), long_way);
+        }
+
+        #[test]
+        fn a_run_exactly_as_long_as_the_shortest_echo_is_still_looked_at(
+            secret in "[a-e]{8,30}",
+            pre in "[a-c ]{0,15}",
+            post in "[a-c ]{0,15}",
+            cut in 0usize..10,
+        ) {
+            // Letters only: never credential-like by shape, so only the echo check redacts it.
+            let piece = if secret.len() <= ECHO_PIECE {
+                secret.clone()
+            } else {
+                let at = cut.min(secret.len() - ECHO_PIECE);
+                secret[at..at + ECHO_PIECE].to_owned()
+            };
+            let text = format!("{pre} {piece} {post}");
+            let secret = secrecy::SecretString::from(secret);
+            let sent = Sent::new("client", [Some(&secret)]);
+            let shown = redact_sent(&text, &sent);
+            prop_assert!(!shown.contains(&piece), "{} -> {}", text, shown);
         }
     }
 

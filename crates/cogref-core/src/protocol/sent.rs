@@ -61,9 +61,16 @@ impl<'a> Sent<'a> {
             .any(|secret| echoes(text, secret.expose_secret()))
     }
 
-    /// Whether the request carried any secret to look for.
-    pub(crate) fn carries_secrets(&self) -> bool {
-        !self.secrets.is_empty()
+    /// The shortest run of text that can show back a secret sent (whole, or a piece of
+    /// [`ECHO_PIECE`] bytes); `None` if no secret can be shown back (none sent, or all shorter
+    /// than [`MIN_WHOLE_ECHO`]).
+    pub(crate) fn shortest_echo(&self) -> Option<usize> {
+        self.secrets
+            .iter()
+            .map(|secret| secret.expose_secret().len())
+            .filter(|&len| len >= MIN_WHOLE_ECHO)
+            .map(|len| len.min(ECHO_PIECE))
+            .min()
     }
 
     /// Whether `text` is the app client id sent (not a secret: it may be shown).
