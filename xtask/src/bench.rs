@@ -590,7 +590,12 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
                 samples[i].extend(cb);
             }
             latency_ratio[i] = duel(&mut c, &mut f);
-            // Throughput: bursts, likewise.
+        }
+        // Throughput: bursts, likewise, once every client's batches are done (a burst leaves a
+        // worker with many pooled connections, which the next batches would run over).
+        for &i in &order {
+            let (floor, rest) = workers.split_at_mut(1);
+            let (floor, client) = (&mut floor[0], &mut rest[i - 1]);
             client.burst()?;
             floor.burst()?;
             let (mut c, mut f) = (Vec::new(), Vec::new());
