@@ -93,7 +93,7 @@ const COMPARED: [Compared; 8] = [
 ];
 
 /// Rounds per answer mode: each gives one ratio per client.
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 11;
 /// Measured pairs of a duel (client and floor, alternately first), after one unmeasured pair.
 const PAIRS: usize = 4;
 /// Sequential calls of a batch.
@@ -690,7 +690,7 @@ pub(crate) fn bench(args: &[String]) -> Result {
     results.push_str(&format!("META\tdate\t{}\n", date.trim()));
     results.push_str(&format!("META\tversions\t{}\n", locked_versions(&compare)));
     results.push_str(&format!(
-        "META\tmethod\t{ROUNDS} rounds per answer, each client in turn (rotated order, reversed every other round) dueling the floor: {PAIRS} pairs of batches, then of bursts, floor and client alternately first, after one unmeasured pair; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each; {WARM_UP} warm-up calls first\n"
+        "META\tmethod\t{ROUNDS} rounds per answer, each client in turn (rotated order, reversed every other round) dueling the floor: {PAIRS} pairs of batches, floor and client alternately first, after one unmeasured pair; then, every client's batches done, {PAIRS} pairs of bursts likewise; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each; {WARM_UP} warm-up calls first\n"
     ));
     for client in &COMPARED {
         results.push_str(&format!(
