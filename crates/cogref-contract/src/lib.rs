@@ -720,6 +720,18 @@ pub async fn a_claimed_terabyte_is_not_reserved_up_front(make: MakeClient) {
     );
 }
 
+/// [`fast_config`] with one attempt of at most `attempt`.
+fn one_attempt_of(attempt: Duration) -> CallConfig {
+    CallConfig {
+        retry: RetryConfig::disabled(),
+        timeouts: Timeouts {
+            attempt,
+            ..fast_config().timeouts
+        },
+        ..fast_config()
+    }
+}
+
 /// A response slower than the attempt timeout is a timeout.
 pub async fn a_response_slower_than_the_attempt_timeout_times_out(make: MakeClient) {
     let server = MockServer::start().await;
@@ -729,14 +741,7 @@ pub async fn a_response_slower_than_the_attempt_timeout_times_out(make: MakeClie
         None,
     )
     .await;
-    let config = CallConfig {
-        retry: RetryConfig::disabled(),
-        timeouts: Timeouts {
-            attempt: Duration::from_millis(300),
-            ..fast_config().timeouts
-        },
-        ..fast_config()
-    };
+    let config = one_attempt_of(Duration::from_millis(300));
     let started = Instant::now();
     let e = make(endpoint_of(&server), config)(input())
         .await
@@ -753,14 +758,7 @@ pub async fn a_response_slower_than_the_attempt_timeout_times_out(make: MakeClie
 /// attempt timeout covers the body too, and the call ends with a timeout, not a hang.
 pub async fn a_body_that_stalls_after_its_headers_times_out(make: MakeClient) {
     let server = raw::RawServer::start(raw::Behaviour::StalledBody).await;
-    let config = CallConfig {
-        retry: RetryConfig::disabled(),
-        timeouts: Timeouts {
-            attempt: Duration::from_millis(300),
-            ..fast_config().timeouts
-        },
-        ..fast_config()
-    };
+    let config = one_attempt_of(Duration::from_millis(300));
     let started = Instant::now();
     let e = make(server.endpoint(), config)(input())
         .await

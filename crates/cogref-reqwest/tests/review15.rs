@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use cogref_core::{Error, TransportErrorKind};
+use cogref_core::{CallError, Error, TransportErrorKind};
 use cogref_reqwest::{CallConfig, EndpointConfig, RefreshInput, RetryConfig, Timeouts, client};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -167,14 +167,14 @@ fn transport(e: &Error) -> Option<(TransportErrorKind, bool)> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_silent_after_the_request_times_out_as_sent_and_is_not_resent_under_rotation_safe()
-{
-    let server = server(Serve::StallBeforeHeaders).await;
-    let client = client_for(
-        &server,
-        config(Duration::from_millis(300), RetryConfig::rotation_safe()),
-    );
+/// A call to `server` with this attempt timeout and retry policy, which must end in a timeout
+/// counted as sent; the error and how long the call took.
+async fn timed_out(
+    server: &Server,
+    attempt: Duration,
+    retry: RetryConfig,
+) -> (CallError, Duration) {
+    let client = client_for(server, config(attempt, retry));
     let started = Instant::now();
     let e = client.refresh(&input()).await.expect_err("timeout");
     let elapsed = started.elapsed();
@@ -183,6 +183,19 @@ async fn a_server_silent_after_the_request_times_out_as_sent_and_is_not_resent_u
         Some((TransportErrorKind::Timeout, true)),
         "{e}"
     );
+    (e, elapsed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_silent_after_the_request_times_out_as_sent_and_is_not_resent_under_rotation_safe()
+{
+    let server = server(Serve::StallBeforeHeaders).await;
+    let (e, elapsed) = timed_out(
+        &server,
+        Duration::from_millis(300),
+        RetryConfig::rotation_safe(),
+    )
+    .await;
     assert_eq!(e.attempts(), 1, "{e}");
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
     assert!(
@@ -194,18 +207,12 @@ async fn a_server_silent_after_the_request_times_out_as_sent_and_is_not_resent_u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_stalled_half_way_times_out_as_sent_within_the_attempt_timeout() {
     let server = server(Serve::StallMidBody).await;
-    let client = client_for(
+    let (e, elapsed) = timed_out(
         &server,
-        config(Duration::from_millis(300), RetryConfig::rotation_safe()),
-    );
-    let started = Instant::now();
-    let e = client.refresh(&input()).await.expect_err("timeout");
-    let elapsed = started.elapsed();
-    assert_eq!(
-        transport(e.error()),
-        Some((TransportErrorKind::Timeout, true)),
-        "{e}"
-    );
+        Duration::from_millis(300),
+        RetryConfig::rotation_safe(),
+    )
+    .await;
     assert_eq!(e.attempts(), 1);
     assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
     // The stalled connection is closed, not kept.
@@ -217,18 +224,8 @@ async fn a_body_stalled_half_way_times_out_as_sent_within_the_attempt_timeout() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_body_trickling_a_byte_at_a_time_still_ends_at_the_attempt_timeout() {
     let server = server(Serve::Trickle).await;
-    let client = client_for(
-        &server,
-        config(Duration::from_millis(400), RetryConfig::disabled()),
-    );
-    let started = Instant::now();
-    let e = client.refresh(&input()).await.expect_err("timeout");
-    let elapsed = started.elapsed();
-    assert_eq!(
-        transport(e.error()),
-        Some((TransportErrorKind::Timeout, true)),
-        "{e}"
-    );
+    let (_, elapsed) =
+        timed_out(&server, Duration::from_millis(400), RetryConfig::disabled()).await;
     assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
 }
 
