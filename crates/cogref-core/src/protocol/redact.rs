@@ -532,3 +532,139 @@ mod tests {
         assert!(e.ends_with("[redacted]…"), "{e}");
     }
 }
+
+/// Review 15b: the quick paths of [`redact_sent`] and [`network_text`] (61383cc) against the
+/// full paths as they were, on adversarial text.
+#[cfg(test)]
+mod review15b {
+    use super::*;
+    use proptest::prelude::*;
+    use secrecy::SecretString;
+
+    /// [`redact_sent`] without its quick answer.
+    fn full_redact(text: &str, sent: &Sent<'_>) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        for run in runs(text) {
+            let shown = &text[run.start..run.end];
+            if sent.is_echoed_in(shown) || (run.is_secret_like() && !sent.is_client_id(shown)) {
+                out.push_str(&text[copied..run.start]);
+                out.push_str(REDACTED);
+                copied = run.end;
+            }
+        }
+        out.push_str(&text[copied..]);
+        out
+    }
+
+    /// [`network_text`] without its short way: the wire form, redacted, back again.
+    fn full_network_text(decoded: &str, sent: &Sent<'_>) -> String {
+        let mut wire = String::new();
+        for c in decoded.chars() {
+            match c {
+                '"' => wire.push_str("\\\""),
+                '\\' => wire.push_str("\\\\"),
+                c => push_printable(&mut wire, c),
+            }
+        }
+        let redacted = full_redact(&wire, sent);
+        let mut shown = String::new();
+        let mut chars = redacted.chars();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                shown.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some(quoted @ ('"' | '\\')) => shown.push(quoted),
+                Some(other) => {
+                    shown.push('\\');
+                    shown.push(other);
+                }
+                None => shown.push('\\'),
+            }
+        }
+        shown
+    }
+
+    /// Text from pieces: slices of the secrets and of the client id (cut anywhere), escapes and
+    /// escape fragments, quotes, control and invisible characters, multi-byte text, words.
+    fn piece() -> impl Strategy<Value = (u8, usize, usize, String)> {
+        (
+            0u8..4,
+            0usize..64,
+            0usize..40,
+            prop_oneof![
+                "[a-cA-C0-2 ._=+/-]{0,8}",
+                Just("\\".to_owned()),
+                Just("\"".to_owned()),
+                Just("\\u002e".to_owned()),
+                Just("\\u00".to_owned()),
+                Just("\\u{1b}".to_owned()),
+                Just("\\/".to_owned()),
+                Just("\\n".to_owned()),
+                Just("\n".to_owned()),
+                Just("\u{1b}".to_owned()),
+                Just("\u{200b}".to_owned()),
+                Just("\u{ad}".to_owned()),
+                Just("\u{7f}".to_owned()),
+                Just("\u{e9}".to_owned()),
+                Just("\u{65e5}".to_owned()),
+                Just("REFRESH_TOKEN_INVALID".to_owned()),
+                Just("NotAuthorizedException".to_owned()),
+                Just("~`!@#$%^&*()".to_owned()),
+            ],
+        )
+    }
+
+    fn build(sources: &[String], pieces: &[(u8, usize, usize, String)]) -> String {
+        let mut text = String::new();
+        for (which, at, len, noise) in pieces {
+            let source = sources[usize::from(*which) % sources.len()].as_bytes();
+            let start = at % (source.len() + 1);
+            let end = (start + len).min(source.len());
+            text.push_str(&String::from_utf8_lossy(&source[start..end]));
+            text.push_str(noise);
+        }
+        text
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        #[test]
+        fn redact_sent_answers_byte_for_byte_as_the_full_scan(
+            secrets in prop::collection::vec("[a-cA-C0-2._=+/-]{1,34}|[a-c\u{e9}\"\\\\ ]{1,24}", 0..4),
+            client_id in "[a-c0-2]{3,26}",
+            id_is_a_secret in any::<bool>(),
+            pieces in prop::collection::vec(piece(), 0..6),
+        ) {
+            let client_id = if id_is_a_secret && !secrets.is_empty() { secrets[0].clone() } else { client_id };
+            let owned: Vec<SecretString> = secrets.iter().cloned().map(SecretString::from).collect();
+            let sent = Sent::new(&client_id, owned.iter().map(Some));
+            let mut sources = secrets.clone();
+            sources.push(client_id.clone());
+            let text = build(&sources, &pieces);
+            prop_assert_eq!(redact_sent(&text, &sent), full_redact(&text, &sent), "text {:?}", text);
+            prop_assert_eq!(
+                redact_sent(&text, &Sent::nothing()),
+                full_redact(&text, &Sent::nothing()),
+                "text {:?}", text
+            );
+        }
+
+        #[test]
+        fn network_text_answers_byte_for_byte_as_the_wire_form_round_trip(
+            secrets in prop::collection::vec("[a-cA-C0-2._=+/-]{1,34}|[a-c\u{e9}\"\\\\ ]{1,24}", 0..4),
+            client_id in "[a-c0-2]{3,26}",
+            pieces in prop::collection::vec(piece(), 0..6),
+        ) {
+            let owned: Vec<SecretString> = secrets.iter().cloned().map(SecretString::from).collect();
+            let sent = Sent::new(&client_id, owned.iter().map(Some));
+            let mut sources = secrets.clone();
+            sources.push(client_id.clone());
+            let text = build(&sources, &pieces);
+            prop_assert_eq!(network_text(&text, &sent), full_network_text(&text, &sent), "text {:?}", text);
+        }
+    }
+}
