@@ -84,16 +84,27 @@ proptest! {
 fn a_piece_at_every_offset_of_texts_of_every_length_is_found() {
     // Deterministic sweep over the probe placement: every text length from 20 to 120, every
     // offset of a 20-byte piece, surrounded by bytes the secret does not hold.
-    let secret: String = (0..64u32).map(|i| char::from(b'A' + (i * 5 % 26) as u8)).collect();
+    let secret: String = (0..64u32)
+        .map(|i| char::from(b'A' + (i * 5 % 26) as u8))
+        .collect();
     let owned = SecretString::from(secret.clone());
     let sent = Sent::new("client", [Some(&owned)]);
     for len in ECHO_PIECE..=120 {
         for at in 0..=len - ECHO_PIECE {
             let piece = &secret[(at * 3) % 40..(at * 3) % 40 + ECHO_PIECE];
-            let text = format!("{}{piece}{}", "-".repeat(at), "-".repeat(len - at - ECHO_PIECE));
+            let text = format!(
+                "{}{piece}{}",
+                "-".repeat(at),
+                "-".repeat(len - at - ECHO_PIECE)
+            );
             assert!(sent.is_echoed_in(&text), "len {len} at {at}");
             // One byte short at the same offset: not an echo.
-            let short = format!("{}{}{}", "-".repeat(at), &piece[1..], "-".repeat(len - at - ECHO_PIECE + 1));
+            let short = format!(
+                "{}{}{}",
+                "-".repeat(at),
+                &piece[1..],
+                "-".repeat(len - at - ECHO_PIECE + 1)
+            );
             assert!(!sent.is_echoed_in(&short), "len {len} at {at} (19 bytes)");
         }
     }
