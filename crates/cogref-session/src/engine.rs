@@ -274,7 +274,8 @@ impl<T, E: Environment> Engine<T, E> {
     ) -> Result<Self, SessionError> {
         let client_id = template.client_id().to_owned();
         let endpoint = endpoint_key(client.endpoint().url());
-        let now = now(&client);
+        let env = client.environment();
+        let now = Now::new(env.wall_clock(), env.now());
         let mut started_over = None;
         let mut signed_out = false;
         let (tokens, store_version) = match loaded {
@@ -393,8 +394,18 @@ impl<T, E: Environment> Engine<T, E> {
         self.state().session.deadline()
     }
 
+    /// Both clocks, read afresh: for every decision that is recorded or waited on.
     pub(crate) fn now(&self) -> Now {
-        now(&self.client)
+        let env = self.client.environment();
+        Now::new(env.wall_clock(), env.now())
+    }
+
+    /// Both clocks as cheaply as the environment gives them ([`Environment::clocks`]: with a
+    /// held monotonic reading, up to a millisecond behind): only to serve a cached token, which
+    /// is due at least a second before it expires. Any other answer is decided again on
+    /// [`now`](Self::now).
+    pub(crate) fn cached_now(&self) -> Now {
+        self.client.environment().clocks()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -1213,10 +1224,6 @@ impl<T, E: Environment> Engine<T, E> {
     pub(crate) fn store_version(&self) -> Option<u64> {
         self.state().store_version
     }
-}
-
-fn now<T, E: Environment>(client: &Client<T, E>) -> Now {
-    client.environment().clocks()
 }
 
 /// A stored set must belong to this app client and endpoint (a set without a binding was

@@ -386,11 +386,12 @@ where
     pub async fn access_token(&self) -> Result<SecretString, SessionError> {
         let engine = &self.inner.engine;
         let stamp = AsyncTokenStore::change_stamp(&self.inner.store);
-        match engine.quick(engine.now(), stamp) {
+        match engine.quick(engine.cached_now(), stamp) {
             Quick::Serve(token) => Ok(token),
-            // Boxed so that the cached path's future stays small: the refresh machinery is
+            // Decided again on fresh clocks (the cached reading may lag by a millisecond), and
+            // boxed so that the cached path's future stays small: the refresh machinery is
             // built only when a refresh is due.
-            other => Box::pin(self.slow_path(other)).await,
+            _ => Box::pin(self.slow_path(engine.quick(engine.now(), stamp))).await,
         }
     }
 
@@ -673,10 +674,11 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
     /// A valid access token: the cached one, or a new one after one shared refresh.
     pub fn access_token(&self) -> Result<SecretString, SessionError> {
         let stamp = TokenStore::change_stamp(&self.store);
-        match self.engine.quick(self.engine.now(), stamp) {
+        match self.engine.quick(self.engine.cached_now(), stamp) {
             Quick::Serve(token) => Ok(token),
-            // Out of line, as the async manager's: the cached path stays a few instructions.
-            other => self.slow_path(other),
+            // Decided again on fresh clocks (the cached reading may lag by a millisecond), out
+            // of line as the async manager's: the cached path stays a few instructions.
+            _ => self.slow_path(self.engine.quick(self.engine.now(), stamp)),
         }
     }
 

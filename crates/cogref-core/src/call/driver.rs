@@ -109,15 +109,18 @@ impl StdEnvironment {
     }
 
     /// [`clocks`](Environment::clocks) reads the wall clock every time and the monotonic clock
-    /// at most once per `max_age` of wall-clock time, holding its last reading in between: one
-    /// clock read instead of two on a session's cached path (about 20 ns of a 100 ns call).
+    /// at most once per `max_age` of wall-clock time, holding its last reading while the wall
+    /// clock moves on by less than that: one clock read instead of two on a session's cached
+    /// path (about 20 ns of a 100 ns call).
     ///
     /// The wall clock is always exact: a step, or a suspend (which the monotonic clock does not
-    /// count), is seen at once, and a wall clock that goes back or jumps ahead by more than
-    /// `max_age` has the monotonic clock read again. The price: the monotonic reading lags by
-    /// at most `max_age` (the transports use 1 ms; a token is refreshed at least a second
-    /// before its expiry), never runs ahead, and never goes back. `now` and `wall_clock` still
-    /// read their clocks.
+    /// count), is seen at once, and a wall clock that goes back, jumps ahead by `max_age` or
+    /// more, or has not moved since the reading (stopped, or coarser than the calls) has the
+    /// monotonic clock read again. The price: the monotonic reading lags by at most `max_age`
+    /// of wall-clock time (the transports use 1 ms), never runs ahead, and never goes back.
+    /// `now` and `wall_clock` still read their clocks; the session managers use `clocks` only
+    /// to serve a cached token (refreshed at least a second before its expiry), and read both
+    /// clocks afresh for every decision they record.
     ///
     /// ```
     /// use std::time::{Duration, Instant, SystemTime};
@@ -163,11 +166,13 @@ impl Environment for StdEnvironment {
             return Now::new(wall, (self.now)());
         };
         let held_at = held.wall_ns.load(Ordering::Acquire);
-        // Within [held_at, held_at + max_age): a wall clock that went back, or ahead by a step
-        // or a suspend, falls outside and reads the monotonic clock again.
+        // Within (held_at, held_at + max_age): a wall clock that went back, or ahead by a step
+        // or a suspend, falls outside and reads the monotonic clock again; so does one that has
+        // not moved (stopped, or coarser than the calls), which says nothing of elapsed time.
         if let Some(since) = held_at
             .checked_sub(1)
             .and_then(|at| wall_ns.checked_sub(at))
+            && since > 0
             && since < held.max_age_ns
             && let Some(mono) = held
                 .base
