@@ -624,16 +624,20 @@ impl FileStore {
     fn generation_mark(&self) -> Result<u64, StoreError> {
         let mut options = OpenOptions::new();
         options.read(true);
-        let Some((mut file, _)) = open_regular(
+        match open_regular(
             &self.lock_path,
             no_follow(&mut options),
             "reading the lock file",
-        )?
-        else {
-            return Ok(0);
-        };
+        )? {
+            Some((mut file, _)) => self.read_generation_mark(&mut file),
+            None => Ok(0),
+        }
+    }
+
+    /// The mark in the open lock file `file`, read from its start.
+    fn read_generation_mark(&self, file: &mut File) -> Result<u64, StoreError> {
         let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(&mut file, 64), &mut text)
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, 64), &mut text)
             .map_err(|e| self.io_at(&self.lock_path, "reading the lock file", e))?;
         let text = text.trim();
         // Empty: a lock file from before the mark, or never written to.
@@ -648,13 +652,11 @@ impl FileStore {
 
     /// Records `version` in the lock file if it is above what it records, before the new
     /// file is put in place: a save whose mark cannot be written fails with nothing placed (a
-    /// mark left above every file is harmless: a file written afresh only starts higher).
+    /// mark left above every file is harmless: a file written afresh only starts higher). One
+    /// open of the lock file, read and written.
     fn raise_generation_mark(&self, version: u64) -> Result<(), StoreError> {
-        if self.generation_mark()? >= version {
-            return Ok(());
-        }
         let mut options = OpenOptions::new();
-        options.write(true).create(true).truncate(false);
+        options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         {
             use std::os::unix::fs::OpenOptionsExt;
@@ -672,6 +674,9 @@ impl FileStore {
                 std::io::ErrorKind::NotFound.into(),
             ));
         };
+        if self.read_generation_mark(&mut file)? >= version {
+            return Ok(());
+        }
         use std::io::{Seek, SeekFrom};
         // Written in place and cut to its length (the lock file is never replaced: its lock
         // lives on its inode).
