@@ -1,8 +1,9 @@
 //! Review 15b: the session manager over `StdEnvironment::with_monotonic_clock_held_for`
 //! (2772438), with clocks the tests move (function pointers reading statics).
 //!
-//! Failing when written (labelled FAILS in their docs): a held monotonic reading that lags
-//! shortens the refresh floor, and a stopped wall clock keeps an expired token served.
+//! Failing when written (labelled in their docs), passing since 3861ebc: a held monotonic
+//! reading that lagged shortened the refresh floor, and a stopped wall clock kept an expired
+//! token served.
 
 mod common;
 
@@ -85,7 +86,7 @@ impl BlockingTransport for Timed {
     }
 }
 
-/// FAILS (2772438): a refresh decided on while the held monotonic reading lagged (here by
+/// Failed at 2772438 (fixed in 3861ebc): a refresh decided on while the held monotonic reading lagged (here by
 /// 0.9 ms) counts its floor from the stale reading, so the next refresh starts less than
 /// `min_refresh_interval` after it, by the true monotonic clock.
 #[test]
@@ -123,7 +124,7 @@ fn two_refreshes_start_at_least_the_floor_apart_by_the_true_monotonic_clock() {
     }
 }
 
-/// FAILS (2772438): with the wall clock stopped, the held monotonic reading is never renewed,
+/// Failed at 2772438 (fixed in 3861ebc): with the wall clock stopped, the held monotonic reading is never renewed,
 /// so a token whose lifetime has run out by the monotonic clock is served on and on (with
 /// both clocks read fresh, as without the hold, it is refreshed).
 #[test]
