@@ -274,8 +274,7 @@ impl<T, E: Environment> Engine<T, E> {
     ) -> Result<Self, SessionError> {
         let client_id = template.client_id().to_owned();
         let endpoint = endpoint_key(client.endpoint().url());
-        let env = client.environment();
-        let now = Now::new(env.wall_clock(), env.now());
+        let now = fresh_now(&client);
         let mut started_over = None;
         let mut signed_out = false;
         let (tokens, store_version) = match loaded {
@@ -396,8 +395,7 @@ impl<T, E: Environment> Engine<T, E> {
 
     /// Both clocks, read afresh: for every decision that is recorded or waited on.
     pub(crate) fn now(&self) -> Now {
-        let env = self.client.environment();
-        Now::new(env.wall_clock(), env.now())
+        fresh_now(&self.client)
     }
 
     /// Both clocks as cheaply as the environment gives them ([`Environment::clocks`]: with a
@@ -1224,6 +1222,12 @@ impl<T, E: Environment> Engine<T, E> {
     pub(crate) fn store_version(&self) -> Option<u64> {
         self.state().store_version
     }
+}
+
+/// Both of `client`'s clocks, each read afresh (not [`Environment::clocks`], which may hold one).
+fn fresh_now<T, E: Environment>(client: &Client<T, E>) -> Now {
+    let env = client.environment();
+    Now::new(env.wall_clock(), env.now())
 }
 
 /// A stored set must belong to this app client and endpoint (a set without a binding was
