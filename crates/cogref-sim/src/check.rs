@@ -54,6 +54,9 @@ pub(crate) struct Ghost {
     invocations: BTreeMap<String, u64>,
     /// Whether each refresh call answers a `refresh_now()`, by its invocation id.
     forced_invocations: BTreeMap<String, bool>,
+    /// The access token each refresh call started from, by its invocation id, when it was the
+    /// stored set's (the set the process read under the lock decides when it is due).
+    bases: BTreeMap<String, Option<usize>>,
     /// The start of each process life's last refresh call.
     last_start: BTreeMap<Actor, u64>,
     /// Every grant so far, in the order Cognito granted them.
@@ -97,6 +100,7 @@ impl Ghost {
             lineage_lost: None,
             invocations: BTreeMap::new(),
             forced_invocations: BTreeMap::new(),
+            bases: BTreeMap::new(),
             last_start: BTreeMap::new(),
             grants: Vec::new(),
             forces: BTreeMap::new(),
@@ -416,8 +420,13 @@ impl World {
 
     /// Bookkeeping of a request leaving: invariant 4a and 4b (the floor between one process
     /// life's refreshes, the attempts of one call) and the lock rule of invariant 2. Returns
-    /// when its call started and whether a `refresh_now()` of its process was under way.
-    pub(crate) fn ghost_send(&mut self, actor: Actor, request: &HttpRequest) -> (u64, bool) {
+    /// when its call started, whether a `refresh_now()` of its process was under way, and the
+    /// access token the call started from when it was the stored set's.
+    pub(crate) fn ghost_send(
+        &mut self,
+        actor: Actor,
+        request: &HttpRequest,
+    ) -> (u64, bool, Option<usize>) {
         let now = self.now();
         let invocation = request
             .headers()
@@ -449,6 +458,10 @@ impl World {
                 self.ghost
                     .forced_invocations
                     .insert(invocation.clone(), forced);
+                let stored = self.backend_stored_access();
+                let held = self.procs[actor.process].held_access();
+                let basis = held.filter(|h| stored == Some(*h));
+                self.ghost.bases.insert(invocation.clone(), basis);
                 if let Some(last) = self.ghost.last_start.get(&actor).copied()
                     && now - last < floor
                 {
@@ -501,14 +514,17 @@ impl World {
                 );
             }
         }
-        (start, forced)
+        let basis = self.ghost.bases.get(&invocation).copied().flatten();
+        (start, forced, basis)
     }
 
     /// Invariant 2 at grant `grant` (an index into Cognito's grants): early grants never
     /// outnumber the faults that excuse them.
     pub(crate) fn ghost_grant(&mut self, op: u64, grant: usize) {
-        let Some((actor, start, forced)) =
-            self.sends.get(&op).map(|s| (s.actor, s.started, s.forced))
+        let Some((actor, start, forced, basis)) = self
+            .sends
+            .get(&op)
+            .map(|s| (s.actor, s.started, s.forced, s.basis))
         else {
             return;
         };
@@ -533,7 +549,20 @@ impl World {
             };
             let due = start + tolerance >= prev.start + interval;
             let forced_ok = forced && start + tolerance >= prev.start + floor;
-            if !(due || forced_ok) {
+            // The set it started from, read from the store under the lock, can be older than
+            // the last grant (that grant's save lost to a set whose stored time looked later,
+            // a writer's clock ahead): it is due by that set's own call.
+            let due_by_basis = basis
+                .and_then(|a| self.ghost.access_from.get(&a).copied())
+                .is_some_and(|(holder, s_h, o_h)| {
+                    let tol = if holder == actor {
+                        0
+                    } else {
+                        adopted_tolerance(&self.cfg, offset - o_h)
+                    };
+                    s_h < prev.start && start + tol >= s_h + interval
+                });
+            if !(due || forced_ok || due_by_basis) {
                 self.ghost.early += 1;
                 let (early, excuses) = (self.ghost.early, self.ghost.excuses);
                 self.log(|| {

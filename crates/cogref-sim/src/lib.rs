@@ -117,7 +117,12 @@
 //!    minted refresh token is not the one this grant used nor an ancestor of it, and left
 //!    every holder through a fault or for a stored set of another branch, nothing held below
 //!    it): that fork was judged when it was granted, and the branch that lives on is due by
-//!    its own sets' times.
+//!    its own sets' times. A grant that is early by `s_p` is still on time when its call
+//!    started from the stored set (the access token its process held was the store's) and
+//!    started at or after `s_h + I − tol_h`, `s_h` the start of the call that obtained that
+//!    set, if it started before `s_p`: the previous grant's save lost to a set whose stored
+//!    time looked later (its writer's clock ahead), and what the fleet holds is due by its own
+//!    call (`tol_h` as `tol`, between the refreshing process and the set's writer).
 //!    `tol = 0` when both are the same process life; otherwise, the set was adopted from the
 //!    store and `tol = max(δ, 1 s + T) + 1 ms`: `δ`, how far the adopter's host clock is ahead
 //!    of the writer's, moves the stored expiry that much earlier for it; once a session knows

@@ -281,6 +281,18 @@ impl Proc {
         Some(format!("{session:?}"))
     }
 
+    /// The access token of its manager's session (not shown anywhere).
+    pub(crate) fn held_access(&self) -> Option<usize> {
+        let session = if self.blocking {
+            let slot = self.thread.as_ref()?.manager.lock().ok()?.clone()?;
+            slot.session()
+        } else {
+            let slot = self.asyncm.lock().ok()?.clone()?;
+            slot.session()
+        };
+        access_of(session.tokens())
+    }
+
     /// The manager's session refresh token, read afresh; the session's `Debug` goes through
     /// the canary scan (invariant 5).
     pub(crate) fn read_token(&self, capture: &Capture) -> Option<usize> {
@@ -310,6 +322,8 @@ pub(crate) struct SendInfo {
     pub(crate) actor: Actor,
     /// Whether a `refresh_now()` of its process was under way.
     pub(crate) forced: bool,
+    /// The access token its call started from, when it was the stored set's.
+    pub(crate) basis: Option<usize>,
     pub(crate) task: Option<TaskId>,
     /// When the call it belongs to started.
     pub(crate) started: u64,
@@ -592,6 +606,11 @@ impl World {
             _ => 0,
         };
         StampReader::new(&self.shared, self.clock.clone(), max_age_us)
+    }
+
+    /// The access token of the stored set.
+    pub(crate) fn backend_stored_access(&self) -> Option<usize> {
+        self.backend.stored().and_then(|(t, _)| access_of(&t))
     }
 
     fn stored_token(&self) -> Option<usize> {
@@ -1225,7 +1244,7 @@ impl World {
         if self.mutant == Some(Mutant::Leaky) {
             tracing::trace!(target: "sim::leaky_transport", body = ?request.body(), "sending");
         }
-        let (started, forced) = self.ghost_send(actor, &request);
+        let (started, forced, basis) = self.ghost_send(actor, &request);
         self.log(|| {
             let body: serde_json::Value =
                 serde_json::from_slice(request.body()).unwrap_or_default();
@@ -1244,6 +1263,7 @@ impl World {
             SendInfo {
                 actor,
                 forced,
+                basis,
                 task,
                 started,
                 timed_out: false,
