@@ -88,8 +88,8 @@ pub const MONOTONIC_CLOCK_HOLD: Duration = Duration::from_millis(1);
 struct HeldMonotonic {
     /// The monotonic clock's zero for `mono_ns`.
     base: Instant,
-    /// How long a reading is held, in wall-clock nanoseconds.
-    max_age_ns: u64,
+    /// How long a reading is held, in wall-clock time (at most `u64::MAX` nanoseconds).
+    max_age: Duration,
     /// The latest reading (ns since `base`). Only ever raised (`fetch_max`), and stored before
     /// `wall_ns`: a reader that sees a wall reading sees this reading or a later one.
     mono_ns: AtomicU64,
@@ -135,7 +135,7 @@ impl StdEnvironment {
     pub fn with_monotonic_clock_held_for(mut self, max_age: Duration) -> Self {
         self.held = Some(Arc::new(HeldMonotonic {
             base: (self.now)(),
-            max_age_ns: u64::try_from(max_age.as_nanos()).unwrap_or(u64::MAX),
+            max_age: max_age.min(Duration::from_nanos(u64::MAX)),
             mono_ns: AtomicU64::new(0),
             wall_ns: AtomicU64::new(0),
         }));
@@ -157,23 +157,17 @@ impl Environment for StdEnvironment {
         let Some(held) = &self.held else {
             return Now::new(wall, (self.now)());
         };
-        // A wall clock before 1970 or past 2554 holds nothing: both clocks are read each time.
-        let Some(wall_ns) = wall
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|d| u64::try_from(d.as_nanos()).ok())
-        else {
-            return Now::new(wall, (self.now)());
-        };
-        let held_at = held.wall_ns.load(Ordering::Acquire);
         // Within (held_at, held_at + max_age): a wall clock that went back, or ahead by a step
         // or a suspend, falls outside and reads the monotonic clock again; so does one that has
         // not moved (stopped, or coarser than the calls), which says nothing of elapsed time.
-        if let Some(since) = held_at
+        // Compared as `SystemTime`s: turning `wall` into nanoseconds (`duration_since`) would
+        // cost more than a third of the clock read it saves.
+        let held_at = held.wall_ns.load(Ordering::Acquire);
+        if let Some(at) = held_at
             .checked_sub(1)
-            .and_then(|at| wall_ns.checked_sub(at))
-            && since > 0
-            && since < held.max_age_ns
+            .and_then(|ns| UNIX_EPOCH.checked_add(Duration::from_nanos(ns)))
+            && wall > at
+            && at.checked_add(held.max_age).is_some_and(|end| wall < end)
             && let Some(mono) = held
                 .base
                 .checked_add(Duration::from_nanos(held.mono_ns.load(Ordering::Acquire)))
@@ -181,6 +175,14 @@ impl Environment for StdEnvironment {
             return Now::new(wall, mono);
         }
         let mono = (self.now)();
+        // A wall clock before 1970 or past 2554 holds nothing: both clocks are read each time.
+        let Some(wall_ns) = wall
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| u64::try_from(d.as_nanos()).ok())
+        else {
+            return Now::new(wall, mono);
+        };
         // Saturates after 584 years of uptime: then the held reading is never used.
         let mono_ns =
             u64::try_from(mono.saturating_duration_since(held.base).as_nanos()).unwrap_or(u64::MAX);
