@@ -160,6 +160,16 @@ pub(crate) enum Quick {
     Look(u64),
 }
 
+/// [`Quick`] before anything is cloned or built: what the session's state says at an instant.
+#[derive(Clone, Copy)]
+enum Verdict {
+    Look(u64),
+    SignedOut,
+    Serve,
+    Refresh { usable: bool },
+    Fail(Decision),
+}
+
 /// What to do when the store failed.
 pub(crate) enum Fallback {
     /// The current token is still valid: hand it out.
@@ -430,7 +440,19 @@ impl<T, E: Environment> Engine<T, E> {
     /// stamp, read just before: if it moved since this manager last read the store, the store
     /// is read first.
     pub(crate) fn quick(&self, now: Now, stamp: Option<u64>) -> Quick {
-        let (quick, notice) = self.quick_locked(now, stamp);
+        let (quick, notice) = {
+            let state = self.state();
+            let verdict = self.verdict_in(&state, now, stamp);
+            let session = &state.session;
+            let quick = match verdict {
+                Verdict::Look(stamp) => Quick::Look(stamp),
+                Verdict::SignedOut => Quick::Fail(SessionError::SignedOut),
+                Verdict::Serve => Quick::Serve(current_token(session)),
+                Verdict::Refresh { usable } => Quick::Refresh { usable },
+                Verdict::Fail(decision) => Quick::Fail(error_of(session, decision)),
+            };
+            (quick, self.notice_due(&state, now))
+        };
         // The notice is due between two refreshes too (they may be an hour apart).
         if notice {
             self.check_deadline();
@@ -438,36 +460,51 @@ impl<T, E: Environment> Engine<T, E> {
         quick
     }
 
-    /// [`quick`](Self::quick) under the state's lock; whether the deadline's notice is due.
-    fn quick_locked(&self, now: Now, stamp: Option<u64>) -> (Quick, bool) {
-        let state = self.state();
-        let notice = !self.options.listeners.is_empty()
-            && !state.signed_out
-            && state.session.ending_soon(now);
-        (self.quick_in(&state, now, stamp), notice)
+    /// The cached token, when [`quick`](Self::quick) at the clocks as cheaply as the
+    /// environment gives them ([`cached_now`](Self::cached_now)) would serve it; `None`: ask
+    /// `quick` on fresh clocks. The cached path of both managers: nothing but the token is
+    /// built or moved, and it comes back in two registers.
+    pub(crate) fn cached_token(&self, stamp: Option<u64>) -> Option<SecretString> {
+        let now = self.cached_now();
+        let (token, notice) = {
+            let state = self.state();
+            let token = match self.verdict_in(&state, now, stamp) {
+                Verdict::Serve => Some(current_token(&state.session)),
+                _ => None,
+            };
+            (token, self.notice_due(&state, now))
+        };
+        if notice {
+            self.check_deadline();
+        }
+        token
     }
 
-    fn quick_in(&self, state: &State, now: Now, stamp: Option<u64>) -> Quick {
+    /// Whether the deadline's notice may be due (listeners are told at most once).
+    fn notice_due(&self, state: &State, now: Now) -> bool {
+        !self.options.listeners.is_empty() && !state.signed_out && state.session.ending_soon(now)
+    }
+
+    fn verdict_in(&self, state: &State, now: Now, stamp: Option<u64>) -> Verdict {
         if let Some(stamp) = stamp
             && state.seen_stamp != Some(stamp)
             && state.look_retry_at.is_none_or(|t| now.mono >= t)
         {
-            return Quick::Look(stamp);
+            return Verdict::Look(stamp);
         }
         if state.signed_out {
-            return Quick::Fail(SessionError::SignedOut);
+            return Verdict::SignedOut;
         }
-        let session = &state.session;
-        match session.decide(now) {
-            Decision::Serve => Quick::Serve(current_token(session)),
+        match state.session.decide(now) {
+            Decision::Serve => Verdict::Serve,
             // The store failed a moment ago and the token is still good: do not ask it again yet.
             Decision::Refresh { usable: true }
                 if state.store_retry_at.is_some_and(|t| now.mono < t) =>
             {
-                Quick::Serve(current_token(session))
+                Verdict::Serve
             }
-            Decision::Refresh { usable } => Quick::Refresh { usable },
-            decision => Quick::Fail(error_of(session, decision)),
+            Decision::Refresh { usable } => Verdict::Refresh { usable },
+            decision => Verdict::Fail(decision),
         }
     }
 
