@@ -409,11 +409,14 @@ impl<T, E: Environment> Engine<T, E> {
     }
 
     /// Both clocks as cheaply as the environment gives them ([`Environment::clocks`]: with a
-    /// held monotonic reading, up to a millisecond behind): only to serve a cached token, which
-    /// is due at least a second before it expires. Any other answer is decided again on
-    /// [`now`](Self::now).
-    pub(crate) fn cached_now(&self) -> Now {
-        self.client.environment().clocks()
+    /// held monotonic reading, up to [`Environment::clocks_lag`] behind), with the monotonic
+    /// one moved on by that lag: a token served at this instant is still good at the true one.
+    /// Only to serve a cached token; any other answer is decided again on
+    /// [`now`](Self::now). `None` when the lag cannot be added.
+    fn cached_now(&self) -> Option<Now> {
+        let env = self.client.environment();
+        let now = env.clocks();
+        Some(Now::new(now.wall, now.mono.checked_add(env.clocks_lag())?))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -465,7 +468,7 @@ impl<T, E: Environment> Engine<T, E> {
     /// `quick` on fresh clocks. The cached path of both managers: nothing but the token is
     /// built or moved, and it comes back in two registers.
     pub(crate) fn cached_token(&self, stamp: Option<u64>) -> Option<SecretString> {
-        let now = self.cached_now();
+        let now = self.cached_now()?;
         let (token, notice) = {
             let state = self.state();
             let token = match self.verdict_in(&state, now, stamp) {

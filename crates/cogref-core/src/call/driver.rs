@@ -57,6 +57,13 @@ pub trait Environment: Send + Sync {
     fn clocks(&self) -> Now {
         Now::new(self.wall_clock(), self.now())
     }
+
+    /// The most [`clocks`](Self::clocks)' monotonic reading may lag the monotonic clock (zero
+    /// when it reads the clock each time): a session serves a cached token from `clocks` only
+    /// if the token is still good this much later.
+    fn clocks_lag(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// An [`Environment`] over clocks the caller names and the standard library's randomness.
@@ -116,11 +123,13 @@ impl StdEnvironment {
     /// The wall clock is always exact: a step, or a suspend (which the monotonic clock does not
     /// count), is seen at once, and a wall clock that goes back, jumps ahead by `max_age` or
     /// more, or has not moved since the reading (stopped, or coarser than the calls) has the
-    /// monotonic clock read again. The price: the monotonic reading lags by at most `max_age`
-    /// of wall-clock time (the transports use 1 ms), never runs ahead, and never goes back.
+    /// monotonic clock read again; so does one before 1970, or one whose hold would reach past
+    /// 2554. The price: the monotonic reading lags by at most `max_age` of wall-clock time (the
+    /// transports use 1 ms; [`clocks_lag`](Environment::clocks_lag) says it), never runs ahead,
+    /// and never goes back.
     /// `now` and `wall_clock` still read their clocks; the session managers use `clocks` only
-    /// to serve a cached token (refreshed at least a second before its expiry), and read both
-    /// clocks afresh for every decision they record.
+    /// to serve a cached token that is still good `max_age` later, and read both clocks afresh
+    /// for every decision they record.
     ///
     /// ```
     /// use std::time::{Duration, Instant, SystemTime};
@@ -175,21 +184,32 @@ impl Environment for StdEnvironment {
             return Now::new(wall, mono);
         }
         let mono = (self.now)();
-        // A wall clock before 1970 or past 2554 holds nothing: both clocks are read each time.
-        let Some(wall_ns) = wall
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|d| u64::try_from(d.as_nanos()).ok())
-        else {
-            return Now::new(wall, mono);
-        };
-        // Saturates after 584 years of uptime: then the held reading is never used.
+        // Saturates after 584 years of uptime: then the held reading is never used. Raised
+        // whatever the wall clock says, so that a reading served later is never older.
         let mono_ns =
             u64::try_from(mono.saturating_duration_since(held.base).as_nanos()).unwrap_or(u64::MAX);
         held.mono_ns.fetch_max(mono_ns, Ordering::AcqRel);
-        held.wall_ns
-            .store(wall_ns.saturating_add(1), Ordering::Release);
+        // A wall clock before 1970, or one whose hold would reach past 2554 (the nanoseconds a
+        // u64 counts), holds nothing: both clocks are read each time.
+        let max_age_ns = u64::try_from(held.max_age.as_nanos()).unwrap_or(u64::MAX);
+        if let Some(wall_ns) = wall
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| u64::try_from(d.as_nanos()).ok())
+            && wall_ns
+                .checked_add(max_age_ns)
+                .and_then(|end| end.checked_add(1))
+                .is_some()
+        {
+            held.wall_ns.store(wall_ns + 1, Ordering::Release);
+        }
         Now::new(wall, mono)
+    }
+
+    fn clocks_lag(&self) -> Duration {
+        self.held
+            .as_ref()
+            .map_or(Duration::ZERO, |held| held.max_age)
     }
 
     /// Randomly keyed SipHash of a process-wide counter: distinct per call, unpredictable
