@@ -7,7 +7,8 @@
 //! the same round, and the report shows the median ratio over the rounds with its spread, so
 //! that drift of the machine hits both sides of a ratio alike. A transport is also compared with
 //! its own library's bare POST (`versus`), and each cogref transport chosen at run time
-//! (`Client::into_dyn`, `into_dyn_blocking`) with its static client.
+//! (`Client::into_dyn`, `into_dyn_blocking`) with its static client; each of these pairs then
+//! also duels (alternating batches of calls), for a ratio of calls made milliseconds apart.
 
 use std::sync::Arc;
 
@@ -285,6 +286,62 @@ fn main() {
             percentile(&pooled[i], 0.99).as_secs_f64() * 1e6,
             format!("{m:.2} ({lo:.2}–{hi:.2})"),
             versus
+        );
+    }
+
+    // Each client with a `versus` then duels it: the two alternate in batches within a round
+    // (A B, B A, A B, B A), so that its ratio compares calls made milliseconds apart, where the
+    // rounds above compare clients a whole rotation apart (their spread is the machine's drift).
+    const DUEL_ROUNDS: usize = 11;
+    const DUEL_PAIRS: usize = 4;
+    const DUEL_BATCH: usize = 100;
+    let pairs: Vec<(usize, usize)> = clients
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            let v = clients.iter().position(|o| Some(o.name) == c.versus)?;
+            Some((i, v))
+        })
+        .collect();
+    println!(
+        "\ndueled with its versus: {DUEL_ROUNDS} rounds of {DUEL_PAIRS} alternating pairs of {DUEL_BATCH}-call batches; per round the ratio of the two medians"
+    );
+    println!("{:<46} {:>22}", "client", "median / versus");
+    for (i, v) in pairs {
+        let mut ratios = Vec::with_capacity(DUEL_ROUNDS);
+        for _ in 0..DUEL_ROUNDS {
+            let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+            for pair in 0..DUEL_PAIRS {
+                let order = if pair % 2 == 0 { [i, v] } else { [v, i] };
+                for k in order {
+                    let samples = (0..DUEL_BATCH).map(|_| {
+                        let started = Instant::now();
+                        (clients[k].call)();
+                        started.elapsed()
+                    });
+                    if k == i {
+                        ours.extend(samples);
+                    } else {
+                        theirs.extend(samples);
+                    }
+                }
+            }
+            ours.sort_unstable();
+            theirs.sort_unstable();
+            ratios.push(
+                percentile(&ours, 0.5).as_secs_f64() / percentile(&theirs, 0.5).as_secs_f64(),
+            );
+        }
+        ratios.sort_by(f64::total_cmp);
+        println!(
+            "{:<46} {:>22}",
+            clients[i].name,
+            format!(
+                "{:.3} ({:.3}–{:.3})",
+                ratios[DUEL_ROUNDS / 2],
+                ratios[0],
+                ratios[DUEL_ROUNDS - 1]
+            )
         );
     }
     assert!(
