@@ -335,14 +335,25 @@ impl Cognito {
             access,
         });
         let mut result = serde_json::Map::new();
+        // Review 17's mutant (tests only): the grant numbered `SHORTENED` tells the library half
+        // its true lifetime, so the library refreshes that set early; the checker still knows
+        // the true lifetime (`AccessRecord`).
+        #[cfg(test)]
+        let (exp, lifetime_s) = if crate::review17::SHORTENED.with(std::cell::Cell::get)
+            == Some(self.grants.len() - 1)
+        {
+            let half = self.config.access_lifetime_s / 2;
+            (iat + half, half)
+        } else {
+            (exp, self.config.access_lifetime_s)
+        };
+        #[cfg(not(test))]
+        let lifetime_s = self.config.access_lifetime_s;
         result.insert(
             "AccessToken".into(),
             jwt("a", access, iat, exp, self.salt).into(),
         );
-        result.insert(
-            "ExpiresIn".into(),
-            self.config.access_lifetime_s.min(i32::MAX as u64).into(),
-        );
+        result.insert("ExpiresIn".into(), lifetime_s.min(i32::MAX as u64).into());
         result.insert("TokenType".into(), "Bearer".into());
         result.insert(
             "IdToken".into(),

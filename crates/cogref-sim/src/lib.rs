@@ -195,3 +195,6 @@ pub mod rng;
 pub mod run;
 pub mod shared;
 pub mod world;
+
+#[cfg(test)]
+mod review17;
