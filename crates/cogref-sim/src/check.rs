@@ -23,6 +23,8 @@ struct GrantRec {
     offset: i64,
     /// The refresh token it minted (rotation on).
     minted: Option<usize>,
+    /// The access token it minted.
+    access: usize,
 }
 
 /// What the checker knows that the library does not.
@@ -57,6 +59,9 @@ pub(crate) struct Ghost {
     /// The access token each refresh call started from, by its invocation id, when it was the
     /// stored set's (the set the process read under the lock decides when it is due).
     bases: BTreeMap<String, Option<usize>>,
+    /// Access tokens whose set's save met a conflict, with the access token of the set the
+    /// store held instead (the set that beat it).
+    pub(crate) lost_to: BTreeMap<usize, usize>,
     /// The start of each process life's last refresh call.
     last_start: BTreeMap<Actor, u64>,
     /// Every grant so far, in the order Cognito granted them.
@@ -101,6 +106,7 @@ impl Ghost {
             invocations: BTreeMap::new(),
             forced_invocations: BTreeMap::new(),
             bases: BTreeMap::new(),
+            lost_to: BTreeMap::new(),
             last_start: BTreeMap::new(),
             grants: Vec::new(),
             forces: BTreeMap::new(),
@@ -528,9 +534,9 @@ impl World {
         else {
             return;
         };
-        let (used, minted) = {
+        let (used, minted, access) = {
             let g = &self.cognito.grants[grant];
-            (g.used, g.minted)
+            (g.used, g.minted, g.access)
         };
         let offset = self.ghost.offset_at(actor.process, start);
         let this = GrantRec {
@@ -538,6 +544,7 @@ impl World {
             actor,
             offset,
             minted,
+            access,
         };
         let floor = self.cfg.session.min_refresh_interval.as_micros() as u64;
         let interval = due_interval(&self.cfg);
@@ -549,11 +556,14 @@ impl World {
             };
             let due = start + tolerance >= prev.start + interval;
             let forced_ok = forced && start + tolerance >= prev.start + floor;
-            // The set it started from, read from the store under the lock, can be older than
-            // the last grant (that grant's save lost to a set whose stored time looked later,
-            // a writer's clock ahead): it is due by that set's own call.
+            // The previous grant's save lost to an older set whose stored time looked later (a
+            // writer's clock ahead), and this call, a later one, started from that set as the
+            // store held it: it is due by that set's own call. Nothing else (a retry granted
+            // twice, a call that started first, a set lost to a crash) is timed this way: each
+            // is early, and a fault's excuse pays for it.
             let due_by_basis = basis
-                .and_then(|a| self.ghost.access_from.get(&a).copied())
+                .filter(|b| start > prev.start && self.ghost.lost_to.get(&prev.access) == Some(b))
+                .and_then(|b| self.ghost.access_from.get(&b).copied())
                 .is_some_and(|(holder, s_h, o_h)| {
                     let tol = if holder == actor {
                         0

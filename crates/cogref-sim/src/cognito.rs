@@ -109,6 +109,9 @@ pub struct Cognito {
     pub revoked_at: Option<u64>,
     /// Requests answered (any outcome).
     pub requests: u64,
+    /// The grant (an index into `grants`) that tells the library half its true lifetime
+    /// (mutant `short-expires-in`); the records keep the true one.
+    pub short_grant: Option<usize>,
     salt: u64,
 }
 
@@ -129,6 +132,7 @@ impl Cognito {
             grants: Vec::new(),
             revoked_at: None,
             requests: 0,
+            short_grant: None,
             salt: salt & 0xFFFF_FFFF,
         }
     }
@@ -335,20 +339,12 @@ impl Cognito {
             access,
         });
         let mut result = serde_json::Map::new();
-        // Review 17's mutant (tests only): the grant numbered `SHORTENED` tells the library half
-        // its true lifetime, so the library refreshes that set early; the checker still knows
-        // the true lifetime (`AccessRecord`).
-        #[cfg(test)]
-        let (exp, lifetime_s) = if crate::review17::SHORTENED.with(std::cell::Cell::get)
-            == Some(self.grants.len() - 1)
-        {
+        let (exp, lifetime_s) = if self.short_grant == Some(self.grants.len() - 1) {
             let half = self.config.access_lifetime_s / 2;
             (iat + half, half)
         } else {
             (exp, self.config.access_lifetime_s)
         };
-        #[cfg(not(test))]
-        let lifetime_s = self.config.access_lifetime_s;
         result.insert(
             "AccessToken".into(),
             jwt("a", access, iat, exp, self.salt).into(),

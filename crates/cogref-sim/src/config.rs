@@ -38,15 +38,20 @@ pub enum Mutant {
     /// The transport logs each request's body at TRACE, as raw bytes (`Debug` of a byte
     /// slice: a list of numbers), as an HTTP client's wire log would.
     Leaky,
+    /// Cognito's third grant tells the library half its true lifetime (`ExpiresIn` and the
+    /// JWT's `exp`), so the library refreshes that set about half a lifetime early, once per
+    /// run; the checker keeps the true lifetime. Invariant 2's own test (review 17).
+    ShortExpiresIn,
 }
 
 impl Mutant {
     /// All of them.
-    pub const ALL: [Mutant; 4] = [
+    pub const ALL: [Mutant; 5] = [
         Mutant::NoLock,
         Mutant::NoVersion,
         Mutant::Attached,
         Mutant::Leaky,
+        Mutant::ShortExpiresIn,
     ];
 
     /// Its command-line name.
@@ -56,6 +61,7 @@ impl Mutant {
             Mutant::NoVersion => "no-version",
             Mutant::Attached => "attached",
             Mutant::Leaky => "leaky-transport",
+            Mutant::ShortExpiresIn => "short-expires-in",
         }
     }
 

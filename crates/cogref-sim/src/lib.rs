@@ -117,12 +117,14 @@
 //!    minted refresh token is not the one this grant used nor an ancestor of it, and left
 //!    every holder through a fault or for a stored set of another branch, nothing held below
 //!    it): that fork was judged when it was granted, and the branch that lives on is due by
-//!    its own sets' times. A grant that is early by `s_p` is still on time when its call
-//!    started from the stored set (the access token its process held was the store's) and
-//!    started at or after `s_h + I − tol_h`, `s_h` the start of the call that obtained that
-//!    set, if it started before `s_p`: the previous grant's save lost to a set whose stored
-//!    time looked later (its writer's clock ahead), and what the fleet holds is due by its own
-//!    call (`tol_h` as `tol`, between the refreshing process and the set's writer).
+//!    its own sets' times. A grant that is early by `s_p` is still on time when the previous
+//!    grant's save met a conflict with the set the store held (an older set whose stored time
+//!    looked later: its writer's clock ahead), and this grant's call started after `s_p`, from
+//!    that very set as the store held it (its process held the stored access token), at or
+//!    after `s_h + I − tol_h`: `s_h` the start of the call that obtained that set (`s_h < s_p`),
+//!    `tol_h` as `tol` between the refreshing process and that set's writer. Nothing else (a
+//!    retry granted twice, a call that started first, a set lost to a crash) is timed that
+//!    way: each is early, and a fault's excuse pays for it.
 //!    `tol = 0` when both are the same process life; otherwise, the set was adopted from the
 //!    store and `tol = max(δ, 1 s + T) + 1 ms`: `δ`, how far the adopter's host clock is ahead
 //!    of the writer's, moves the stored expiry that much earlier for it; once a session knows
@@ -176,8 +178,9 @@
 //! the library's surroundings, never the library: the store's lock always granted
 //! (`no-lock`), its save ignoring the version (`no-version`), a refresh task dropped with the
 //! caller that spawned it instead of running detached (`attached`), a transport that logs each
-//! request body as raw bytes (`leaky-transport`); `--ci` fails unless each breaks an invariant
-//! within its batch.
+//! request body as raw bytes (`leaky-transport`), a Cognito that tells its third grant's set
+//! half its true lifetime, so that the library refreshes it early (`short-expires-in`, which
+//! only invariant 2 can catch); `--ci` fails unless each breaks an invariant within its batch.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

@@ -21,7 +21,9 @@ const USAGE: &str = "usage: cargo xtask sim [--seed S [--faults LIST|none] [--tr
                  each mutant, which must be caught within those seeds
   --mutant M     run with a mutant of the library's surroundings: the store's lock always
                  granted (no-lock), its save ignoring the version (no-version), a refresh task
-                 dropped with the caller that started it (attached); the run should fail
+                 dropped with the caller that started it (attached), the transport logging
+                 request bodies (leaky-transport), Cognito telling its third grant's set half
+                 its lifetime (short-expires-in); the run should fail
   --threads N    threads for --seeds and --ci (default: every core)";
 
 /// The CI batch: seeds 0..CI_SEEDS (about a minute on two cores).

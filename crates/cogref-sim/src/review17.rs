@@ -1,7 +1,7 @@
 //! Review 17: invariant 2 after acf0c54 (a refresh that started from the stored set is timed
 //! by that set's own call, `due_by_basis`).
 //!
-//! The mutant: Cognito's grant number 2 (the third) tells the library half the token's true
+//! The mutant (`short-expires-in`): Cognito's grant number 2 (the third) tells the library half the token's true
 //! lifetime (`ExpiresIn` and the JWT's `exp`), so the library refreshes that set about half a
 //! lifetime early, once per run; the checker keeps the true lifetime. Each such early refresh
 //! must be caught by invariant 2 unless a fault excuses it.
@@ -23,20 +23,12 @@
 //! before the previous grant's call did; none was needed by a seed in that range (the old
 //! rule passes all 16000).
 
-use std::cell::Cell;
-
+use crate::config::Mutant;
 use crate::run::run_seed;
 
-thread_local! {
-    /// The grant (index into Cognito's grants) that tells the library half its lifetime.
-    pub(crate) static SHORTENED: Cell<Option<usize>> = const { Cell::new(None) };
-}
-
-/// Runs `seed` with grant 2 shortened; the invariants broken.
+/// Runs `seed` with grant 2 shortened (mutant `short-expires-in`); the invariants broken.
 fn with_an_early_refresh(seed: u64) -> Vec<&'static str> {
-    SHORTENED.with(|s| s.set(Some(2)));
-    let report = run_seed(seed, None, None, false);
-    SHORTENED.with(|s| s.set(None));
+    let report = run_seed(seed, Some(Mutant::ShortExpiresIn), None, false);
     report.violations.iter().map(|v| v.invariant).collect()
 }
 
@@ -55,7 +47,8 @@ fn an_early_refresh_with_no_fault_to_excuse_it_is_caught_by_invariant_2() {
     );
 }
 
-/// FAILS at 3099369 (passes with check.rs and world.rs of e033401, before acf0c54): in these seeds `due_by_basis` excused an earlier grant that the rule
+/// Failed at 3099369 (passes with check.rs and world.rs of e033401, before acf0c54), fixed in
+/// the commit after it: in these seeds `due_by_basis` excused an earlier grant that the rule
 /// before acf0c54 charged to a fault (twice a second grant of one call after a lost answer),
 /// so the fault's excuse is left over and covers the mutant's early refresh: invariant 2
 /// reports nothing. Before acf0c54 each of these runs failed invariant 2 ("2 early refreshes

@@ -430,7 +430,7 @@ impl World {
         let clock = Arc::new(TrueClock::new(&cfg.host_skews));
         let capture = Capture::new(clock.clone(), trace);
         let dispatch = tracing::dispatcher::set_default(&capture.dispatch());
-        let cognito = Cognito::new(
+        let mut cognito = Cognito::new(
             CognitoConfig {
                 rotation: cfg.rotation,
                 grace_us: cfg.grace_us,
@@ -441,6 +441,9 @@ impl World {
             },
             rng.next_u64(),
         );
+        if mutant == Some(Mutant::ShortExpiresIn) {
+            cognito.short_grant = Some(2);
+        }
         let mut backend = match cfg.store {
             StoreKind::Memory => Backend::Memory {
                 store: MemoryStore::new(),
@@ -1649,6 +1652,12 @@ impl World {
                         actor.process
                     )
                 });
+                if matches!(result, Err(cogref_session::StoreError::Conflict { .. }))
+                    && let (Some(ours), Some(theirs)) = (access_of(&tokens), replaced)
+                    && ours != theirs
+                {
+                    self.ghost.lost_to.insert(ours, theirs);
+                }
                 if let Ok(version) = result {
                     self.ghost.saved(now, token, version, expected.is_none());
                     if let (Some(old), Some(new)) = (replaced, access_of(&tokens)) {
