@@ -201,3 +201,5 @@ pub mod world;
 
 #[cfg(test)]
 mod review17;
+#[cfg(test)]
+mod review17b;
