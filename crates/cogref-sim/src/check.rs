@@ -59,8 +59,8 @@ pub(crate) struct Ghost {
     /// The access token each refresh call started from, by its invocation id, when it was the
     /// stored set's (the set the process read under the lock decides when it is due).
     bases: BTreeMap<String, Option<usize>>,
-    /// Access tokens whose set's save met a conflict, with the access token of the set the
-    /// store held instead (the set that beat it).
+    /// Access tokens whose set's save met a conflict and was never written since, with the
+    /// access token of the set the store held instead (the set that beat it).
     pub(crate) lost_to: BTreeMap<usize, usize>,
     /// The start of each process life's last refresh call.
     last_start: BTreeMap<Actor, u64>,

@@ -1659,6 +1659,11 @@ impl World {
                     self.ghost.lost_to.insert(ours, theirs);
                 }
                 if let Ok(version) = result {
+                    // Written after all (its process re-read the store and wrote over it): it
+                    // did not lose to the set it met.
+                    if let Some(ours) = access_of(&tokens) {
+                        self.ghost.lost_to.remove(&ours);
+                    }
                     self.ghost.saved(now, token, version, expected.is_none());
                     if let (Some(old), Some(new)) = (replaced, access_of(&tokens)) {
                         self.check_forward(actor, old, new);
