@@ -61,32 +61,32 @@ fn clocks_lag_is_zero_without_a_hold_and_the_hold_clamped_to_u64_nanoseconds_wit
     let _ = now.mono.checked_add(env.clocks_lag());
 }
 
-/// FAILS at 83bbddd: `clocks_lag` promises "the most `clocks`' monotonic reading may lag the
-/// monotonic clock", and the session's cached path trusts it (a token is served only if good
-/// `clocks_lag` later). But the hold is measured on the wall clock: a reading held at wall time
-/// X is served to any later call whose wall clock lies in (X, X + max_age). When the wall clock
-/// is stepped back between two calls (no call sees the step) and comes back within the hold,
-/// the held reading is served however much monotonic time went by: here an hour, against a
-/// stated lag of 1 ms.
+/// Failed at 83bbddd, as a promise of `clocks_lag` ("the most `clocks`' monotonic reading may
+/// lag"): the hold is measured on the wall clock, and a wall clock stepped back between two
+/// calls (no call sees the step) that comes back within the hold is served the old reading
+/// however much monotonic time went by: an hour here, against a stated lag of 1 ms. No hold
+/// on one clock can see that step. Since the commit after 80cab69 the bound is documented as
+/// holding only while the wall clock is not stepped back, the limit is spelt out in
+/// `with_monotonic_clock_held_for`, and the transports read both clocks. This test pins the
+/// limit as documented (an opt-in hold does show it), and that an environment reading both
+/// clocks does not.
 #[test]
-fn the_held_reading_never_lags_the_monotonic_clock_by_more_than_clocks_lag_after_a_wall_step_back_between_calls()
- {
+fn a_held_reading_can_come_back_after_a_wall_step_back_between_calls_and_a_fresh_one_cannot() {
     WALL.with(|w| w.set(UNIX_EPOCH + NOW_ISH));
-    let env = StdEnvironment::new(mono, wall)
+    let held_env = StdEnvironment::new(mono, wall)
         .with_monotonic_clock_held_for(cogref_core::driver::MONOTONIC_CLOCK_HOLD);
-    let held = env.clocks().mono;
+    let fresh_env = StdEnvironment::new(mono, wall);
+    let held = held_env.clocks().mono;
     assert_eq!(held, mono(), "the first reading is fresh");
     // An NTP step back of an hour, seen by no call; an hour and 0.5 ms later the wall clock is
     // 0.5 ms past the held reading's.
     let step = Duration::from_secs(3600);
     WALL.with(|w| w.set(w.get() - step));
     advance(step + Duration::from_micros(500));
-    let now = env.clocks();
+    let now = held_env.clocks();
     assert_eq!(now.wall, wall(), "the wall clock is exact");
-    let lag = mono().saturating_duration_since(now.mono);
-    assert!(
-        lag <= env.clocks_lag(),
-        "the reading lags the monotonic clock by {lag:?}, clocks_lag says at most {:?}",
-        env.clocks_lag()
-    );
+    assert_eq!(now.mono, held, "the documented limit of the opt-in hold");
+    let fresh = fresh_env.clocks();
+    assert_eq!(fresh.mono, mono(), "both clocks read: no lag");
+    assert_eq!(fresh_env.clocks_lag(), Duration::ZERO);
 }

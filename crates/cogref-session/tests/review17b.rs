@@ -117,20 +117,18 @@ fn token(answer: Result<cogref_session::secrecy::SecretString, SessionError>) ->
 // Expiry by the monotonic clock with a held reading
 // ---------------------------------------------------------------------------------------------
 
-/// FAILS at 83bbddd: the cached path adds `clocks_lag()` (1 ms) to the held reading, but the
-/// hold is measured on the wall clock. A call at wall time X holds the monotonic reading; the
-/// wall clock is stepped back an hour between calls (no call sees the step); an hour and
-/// 0.5 ms later the wall clock is at X + 0.5 ms, inside the hold, and the reading of an hour
-/// ago is served. The token, by the monotonic clock, expired ~100 s before; the wall clock,
-/// stepped back, still calls it good. It is served from the cache.
+/// Failed at 83bbddd over the transports' environment of then (the monotonic clock held 1 ms):
+/// a call at wall time X held the monotonic reading; the wall clock was stepped back an hour
+/// between calls (no call saw the step); an hour and 0.5 ms later the wall clock was at
+/// X + 0.5 ms, inside the hold, and the reading of an hour before was served, with it a token
+/// ~100 s past its expiry by the monotonic clock. No single-clock hold can see such a step, so
+/// the transports read both clocks since the commit after 80cab69; this runs over their
+/// environment (`StdEnvironment::new`, here on the test's clocks).
 #[test]
 fn a_token_past_its_monotonic_expiry_is_never_served_after_a_wall_step_back_between_calls() {
     let wire = Wire::new(&[ok("a1", 3600, Some("r1")), ok("a2", 3600, Some("r2"))]);
     let manager = BlockingTokenManager::builder(
-        client_on(
-            wire.clone(),
-            held(cogref_core::driver::MONOTONIC_CLOCK_HOLD),
-        ),
+        client_on(wire.clone(), StdEnvironment::new(mono, wall)),
         template("r0"),
         MemoryStore::new(),
     )

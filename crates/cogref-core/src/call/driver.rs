@@ -59,8 +59,9 @@ pub trait Environment: Send + Sync {
     }
 
     /// The most [`clocks`](Self::clocks)' monotonic reading may lag the monotonic clock (zero
-    /// when it reads the clock each time): a session serves a cached token from `clocks` only
-    /// if the token is still good this much later.
+    /// when it reads the clock each time; for a held reading, see the limit in
+    /// [`StdEnvironment::with_monotonic_clock_held_for`]): a session serves a cached token from
+    /// `clocks` only if the token is still good this much later.
     fn clocks_lag(&self) -> Duration {
         Duration::ZERO
     }
@@ -85,9 +86,8 @@ pub struct StdEnvironment {
     held: Option<Arc<HeldMonotonic>>,
 }
 
-/// How long the transports hold a reading of the monotonic clock for
-/// [`clocks`](Environment::clocks) ([`StdEnvironment::with_monotonic_clock_held_for`]), in
-/// wall-clock time: the monotonic clock lags by at most this much.
+/// A hold for [`StdEnvironment::with_monotonic_clock_held_for`], for an application that opts
+/// in (the transports do not): 1 ms of wall-clock time.
 pub const MONOTONIC_CLOCK_HOLD: Duration = Duration::from_millis(1);
 
 /// The last reading of the monotonic clock, and the wall clock's at that moment.
@@ -118,18 +118,26 @@ impl StdEnvironment {
     /// [`clocks`](Environment::clocks) reads the wall clock every time and the monotonic clock
     /// at most once per `max_age` of wall-clock time, holding its last reading while the wall
     /// clock moves on by less than that: one clock read instead of two on a session's cached
-    /// path (about 23 ns of a 94 ns call, `cargo bench -p cogref-session --bench session`).
+    /// path (about 20 ns of a 113 ns call, `cargo bench -p cogref-session --bench session`).
     ///
     /// The wall clock is always exact: a step, or a suspend (which the monotonic clock does not
     /// count), is seen at once, and a wall clock that goes back, jumps ahead by `max_age` or
     /// more, or has not moved since the reading (stopped, or coarser than the calls) has the
     /// monotonic clock read again; so does one before 1970, or one whose hold would reach past
-    /// 2554. The price: the monotonic reading lags by at most `max_age` of wall-clock time (the
-    /// transports use 1 ms; [`clocks_lag`](Environment::clocks_lag) says it), never runs ahead,
-    /// and never goes back.
-    /// `now` and `wall_clock` still read their clocks; the session managers use `clocks` only
-    /// to serve a cached token that is still good `max_age` later, and read both clocks afresh
-    /// for every decision they record.
+    /// 2554. The monotonic reading never runs ahead and never goes back, and while the wall
+    /// clock is not stepped back it lags by at most `max_age`
+    /// ([`clocks_lag`](Environment::clocks_lag) says it). `now` and `wall_clock` still read
+    /// their clocks; the session managers use `clocks` only to serve a cached token that is
+    /// still good `clocks_lag` later, and read both clocks afresh for every decision they
+    /// record.
+    ///
+    /// **The limit, and why the transports do not use it:** the hold is measured on the wall
+    /// clock, the only clock read. A wall clock stepped back between two calls (no call sees
+    /// the step) by about the time that passes until the next call puts that call inside the
+    /// hold again, and it gets the reading of before the step, however old: a session can then
+    /// serve a token past its expiry by the monotonic clock (the stepped-back wall clock still
+    /// calls it good). Holding the wall clock instead has the same blind spot after a suspend.
+    /// Only reading both clocks, or a monotonic clock that counts suspends, has none.
     ///
     /// ```
     /// use std::time::{Duration, Instant, SystemTime};
