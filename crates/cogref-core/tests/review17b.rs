@@ -65,7 +65,7 @@ fn clocks_lag_is_zero_without_a_hold_and_the_hold_clamped_to_u64_nanoseconds_wit
 /// lag"): the hold is measured on the wall clock, and a wall clock stepped back between two
 /// calls (no call sees the step) that comes back within the hold is served the old reading
 /// however much monotonic time went by: an hour here, against a stated lag of 1 ms. No hold
-/// on one clock can see that step. Since the commit after 80cab69 the bound is documented as
+/// on one clock can see that step. Since a86f10e the bound is documented as
 /// holding only while the wall clock is not stepped back, the limit is spelt out in
 /// `with_monotonic_clock_held_for`, and the transports read both clocks. This test pins the
 /// limit as documented (an opt-in hold does show it), and that an environment reading both

@@ -122,7 +122,7 @@ fn token(answer: Result<cogref_session::secrecy::SecretString, SessionError>) ->
 /// between calls (no call saw the step); an hour and 0.5 ms later the wall clock was at
 /// X + 0.5 ms, inside the hold, and the reading of an hour before was served, with it a token
 /// ~100 s past its expiry by the monotonic clock. No single-clock hold can see such a step, so
-/// the transports read both clocks since the commit after 80cab69; this runs over their
+/// the transports read both clocks since a86f10e; this runs over their
 /// environment (`StdEnvironment::new`, here on the test's clocks).
 #[test]
 fn a_token_past_its_monotonic_expiry_is_never_served_after_a_wall_step_back_between_calls() {

@@ -48,7 +48,7 @@ fn an_early_refresh_with_no_fault_to_excuse_it_is_caught_by_invariant_2() {
 }
 
 /// Failed at 3099369 (passes with check.rs and world.rs of e033401, before acf0c54), fixed in
-/// the commit after it: in these seeds `due_by_basis` excused an earlier grant that the rule
+/// fb7c7cb: in these seeds `due_by_basis` excused an earlier grant that the rule
 /// before acf0c54 charged to a fault (twice a second grant of one call after a lost answer),
 /// so the fault's excuse is left over and covers the mutant's early refresh: invariant 2
 /// reports nothing. Before acf0c54 each of these runs failed invariant 2 ("2 early refreshes

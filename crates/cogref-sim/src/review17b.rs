@@ -52,7 +52,7 @@ fn the_regression_seed_0x4122cd_passes_with_a_refresh_timed_by_an_older_set_that
     );
 }
 
-/// Failed at 83bbddd, fixed in the commit after it: `lost_to` is documented as "the set that beat it", but it records every
+/// Failed at 83bbddd, fixed in 0514e46: `lost_to` is documented as "the set that beat it", but it records every
 /// conflict and is never cleared. Over seeds 0..1000 without mutant, 25 entries are recorded,
 /// 4 of them of the kind the rule trusts (the set in the store started before the loser), and
 /// 3 of those 4 are stale: the loser reloaded and wrote its set over the older one (seeds
