@@ -270,39 +270,32 @@ impl Proc {
         }
     }
 
-    pub(crate) fn debug_session(&self) -> Option<String> {
-        let session = if self.blocking {
+    /// Its manager's session, as it is now (`None` before the manager is built or when down).
+    fn session(&self) -> Option<cogref_core::Session> {
+        if self.blocking {
             let slot = self.thread.as_ref()?.manager.lock().ok()?.clone()?;
-            slot.session()
+            Some(slot.session())
         } else {
             let slot = self.asyncm.lock().ok()?.clone()?;
-            slot.session()
-        };
+            Some(slot.session())
+        }
+    }
+
+    pub(crate) fn debug_session(&self) -> Option<String> {
+        let session = self.session()?;
         Some(format!("{session:?}"))
     }
 
     /// The access token of its manager's session (not shown anywhere).
     pub(crate) fn held_access(&self) -> Option<usize> {
-        let session = if self.blocking {
-            let slot = self.thread.as_ref()?.manager.lock().ok()?.clone()?;
-            slot.session()
-        } else {
-            let slot = self.asyncm.lock().ok()?.clone()?;
-            slot.session()
-        };
+        let session = self.session()?;
         access_of(session.tokens())
     }
 
     /// The manager's session refresh token, read afresh; the session's `Debug` goes through
     /// the canary scan (invariant 5).
     pub(crate) fn read_token(&self, capture: &Capture) -> Option<usize> {
-        let session = if self.blocking {
-            let slot = self.thread.as_ref()?.manager.lock().ok()?.clone()?;
-            slot.session()
-        } else {
-            let slot = self.asyncm.lock().ok()?.clone()?;
-            slot.session()
-        };
+        let session = self.session()?;
         capture.scan("a session's Debug", &format!("{session:?}"));
         Cognito::refresh_number(session.tokens().refresh_token.expose_secret())
     }
