@@ -32,6 +32,15 @@ struct Client {
     call: Call,
 }
 
+/// `n` calls of `call`, each timed.
+fn timed(call: &mut Call, n: usize) -> impl Iterator<Item = Duration> + '_ {
+    (0..n).map(move |_| {
+        let started = Instant::now();
+        call();
+        started.elapsed()
+    })
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
@@ -238,13 +247,7 @@ fn main() {
                 k
             };
             let i = (k + round) % clients.len();
-            let mut samples: Vec<Duration> = (0..per_round)
-                .map(|_| {
-                    let started = Instant::now();
-                    (clients[i].call)();
-                    started.elapsed()
-                })
-                .collect();
+            let mut samples: Vec<Duration> = timed(&mut clients[i].call, per_round).collect();
             samples.sort_unstable();
             medians[i].push(percentile(&samples, 0.5));
             pooled[i].extend(samples);
@@ -314,11 +317,7 @@ fn main() {
             for pair in 0..DUEL_PAIRS {
                 let order = if pair % 2 == 0 { [i, v] } else { [v, i] };
                 for k in order {
-                    let samples = (0..DUEL_BATCH).map(|_| {
-                        let started = Instant::now();
-                        (clients[k].call)();
-                        started.elapsed()
-                    });
+                    let samples = timed(&mut clients[k].call, DUEL_BATCH);
                     if k == i {
                         ours.extend(samples);
                     } else {

@@ -387,7 +387,7 @@ where
         let stamp = AsyncTokenStore::change_stamp(&self.inner.store);
         match self.inner.engine.cached_token(stamp) {
             Some(token) => Ok(token),
-            // Decided again on fresh clocks (the cached reading may lag by a millisecond), and
+            // Decided again on fresh clocks (an environment may hold the cached reading), and
             // boxed so that the cached path's future stays small: the refresh machinery is
             // built only when a refresh is due.
             None => Box::pin(self.slow_path(stamp)).await,
@@ -677,7 +677,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
         let stamp = TokenStore::change_stamp(&self.store);
         match self.engine.cached_token(stamp) {
             Some(token) => Ok(token),
-            // Decided again on fresh clocks (the cached reading may lag by a millisecond), out
+            // Decided again on fresh clocks (an environment may hold the cached reading), out
             // of line as the async manager's: the cached path stays a few instructions.
             None => self.slow_path(stamp),
         }

@@ -1634,7 +1634,8 @@ impl World {
             StoreCall::Save { tokens, expected } => {
                 let ignore = self.mutant == Some(Mutant::NoVersion);
                 let wall = self.wall_us_of(actor.process);
-                let replaced = self.backend.stored().and_then(|(t, _)| access_of(&t));
+                let replaced = self.backend_stored_access();
+                let ours = access_of(&tokens);
                 let result = self
                     .backend
                     .save(handle, now, wall, &tokens, expected, ignore);
@@ -1646,7 +1647,7 @@ impl World {
                     )
                 });
                 if matches!(result, Err(cogref_session::StoreError::Conflict { .. }))
-                    && let (Some(ours), Some(theirs)) = (access_of(&tokens), replaced)
+                    && let (Some(ours), Some(theirs)) = (ours, replaced)
                     && ours != theirs
                 {
                     self.ghost.lost_to.insert(ours, theirs);
@@ -1654,11 +1655,11 @@ impl World {
                 if let Ok(version) = result {
                     // Written after all (its process re-read the store and wrote over it): it
                     // did not lose to the set it met.
-                    if let Some(ours) = access_of(&tokens) {
+                    if let Some(ours) = ours {
                         self.ghost.lost_to.remove(&ours);
                     }
                     self.ghost.saved(now, token, version, expected.is_none());
-                    if let (Some(old), Some(new)) = (replaced, access_of(&tokens)) {
+                    if let (Some(old), Some(new)) = (replaced, ours) {
                         self.check_forward(actor, old, new);
                     }
                 }
