@@ -23,3 +23,19 @@ fn make_revoker(endpoint: Endpoint, config: CallConfig) -> Revoker {
 
 cogref_contract::contract_suite!(make);
 cogref_contract::revoke_suite!(make, make_revoker);
+
+/// A held monotonic reading can come back after a wall clock stepped back between two calls
+/// (`StdEnvironment::with_monotonic_clock_held_for`): the client's environment reads both clocks
+/// every time, so a session over it never serves a token from an old reading.
+#[test]
+fn the_client_reads_both_clocks_on_every_call() {
+    use cogref_core::Environment;
+    let endpoint = || {
+        cogref_core::EndpointConfig::new()
+            .region("eu-west-1")
+            .resolve()
+            .expect("endpoint")
+    };
+    let client = cogref_isahc::client(endpoint(), CallConfig::default()).expect("isahc client");
+    assert_eq!(client.environment().clocks_lag(), std::time::Duration::ZERO);
+}
