@@ -7,6 +7,7 @@
 //! | [`retry`] | retry settings and policy, backoff, the retry quota |
 //! | [`classify`] | which failures may be retried, and as what |
 //! | [`driver`] | the transport traits, the [`Client`](driver::Client) and its async and blocking drivers, tracing spans |
+//! | [`environment`] | where a driver's time and randomness come from: [`Environment`](environment::Environment), the system's clocks, a manual clock |
 //! | [`dyn_transport`] | transports chosen at run time: the object-safe [`DynAsyncTransport`](dyn_transport::DynAsyncTransport), `Box`/`Arc<dyn …>` as transports |
 //! | [`quiet`] | keeps an HTTP library's wire log away from the application's subscriber |
 //!
@@ -37,6 +38,7 @@
 pub mod classify;
 pub mod driver;
 pub mod dyn_transport;
+pub mod environment;
 pub mod quiet;
 pub mod retry;
 
