@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod clocks;
 pub mod raw;
 pub mod revoke;
 pub mod trace;

@@ -33,18 +33,16 @@ fn make_revoker(endpoint: Endpoint, config: CallConfig) -> Revoker {
 cogref_contract::contract_suite!(make);
 cogref_contract::revoke_suite!(make, make_revoker);
 
-/// A held monotonic reading can come back after a wall clock stepped back between two calls
-/// (`StdEnvironment::with_monotonic_clock_held_for`): the client's environment reads both clocks
-/// every time, so a session over it never serves a token from an old reading.
+/// The client's environment reads both clocks on every call (a held monotonic reading can
+/// come back after a wall clock stepped back between two calls: see
+/// `StdEnvironment::with_monotonic_clock_held_for`), coarsely on Linux, within the lag it
+/// states, so that a session over it never serves a token from an old reading.
 #[test]
-fn the_client_reads_both_clocks_on_every_call() {
-    use cogref_core::Environment;
-    let endpoint = || {
-        cogref_core::EndpointConfig::new()
-            .region("eu-west-1")
-            .resolve()
-            .expect("endpoint")
-    };
-    let client = cogref_blocking::client(endpoint(), CallConfig::default());
-    assert_eq!(client.environment().clocks_lag(), std::time::Duration::ZERO);
+fn the_clients_quick_clock_readings_are_never_ahead_and_lag_at_most_the_stated_lag() {
+    let endpoint = cogref_core::EndpointConfig::new()
+        .region("eu-west-1")
+        .resolve()
+        .expect("endpoint");
+    let client = cogref_blocking::client(endpoint, CallConfig::default());
+    cogref_contract::clocks::assert_quick_readings_within_the_stated_lag(client.environment());
 }

@@ -5,10 +5,11 @@
 //! floor measured in the same rounds: locking a `Mutex<SecretString>` and cloning the token, the
 //! least any shared cache does. The cases take turns in rounds; each figure is the median over
 //! the rounds.
-//! Every manager reads both clocks on every call, as the transports' environments do; the
-//! blocking manager is also measured with the monotonic reading held (opt-in), and over a
-//! `FileStore`, whose cached path includes the store's change stamp (a `stat` reused for at
-//! most a millisecond), by which a sign-out by another process is seen.
+//! Every manager reads both clocks on every call through the transports' environment
+//! (`cogref_blocking::environment()`: on Linux the kernel's coarse clocks); the blocking manager
+//! is also measured over the fine clocks (`Instant::now`, `SystemTime::now`: what the coarse
+//! ones save), and over a `FileStore`, whose cached path includes the store's change stamp (a
+//! `stat` reused for at most a millisecond), by which a sign-out by another process is seen.
 
 use std::future::Future;
 use std::hint::black_box;
@@ -132,9 +133,9 @@ where
     }
 }
 
-/// The clocks a real client reads (the transports' environment: both clocks on every call).
+/// The clocks a real client reads: the transports' environment.
 fn system_clock() -> StdEnvironment {
-    StdEnvironment::new(Instant::now, SystemTime::now)
+    cogref_blocking::environment()
 }
 
 fn main() {
@@ -154,13 +155,11 @@ fn main() {
     .expect("manager");
     blocking.access_token().expect("first refresh");
 
-    // The same over an environment that holds the monotonic reading for 1 ms (opt-in, with
-    // a blind spot the transports do not accept): what one clock read costs.
-    let both_clocks = BlockingTokenManager::builder(
+    // The same over the fine clocks, both read on every call: what the coarse ones save.
+    let fine_clocks = BlockingTokenManager::builder(
         Client::new(
             |_: HttpRequest, _: SendOptions| answer(),
-            StdEnvironment::new(Instant::now, SystemTime::now)
-                .with_monotonic_clock_held_for(cogref_core::driver::MONOTONIC_CLOCK_HOLD),
+            StdEnvironment::new(Instant::now, SystemTime::now),
             endpoint(),
             CallConfig::default(),
         ),
@@ -169,7 +168,7 @@ fn main() {
     )
     .build()
     .expect("manager");
-    both_clocks.access_token().expect("first refresh");
+    fine_clocks.access_token().expect("first refresh");
 
     // Over a file store every call also looks at the token file's change stamp (a `stat`, reused
     // for at most a millisecond), so that a sign-out by another process is seen on the next call.
@@ -211,7 +210,7 @@ fn main() {
             black_box(blocking.access_token().expect("cached"));
         },
         &mut || {
-            black_box(both_clocks.access_token().expect("cached"));
+            black_box(fine_clocks.access_token().expect("cached"));
         },
         &mut || {
             black_box(file_manager.access_token().expect("cached"));
@@ -230,7 +229,7 @@ fn main() {
     for (name, rounds) in [
         "floor: Mutex<SecretString> lock + clone",
         "BlockingTokenManager::access_token (cached)",
-        "  … the monotonic clock held 1 ms (opt-in)",
+        "  … over the fine clocks (Instant, SystemTime)",
         "  … over a FileStore (a stat at most every ms)",
         "TokenManager::access_token (cached, polled once)",
     ]

@@ -408,15 +408,19 @@ impl<T, E: Environment> Engine<T, E> {
         fresh_now(&self.client)
     }
 
-    /// Both clocks as cheaply as the environment gives them ([`Environment::clocks`]: with a
-    /// held monotonic reading, up to [`Environment::clocks_lag`] behind), with the monotonic
-    /// one moved on by that lag: a token served at this instant is still good at the true one.
-    /// Only to serve a cached token; any other answer is decided again on
+    /// Both clocks as cheaply as the environment gives them ([`Environment::clocks`]: coarse
+    /// or held readings, each up to [`Environment::clocks_lag`] behind its clock), moved on by
+    /// that lag: a token served at this instant is still good at the true one, whichever clock
+    /// lags. Only to serve a cached token; any other answer is decided again on
     /// [`now`](Self::now). `None` when the lag cannot be added.
     fn cached_now(&self) -> Option<Now> {
         let env = self.client.environment();
         let now = env.clocks();
-        Some(Now::new(now.wall, now.mono.checked_add(env.clocks_lag())?))
+        let lag = env.clocks_lag();
+        Some(Now::new(
+            now.wall.checked_add(lag)?,
+            now.mono.checked_add(lag)?,
+        ))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

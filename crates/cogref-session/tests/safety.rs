@@ -602,6 +602,61 @@ fn a_wall_clock_stepped_forward_refreshes_early_and_goes_on() {
     assert_eq!(transport.sent().len(), 2);
 }
 
+/// Clocks whose quick readings (`clocks()`, a session's cached path) lag both true clocks by
+/// the lag they state, as the transports' coarse clocks may.
+#[derive(Clone)]
+struct Lagging {
+    clocks: SteppedClock,
+    lag: Duration,
+}
+
+impl Environment for Lagging {
+    fn now(&self) -> std::time::Instant {
+        self.clocks.now()
+    }
+    fn wall_clock(&self) -> SystemTime {
+        self.clocks.wall_clock()
+    }
+    fn random_seed(&self) -> u64 {
+        self.clocks.random_seed()
+    }
+    fn clocks(&self) -> cogref_core::Now {
+        cogref_core::Now::new(self.wall_clock() - self.lag, self.now() - self.lag)
+    }
+    fn clocks_lag(&self) -> Duration {
+        self.lag
+    }
+}
+
+#[test]
+fn a_token_due_by_the_wall_clock_is_not_served_from_a_wall_reading_within_its_lag() {
+    let stepped = SteppedClock::new();
+    let manual = clock();
+    let transport = Scripted::new(&manual, &[ok("a1", 3600, None), ok("a2", 3600, None)]);
+    let env = Lagging {
+        clocks: stepped.clone(),
+        lag: Duration::from_secs(2),
+    };
+    let manager = BlockingTokenManager::builder(
+        client_on(transport.clone(), env),
+        template("r0"),
+        MemoryStore::new(),
+    )
+    .build()
+    .expect("manager");
+    // Twice: the second call reads the store once (its change stamp moved with the save).
+    for _ in 0..2 {
+        assert_eq!(manager.access_token().expect("a1").expose_secret(), "a1");
+    }
+    // Ten seconds on, the wall clock jumps (a suspend): a1 is due by it since a second (due at
+    // 3299 s: 300 s before its expiry, counted 1 s short), not by the monotonic clock; the
+    // lagging reading says 1 s to go.
+    stepped.advance(Duration::from_secs(10));
+    stepped.step_wall(3290);
+    assert_eq!(manager.access_token().expect("a2").expose_secret(), "a2");
+    assert_eq!(transport.sent().len(), 2);
+}
+
 // 7. An unusable 2xx that rotated.
 
 #[test]

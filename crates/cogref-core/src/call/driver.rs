@@ -34,7 +34,7 @@ use crate::protocol::response::request_id_sent;
 
 pub use crate::call::dyn_transport::{BoxFuture, DynAsyncTransport, DynBlockingClient, DynClient};
 pub use crate::call::environment::{
-    Environment, MONOTONIC_CLOCK_HOLD, ManualEnvironment, StdEnvironment,
+    CoarseClocks, Environment, MONOTONIC_CLOCK_HOLD, ManualEnvironment, StdEnvironment,
 };
 
 /// A response as a transport returns it: status, headers and the whole body.

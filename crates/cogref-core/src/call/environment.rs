@@ -16,18 +16,20 @@ pub trait Environment: Send + Sync {
     fn wall_clock(&self) -> SystemTime;
     /// A random number seeding one call's invocation id and backoff jitter.
     fn random_seed(&self) -> u64;
-    /// Both clocks at one moment, as the session machine reads them on every call (twice the
-    /// cost of one clock on the cached path). The default reads each;
-    /// [`StdEnvironment::with_monotonic_clock_held_for`] reads the wall clock alone between two
+    /// Both clocks at one moment, as cheaply as the environment can read them: a session's
+    /// cached path reads them on every call, and uses them for nothing else. The default reads
+    /// each ([`now`](Self::now) and [`wall_clock`](Self::wall_clock));
+    /// [`StdEnvironment::with_coarse_clocks`] reads the kernel's coarse clocks, and
+    /// [`StdEnvironment::with_monotonic_clock_held_for`] the wall clock alone between two
     /// readings of the monotonic clock.
     fn clocks(&self) -> Now {
         Now::new(self.wall_clock(), self.now())
     }
 
-    /// The most [`clocks`](Self::clocks)' monotonic reading may lag the monotonic clock (zero
-    /// when it reads the clock each time; for a held reading, see the limit in
+    /// The most either of [`clocks`](Self::clocks)' readings may lag its clock (zero when it
+    /// reads the clocks themselves; see [`StdEnvironment::with_coarse_clocks`] and the limit in
     /// [`StdEnvironment::with_monotonic_clock_held_for`]): a session serves a cached token from
-    /// `clocks` only if the token is still good this much later.
+    /// `clocks` only if the token is still good this much later on both clocks.
     fn clocks_lag(&self) -> Duration {
         Duration::ZERO
     }
@@ -49,7 +51,70 @@ pub trait Environment: Send + Sync {
 pub struct StdEnvironment {
     now: fn() -> Instant,
     wall_clock: fn() -> SystemTime,
-    held: Option<Arc<HeldMonotonic>>,
+    quick: Quick,
+}
+
+/// How [`StdEnvironment::clocks`](Environment::clocks) reads.
+#[derive(Debug, Clone)]
+enum Quick {
+    /// Both clocks, each time.
+    Fresh,
+    /// The kernel's coarse clocks.
+    Coarse(Coarse),
+    /// The wall clock, and a held monotonic reading.
+    Held(Arc<HeldMonotonic>),
+}
+
+/// The kernel's coarse clocks, as a platform reads them, for
+/// [`StdEnvironment::with_coarse_clocks`]. On Linux the transports pass
+/// `CLOCK_MONOTONIC_COARSE` and `CLOCK_REALTIME_COARSE` (read through `rustix`).
+///
+/// A coarse clock is its fine clock as of the kernel's last tick: the vDSO reads it without the
+/// CPU's time-stamp counter, ~5 ns instead of ~22 on a virtual machine with a TSC clock
+/// source, and it lags by up to a tick (1 to 10 ms, the `resolution`).
+#[derive(Debug, Clone, Copy)]
+pub struct CoarseClocks {
+    /// The coarse monotonic clock, as time since its zero: the clock `now` reads, as of the
+    /// last tick (Linux: `CLOCK_MONOTONIC_COARSE`, for `Instant::now`'s `CLOCK_MONOTONIC`;
+    /// both stop in a suspend). `None`: no reading (both fine clocks are read instead).
+    pub monotonic: fn() -> Option<Duration>,
+    /// The coarse wall clock (Linux: `CLOCK_REALTIME_COARSE`; a step, or the end of a
+    /// suspend, shows in it at once, as in the fine one). `None`: no reading.
+    pub wall: fn() -> Option<SystemTime>,
+    /// How often the kernel moves them on (`clock_getres` of the coarse monotonic clock).
+    pub resolution: Duration,
+}
+
+/// How many ticks a coarse clock is taken to lag at most: it moves on at each tick, and Linux
+/// lets the timekeeping CPU stall for five ticks before another CPU moves the clocks on.
+const COARSE_TICKS_BEHIND: u32 = 6;
+
+/// The coarsest clock worth reading coarsely: a tick of 20 ms (Linux's ticks are 1 to 10 ms).
+const COARSEST_RESOLUTION: Duration = Duration::from_millis(20);
+
+/// The coarse clocks, and where the monotonic one sits on the timeline of `Instant`.
+#[derive(Debug, Clone, Copy)]
+struct Coarse {
+    clocks: CoarseClocks,
+    /// The coarse monotonic reading when `anchor` was taken.
+    zero: Duration,
+    /// An `Instant` read just after `zero`, moved back by the most a coarse reading lags: a
+    /// reading `anchor + (coarse − zero)` never runs ahead of `Instant::now`.
+    anchor: Instant,
+    /// The most a reading lags its clock: twice the most a coarse clock lags (once for the
+    /// reading, once for `zero`).
+    lag: Duration,
+}
+
+impl Coarse {
+    /// Both coarse clocks; `None` if either has no reading or the monotonic one cannot be
+    /// placed (then both fine clocks are read).
+    #[inline]
+    fn read(&self) -> Option<Now> {
+        let since = (self.clocks.monotonic)()?.checked_sub(self.zero)?;
+        let mono = self.anchor.checked_add(since)?;
+        Some(Now::new((self.clocks.wall)()?, mono))
+    }
 }
 
 /// A hold for [`StdEnvironment::with_monotonic_clock_held_for`], for an application that opts
@@ -77,8 +142,65 @@ impl StdEnvironment {
         Self {
             now,
             wall_clock,
-            held: None,
+            quick: Quick::Fresh,
         }
+    }
+
+    /// [`clocks`](Environment::clocks) reads the kernel's coarse clocks (see
+    /// [`CoarseClocks`]): both clocks every time, at a quarter of the cost, each up to
+    /// [`clocks_lag`](Environment::clocks_lag) behind its clock and never ahead of it. What the
+    /// transports do on Linux and Android: a session's cached `access_token()` reads the clocks
+    /// on every call, and they were most of its cost.
+    ///
+    /// A coarse clock is taken to lag its clock by at most six ticks (it moves on at each tick;
+    /// Linux lets a stalled timekeeping CPU go five ticks before another takes over), so the
+    /// lag is twelve ticks: 48 ms with Linux's usual 4 ms tick. A session serves a cached
+    /// token only if it is still good that much later; in the last 48 ms before a refresh is
+    /// due, calls read both fine clocks instead. Unlike a held reading, nothing here depends on
+    /// the calls: a wall clock stepped, forward or back, or a suspend, shows in the next
+    /// reading. `now` and `wall_clock` still read the fine clocks, for every decision a session
+    /// records.
+    ///
+    /// Left as it was (both fine clocks read each time) if the resolution is zero or coarser
+    /// than 20 ms, or if the coarse monotonic clock cannot be placed on `now`'s timeline (no
+    /// reading, or a `now` less than six ticks after its zero); a call whose coarse readings
+    /// are missing or cannot be placed reads the fine clocks. Replaces a
+    /// [hold](Self::with_monotonic_clock_held_for).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant, SystemTime};
+    /// use cogref_core::driver::{CoarseClocks, Environment, StdEnvironment};
+    /// // A platform's coarse clocks (made-up ones here: a transport reads the kernel's).
+    /// let clocks = CoarseClocks {
+    ///     monotonic: || Some(Duration::from_secs(1_000)),
+    ///     wall: || Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+    ///     resolution: Duration::from_millis(4),
+    /// };
+    /// let env = StdEnvironment::new(Instant::now, SystemTime::now).with_coarse_clocks(clocks);
+    /// assert_eq!(env.clocks_lag(), Duration::from_millis(48));
+    /// assert_eq!(env.clocks().wall, SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000));
+    /// assert!(env.clocks().mono <= Instant::now());
+    /// ```
+    pub fn with_coarse_clocks(mut self, clocks: CoarseClocks) -> Self {
+        self.quick = Quick::Fresh;
+        if clocks.resolution.is_zero() || clocks.resolution > COARSEST_RESOLUTION {
+            return self;
+        }
+        let behind = clocks.resolution * COARSE_TICKS_BEHIND;
+        // The coarse clock first, then the fine one: the anchor is then never early.
+        let Some(zero) = (clocks.monotonic)() else {
+            return self;
+        };
+        let Some(anchor) = (self.now)().checked_sub(behind) else {
+            return self;
+        };
+        self.quick = Quick::Coarse(Coarse {
+            clocks,
+            zero,
+            anchor,
+            lag: behind * 2,
+        });
+        self
     }
 
     /// [`clocks`](Environment::clocks) reads the wall clock every time and the monotonic clock
@@ -103,7 +225,8 @@ impl StdEnvironment {
     /// hold again, and it gets the reading of before the step, however old: a session can then
     /// serve a token past its expiry by the monotonic clock (the stepped-back wall clock still
     /// calls it good). Holding the wall clock instead has the same blind spot after a suspend.
-    /// Only reading both clocks, or a monotonic clock that counts suspends, has none.
+    /// Only reading both clocks, fine or [coarse](Self::with_coarse_clocks) (what the
+    /// transports do), or a monotonic clock that counts suspends, has none.
     ///
     /// ```
     /// use std::time::{Duration, Instant, SystemTime};
@@ -116,13 +239,57 @@ impl StdEnvironment {
     /// assert!(both.mono <= Instant::now());
     /// ```
     pub fn with_monotonic_clock_held_for(mut self, max_age: Duration) -> Self {
-        self.held = Some(Arc::new(HeldMonotonic {
+        self.quick = Quick::Held(Arc::new(HeldMonotonic {
             base: (self.now)(),
             max_age: max_age.min(Duration::from_nanos(u64::MAX)),
             mono_ns: AtomicU64::new(0),
             wall_ns: AtomicU64::new(0),
         }));
         self
+    }
+}
+
+impl HeldMonotonic {
+    /// The wall clock's reading `wall`, and the held monotonic reading or a new one from `now`.
+    fn read(&self, now: fn() -> Instant, wall: SystemTime) -> Now {
+        // Within (held_at, held_at + max_age): a wall clock that went back, or ahead by a step
+        // or a suspend, falls outside and reads the monotonic clock again; so does one that has
+        // not moved (stopped, or coarser than the calls), which says nothing of elapsed time.
+        // Compared as `SystemTime`s: turning `wall` into nanoseconds (`duration_since`) would
+        // cost more than a third of the clock read it saves.
+        let held_at = self.wall_ns.load(Ordering::Acquire);
+        if let Some(at) = held_at
+            .checked_sub(1)
+            .and_then(|ns| UNIX_EPOCH.checked_add(Duration::from_nanos(ns)))
+            && wall > at
+            && at.checked_add(self.max_age).is_some_and(|end| wall < end)
+            && let Some(mono) = self
+                .base
+                .checked_add(Duration::from_nanos(self.mono_ns.load(Ordering::Acquire)))
+        {
+            return Now::new(wall, mono);
+        }
+        let mono = now();
+        // Saturates after 584 years of uptime: then the held reading is never used. Raised
+        // whatever the wall clock says, so that a reading served later is never older.
+        let mono_ns =
+            u64::try_from(mono.saturating_duration_since(self.base).as_nanos()).unwrap_or(u64::MAX);
+        self.mono_ns.fetch_max(mono_ns, Ordering::AcqRel);
+        // A wall clock before 1970, or one whose hold would reach past 2554 (the nanoseconds a
+        // u64 counts), holds nothing: both clocks are read each time.
+        let max_age_ns = u64::try_from(self.max_age.as_nanos()).unwrap_or(u64::MAX);
+        if let Some(wall_ns) = wall
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .and_then(|d| u64::try_from(d.as_nanos()).ok())
+            && wall_ns
+                .checked_add(max_age_ns)
+                .and_then(|end| end.checked_add(1))
+                .is_some()
+        {
+            self.wall_ns.store(wall_ns + 1, Ordering::Release);
+        }
+        Now::new(wall, mono)
     }
 }
 
@@ -136,54 +303,24 @@ impl Environment for StdEnvironment {
     }
 
     fn clocks(&self) -> Now {
-        let wall = (self.wall_clock)();
-        let Some(held) = &self.held else {
-            return Now::new(wall, (self.now)());
-        };
-        // Within (held_at, held_at + max_age): a wall clock that went back, or ahead by a step
-        // or a suspend, falls outside and reads the monotonic clock again; so does one that has
-        // not moved (stopped, or coarser than the calls), which says nothing of elapsed time.
-        // Compared as `SystemTime`s: turning `wall` into nanoseconds (`duration_since`) would
-        // cost more than a third of the clock read it saves.
-        let held_at = held.wall_ns.load(Ordering::Acquire);
-        if let Some(at) = held_at
-            .checked_sub(1)
-            .and_then(|ns| UNIX_EPOCH.checked_add(Duration::from_nanos(ns)))
-            && wall > at
-            && at.checked_add(held.max_age).is_some_and(|end| wall < end)
-            && let Some(mono) = held
-                .base
-                .checked_add(Duration::from_nanos(held.mono_ns.load(Ordering::Acquire)))
-        {
-            return Now::new(wall, mono);
+        match &self.quick {
+            Quick::Fresh => {}
+            Quick::Coarse(coarse) => {
+                if let Some(now) = coarse.read() {
+                    return now;
+                }
+            }
+            Quick::Held(held) => return held.read(self.now, (self.wall_clock)()),
         }
-        let mono = (self.now)();
-        // Saturates after 584 years of uptime: then the held reading is never used. Raised
-        // whatever the wall clock says, so that a reading served later is never older.
-        let mono_ns =
-            u64::try_from(mono.saturating_duration_since(held.base).as_nanos()).unwrap_or(u64::MAX);
-        held.mono_ns.fetch_max(mono_ns, Ordering::AcqRel);
-        // A wall clock before 1970, or one whose hold would reach past 2554 (the nanoseconds a
-        // u64 counts), holds nothing: both clocks are read each time.
-        let max_age_ns = u64::try_from(held.max_age.as_nanos()).unwrap_or(u64::MAX);
-        if let Some(wall_ns) = wall
-            .duration_since(UNIX_EPOCH)
-            .ok()
-            .and_then(|d| u64::try_from(d.as_nanos()).ok())
-            && wall_ns
-                .checked_add(max_age_ns)
-                .and_then(|end| end.checked_add(1))
-                .is_some()
-        {
-            held.wall_ns.store(wall_ns + 1, Ordering::Release);
-        }
-        Now::new(wall, mono)
+        Now::new((self.wall_clock)(), (self.now)())
     }
 
     fn clocks_lag(&self) -> Duration {
-        self.held
-            .as_ref()
-            .map_or(Duration::ZERO, |held| held.max_age)
+        match &self.quick {
+            Quick::Fresh => Duration::ZERO,
+            Quick::Coarse(coarse) => coarse.lag,
+            Quick::Held(held) => held.max_age,
+        }
     }
 
     /// Randomly keyed SipHash of a process-wide counter: distinct per call, unpredictable
@@ -376,5 +513,190 @@ mod tests {
         let second = env.clocks();
         assert_eq!(second.wall, early());
         assert!(second.mono >= first.mono + Duration::from_millis(2));
+    }
+}
+
+#[cfg(test)]
+mod coarse_tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    // Clocks the tests move (function pointers cannot capture): the fine monotonic clock as
+    // nanoseconds after `base()`, the coarse one as nanoseconds since its zero (`u64::MAX`: no
+    // reading), the coarse wall clock as nanoseconds since 1970 (`u64::MAX`: no reading).
+    static FINE_NS: AtomicU64 = AtomicU64::new(0);
+    static COARSE_MONO_NS: AtomicU64 = AtomicU64::new(0);
+    static COARSE_WALL_NS: AtomicU64 = AtomicU64::new(WALL_AT);
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    const TICK: Duration = Duration::from_millis(4);
+    const WALL_AT: u64 = 1_800_000_000_000_000_000;
+    /// The coarse monotonic clock's zero, before `base()`.
+    const BOOTED_NS: u64 = 5_000_000_000_000;
+
+    fn base() -> Instant {
+        static BASE: OnceLock<Instant> = OnceLock::new();
+        *BASE.get_or_init(Instant::now)
+    }
+
+    fn fine() -> Instant {
+        base() + Duration::from_nanos(FINE_NS.load(Ordering::SeqCst))
+    }
+
+    fn fine_wall() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_900_000_000)
+    }
+
+    fn reading(ns: u64) -> Option<Duration> {
+        (ns != u64::MAX).then(|| Duration::from_nanos(ns))
+    }
+
+    fn clocks(resolution: Duration) -> CoarseClocks {
+        CoarseClocks {
+            monotonic: || reading(COARSE_MONO_NS.load(Ordering::SeqCst)),
+            wall: || reading(COARSE_WALL_NS.load(Ordering::SeqCst)).map(|d| UNIX_EPOCH + d),
+            resolution,
+        }
+    }
+
+    /// The fine clock at `fine_ns`, the coarse one `behind` it.
+    fn set(fine_ns: u64, behind: Duration) {
+        FINE_NS.store(fine_ns, Ordering::SeqCst);
+        let behind = u64::try_from(behind.as_nanos()).expect("a short lag");
+        COARSE_MONO_NS.store(BOOTED_NS + fine_ns - behind, Ordering::SeqCst);
+        COARSE_WALL_NS.store(WALL_AT, Ordering::SeqCst);
+    }
+
+    fn coarse_env(resolution: Duration) -> StdEnvironment {
+        StdEnvironment::new(fine, fine_wall).with_coarse_clocks(clocks(resolution))
+    }
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[test]
+    fn the_lag_of_coarse_clocks_is_twelve_of_their_ticks() {
+        let _serial = serial();
+        set(1_000_000_000, Duration::ZERO);
+        for (tick_ms, lag_ms) in [(4, 48), (1, 12), (10, 120), (20, 240)] {
+            let env = coarse_env(Duration::from_millis(tick_ms));
+            assert_eq!(env.clocks_lag(), Duration::from_millis(lag_ms));
+        }
+    }
+
+    #[test]
+    fn a_coarse_monotonic_reading_is_never_ahead_of_the_fine_clock_nor_behind_it_by_more_than_the_lag()
+     {
+        let _serial = serial();
+        // Built while the coarse clock is anywhere from 0 to 6 ticks behind; read while it is
+        // anywhere from 0 to 6 ticks behind, from at once to an hour later.
+        for built_behind in [0, 1, 3, 6] {
+            set(10_000_000_000, TICK * built_behind);
+            let env = coarse_env(TICK);
+            let lag = env.clocks_lag();
+            for later_ns in [0, 1, 3_999_999, 4_000_000, 123_456_789, 3_600_000_000_000] {
+                for behind in [0, 1, 2, 5, 6] {
+                    set(10_000_000_000 + later_ns, TICK * behind);
+                    let now = env.clocks();
+                    let case = format!("built {built_behind} ticks behind, read {behind} behind");
+                    assert!(now.mono <= fine(), "ahead: {case}");
+                    assert!(
+                        fine().duration_since(now.mono) <= lag,
+                        "lags too far: {case}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_coarse_monotonic_reading_moves_with_the_coarse_clock() {
+        let _serial = serial();
+        set(20_000_000_000, Duration::from_millis(2));
+        let env = coarse_env(TICK);
+        let first = env.clocks().mono;
+        set(20_004_000_000, Duration::ZERO);
+        let second = env.clocks().mono;
+        assert_eq!(second - first, Duration::from_millis(6));
+        set(20_005_000_000, Duration::from_millis(1));
+        assert_eq!(env.clocks().mono, second, "no tick since: the same reading");
+    }
+
+    #[test]
+    fn a_wall_clock_step_or_a_suspend_shows_in_the_next_coarse_reading() {
+        let _serial = serial();
+        set(30_000_000_000, Duration::ZERO);
+        let env = coarse_env(TICK);
+        let at = UNIX_EPOCH + Duration::from_nanos(WALL_AT);
+        assert_eq!(env.clocks().wall, at);
+        // Stepped back an hour between two calls: the next one sees it.
+        COARSE_WALL_NS.store(WALL_AT - 3_600_000_000_000, Ordering::SeqCst);
+        assert_eq!(env.clocks().wall, at - Duration::from_secs(3_600));
+        // A suspend of eight hours: the wall clock moves on, the monotonic one does not.
+        let mono = env.clocks().mono;
+        COARSE_WALL_NS.store(WALL_AT + 8 * 3_600_000_000_000, Ordering::SeqCst);
+        let resumed = env.clocks();
+        assert_eq!(resumed.wall, at + Duration::from_secs(8 * 3_600));
+        assert_eq!(resumed.mono, mono);
+    }
+
+    #[test]
+    fn coarse_clocks_too_coarse_or_without_a_resolution_leave_the_fine_clocks_read() {
+        let _serial = serial();
+        set(50_000_000_000, Duration::ZERO);
+        for resolution in [
+            Duration::ZERO,
+            Duration::from_nanos(20_000_001),
+            Duration::from_secs(1),
+            Duration::MAX,
+        ] {
+            let env = coarse_env(resolution);
+            assert_eq!(env.clocks_lag(), Duration::ZERO, "{resolution:?}");
+            assert_eq!(
+                env.clocks(),
+                Now::new(fine_wall(), fine()),
+                "{resolution:?}"
+            );
+        }
+        // Nor without a monotonic reading to place the clock by.
+        COARSE_MONO_NS.store(u64::MAX, Ordering::SeqCst);
+        let env = coarse_env(TICK);
+        set(50_000_000_000, Duration::ZERO);
+        assert_eq!(env.clocks_lag(), Duration::ZERO);
+        assert_eq!(env.clocks(), Now::new(fine_wall(), fine()));
+    }
+
+    #[test]
+    fn a_call_whose_coarse_readings_are_missing_or_cannot_be_placed_reads_the_fine_clocks() {
+        let _serial = serial();
+        set(60_000_000_000, Duration::ZERO);
+        let env = coarse_env(TICK);
+        let fresh = || Now::new(fine_wall(), fine());
+        // No monotonic reading; one behind where the clock stood when the environment was
+        // built (no kernel does that); no wall reading.
+        COARSE_MONO_NS.store(u64::MAX, Ordering::SeqCst);
+        assert_eq!(env.clocks(), fresh());
+        COARSE_MONO_NS.store(BOOTED_NS, Ordering::SeqCst);
+        assert_eq!(env.clocks(), fresh());
+        set(60_000_000_000, Duration::ZERO);
+        COARSE_WALL_NS.store(u64::MAX, Ordering::SeqCst);
+        assert_eq!(env.clocks(), fresh());
+        // A coarse monotonic clock 584 years on: read as such.
+        set(60_000_000_000, Duration::ZERO);
+        COARSE_MONO_NS.store(u64::MAX - 1, Ordering::SeqCst);
+        assert!(env.clocks().mono > fine() + Duration::from_secs(580 * 365 * 86_400));
+    }
+
+    #[test]
+    fn coarse_clocks_replace_a_hold_and_a_hold_replaces_them() {
+        let _serial = serial();
+        set(70_000_000_000, Duration::ZERO);
+        let env = StdEnvironment::new(fine, fine_wall)
+            .with_monotonic_clock_held_for(Duration::from_secs(5))
+            .with_coarse_clocks(clocks(TICK));
+        assert_eq!(env.clocks_lag(), Duration::from_millis(48));
+        let env = env.with_monotonic_clock_held_for(Duration::from_secs(5));
+        assert_eq!(env.clocks_lag(), Duration::from_secs(5));
     }
 }
