@@ -1,7 +1,7 @@
 //! The promise of a transport's environment: [`Environment::clocks`] reads both clocks on every
 //! call, each reading never ahead of its clock and behind it by at most
-//! [`Environment::clocks_lag`]; on Linux through the kernel's coarse clocks (a lag of twelve
-//! ticks, at most 240 ms), elsewhere the fine clocks themselves (no lag).
+//! [`Environment::clocks_lag`]; on Linux through the kernel's coarse clocks (a lag of 25
+//! ticks, at most 500 ms), elsewhere the fine clocks themselves (no lag).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -13,8 +13,8 @@ pub fn assert_quick_readings_within_the_stated_lag(env: &dyn Environment) {
     let lag = env.clocks_lag();
     if cfg!(target_os = "linux") {
         assert!(
-            lag > Duration::ZERO && lag <= Duration::from_millis(240),
-            "on Linux the coarse clocks are read, with a lag of twelve ticks: {lag:?}"
+            lag > Duration::ZERO && lag <= Duration::from_millis(500),
+            "on Linux the coarse clocks are read, with a lag of 25 ticks: {lag:?}"
         );
     } else {
         assert_eq!(lag, Duration::ZERO, "the fine clocks are read");
