@@ -42,16 +42,21 @@ pub enum Mutant {
     /// JWT's `exp`), so the library refreshes that set about half a lifetime early, once per
     /// run; the checker keeps the true lifetime. Invariant 2's own test (review 17).
     ShortExpiresIn,
+    /// The coarse clocks stall two seconds, past the lag their environment states (100 ms):
+    /// the cached path serves tokens up to two seconds late, past the second by which the
+    /// library counts a token's expiry short. Invariant 3's test.
+    CoarseStall,
 }
 
 impl Mutant {
     /// All of them.
-    pub const ALL: [Mutant; 5] = [
+    pub const ALL: [Mutant; 6] = [
         Mutant::NoLock,
         Mutant::NoVersion,
         Mutant::Attached,
         Mutant::Leaky,
         Mutant::ShortExpiresIn,
+        Mutant::CoarseStall,
     ];
 
     /// Its command-line name.
@@ -62,6 +67,7 @@ impl Mutant {
             Mutant::Attached => "attached",
             Mutant::Leaky => "leaky-transport",
             Mutant::ShortExpiresIn => "short-expires-in",
+            Mutant::CoarseStall => "coarse-stall",
         }
     }
 
@@ -153,6 +159,27 @@ pub enum Planned {
     },
 }
 
+/// Coarse clocks for the session's cached path, as the transports read on Linux
+/// (`StdEnvironment::with_coarse_clocks`): each reading behind the true clock by the time since
+/// the host's last tick plus a stall of whole ticks, the monotonic reading by a process's
+/// anchor too, all within the assumption (twelve ticks of coarse lag, twelve for the anchor);
+/// the lag stated is 25 ticks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoarseSim {
+    /// The kernel's tick (µs).
+    pub tick_us: u64,
+    /// Whole ticks the timekeeping stalls by, on top of the tick's own lag (0 to 11; the
+    /// `coarse-stall` mutant: 500).
+    pub stall_ticks: u64,
+}
+
+impl CoarseSim {
+    /// The lag the environment states: 25 ticks.
+    pub fn lag_us(self) -> u64 {
+        25 * self.tick_us
+    }
+}
+
 /// Everything a seed fixes before the run starts.
 #[derive(Debug, Clone)]
 pub struct WorldConfig {
@@ -196,6 +223,9 @@ pub struct WorldConfig {
     pub rates: Rates,
     /// Planned faults, in time order.
     pub planned: Vec<(u64, Planned)>,
+    /// Coarse clocks on the cached path (else the true clocks), drawn from a stream of their
+    /// own so that every other draw of a seed stays as it was.
+    pub coarse: Option<CoarseSim>,
 }
 
 impl WorldConfig {
@@ -428,6 +458,13 @@ impl WorldConfig {
             horizon_us,
             rates,
             planned,
+            coarse: {
+                let mut c = Rng::stream(seed, 4);
+                c.chance(0.5).then(|| CoarseSim {
+                    tick_us: c.pick(&[1_000, 4_000, 4_000, 10_000]),
+                    stall_ticks: c.below(12),
+                })
+            },
         }
     }
 
@@ -435,7 +472,7 @@ impl WorldConfig {
     pub fn summary(&self) -> String {
         let blocking = self.processes.iter().filter(|p| p.blocking).count();
         format!(
-            "{:?} store, {} processes ({} blocking) on {} host(s) with clocks off by {:?} s, rotation {} grace {} s, lifetime {} s, margin {} s, floor {} s, {} attempts {:?} (attempt {:?}, total {:?}), lock timeout {} s{}, horizon {} s, {} planned faults",
+            "{:?} store, {} processes ({} blocking) on {} host(s) with clocks off by {:?} s{}, rotation {} grace {} s, lifetime {} s, margin {} s, floor {} s, {} attempts {:?} (attempt {:?}, total {:?}), lock timeout {} s{}, horizon {} s, {} planned faults",
             self.store,
             self.processes.len(),
             blocking,
@@ -444,6 +481,14 @@ impl WorldConfig {
                 .iter()
                 .map(|s| (*s as f64 / 1e6 * 10.0).round() / 10.0)
                 .collect::<Vec<_>>(),
+            match self.coarse {
+                Some(c) => format!(
+                    ", coarse clocks (tick {} ms, stalled {} ticks)",
+                    c.tick_us / 1000,
+                    c.stall_ticks
+                ),
+                None => String::new(),
+            },
             if self.rotation { "on" } else { "off" },
             self.grace_us / SEC,
             self.access_lifetime_s,

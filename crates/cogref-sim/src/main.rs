@@ -9,7 +9,7 @@ use std::time::Instant;
 use cogref_sim::config::Mutant;
 use cogref_sim::run::{Report, batch, parse_number, regressions, run_seed, shrink};
 
-const USAGE: &str = "usage: cargo xtask sim [--seed S [--faults LIST|none] [--trace] | --seeds N [--start S] [--all] | --ci] [--mutant no-lock|no-version|attached] [--threads N]
+const USAGE: &str = "usage: cargo xtask sim [--seed S [--faults LIST|none] [--trace] | --seeds N [--start S] [--all] | --ci] [--mutant M] [--threads N]
 
   --seed S       run one seed (decimal or 0x…) and say what it did; a failing run prints the
                  command that replays it and shrinks its faults to a minimal set
@@ -23,7 +23,8 @@ const USAGE: &str = "usage: cargo xtask sim [--seed S [--faults LIST|none] [--tr
                  granted (no-lock), its save ignoring the version (no-version), a refresh task
                  dropped with the caller that started it (attached), the transport logging
                  request bodies (leaky-transport), Cognito telling its third grant's set half
-                 its lifetime (short-expires-in); the run should fail
+                 its lifetime (short-expires-in), the coarse clocks stalled two seconds past
+                 their stated lag (coarse-stall); the run should fail
   --threads N    threads for --seeds and --ci (default: every core)";
 
 /// The CI batch: seeds 0..CI_SEEDS (about a minute on two cores).

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cogref_core::driver::{DetachedTask, HttpRequest, HttpResponse};
 use cogref_core::secrecy::SecretString;
-use cogref_core::{Environment, Error, TokenSet, TransportError, TransportErrorKind};
+use cogref_core::{Environment, Error, Now, TokenSet, TransportError, TransportErrorKind};
 use cogref_session::{SessionError, StoreError, Versioned};
 
 use crate::cognito::EPOCH_SECS;
@@ -404,6 +404,17 @@ pub struct SimEnv {
     host: usize,
     mono_base: Instant,
     rng: Arc<Mutex<Rng>>,
+    coarse: Option<Coarse>,
+}
+
+/// A process's coarse clocks ([`crate::config::CoarseSim`]).
+#[derive(Debug, Clone, Copy)]
+struct Coarse {
+    sim: crate::config::CoarseSim,
+    /// Where the host's ticks fall (µs into a tick at true time 0).
+    phase_us: u64,
+    /// How far back the process's monotonic anchor sits (µs, at most twelve ticks).
+    anchor_back_us: u64,
 }
 
 impl SimEnv {
@@ -414,7 +425,24 @@ impl SimEnv {
             host,
             mono_base,
             rng: Arc::new(Mutex::new(Rng::new(seed))),
+            coarse: None,
         }
+    }
+
+    /// The same, whose `clocks()` (a session's cached path) reads coarse clocks: the host's
+    /// ticks fall `phase_us` into each tick, the monotonic anchor sits `anchor_back_us` back.
+    pub fn with_coarse(
+        mut self,
+        sim: crate::config::CoarseSim,
+        phase_us: u64,
+        anchor_back_us: u64,
+    ) -> Self {
+        self.coarse = Some(Coarse {
+            sim,
+            phase_us: phase_us % sim.tick_us,
+            anchor_back_us: anchor_back_us.min(12 * sim.tick_us),
+        });
+        self
     }
 
     /// The wall clock at true time `t` for an offset `offset`.
@@ -438,5 +466,24 @@ impl Environment for SimEnv {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .next_u64()
+    }
+
+    fn clocks(&self) -> Now {
+        let Some(c) = self.coarse else {
+            return Now::new(self.wall_clock(), self.now());
+        };
+        let t = self.clock.now();
+        // As of the host's last tick, that tick itself up to `stall_ticks` late.
+        let ticked =
+            t.saturating_sub((t + c.phase_us) % c.sim.tick_us + c.sim.stall_ticks * c.sim.tick_us);
+        Now::new(
+            Self::wall_at(ticked, self.clock.offset(self.host)),
+            self.mono_base + Duration::from_micros(ticked.saturating_sub(c.anchor_back_us)),
+        )
+    }
+
+    fn clocks_lag(&self) -> Duration {
+        self.coarse
+            .map_or(Duration::ZERO, |c| Duration::from_micros(c.sim.lag_us()))
     }
 }

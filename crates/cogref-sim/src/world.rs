@@ -474,21 +474,41 @@ impl World {
         // Managers of one OS process read one monotonic clock; separate processes each count
         // from a base of their own.
         let shared_base = base + Duration::from_secs(rng.range(0, 1_000_000));
+        // Coarse clocks: drawn from a stream of their own (every other draw stays as it was).
+        let mut coarse_rng = Rng::stream(seed, 5);
         let procs = cfg
             .processes
             .iter()
             .map(|p| Proc {
                 blocking: p.blocking,
-                env: SimEnv::new(
-                    clock.clone(),
-                    p.host,
-                    if cfg.one_os_process {
-                        shared_base
-                    } else {
-                        base + Duration::from_secs(rng.range(0, 1_000_000))
-                    },
-                    rng.next_u64(),
-                ),
+                env: {
+                    let env = SimEnv::new(
+                        clock.clone(),
+                        p.host,
+                        if cfg.one_os_process {
+                            shared_base
+                        } else {
+                            base + Duration::from_secs(rng.range(0, 1_000_000))
+                        },
+                        rng.next_u64(),
+                    );
+                    let coarse = match mutant {
+                        Some(Mutant::CoarseStall) => Some(crate::config::CoarseSim {
+                            tick_us: 4_000,
+                            stall_ticks: 500,
+                        }),
+                        _ => cfg.coarse,
+                    };
+                    match coarse {
+                        // The host's ticks: one phase per host (hash of its index).
+                        Some(coarse) => env.with_coarse(
+                            coarse,
+                            Rng::stream(seed, 6 + p.host as u64).below(coarse.tick_us),
+                            coarse_rng.below(12 * coarse.tick_us + 1),
+                        ),
+                        None => env,
+                    }
+                },
                 inc: 0,
                 up: false,
                 ready: false,
