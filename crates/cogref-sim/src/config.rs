@@ -42,9 +42,9 @@ pub enum Mutant {
     /// JWT's `exp`), so the library refreshes that set about half a lifetime early, once per
     /// run; the checker keeps the true lifetime. Invariant 2's own test (review 17).
     ShortExpiresIn,
-    /// The coarse clocks stall two seconds, past the lag their environment states (100 ms):
-    /// the cached path serves tokens up to two seconds late, past the second by which the
-    /// library counts a token's expiry short. Invariant 3's test.
+    /// The coarse clocks stall two seconds in all, some 1.9 s past the lag their environment
+    /// states (100 ms): the cached path serves tokens that much late, past the second by which
+    /// the library counts a token's expiry short. Invariant 3's test.
     CoarseStall,
 }
 
@@ -162,11 +162,14 @@ pub enum Planned {
 /// Coarse clocks for the session's cached path, as the transports read on Linux
 /// (`StdEnvironment::with_coarse_clocks`): each reading behind the true clock by the time since
 /// the host's last tick plus a stall of whole ticks, the monotonic reading by a process's
-/// anchor too, all within the assumption (twelve ticks of coarse lag, twelve for the anchor);
-/// the lag stated is 25 ticks.
+/// anchor too, all within the assumption (twelve ticks of coarse lag; the anchor up to
+/// thirteen, twelve and the gap the transports allow); the lag stated is 25 ticks. Each host
+/// draws its own tick (1, 4 or 10 ms) and phase; `tick_us` is the mutant's, and the tick the
+/// stall is counted in for the summary.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoarseSim {
-    /// The kernel's tick (µs).
+    /// The kernel's tick (µs) under the `coarse-stall` mutant; otherwise each host draws its
+    /// own (world.rs), and this draw only keeps the stream's later draws where they were.
     pub tick_us: u64,
     /// Whole ticks the timekeeping stalls by, on top of the tick's own lag (0 to 11; the
     /// `coarse-stall` mutant: 500).
@@ -482,11 +485,7 @@ impl WorldConfig {
                 .map(|s| (*s as f64 / 1e6 * 10.0).round() / 10.0)
                 .collect::<Vec<_>>(),
             match self.coarse {
-                Some(c) => format!(
-                    ", coarse clocks (tick {} ms, stalled {} ticks)",
-                    c.tick_us / 1000,
-                    c.stall_ticks
-                ),
+                Some(c) => format!(", coarse clocks (stalled {} ticks)", c.stall_ticks),
                 None => String::new(),
             },
             if self.rotation { "on" } else { "off" },

@@ -64,9 +64,9 @@
 //! a store outage; the store emptied (the token file deleted, Redis restarted without its
 //! data); a Redis lease running out mid-refresh or dropped early; wall clocks stepped back or
 //! forward (a second to two hours) and skewed between hosts; in half the worlds, coarse clocks
-//! on the cached path, as the transports read on Linux (each host's ticks of 1, 4 or 10 ms,
-//! stalled up to eleven ticks, each process's monotonic anchor up to twelve back; the lag
-//! stated 25 ticks); the lineage revoked or expiring.
+//! on the cached path, as the transports read on Linux (each host's own tick of 1, 4 or 10 ms
+//! and phase, the stall of up to eleven ticks one per world, each process's monotonic anchor up
+//! to thirteen ticks back; the lag stated 25 ticks; a restarted process keeps its anchor); the lineage revoked or expiring.
 //! A memory store's world has no crash, data loss or store failure: its managers are one
 //! process, and a memory store dies only with it.
 //!
@@ -206,3 +206,5 @@ pub mod world;
 mod review17;
 #[cfg(test)]
 mod review17b;
+#[cfg(test)]
+mod review18b;

@@ -23,8 +23,8 @@ const USAGE: &str = "usage: cargo xtask sim [--seed S [--faults LIST|none] [--tr
                  granted (no-lock), its save ignoring the version (no-version), a refresh task
                  dropped with the caller that started it (attached), the transport logging
                  request bodies (leaky-transport), Cognito telling its third grant's set half
-                 its lifetime (short-expires-in), the coarse clocks stalled two seconds past
-                 their stated lag (coarse-stall); the run should fail
+                 its lifetime (short-expires-in), the coarse clocks two seconds behind, 1.9 s
+                 past their stated lag (coarse-stall); the run should fail
   --threads N    threads for --seeds and --ci (default: every core)";
 
 /// The CI batch: seeds 0..CI_SEEDS (about a minute on two cores).

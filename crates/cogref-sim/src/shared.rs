@@ -430,7 +430,8 @@ impl SimEnv {
     }
 
     /// The same, whose `clocks()` (a session's cached path) reads coarse clocks: the host's
-    /// ticks fall `phase_us` into each tick, the monotonic anchor sits `anchor_back_us` back.
+    /// ticks fall `phase_us` into each tick, the monotonic anchor sits `anchor_back_us` back
+    /// (at most thirteen ticks).
     pub fn with_coarse(
         mut self,
         sim: crate::config::CoarseSim,
@@ -440,7 +441,7 @@ impl SimEnv {
         self.coarse = Some(Coarse {
             sim,
             phase_us: phase_us % sim.tick_us,
-            anchor_back_us: anchor_back_us.min(12 * sim.tick_us),
+            anchor_back_us: anchor_back_us.min(13 * sim.tick_us),
         });
         self
     }

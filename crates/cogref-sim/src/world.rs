@@ -500,12 +500,20 @@ impl World {
                         _ => cfg.coarse,
                     };
                     match coarse {
-                        // The host's ticks: one phase per host (hash of its index).
-                        Some(coarse) => env.with_coarse(
-                            coarse,
-                            Rng::stream(seed, 6 + p.host as u64).below(coarse.tick_us),
-                            coarse_rng.below(12 * coarse.tick_us + 1),
-                        ),
+                        Some(coarse) => {
+                            // The host's kernel: its own tick (the mutant's is fixed) and phase.
+                            let mut host = Rng::stream(seed, 6 + p.host as u64);
+                            let tick_us = match mutant {
+                                Some(Mutant::CoarseStall) => coarse.tick_us,
+                                _ => host.pick(&[1_000, 4_000, 4_000, 10_000]),
+                            };
+                            let coarse = crate::config::CoarseSim { tick_us, ..coarse };
+                            env.with_coarse(
+                                coarse,
+                                host.below(tick_us),
+                                coarse_rng.below(13 * tick_us + 1),
+                            )
+                        }
                         None => env,
                     }
                 },

@@ -71,9 +71,10 @@ enum Quick {
 ///
 /// A coarse clock is its fine clock as of the timekeeping CPU's last tick: the vDSO reads it
 /// without the CPU's time-stamp counter (~5 ns instead of ~22 in a standalone loop on this
-/// project's VM, TSC clock source), and it lags by a tick (1 to 10 ms, the `resolution`)
-/// normally, by more when that CPU's ticks are late (see
-/// [`StdEnvironment::with_coarse_clocks`]).
+/// project's VM, TSC clock source). It lags by up to a tick (1 to 10 ms, the `resolution`)
+/// most of the time, by two or three when that CPU's ticks come late (on this project's VM,
+/// with a 4 ms tick: more than a tick in about a fifth of readings, 2.3 ticks at most idle,
+/// 3.3 under load); see the assumption in [`StdEnvironment::with_coarse_clocks`].
 #[derive(Debug, Clone, Copy)]
 pub struct CoarseClocks {
     /// The coarse monotonic clock, as time since its zero: the clock `now` reads, as of the
@@ -181,11 +182,12 @@ impl StdEnvironment {
     /// `now` and `wall_clock` still read the fine clocks, for every decision a session
     /// records.
     ///
-    /// Left as it was (both fine clocks read each time) if the resolution is zero or coarser
-    /// than 20 ms, or if the coarse monotonic clock cannot be placed on `now`'s timeline (no
-    /// reading; a `now` less than twelve ticks after its zero; the fine readings around the
-    /// coarse one more than a tick apart three times in a row); a call whose coarse readings
-    /// are missing or cannot be placed reads the fine clocks. Replaces a hold.
+    /// Left as it was (a hold kept, if it had one; else both fine clocks read each time) if
+    /// the resolution is zero or coarser than 20 ms, or if the coarse monotonic clock cannot
+    /// be placed on `now`'s timeline (no reading; an `Instant` that cannot be moved back twelve
+    /// ticks; the fine readings around the coarse one more than a tick apart three times in a
+    /// row); otherwise replaces a hold. A call whose coarse readings are missing or cannot be
+    /// placed reads the fine clocks.
     ///
     /// ```
     /// use std::time::{Duration, Instant, SystemTime};
@@ -202,7 +204,6 @@ impl StdEnvironment {
     /// assert!(env.clocks().mono <= Instant::now());
     /// ```
     pub fn with_coarse_clocks(mut self, clocks: CoarseClocks) -> Self {
-        self.quick = Quick::Fresh;
         if clocks.resolution.is_zero() || clocks.resolution > COARSEST_RESOLUTION {
             return self;
         }
