@@ -161,7 +161,7 @@ impl StdEnvironment {
     /// the cost, each up to [`clocks_lag`](Environment::clocks_lag) behind its clock. What the
     /// transports do on Linux: a session's cached `access_token()` reads the clocks on every
     /// call, and the fine ones were most of its cost (`cargo bench -p cogref-session --bench
-    /// session`: 82 ns a call instead of 118 on this project's VM).
+    /// session`: about 80 ns a call instead of about 115 on this project's VM).
     ///
     /// **The assumption:** a coarse clock lags its fine clock by at most twelve ticks (it
     /// moves on at each tick of the timekeeping CPU; Linux lets another CPU take over after
