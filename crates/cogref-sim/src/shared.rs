@@ -413,7 +413,7 @@ struct Coarse {
     sim: crate::config::CoarseSim,
     /// Where the host's ticks fall (µs into a tick at true time 0).
     phase_us: u64,
-    /// How far back the process's monotonic anchor sits (µs, at most twelve ticks).
+    /// How far back the process's monotonic anchor sits (µs, at most thirteen ticks).
     anchor_back_us: u64,
 }
 
