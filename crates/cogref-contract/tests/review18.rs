@@ -5,62 +5,20 @@
 //! on a loaded server or a VM whose vCPUs are descheduled). Held at 9923947; the lag is 25
 //! ticks since the fix of review 18's findings.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use cogref_core::Environment;
 use cogref_core::driver::StdEnvironment;
 
-/// Busy threads for as long as `f` runs: more runnable threads than the machine has cores.
+/// Busy threads for as long as `f` runs: three per core.
 fn under_load<R>(f: impl FnOnce() -> R) -> R {
-    let stop = AtomicBool::new(false);
-    let cores = std::thread::available_parallelism().map_or(2, usize::from);
-    std::thread::scope(|s| {
-        for _ in 0..cores * 3 {
-            s.spawn(|| {
-                let mut x = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(1));
-                }
-            });
-        }
-        let result = f();
-        stop.store(true, Ordering::Relaxed);
-        result
-    })
+    cogref_contract::clocks::under_load(3, f)
 }
 
 /// One reading of `env`, checked against the fine clocks read around it. An error names the
 /// breach.
 fn check_one(env: &StdEnvironment) -> Result<(), String> {
-    let lag = env.clocks_lag();
-    let (mono_before, wall_before) = (Instant::now(), SystemTime::now());
-    let now = env.clocks();
-    let (mono_after, wall_after) = (Instant::now(), SystemTime::now());
-    if now.mono > mono_after {
-        return Err(format!(
-            "monotonic reading {:?} ahead of the fine clock",
-            now.mono - mono_after
-        ));
-    }
-    if now.mono + lag < mono_before {
-        return Err(format!(
-            "monotonic reading {:?} behind, more than the lag {lag:?}",
-            mono_before - now.mono
-        ));
-    }
-    if let Ok(ahead) = now.wall.duration_since(wall_after)
-        && !ahead.is_zero()
-    {
-        return Err(format!("wall reading {ahead:?} ahead of the fine clock"));
-    }
-    if now.wall + lag < wall_before {
-        return Err(format!(
-            "wall reading {:?} behind, more than the lag {lag:?}",
-            wall_before.duration_since(now.wall).unwrap_or_default()
-        ));
-    }
-    Ok(())
+    cogref_contract::clocks::check_reading(env).map(drop)
 }
 
 type Maker = fn() -> StdEnvironment;
