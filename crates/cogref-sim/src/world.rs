@@ -474,7 +474,15 @@ impl World {
         // Managers of one OS process read one monotonic clock; separate processes each count
         // from a base of their own.
         let shared_base = base + Duration::from_secs(rng.range(0, 1_000_000));
-        // Coarse clocks: drawn from a stream of their own (every other draw stays as it was).
+        // Coarse clocks: the mutant's stall, else the seed's; drawn from streams of their own
+        // (every other draw stays as it was).
+        let coarse = match mutant {
+            Some(Mutant::CoarseStall) => Some(crate::config::CoarseSim {
+                tick_us: 4_000,
+                stall_ticks: 500,
+            }),
+            _ => cfg.coarse,
+        };
         let mut coarse_rng = Rng::stream(seed, 5);
         let procs = cfg
             .processes
@@ -492,13 +500,6 @@ impl World {
                         },
                         rng.next_u64(),
                     );
-                    let coarse = match mutant {
-                        Some(Mutant::CoarseStall) => Some(crate::config::CoarseSim {
-                            tick_us: 4_000,
-                            stall_ticks: 500,
-                        }),
-                        _ => cfg.coarse,
-                    };
                     match coarse {
                         Some(coarse) => {
                             // The host's kernel: its own tick (the mutant's is fixed) and phase.
@@ -507,9 +508,8 @@ impl World {
                                 Some(Mutant::CoarseStall) => coarse.tick_us,
                                 _ => host.pick(&[1_000, 4_000, 4_000, 10_000]),
                             };
-                            let coarse = crate::config::CoarseSim { tick_us, ..coarse };
                             env.with_coarse(
-                                coarse,
+                                crate::config::CoarseSim { tick_us, ..coarse },
                                 host.below(tick_us),
                                 coarse_rng.below(13 * tick_us + 1),
                             )
