@@ -43,7 +43,9 @@ fuzz_target!(|input: Input| {
     if let Some(url) = &input.endpoint_url {
         config = config.endpoint_url(url.clone());
     }
-    let Ok(endpoint) = config.resolve() else { return };
+    let Ok(endpoint) = config.resolve() else {
+        return;
+    };
     if input.endpoint_url.is_none() {
         // A region can only ever select a host under cognito-idp; never another host.
         let host = endpoint.host();
@@ -59,7 +61,10 @@ fuzz_target!(|input: Input| {
     };
     let request = build_request(&endpoint, &refresh, &attempt).into_http();
     let body: serde_json::Value = serde_json::from_slice(request.body()).expect("JSON body");
-    assert_eq!(body["RefreshToken"].as_str(), Some(refresh.refresh_token().expose_secret()));
+    assert_eq!(
+        body["RefreshToken"].as_str(),
+        Some(refresh.refresh_token().expose_secret())
+    );
     assert_eq!(body["ClientId"].as_str(), Some(refresh.client_id()));
     assert_eq!(request.uri().to_string(), endpoint.url());
 });

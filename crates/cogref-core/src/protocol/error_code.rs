@@ -67,15 +67,24 @@ pub enum ErrorBodyFault {
 
 /// Reads the top-level fields of an error body.
 ///
-/// An empty or whitespace-only body, and a body whose value is valid JSON but not an object,
+/// An empty body or one of JSON whitespace only, and a body whose value is valid JSON but not an object,
 /// yield an empty [`ErrorBody`]; invalid JSON is an [`ErrorBodyFault`].
 pub fn parse_error_body(body: &[u8]) -> Result<ErrorBody, ErrorBodyFault> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    if is_blank(body) {
         return Ok(ErrorBody::default());
     }
     parse_json::<TopLevel>(body)
         .map(|t| t.0)
         .map_err(|(fault, _)| fault)
+}
+
+/// Whether a body is empty or only JSON whitespace (RFC 8259 §2: space, tab, line feed, carriage
+/// return), which every parser here reads as no value at all. Not Rust's `is_ascii_whitespace`,
+/// which also takes a form feed: a form feed is no more JSON than any other byte, and a body of
+/// one must not pass for an empty answer (for `RevokeToken`, for a revocation).
+pub(crate) fn is_blank(body: &[u8]) -> bool {
+    body.iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
 }
 
 /// Parses one JSON value that must fill the whole body.
@@ -390,6 +399,15 @@ mod tests {
                 "{body}"
             );
         }
+    }
+
+    #[test]
+    fn only_json_whitespace_is_blank_not_a_form_feed() {
+        assert!(is_blank(b""));
+        assert!(is_blank(b" \t\r\n"));
+        // Rust's is_ascii_whitespace takes 0x0C; JSON does not.
+        assert!(!is_blank(b"\x0c"));
+        assert_eq!(parse_error_body(b" \x0c "), Err(ErrorBodyFault::NotJson));
     }
 
     #[test]

@@ -268,7 +268,7 @@ fn parse_success(
         return Err((ResponseErrorKind::BodyTooLarge { limit }, None));
     }
     // An empty body is `{}` (docs/protocol.md §2.1), which then lacks AuthenticationResult.
-    let parsed: SuccessBody = if body.iter().all(u8::is_ascii_whitespace) {
+    let parsed: SuccessBody = if error_code::is_blank(body) {
         SuccessBody {
             authentication_result: None,
         }

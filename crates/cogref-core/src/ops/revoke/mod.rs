@@ -198,6 +198,26 @@ mod tests {
     }
 
     #[test]
+    fn a_number_beyond_an_f64_is_still_json_in_a_skipped_member() {
+        // RFC 8259's grammar has no range; serde_json's `Value` refuses these, the skip does not.
+        for body in [
+            r#"{"n":-99999999e99999}"#,
+            "\r{\r\"_&_type\":1e400}\n",
+            r#"{"a":[1e-99999,123456789012345678901234567890]}"#,
+        ] {
+            parse(200, &[], body).expect(body);
+        }
+    }
+
+    #[test]
+    fn a_2xx_of_form_feeds_is_not_an_empty_answer() {
+        assert_eq!(
+            kind(parse(200, &[], "\x0c").expect_err("form feed")),
+            Some(ResponseErrorKind::NotJson)
+        );
+    }
+
+    #[test]
     fn a_2xx_that_is_not_a_json_object_is_not_taken_for_a_revocation() {
         assert_eq!(
             kind(parse(200, &[], "<html>portal</html>").expect_err("html")),

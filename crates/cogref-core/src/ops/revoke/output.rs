@@ -46,7 +46,9 @@ impl<'de> Deserialize<'de> for AnyObject {
 /// Stricter than the SDK, which reads nothing of this body: a 2xx that is not a JSON object
 /// (a proxy's or captive portal's HTML page) is a [`ResponseError`](crate::ResponseError), so
 /// that a page that never reached Cognito is not taken for a revocation (a token believed
-/// revoked but still alive is the failure that matters here). An empty body counts as `{}`.
+/// revoked but still alive is the failure that matters here). An empty body (or one of JSON
+/// whitespace only) counts as `{}`. "A JSON object" is the grammar's (RFC 8259): members are
+/// skipped unread, so a number beyond what an `f64` holds (`1e99999`) is still a number there.
 pub(crate) fn from_success(success: &Success<'_>) -> Result<RevokeOutput, Error> {
     let body = success.body;
     if body.len() > success.limits.max_body_bytes {
@@ -55,7 +57,7 @@ pub(crate) fn from_success(success: &Success<'_>) -> Result<RevokeOutput, Error>
             .error(crate::ResponseErrorKind::BodyTooLarge { limit }, None)
             .into());
     }
-    if !body.iter().all(u8::is_ascii_whitespace) {
+    if !error_code::is_blank(body) {
         // JSON is UTF-8; skipping a member's value does not check that, so check it first.
         if std::str::from_utf8(body).is_err() {
             let kind = crate::ResponseErrorKind::NotJson;
