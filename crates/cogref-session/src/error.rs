@@ -89,6 +89,12 @@ fn sign_out_failed(error: &CallError) -> String {
     } else {
         "see the error, then try again"
     };
+    if error.requires_sign_in() {
+        // A code RevokeToken does not send, but which says the token is dead wherever it comes.
+        return format!(
+            "sign-out failed: Cognito refused the revocation with an error that says the refresh token no longer works ({error}); nothing was changed here, and the next refresh will tell: sign in again"
+        );
+    }
     if lost {
         format!(
             "sign-out failed: no answer from Cognito ({error}), so the refresh token may or may not have been revoked; nothing was changed here and the session goes on: {next} (revoking twice is harmless)"
@@ -116,5 +122,47 @@ impl SessionError {
 impl From<StoreError> for SessionError {
     fn from(e: StoreError) -> Self {
         SessionError::Store(Arc::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use cogref_core::http::{HeaderMap, HeaderValue, StatusCode};
+    use cogref_core::ops::revoke::parse_response;
+    use cogref_core::{CallError, ResponseLimits};
+
+    use super::*;
+
+    fn failed_sign_out(code: &str) -> SessionError {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-amzn-errortype",
+            HeaderValue::from_str(code).expect("code"),
+        );
+        let e = parse_response(
+            StatusCode::BAD_REQUEST,
+            &headers,
+            b"{}",
+            SystemTime::UNIX_EPOCH,
+            &ResponseLimits::default(),
+        )
+        .expect_err(code);
+        SessionError::SignOutFailed(Arc::new(CallError::new(e, 1)))
+    }
+
+    #[test]
+    fn a_failed_sign_out_says_the_token_still_works_only_when_no_code_says_it_is_dead() {
+        let kept = failed_sign_out("UnsupportedOperationException").to_string();
+        assert!(kept.contains("the refresh token still works"), "{kept}");
+        for code in ["RefreshTokenReuseException", "UserNotFoundException"] {
+            let dead = failed_sign_out(code).to_string();
+            assert!(!dead.contains("still works"), "{dead}");
+            assert!(
+                dead.contains("no longer works") && dead.contains("sign in again"),
+                "{dead}"
+            );
+        }
     }
 }

@@ -248,6 +248,25 @@ mod tests {
     }
 
     #[test]
+    fn a_code_revoke_does_not_send_keeps_its_meaning_everywhere() {
+        for (code, kind) in [
+            (
+                "RefreshTokenReuseException",
+                ServiceErrorKind::RefreshTokenReuse,
+            ),
+            ("UserNotFoundException", ServiceErrorKind::UserNotFound),
+        ] {
+            assert!(!RevokeToken::MODELED_ERRORS.contains(&kind));
+            let e = parse(400, &[("x-amzn-errortype", code)], "").expect_err(code);
+            assert_eq!(e.as_service().map(|s| s.kind), Some(kind));
+            assert!(
+                e.requires_sign_in(),
+                "{code}: the token is dead, whatever was asked"
+            );
+        }
+    }
+
+    #[test]
     fn every_modeled_error_maps_to_its_kind_with_its_verdicts() {
         for kind in RevokeToken::MODELED_ERRORS {
             let code = ServiceErrorKind::MODELED
