@@ -26,6 +26,7 @@ pub(crate) fn ci() -> Result {
     // The restart tests start redis-server themselves, so it must be installed even when
     // COGREF_REDIS_URL names a server to use.
     let redis_binary = redis::locate_or_install(&path)?;
+    crate::system::locate_or_install_valgrind(&path)?;
     // The interop step comes after the test suite; what it needs is known now.
     crate::interop::require_tools()?;
     let tools_bin = tools::ensure_tools(&[CARGO_DENY, CARGO_FUZZ], &path)?;

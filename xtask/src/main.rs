@@ -10,7 +10,7 @@
 //!
 //! One module per chore: `ci` (the CI sequence), `fuzz`, `deps` (dependency-tree checks),
 //! `bench`, `citations` (the source's references to docs/protocol.md); what the checks need from the machine lives in `tools` (pinned cargo tools, the
-//! nightly toolchain) and `redis`; `process` holds the helpers for running commands.
+//! nightly toolchain), `redis` and `system` (apt-get: redis-server, valgrind); `process` holds the helpers for running commands.
 
 mod bench;
 mod ci;
@@ -21,6 +21,7 @@ mod interop;
 mod process;
 mod redis;
 mod sim;
+mod system;
 mod tools;
 
 use std::env;

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::process::{find_in_path, is_executable};
+use crate::system::{apt_install, is_root, may_install, passwordless_sudo};
 
 /// The variable the fleet-store tests read for the Redis to use.
 pub(crate) const URL_VAR: &str = "COGREF_REDIS_URL";
@@ -27,47 +28,6 @@ pub(crate) const MISSING: &str = "redis-server is not installed and xtask cannot
     here (that needs apt-get, as root or with passwordless sudo): install Redis yourself \
     (Debian/Ubuntu: `sudo apt-get install redis-server`, Fedora: `sudo dnf install redis`, \
     macOS: `brew install redis`) and run again";
-
-/// How apt-get may be run here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Privilege {
-    /// xtask runs as root.
-    Root,
-    /// `sudo -n` works (no password prompt).
-    Sudo,
-}
-
-/// Whether xtask may install redis-server itself: apt-get must be on `path`, and it must be
-/// able to run it without asking anyone for a password.
-pub(crate) fn may_install(
-    path: &OsStr,
-    is_root: bool,
-    passwordless_sudo: impl FnOnce() -> bool,
-) -> Option<Privilege> {
-    find_in_path("apt-get", path)?;
-    if is_root {
-        return Some(Privilege::Root);
-    }
-    (find_in_path("sudo", path).is_some() && passwordless_sudo()).then_some(Privilege::Sudo)
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .stderr(Stdio::null())
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-fn passwordless_sudo() -> bool {
-    Command::new("sudo")
-        .args(["-n", "true"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 /// The `redis-server` binary: the one `COGREF_REDIS_SERVER` names, else the one on `path`, else
 /// installed now through apt-get when that is allowed (see [`may_install`]); otherwise the
@@ -85,29 +45,7 @@ fn locate_or_install_with(named: Option<PathBuf>, path: &OsStr) -> Result<PathBu
     }
     let privilege = may_install(path, is_root(), passwordless_sudo).ok_or(MISSING)?;
     eprintln!("\n==> installing redis-server with apt-get (the fleet-store tests need it)");
-    let apt = |args: &[&str]| {
-        let mut c = match privilege {
-            Privilege::Root => Command::new("apt-get"),
-            Privilege::Sudo => {
-                let mut c = Command::new("sudo");
-                c.args(["-n", "env", "DEBIAN_FRONTEND=noninteractive", "apt-get"]);
-                c
-            }
-        };
-        c.env("DEBIAN_FRONTEND", "noninteractive").args(args);
-        c.status().is_ok_and(|s| s.success())
-    };
-    let installed = apt(&["update", "-qq"])
-        && apt(&[
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            // Never upgrade a redis-server that is installed but not on PATH.
-            "--no-upgrade",
-            "redis-server",
-        ]);
-    if !installed {
+    if !apt_install(privilege, "redis-server") {
         return Err(
             "apt-get could not install redis-server (see its output above): install \
                     Redis yourself and run again"
@@ -358,11 +296,11 @@ mod tests {
         let (dir, apt_and_sudo) = fake_path(&["apt-get", "sudo"]);
         assert_eq!(
             may_install(&apt_and_sudo, true, || false),
-            Some(Privilege::Root)
+            Some(crate::system::Privilege::Root)
         );
         assert_eq!(
             may_install(&apt_and_sudo, false, || true),
-            Some(Privilege::Sudo)
+            Some(crate::system::Privilege::Sudo)
         );
         assert_eq!(may_install(&apt_and_sudo, false, || false), None);
         let (dir2, no_apt) = fake_path(&["sudo"]);

@@ -85,6 +85,18 @@ fn what_xtask_cannot_install_is_reported_before_any_tool_is_built() {
     );
     assert!(stderr.contains("redis-server is not installed"), "{stderr}");
 
+    let (stderr, calls) = ci_with(
+        "no-valgrind",
+        "echo 'rustc 1.97.0-nightly (0000000 2026-01-01)'",
+        &[("redis-server", "exit 1")],
+        &[],
+    );
+    assert!(
+        !calls.contains("install"),
+        "cargo install ran before the missing valgrind was reported: {calls}\n{stderr}"
+    );
+    assert!(stderr.contains("valgrind is not installed"), "{stderr}");
+
     // Everything xtask checks up front is there; Node.js and Python, which the interop step
     // needs and xtask cannot install, are not: that is found out only after fmt, clippy and the
     // whole test suite (the interop step comes after `cargo test`).
@@ -95,6 +107,7 @@ fn what_xtask_cannot_install_is_reported_before_any_tool_is_built() {
             ("cargo-deny", "echo cargo-deny 0.20.2"),
             ("cargo-fuzz", "echo cargo-fuzz 0.13.2"),
             ("redis-server", "exit 1"),
+            ("valgrind", "exit 1"),
         ],
         &[("COGREF_REDIS_URL", "redis://127.0.0.1:1/")],
     );

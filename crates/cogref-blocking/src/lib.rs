@@ -69,19 +69,29 @@ pub fn environment() -> StdEnvironment {
     let env = StdEnvironment::new(Instant::now, SystemTime::now);
     #[cfg(target_os = "linux")]
     let env = {
-        use rustix::time::{ClockId, DynamicClockId, clock_getres, clock_gettime_dynamic};
-        // The fallible form: a kernel (or sandbox) without the clock answers `None`, where the
-        // infallible one panics.
+        use nix::sys::time::TimeSpec;
+        use nix::time::{ClockId, clock_getres, clock_gettime};
+        // Through the C library's `clock_gettime`, which `Instant::now` calls too: it uses the
+        // vDSO when it can and the system call when it cannot. (rustix's own vDSO reader
+        // crashes a process under valgrind: bytecodealliance/rustix#1559.) `None` from a
+        // kernel, or a sandbox, without the clock.
         fn read(clock: ClockId) -> Option<Duration> {
-            let at = clock_gettime_dynamic(DynamicClockId::Known(clock)).ok()?;
-            Duration::try_from(at).ok()
+            duration(clock_gettime(clock).ok()?)
         }
-        match read(ClockId::MonotonicCoarse) {
+        fn duration(at: TimeSpec) -> Option<Duration> {
+            let nanos = u32::try_from(at.tv_nsec())
+                .ok()
+                .filter(|n| *n < 1_000_000_000)?;
+            Some(Duration::new(u64::try_from(at.tv_sec()).ok()?, nanos))
+        }
+        match read(ClockId::CLOCK_MONOTONIC_COARSE) {
             // Asked only of a kernel that has the clock.
             Some(_) => env.with_coarse_clocks(cogref_core::driver::CoarseClocks {
-                monotonic: || read(ClockId::MonotonicCoarse),
-                wall: || SystemTime::UNIX_EPOCH.checked_add(read(ClockId::RealtimeCoarse)?),
-                resolution: Duration::try_from(clock_getres(ClockId::MonotonicCoarse))
+                monotonic: || read(ClockId::CLOCK_MONOTONIC_COARSE),
+                wall: || SystemTime::UNIX_EPOCH.checked_add(read(ClockId::CLOCK_REALTIME_COARSE)?),
+                resolution: clock_getres(ClockId::CLOCK_MONOTONIC_COARSE)
+                    .ok()
+                    .and_then(duration)
                     .unwrap_or(Duration::ZERO),
             }),
             None => env,

@@ -1,23 +1,19 @@
 //! Review 18b: the kernel's coarse clocks on this machine, read as the transports read them
-//! (rustix, `CLOCK_MONOTONIC_COARSE` against `CLOCK_MONOTONIC`), against what the docs of
+//! (`clock_gettime`, `CLOCK_MONOTONIC_COARSE` against `CLOCK_MONOTONIC`), against what the docs of
 //! `CoarseClocks` and `StdEnvironment::with_coarse_clocks` say of them; and the transports'
 //! environment read from many threads at once. Linux only.
 #![cfg(target_os = "linux")]
 
 use std::time::Duration;
 
-use rustix::time::{ClockId, clock_getres, clock_gettime};
+use nix::time::{ClockId, clock_getres, clock_gettime};
 
 fn ns(clock: ClockId) -> u128 {
-    Duration::try_from(clock_gettime(clock))
-        .expect("a reading")
-        .as_nanos()
+    Duration::from(clock_gettime(clock).expect("a reading")).as_nanos()
 }
 
 fn tick() -> u128 {
-    Duration::try_from(clock_getres(ClockId::MonotonicCoarse))
-        .expect("a resolution")
-        .as_nanos()
+    Duration::from(clock_getres(ClockId::CLOCK_MONOTONIC_COARSE).expect("a resolution")).as_nanos()
 }
 
 /// How far behind `CLOCK_MONOTONIC` each of `n` coarse readings is (ns), read the coarse clock
@@ -28,8 +24,8 @@ fn lags(n: usize) -> Vec<u128> {
             if i % 1_000 == 999 {
                 std::thread::sleep(Duration::from_micros(300));
             }
-            let coarse = ns(ClockId::MonotonicCoarse);
-            let fine = ns(ClockId::Monotonic);
+            let coarse = ns(ClockId::CLOCK_MONOTONIC_COARSE);
+            let fine = ns(ClockId::CLOCK_MONOTONIC);
             fine.saturating_sub(coarse)
         })
         .collect()

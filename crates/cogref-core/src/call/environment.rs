@@ -67,7 +67,7 @@ enum Quick {
 
 /// The kernel's coarse clocks, as a platform reads them, for
 /// [`StdEnvironment::with_coarse_clocks`]. On Linux the transports pass
-/// `CLOCK_MONOTONIC_COARSE` and `CLOCK_REALTIME_COARSE` (read through `rustix`).
+/// `CLOCK_MONOTONIC_COARSE` and `CLOCK_REALTIME_COARSE` (the C library's `clock_gettime`, through `nix`).
 ///
 /// A coarse clock is its fine clock as of the timekeeping CPU's last tick: the vDSO reads it
 /// without the CPU's time-stamp counter (~5 ns instead of ~22 in a standalone loop on this
