@@ -40,7 +40,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::io;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 pub use cogref_core::driver::StdEnvironment;
 use cogref_core::driver::{HttpRequest, HttpResponse};
@@ -60,45 +60,9 @@ pub fn client(endpoint: Endpoint, config: CallConfig) -> Client {
     Client::new(transport, environment(), endpoint, config)
 }
 
-/// The clocks and randomness [`client`] gives its client: the system's fine clocks
-/// (`Instant::now`, `SystemTime::now`) for every call and every decision a session records and,
-/// on Linux, the kernel's coarse clocks for a session's cached token (both clocks read on every
-/// call, at a fraction of the cost, up to 25 kernel ticks behind under the assumption spelt out
-/// in [`StdEnvironment::with_coarse_clocks`]).
-pub fn environment() -> StdEnvironment {
-    let env = StdEnvironment::new(Instant::now, SystemTime::now);
-    #[cfg(target_os = "linux")]
-    let env = {
-        use nix::sys::time::TimeSpec;
-        use nix::time::{ClockId, clock_getres, clock_gettime};
-        // Through the C library's `clock_gettime`, which `Instant::now` calls too: it uses the
-        // vDSO when it can and the system call when it cannot. (rustix's own vDSO reader
-        // crashes a process under valgrind: bytecodealliance/rustix#1559.) `None` from a
-        // kernel, or a sandbox, without the clock.
-        fn read(clock: ClockId) -> Option<Duration> {
-            duration(clock_gettime(clock).ok()?)
-        }
-        fn duration(at: TimeSpec) -> Option<Duration> {
-            let nanos = u32::try_from(at.tv_nsec())
-                .ok()
-                .filter(|n| *n < 1_000_000_000)?;
-            Some(Duration::new(u64::try_from(at.tv_sec()).ok()?, nanos))
-        }
-        match read(ClockId::CLOCK_MONOTONIC_COARSE) {
-            // Asked only of a kernel that has the clock.
-            Some(_) => env.with_coarse_clocks(cogref_core::driver::CoarseClocks {
-                monotonic: || read(ClockId::CLOCK_MONOTONIC_COARSE),
-                wall: || SystemTime::UNIX_EPOCH.checked_add(read(ClockId::CLOCK_REALTIME_COARSE)?),
-                resolution: clock_getres(ClockId::CLOCK_MONOTONIC_COARSE)
-                    .ok()
-                    .and_then(duration)
-                    .unwrap_or(Duration::ZERO),
-            }),
-            None => env,
-        }
-    };
-    env
-}
+/// The clocks and randomness [`client`] gives its client: std's fine clocks, and on Linux the
+/// kernel's coarse clocks for a session's cached token (see [`cogref_clocks::environment`]).
+pub use cogref_clocks::environment;
 
 /// A [`BlockingTransport`] over a ureq agent.
 #[derive(Debug, Clone)]

@@ -12,9 +12,12 @@ use cogref_core::Environment;
 /// Set in the child this test starts under valgrind.
 const CHILD: &str = "COGREF_CONTRACT_UNDER_VALGRIND";
 
+/// A transport's `environment()`.
+type MakeEnvironment = fn() -> cogref_core::driver::StdEnvironment;
+
 #[test]
 fn every_transports_clocks_read_under_valgrind() {
-    let environments: [(&str, fn() -> cogref_core::driver::StdEnvironment); 3] = [
+    let environments: [(&str, MakeEnvironment); 3] = [
         ("cogref-blocking", cogref_blocking::environment),
         ("cogref-reqwest", cogref_reqwest::environment),
         ("cogref-isahc", cogref_isahc::environment),
