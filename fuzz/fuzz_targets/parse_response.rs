@@ -50,8 +50,11 @@ fuzz_target!(|input: Input<'_>| {
         Err(e) => {
             assert!(!e.to_string().is_empty());
             let _ = format!("{e:?}");
-            if e.requires_sign_in() {
-                assert!(!e.is_retryable());
+            // A dead token is final, but for a 500, 502, 503 or 504, which the SDK retries
+            // whatever its code (docs/protocol.md §6.2): retried as transient, never throttled.
+            if e.requires_sign_in() && e.is_retryable() {
+                assert!(cogref_core::call::classify::by_status(status).is_some());
+                assert_eq!(e.retry_kind(), Some(cogref_core::RetryKind::Transient));
             }
             if e.retry_after().is_some() {
                 assert!(e.is_retryable());

@@ -154,7 +154,12 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Value, Refusal> {
             format!("Content-Type must be {JSON_1_1}"),
         ));
     }
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // JSON's whitespace only (not a form feed, which Rust's `is_ascii_whitespace` takes): a
+    // body of one is not JSON, as the core reads it too.
+    if body
+        .iter()
+        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    {
         return Ok(json!({}));
     }
     serde_json::from_slice(body).map_err(|_| {

@@ -4,7 +4,10 @@
 //! transient error; an error code in [`THROTTLING_ERRORS`] is a throttling error and one in
 //! [`TRANSIENT_ERRORS`] a transient error, the code taking precedence over the status. Every
 //! other service error, `NotAuthorizedException` and `RefreshTokenReuseException` among them,
-//! is final. A 429 with an unknown code is not retried (429 is not in the status list).
+//! is final on any other status; on a 500, 502, 503 or 504 the SDK retries it whatever its code,
+//! and so does cogref (an error code proves the request was rejected whole, so resending is
+//! safe under rotation; the error then both [`requires_sign_in`](crate::Error::requires_sign_in)
+//! and is retryable). A 429 with an unknown code is not retried (429 is not in the status list).
 
 use http::StatusCode;
 

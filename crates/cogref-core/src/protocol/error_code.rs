@@ -83,8 +83,12 @@ pub fn parse_error_body(body: &[u8]) -> Result<ErrorBody, ErrorBodyFault> {
 /// which also takes a form feed: a form feed is no more JSON than any other byte, and a body of
 /// one must not pass for an empty answer (for `RevokeToken`, for a revocation).
 pub(crate) fn is_blank(body: &[u8]) -> bool {
-    body.iter()
-        .all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+    body.iter().copied().all(is_json_whitespace)
+}
+
+/// JSON's whitespace (RFC 8259 §2): space, tab, line feed, carriage return.
+pub(crate) fn is_json_whitespace(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
 /// Parses one JSON value that must fill the whole body.

@@ -267,7 +267,8 @@ fn parse_success(
         let limit = limits.max_body_bytes;
         return Err((ResponseErrorKind::BodyTooLarge { limit }, None));
     }
-    // An empty body is `{}` (docs/protocol.md §2.1), which then lacks AuthenticationResult.
+    // An empty body is `{}` (docs/protocol.md §2.1), which then lacks AuthenticationResult; one
+    // of JSON whitespace alone too (the SDK fails to find an object there: §10, kind only).
     let parsed: SuccessBody = if error_code::is_blank(body) {
         SuccessBody {
             authentication_result: None,

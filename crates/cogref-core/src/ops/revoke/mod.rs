@@ -198,12 +198,18 @@ mod tests {
     }
 
     #[test]
-    fn a_number_beyond_an_f64_is_still_json_in_a_skipped_member() {
-        // RFC 8259's grammar has no range; serde_json's `Value` refuses these, the skip does not.
+    fn what_the_grammar_allows_in_a_member_is_json_whatever_serde_json_value_would_say() {
+        // RFC 8259's grammar has no range, no depth limit and takes any `\uXXXX`; serde_json's
+        // `Value` refuses all three, the skip does not, in a key as in a value.
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(1000), "]".repeat(1000));
         for body in [
             r#"{"n":-99999999e99999}"#,
             "\r{\r\"_&_type\":1e400}\n",
             r#"{"a":[1e-99999,123456789012345678901234567890]}"#,
+            r#"{"a":"\uD800"}"#,
+            r#"{"\uD800":"a"}"#,
+            r#"{"\uDC00\u0041":["\uD800\uD800"]}"#,
+            &deep,
         ] {
             parse(200, &[], body).expect(body);
         }

@@ -3,8 +3,7 @@
 
 use std::time::SystemTime;
 
-use serde::Deserialize;
-use serde::de::{IgnoredAny, MapAccess, Visitor};
+use serde::de::IgnoredAny;
 
 use crate::error::Error;
 use crate::protocol::error_code;
@@ -21,26 +20,6 @@ pub struct RevokeOutput {
     pub server_date: Option<SystemTime>,
 }
 
-/// A JSON object whose members are all skipped.
-struct AnyObject;
-
-impl<'de> Deserialize<'de> for AnyObject {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor;
-        impl<'de> Visitor<'de> for ObjectVisitor {
-            type Value = AnyObject;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyObject, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(AnyObject)
-            }
-        }
-        d.deserialize_map(ObjectVisitor)
-    }
-}
-
 /// A 2xx response to `RevokeToken` to output or error.
 ///
 /// Stricter than the SDK, which reads nothing of this body: a 2xx that is not a JSON object
@@ -48,7 +27,9 @@ impl<'de> Deserialize<'de> for AnyObject {
 /// that a page that never reached Cognito is not taken for a revocation (a token believed
 /// revoked but still alive is the failure that matters here). An empty body (or one of JSON
 /// whitespace only) counts as `{}`. "A JSON object" is the grammar's (RFC 8259): members are
-/// skipped unread, so a number beyond what an `f64` holds (`1e99999`) is still a number there.
+/// skipped unread, keys and values alike and to any depth, so a number beyond what an `f64`
+/// holds (`1e99999`), a lone surrogate escape (`"\uD800"`) or nesting past 128 levels is still
+/// JSON there.
 pub(crate) fn from_success(success: &Success<'_>) -> Result<RevokeOutput, Error> {
     let body = success.body;
     if body.len() > success.limits.max_body_bytes {
@@ -63,9 +44,17 @@ pub(crate) fn from_success(success: &Success<'_>) -> Result<RevokeOutput, Error>
             let kind = crate::ResponseErrorKind::NotJson;
             return Err(success.error(kind, success.excerpt(body)).into());
         }
-        error_code::parse_json::<AnyObject>(body).map_err(|(fault, _)| {
+        // Skipped whole, keys and values alike, to any depth, as the SDK's skip does: a key
+        // handed to a visitor is read (a lone surrogate escape refused there) while the same
+        // escape in a value is skipped, and one rule must decide both.
+        error_code::parse_json::<IgnoredAny>(body).map_err(|(fault, _)| {
             Error::from(success.error(fault.into(), success.excerpt(body)))
         })?;
+        // One JSON value, and JSON's whitespace before it: an object iff its first byte says so.
+        if body.iter().find(|b| !error_code::is_json_whitespace(**b)) != Some(&b'{') {
+            let kind = crate::ResponseErrorKind::Malformed;
+            return Err(success.error(kind, success.excerpt(body)).into());
+        }
     }
     Ok(RevokeOutput {
         request_id: success.request_id(),
