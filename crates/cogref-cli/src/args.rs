@@ -41,9 +41,10 @@ command line; the client secret from a file or an environment variable. With --s
 stored session is signed out: the token is revoked and the store keeps a tombstone (no token),
 which every program sharing the store sees; a store already signed out is left as it is.
 
-Exit codes: 0 revoked, 2 invalid input (not a refresh token), 4 retryable failure (nothing
-was revoked, the store is untouched: try again), 5 configuration error (token revocation off
-for the app client, a wrong or missing client secret), 1 anything else.")]
+Exit codes: 0 revoked, 2 invalid input (not a refresh token), 3 Cognito refused with an error
+that says the refresh token no longer works (sign in again), 4 retryable failure (nothing was
+revoked, the store is untouched: try again), 5 configuration error (token revocation off for
+the app client, a wrong or missing client secret), 1 anything else.")]
     Revoke(Box<RevokeArgs>),
     /// Decode an access or ID token read from standard input (the signature is NOT checked), or
     /// show a token store's session (--store): its deadline, sign-in time and clock skew.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cogref_core::session::utc::Utc;
-use cogref_core::{CallError, InvalidInput};
+use cogref_core::{CallError, InvalidInput, Operation, RevokeToken};
 
 use crate::store::StoreError;
 
@@ -66,7 +66,10 @@ pub enum SessionError {
     #[error("signed out: the session's refresh token was revoked; sign in again")]
     SignedOut,
     /// `sign_out()` could not revoke the refresh token: nothing was changed, neither the store
-    /// nor this manager, and the session goes on. Try again (revoking twice is harmless).
+    /// nor this manager, and the session goes on. Try again (revoking twice is harmless) —
+    /// unless the error says the refresh token no longer works (a code `RevokeToken` does not
+    /// send, such as `RefreshTokenReuseException`): then [`requires_sign_in`](Self::requires_sign_in)
+    /// is true, and the next refresh will say so too.
     #[error("{}", sign_out_failed(.0))]
     SignOutFailed(Arc<CallError>),
     /// `sign_out()` revoked the refresh token and this manager is signed out, but the store
@@ -99,23 +102,39 @@ fn sign_out_failed(error: &CallError) -> String {
         format!(
             "sign-out failed: no answer from Cognito ({error}), so the refresh token may or may not have been revoked; nothing was changed here and the session goes on: {next} (revoking twice is harmless)"
         )
-    } else {
+    } else if modeled(error) {
+        // One of RevokeToken's own errors: a revocation that fails leaves the token as it was
+        // (docs/protocol.md §12.3).
         format!(
             "sign-out failed: Cognito did not revoke the refresh token ({error}); nothing was changed, the refresh token still works and the session goes on: {next}"
+        )
+    } else {
+        // A code the operation does not send, that says nothing of the token either (an
+        // unknown NotAuthorizedException message): nothing here is known of the token.
+        format!(
+            "sign-out failed: Cognito did not revoke the refresh token ({error}); nothing was changed here and the session goes on: {next}"
         )
     }
 }
 
+/// Whether a failed revocation's error is one of `RevokeToken`'s own.
+fn modeled(error: &CallError) -> bool {
+    error
+        .as_service()
+        .is_some_and(|s| RevokeToken::MODELED_ERRORS.contains(&s.kind))
+}
+
 impl SessionError {
     /// Whether the user must sign in again: the refresh token is dead, or the session was
-    /// signed out.
+    /// signed out; also a failed sign-out whose error says the refresh token no longer works.
     pub fn requires_sign_in(&self) -> bool {
-        matches!(
-            self,
+        match self {
             SessionError::SignInRequired(_)
-                | SessionError::SignedOut
-                | SessionError::SignOutNotStored(_)
-        )
+            | SessionError::SignedOut
+            | SessionError::SignOutNotStored(_) => true,
+            SessionError::SignOutFailed(error) => error.requires_sign_in(),
+            _ => false,
+        }
     }
 }
 

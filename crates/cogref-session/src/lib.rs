@@ -117,7 +117,8 @@
 //! - **A failed revocation changes nothing.** Cognito unreachable, throttled, failing, or an
 //!   app client without token revocation: the store and the session are as they were, the
 //!   refresh token still works, and the caller gets [`SessionError::SignOutFailed`], which says
-//!   so and whether trying again is the remedy.
+//!   so and whether trying again is the remedy (and, for an error that says the token no longer
+//!   works, that the user must sign in again).
 //! - **Every holder of the store sees it on its next call.** A tombstone, not an empty store:
 //!   a store that lost its data (a deleted file, a Redis restarted empty) never reads as a
 //!   sign-out. The managers compare the store's change stamp on every call

@@ -540,7 +540,8 @@ where
     /// the tokens rotated from it is open for the live service: docs/protocol.md §11). If the revocation fails (Cognito unreachable,
     /// throttled, the app client without token revocation), nothing changes, neither here nor
     /// in the store, and the error is [`SessionError::SignOutFailed`]: the session goes on, try
-    /// again. If only recording the sign-out in the store fails, the error is
+    /// again (unless the error says the token no longer works: see its
+    /// [`requires_sign_in`](SessionError::requires_sign_in)). If only recording the sign-out in the store fails, the error is
     /// [`SessionError::SignOutNotStored`]. Signing out a session already signed out does
     /// nothing.
     ///
