@@ -15,8 +15,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Result;
-use crate::process::{find_in_path, is_executable};
-use crate::system::{apt_install, is_root, may_install, passwordless_sudo};
+use crate::process::is_executable;
 
 /// The variable the fleet-store tests read for the Redis to use.
 pub(crate) const URL_VAR: &str = "COGREF_REDIS_URL";
@@ -30,8 +29,8 @@ pub(crate) const MISSING: &str = "redis-server is not installed and xtask cannot
     macOS: `brew install redis`) and run again";
 
 /// The `redis-server` binary: the one `COGREF_REDIS_SERVER` names, else the one on `path`, else
-/// installed now through apt-get when that is allowed (see [`may_install`]); otherwise the
-/// [`MISSING`] line.
+/// installed now through apt-get when that is allowed ([`crate::system::locate_or_install`]);
+/// otherwise the [`MISSING`] line.
 pub(crate) fn locate_or_install(path: &OsStr) -> Result<PathBuf> {
     locate_or_install_with(std::env::var_os(SERVER_VAR).map(PathBuf::from), path)
 }
@@ -40,21 +39,8 @@ fn locate_or_install_with(named: Option<PathBuf>, path: &OsStr) -> Result<PathBu
     if let Some(named) = named.filter(|p| is_executable(p)) {
         return Ok(named);
     }
-    if let Some(found) = find_in_path("redis-server", path) {
-        return Ok(found);
-    }
-    let privilege = may_install(path, is_root(), passwordless_sudo).ok_or(MISSING)?;
-    eprintln!("\n==> installing redis-server with apt-get (the fleet-store tests need it)");
-    if !apt_install(privilege, "redis-server") {
-        return Err(
-            "apt-get could not install redis-server (see its output above): install \
-                    Redis yourself and run again"
-                .into(),
-        );
-    }
-    find_in_path("redis-server", path)
-        .or_else(|| Some(PathBuf::from("/usr/bin/redis-server")).filter(|p| p.is_file()))
-        .ok_or_else(|| "apt-get installed redis-server, but it is not on PATH".into())
+    let why = "the fleet-store tests need it";
+    crate::system::locate_or_install("redis-server", "redis-server", why, MISSING, path)
 }
 
 /// `Redis server v=7.0.15 sha=…` → `7.0.15`.
@@ -273,47 +259,10 @@ mod tests {
     use super::*;
 
     #[cfg(unix)]
-    fn fake_path(with: &[&str]) -> (PathBuf, std::ffi::OsString) {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!(
-            "xtask-fake-path-{}-{}",
-            std::process::id(),
-            with.join("-")
-        ));
-        std::fs::create_dir_all(&dir).expect("dir");
-        for name in with {
-            let file = dir.join(name);
-            std::fs::write(&file, "#!/bin/sh\nexit 0\n").expect("write");
-            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        }
-        let path = dir.clone().into_os_string();
-        (dir, path)
-    }
-
-    #[cfg(unix)]
-    #[test]
-    fn redis_is_installed_only_with_apt_get_as_root_or_with_passwordless_sudo() {
-        let (dir, apt_and_sudo) = fake_path(&["apt-get", "sudo"]);
-        assert_eq!(
-            may_install(&apt_and_sudo, true, || false),
-            Some(crate::system::Privilege::Root)
-        );
-        assert_eq!(
-            may_install(&apt_and_sudo, false, || true),
-            Some(crate::system::Privilege::Sudo)
-        );
-        assert_eq!(may_install(&apt_and_sudo, false, || false), None);
-        let (dir2, no_apt) = fake_path(&["sudo"]);
-        assert_eq!(may_install(&no_apt, true, || true), None);
-        let _ = std::fs::remove_dir_all(dir);
-        let _ = std::fs::remove_dir_all(dir2);
-    }
-
-    #[cfg(unix)]
     #[test]
     fn without_redis_and_without_a_way_to_install_it_the_user_reads_one_line_saying_what_to_install()
      {
-        let (dir, nothing) = fake_path(&[]);
+        let (dir, nothing) = crate::system::tests::fake_path(&[]);
         // Root or not, apt-get is missing from this PATH.
         let outcome = locate_or_install_with(None, &nothing);
         let _ = std::fs::remove_dir_all(dir);
@@ -338,7 +287,7 @@ mod tests {
         let real = std::env::var_os(SERVER_VAR)
             .map(PathBuf::from)
             .filter(|p| is_executable(p))
-            .or_else(|| find_in_path("redis-server", &path))
+            .or_else(|| crate::process::find_in_path("redis-server", &path))
             .expect("redis-server (cargo xtask ci installs it; the fleet-store tests need it too)");
         // A redis-server whose first start fails, as one that lost the port to another process
         // does ("Address already in use"); later starts are the real server (same pid: exec).
