@@ -67,11 +67,12 @@ enum Quick {
 
 /// The kernel's coarse clocks, as a platform reads them, for
 /// [`StdEnvironment::with_coarse_clocks`]. On Linux the transports pass
-/// `CLOCK_MONOTONIC_COARSE` and `CLOCK_REALTIME_COARSE` (the C library's `clock_gettime`, through `nix`).
+/// `CLOCK_MONOTONIC_COARSE` and `CLOCK_REALTIME_COARSE` (the C library's `clock_gettime`,
+/// through `nix`: `cogref-clocks`).
 ///
 /// A coarse clock is its fine clock as of the timekeeping CPU's last tick: the vDSO reads it
-/// without the CPU's time-stamp counter (~5 ns instead of ~22 in a standalone loop on this
-/// project's VM, TSC clock source). It lags by up to a tick (1 to 10 ms, the `resolution`)
+/// without the CPU's time-stamp counter (~8 ns through the C library instead of ~22 in a
+/// standalone loop on this project's VM, TSC clock source). It lags by up to a tick (1 to 10 ms, the `resolution`)
 /// most of the time, by two or three when that CPU's ticks come late (on this project's VM,
 /// with a 4 ms tick: more than a tick in about a fifth of readings, 2.3 ticks at most idle,
 /// 3.3 under load); see the assumption in [`StdEnvironment::with_coarse_clocks`].
@@ -161,7 +162,7 @@ impl StdEnvironment {
     /// the cost, each up to [`clocks_lag`](Environment::clocks_lag) behind its clock. What the
     /// transports do on Linux: a session's cached `access_token()` reads the clocks on every
     /// call, and the fine ones were most of its cost (`cargo bench -p cogref-session --bench
-    /// session`: about 80 ns a call instead of about 115 on this project's VM).
+    /// session`: about 90 ns a call instead of about 115 on this project's VM).
     ///
     /// **The assumption:** a coarse clock lags its fine clock by at most twelve ticks (it
     /// moves on at each tick of the timekeeping CPU; Linux lets another CPU take over after
