@@ -64,6 +64,14 @@ pub fn client(endpoint: Endpoint, config: CallConfig) -> Client {
 /// kernel's coarse clocks for a session's cached token (see [`cogref_clocks::environment`]).
 pub use cogref_clocks::environment;
 
+/// Idle connections a [`UreqTransport::new`] agent keeps for its next calls (ureq keeps 3).
+///
+/// A client is shared by the threads that refresh at once; each needs a connection, and one
+/// not kept is one more TCP and TLS handshake on a later call (against Cognito, milliseconds
+/// of CPU and a round trip). Kept as many as 64 threads at once need; an idle connection costs
+/// a socket and its buffers, and is closed after ureq's 15 seconds idle.
+pub const IDLE_CONNECTIONS: usize = 64;
+
 /// A [`BlockingTransport`] over a ureq agent.
 #[derive(Debug, Clone)]
 pub struct UreqTransport {
@@ -75,9 +83,11 @@ pub struct UreqTransport {
 impl UreqTransport {
     /// A transport on a new agent: no redirects, HTTP error statuses returned as responses,
     /// `timeouts.connect` for connecting, `timeouts.attempt` for a whole exchange, connection
-    /// reuse on.
+    /// reuse on, with up to [`IDLE_CONNECTIONS`] idle connections kept.
     pub fn new(timeouts: &Timeouts) -> Self {
         let config = ureq::Agent::config_builder()
+            .max_idle_connections(IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(IDLE_CONNECTIONS)
             .max_redirects(0)
             .http_status_as_error(false)
             .timeout_connect(Some(timeouts.connect))
@@ -95,8 +105,10 @@ impl UreqTransport {
         }
     }
 
-    /// A transport on an agent you configured. It **must** have .max_redirects(0)` (a redirect
-    /// would carry the refresh token to another host) and `http_status_as_error(false)`.
+    /// A transport on an agent you configured. It **must** have `.max_redirects(0)` (a redirect
+    /// would carry the refresh token to another host) and `http_status_as_error(false)`. Its
+    /// pool is yours to size: ureq keeps 3 idle connections unless told otherwise (see
+    /// [`IDLE_CONNECTIONS`]).
     ///
     /// ureq's own resolver reports a failed name lookup as an I/O error, which cannot be told
     /// from one on a connection: through such an agent a lookup failure counts as possibly sent

@@ -111,6 +111,8 @@ fn main() {
     // Each library's own bare POST of the same bytes: what cogref adds on top of it.
     {
         let agent: ureq::Agent = ureq::Agent::config_builder()
+            .max_idle_connections(cogref_blocking::IDLE_CONNECTIONS)
+            .max_idle_connections_per_host(cogref_blocking::IDLE_CONNECTIONS)
             .max_redirects(0)
             .http_status_as_error(false)
             // The same overall timeout cogref sets: ureq's timeout bookkeeping alone costs tens

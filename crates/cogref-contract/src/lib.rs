@@ -115,6 +115,7 @@ macro_rules! contract_suite {
             a_reset_in_the_middle_of_the_body_is_a_transport_error,
             a_redirect_is_never_followed,
             connections_are_reused_across_calls,
+            concurrent_callers_find_their_connections_kept_for_the_next_burst,
             rotation_safe_policy_never_resends_after_the_request_may_have_arrived,
             end_to_end_against_the_emulator,
         );
@@ -843,6 +844,43 @@ pub async fn connections_are_reused_across_calls(make: MakeClient) {
     assert!(
         server.connections() <= 5,
         "{} connections for 10 calls: connections are not reused",
+        server.connections()
+    );
+}
+
+/// Callers at once each need a connection; the next burst of as many callers finds them
+/// kept, instead of opening (and, against Cognito, TLS-handshaking) new ones: a server that
+/// refreshes for many users at once must not pay a handshake per call.
+pub async fn concurrent_callers_find_their_connections_kept_for_the_next_burst(make: MakeClient) {
+    const CALLERS: usize = 24;
+    const BURSTS: usize = 4;
+    // Slow enough that every burst's calls are in flight together, one connection each.
+    let server = raw::RawServer::start(raw::Behaviour::SlowSuccess(
+        success_body(),
+        Duration::from_millis(150),
+    ))
+    .await;
+    let refresh = make(server.endpoint(), fast_config());
+    for _ in 0..BURSTS {
+        let calls: Vec<_> = (0..CALLERS)
+            .map(|_| {
+                let refresh = refresh.clone();
+                tokio::spawn(async move { refresh(input()).await })
+            })
+            .collect();
+        for call in calls {
+            call.await
+                .expect("the call does not panic")
+                .expect("success");
+        }
+    }
+    assert_eq!(server.requests(), CALLERS * BURSTS);
+    // The first burst opens up to one connection per caller; a pool that kept them has the
+    // next bursts open few more (a connection may come back to the pool a moment after its
+    // call returned). A pool that keeps three, as ureq's default does, opens ~21 a burst.
+    assert!(
+        server.connections() <= CALLERS + CALLERS / 2,
+        "{} connections for {BURSTS} bursts of {CALLERS} callers: idle connections are not kept",
         server.connections()
     );
 }

@@ -1,5 +1,5 @@
 //! A bare HTTP/1.1 server on 127.0.0.1 for the behaviours wiremock cannot produce: a body that
-//! never ends, a connection reset halfway through a body, and counting connections.
+//! never ends, a connection reset halfway through a body, slow answers, and counting connections.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,6 +14,10 @@ use tokio::net::{TcpListener, TcpStream};
 pub enum Behaviour {
     /// `200` with this body, keeping the connection open for more requests.
     Success(String),
+    /// [`Behaviour::Success`], each answer sent this long after its request was read: calls
+    /// made at the same time are then in flight at the same time, each on a connection of its
+    /// own.
+    SlowSuccess(String, Duration),
     /// `200` with a chunked body of spaces that goes on until the client stops reading
     /// (bounded at 256 MiB so the server stops by itself).
     EndlessBody,
@@ -136,7 +140,10 @@ async fn serve(mut stream: TcpStream, behaviour: Behaviour, counters: Arc<Counte
     while read_request(&mut stream, &mut buffer).await {
         counters.requests.fetch_add(1, Ordering::SeqCst);
         match &behaviour {
-            Behaviour::Success(body) => {
+            Behaviour::Success(body) | Behaviour::SlowSuccess(body, _) => {
+                if let Behaviour::SlowSuccess(_, delay) = &behaviour {
+                    tokio::time::sleep(*delay).await;
+                }
                 let response = format!(
                     "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-requestid: raw-1\r\ncontent-length: {}\r\n\r\n{body}",
                     body.len()

@@ -1,8 +1,8 @@
 //! cogref-blocking's own floor: the request cogref sends, POSTed with a bare ureq agent set up
-//! as cogref-blocking sets up its own (no redirects, statuses as responses, no automatic
-//! `user-agent`/`accept`, the same connect and overall timeouts: ureq's timeout bookkeeping
-//! costs tens of microseconds a call on loopback, and a floor without it would not be fair),
-//! and the answer parsed into an untyped `serde_json::Value`.
+//! as cogref-blocking sets up its own (64 idle connections kept, no redirects, statuses as
+//! responses, no automatic `user-agent`/`accept`, the same connect and overall timeouts: ureq's
+//! timeout bookkeeping costs tens of microseconds a call on loopback, and a floor without it
+//! would not be fair), and the answer parsed into an untyped `serde_json::Value`.
 
 use std::time::Duration;
 
@@ -11,6 +11,8 @@ use bench_common::{COGREF_HEADERS, check, request_body, run_threads, settings};
 fn main() {
     let s = settings();
     let config = ureq::Agent::config_builder()
+        .max_idle_connections(64)
+        .max_idle_connections_per_host(64)
         .max_redirects(0)
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_millis(3_100)))
