@@ -16,10 +16,11 @@ fn main() {
         .build()
         .expect("valid");
     run_threads(|| {
-        check(
-            &s,
-            client.refresh_blocking(&input).is_ok(),
-            "cogref-blocking",
-        )
+        let result = client.refresh_blocking(&input);
+        let answer = result
+            .as_ref()
+            .map(drop)
+            .map_err(|e| e.as_service().map(|e| e.code.as_str()));
+        check(&s, answer, "cogref-blocking");
     });
 }

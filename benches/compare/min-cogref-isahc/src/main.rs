@@ -17,7 +17,11 @@ fn main() {
         .build()
         .expect("valid");
     run_threads(|| {
-        let ok = futures_lite::future::block_on(client.refresh(&input)).is_ok();
-        check(&s, ok, "cogref-isahc");
+        let result = futures_lite::future::block_on(client.refresh(&input));
+        let answer = result
+            .as_ref()
+            .map(drop)
+            .map_err(|e| e.as_service().map(|e| e.code.as_str()));
+        check(&s, answer, "cogref-isahc");
     });
 }

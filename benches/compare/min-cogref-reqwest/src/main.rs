@@ -24,8 +24,12 @@ fn main() {
         move || {
             let (client, input, s) = (client.clone(), input.clone(), s.clone());
             async move {
-                let ok = client.refresh(&input).await.is_ok();
-                check(&s, ok, "cogref-reqwest");
+                let result = client.refresh(&input).await;
+                let answer = result
+                    .as_ref()
+                    .map(drop)
+                    .map_err(|e| e.as_service().map(|e| e.code.as_str()));
+                check(&s, answer, "cogref-reqwest");
             }
         }
     });

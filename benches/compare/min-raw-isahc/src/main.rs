@@ -3,7 +3,7 @@
 //! same way (`block_on` per call, a thread per concurrent caller), and the answer parsed into an
 //! untyped `serde_json::Value`.
 
-use bench_common::{COGREF_HEADERS, check, request_body, run_threads, settings};
+use bench_common::{COGREF_HEADERS, answer_of_json, check, request_body, run_threads, settings};
 use isahc::AsyncReadResponseExt;
 use isahc::config::{Configurable, ExpectContinue, RedirectPolicy};
 
@@ -32,7 +32,11 @@ fn main() {
         });
         check(
             &s,
-            ok && value.get("AuthenticationResult").is_some(),
+            answer_of_json(
+                ok,
+                value.get("AuthenticationResult").is_some(),
+                value.get("__type").and_then(|t| t.as_str()),
+            ),
             "raw isahc",
         );
     });

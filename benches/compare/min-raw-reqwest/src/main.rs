@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use bench_common::{COGREF_HEADERS, check, request_body, run_tokio, settings};
+use bench_common::{COGREF_HEADERS, answer_of_json, check, request_body, run_tokio, settings};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 fn main() {
@@ -48,7 +48,11 @@ fn main() {
                 let value: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
                 check(
                     &s,
-                    ok && value.get("AuthenticationResult").is_some(),
+                    answer_of_json(
+                        ok,
+                        value.get("AuthenticationResult").is_some(),
+                        value.get("__type").and_then(|t| t.as_str()),
+                    ),
                     "raw reqwest",
                 );
             }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use bench_common::{COGREF_HEADERS, check, request_body, run_threads, settings};
+use bench_common::{COGREF_HEADERS, answer_of_json, check, request_body, run_threads, settings};
 
 fn main() {
     let s = settings();
@@ -34,7 +34,11 @@ fn main() {
         let value: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
         check(
             &s,
-            ok && value.get("AuthenticationResult").is_some(),
+            answer_of_json(
+                ok,
+                value.get("AuthenticationResult").is_some(),
+                value.get("__type").and_then(|t| t.as_str()),
+            ),
             "raw ureq",
         );
     });

@@ -26,11 +26,18 @@ fn main() {
                     .client_id(CLIENT_ID)
                     .send()
                     .await;
-                let ok = result.as_ref().is_ok_and(|out| {
-                    out.authentication_result()
-                        .is_some_and(|r| r.access_token().is_some())
-                });
-                check(&s, ok, "aws-sdk-cognitoidentityprovider");
+                let answer = match &result {
+                    Ok(out)
+                        if out
+                            .authentication_result()
+                            .is_some_and(|r| r.access_token().is_some()) =>
+                    {
+                        Ok(())
+                    }
+                    Ok(_) => Err(None),
+                    Err(e) => Err(e.as_service_error().and_then(|e| e.meta().code())),
+                };
+                check(&s, answer, "aws-sdk-cognitoidentityprovider");
             }
         }
     });
