@@ -217,3 +217,47 @@ fn a_request_id_or_redirect_host_spelling_the_client_secret_is_not_shown() {
         }
     }
 }
+
+/// A transport builds some errors from a response head alone (a body over the limit), with
+/// the request id read by its shape only, which a client secret in Cognito's format has: the
+/// call still hides it (the response's own errors are read knowing what was sent; these are
+/// vetted when the call settles them).
+#[test]
+fn a_request_id_spelling_the_client_secret_in_a_transports_error_is_not_shown() {
+    use cogref_core::driver::{HttpRequest, ManualEnvironment};
+    use cogref_core::{
+        CallConfig, Client, EndpointConfig, RefreshInput, ResponseError, SendOptions,
+    };
+    let client = Client::new(
+        |_: HttpRequest, _: SendOptions| {
+            let mut head = HeaderMap::new();
+            head.insert(
+                "x-amzn-requestid",
+                http::HeaderValue::from_static(CLIENT_SECRET),
+            );
+            let e = ResponseError::body_too_large(64, StatusCode::OK, &head);
+            assert_eq!(e.request_id.as_deref(), Some(CLIENT_SECRET), "shape only");
+            Err(e.into())
+        },
+        ManualEnvironment::new(std::time::Instant::now(), now()),
+        EndpointConfig::new()
+            .region("eu-west-1")
+            .resolve()
+            .expect("endpoint"),
+        CallConfig::default(),
+    );
+    let input = RefreshInput::builder()
+        .refresh_token("eyJh.eyJi.c2ln")
+        .client_id("client")
+        .client_secret(CLIENT_SECRET)
+        .build()
+        .expect("input");
+    let e = client.refresh_blocking(&input).expect_err("over the limit");
+    assert_eq!(e.request_id(), Some("[redacted]"));
+    for shown in [e.to_string(), format!("{e:?}")] {
+        assert!(
+            !shown.contains(CLIENT_SECRET),
+            "the client secret is shown: {shown}"
+        );
+    }
+}

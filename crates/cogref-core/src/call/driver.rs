@@ -291,7 +291,7 @@ impl<T, E: Environment> Client<T, E> {
             "duration_ms",
             now.duration_since(started).as_millis() as u64,
         );
-        let outcome = match outcome {
+        match outcome {
             Ok(response) => {
                 // Reading the request id costs an allocation: only for a span that records.
                 if !attempt_span.is_disabled() {
@@ -302,14 +302,19 @@ impl<T, E: Environment> Client<T, E> {
                 }
                 // Parsed before the quota's lock is taken: callers sharing this client wait
                 // for each other only over a counter, not over each other's JSON.
-                call.read_response(response.status(), response.headers(), response.body(), wall)
+                let read = call.read_response(
+                    response.status(),
+                    response.headers(),
+                    response.body(),
+                    wall,
+                );
+                call.settle_read(read, now, &mut self.lock_quota());
             }
             Err(error) => {
                 attempt_span.in_scope(|| tracing::debug!(error = %error, "attempt failed"));
-                Err(error)
+                call.settle(Err(error), now, &mut self.lock_quota());
             }
-        };
-        call.settle(outcome, now, &mut self.lock_quota());
+        }
         now
     }
 }

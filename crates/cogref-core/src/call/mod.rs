@@ -410,7 +410,7 @@ impl<'a, O: Operation> Call<'a, O> {
         quota: &mut RetryQuota,
     ) {
         let parsed = self.read_response(status, headers, body, wall_clock);
-        self.settle(parsed, now, quota);
+        self.settle_read(parsed, now, quota);
     }
 
     /// Reads a response of the attempt in flight into output or a typed error, without
@@ -446,21 +446,34 @@ impl<'a, O: Operation> Call<'a, O> {
         now: Instant,
         quota: &mut RetryQuota,
     ) {
+        // A transport builds some errors from a response head (a body over the limit).
+        let outcome = outcome.map_err(|mut error| {
+            error.hide_echoes(&O::sent(self.input));
+            error
+        });
+        self.settle_read(outcome, now, quota);
+    }
+
+    /// [`settle`](Self::settle) for what [`read_response`](Self::read_response) returned: its
+    /// errors were read knowing what the request carried, their request ids already vetted
+    /// (checked again, they cost a search of every secret sent per error).
+    pub(crate) fn settle_read(
+        &mut self,
+        outcome: Result<O::Output, Error>,
+        now: Instant,
+        quota: &mut RetryQuota,
+    ) {
         if !matches!(self.state, State::InFlight) {
             return;
         }
         let result = match outcome {
-            Err(mut error) => {
-                // A transport builds some errors from a response head (a body over the limit).
-                error.hide_echoes(&O::sent(self.input));
-                match self.retry_at(&error, now, quota) {
-                    Some(at) => {
-                        self.state = State::ReadyAt(at);
-                        return;
-                    }
-                    None => Err(CallError::new(error, self.attempts)),
+            Err(error) => match self.retry_at(&error, now, quota) {
+                Some(at) => {
+                    self.state = State::ReadyAt(at);
+                    return;
                 }
-            }
+                None => Err(CallError::new(error, self.attempts)),
+            },
             Ok(output) => {
                 // A successful retry returns its permit; a first-try success earns a token.
                 quota.release(self.held_permit.take().unwrap_or(1));
