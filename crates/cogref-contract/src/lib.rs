@@ -848,8 +848,8 @@ pub async fn connections_are_reused_across_calls(make: MakeClient) {
     );
 }
 
-/// Callers at once each need a connection; the next burst of as many callers finds them
-/// kept, instead of opening (and, against Cognito, TLS-handshaking) new ones: a server that
+/// Callers at once each need a connection; the next bursts of as many callers find most of
+/// them kept, instead of opening (and, against Cognito, TLS-handshaking) new ones: a server that
 /// refreshes for many users at once must not pay a handshake per call.
 pub async fn concurrent_callers_find_their_connections_kept_for_the_next_burst(make: MakeClient) {
     const CALLERS: usize = 24;
@@ -876,10 +876,11 @@ pub async fn concurrent_callers_find_their_connections_kept_for_the_next_burst(m
     }
     assert_eq!(server.requests(), CALLERS * BURSTS);
     // The first burst opens up to one connection per caller; a pool that kept them has the
-    // next bursts open few more (a connection may come back to the pool a moment after its
-    // call returned). A pool that keeps three, as ureq's default does, opens ~21 a burst.
+    // next bursts open few more (hyper puts a connection back a moment after its call
+    // returned, on a busy machine later still). A pool that keeps three, as ureq's default
+    // does, opens 21 a burst: 87 in all.
     assert!(
-        server.connections() <= CALLERS + CALLERS / 2,
+        server.connections() <= 2 * CALLERS,
         "{} connections for {BURSTS} bursts of {CALLERS} callers: idle connections are not kept",
         server.connections()
     );
