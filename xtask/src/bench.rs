@@ -1,8 +1,11 @@
 //! `cargo xtask bench`: the comparison with the official SDK (`benches/compare/`).
 //!
-//! Latency and throughput are measured in interleaved rounds: one worker process per client
-//! stays up (warm connections, warm allocator), the loopback server on one core and every worker
-//! on another. Each round, every client in turn (the order rotated) duels the floor: batches of
+//! Latency and throughput are measured in interleaved rounds: each round starts a fresh loopback
+//! server and one fresh worker process per client, warms them up, and measures; the server on
+//! one core and every worker on another. (A worker kept for a whole run keeps its speed for the
+//! whole run: the same binary read 0.93 in one run and 1.18 in the next, for every round of
+//! each; fresh processes each round turn that into noise the median over the rounds absorbs.)
+//! Each round, every client in turn (the order rotated) duels the floor: batches of
 //! sequential calls and bursts of concurrent ones, floor and client alternately first, a few
 //! milliseconds apart. Each duel's figure is the client's over the floor's, so that a machine
 //! whose speed drifts (a shared machine can move by 2x within a minute) moves the client and the
@@ -110,7 +113,8 @@ const QUIET_WAIT: Duration = Duration::from_secs(20 * 60);
 const OTHERS_MAX_PERCENT: f64 = 5.0;
 /// Unmeasured sequential calls before each measured batch.
 const WAKE_UP: usize = 10;
-/// Sequential calls before the first round (connections, allocator, lazy set-up).
+/// Sequential calls a round's fresh workers make before it measures (connections, allocator,
+/// lazy set-up).
 const WARM_UP: usize = 300;
 
 /// `name version` of the compared libraries, from the comparison's lock file.
@@ -186,7 +190,7 @@ fn process_ticks(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The share of the machine's CPU used by anything else than `ours` between two readings.
+/// The machine's CPU used by anything else than `ours` between two readings.
 struct OthersCpu {
     machine: (u64, u64),
     ours: u64,
@@ -200,13 +204,13 @@ impl OthersCpu {
         })
     }
 
-    /// Percent of all CPU time since `start` that other processes used.
-    fn percent(&self, ours: &[u32]) -> Option<f64> {
+    /// Ticks other processes used since `start`, and all ticks of the machine since then
+    /// (`ours` still running: a process's ticks are read while it lives).
+    fn ticks(&self, ours: &[u32]) -> Option<(u64, u64)> {
         let (busy, total) = machine_ticks()?;
         let ours_now: u64 = ours.iter().map(|&p| process_ticks(p)).sum();
         let others = (busy - self.machine.0).saturating_sub(ours_now - self.ours);
-        let elapsed = total - self.machine.1;
-        (elapsed > 0).then(|| 100.0 * others as f64 / elapsed as f64)
+        Some((others, total - self.machine.1))
     }
 }
 
@@ -533,31 +537,32 @@ fn duel(client: &mut [f64], floor: &mut [f64]) -> f64 {
 /// one unmeasured pair; then the same with bursts. The round's ratio is the duel's, and the
 /// report takes the median over the rounds.
 fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) -> Result<bool> {
-    let (_server, endpoint) = Server::start(placement, &bin.join("loopback"), mode)?;
-    let mut workers = Vec::new();
-    for client in &COMPARED {
-        workers.push(Worker::start(
-            placement,
-            &bin.join(client.package),
-            &endpoint,
-            mode,
-        )?);
-    }
-    eprintln!("==> {mode} answers: warm-up");
-    for worker in &mut workers {
-        worker.sequential(WARM_UP)?;
-        worker.concurrent(CALLERS, 2)?;
-    }
-    let ours: Vec<u32> = workers
-        .iter()
-        .map(Worker::pid)
-        .chain([_server.0.id(), std::process::id()])
-        .collect();
-    let others_cpu = OthersCpu::start(&ours);
     // The floor is COMPARED[0]; the others take turns dueling it.
     let others: Vec<usize> = (1..COMPARED.len()).collect();
     let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
+    // Other processes' CPU ticks and all ticks, over the measured parts of the rounds.
+    let mut others_cpu: Option<(u64, u64)> = Some((0, 0));
     for round in 0..ROUNDS {
+        let (server, endpoint) = Server::start(placement, &bin.join("loopback"), mode)?;
+        let mut workers = Vec::new();
+        for client in &COMPARED {
+            workers.push(Worker::start(
+                placement,
+                &bin.join(client.package),
+                &endpoint,
+                mode,
+            )?);
+        }
+        for worker in &mut workers {
+            worker.sequential(WARM_UP)?;
+            worker.concurrent(CALLERS, 2)?;
+        }
+        let ours: Vec<u32> = workers
+            .iter()
+            .map(Worker::pid)
+            .chain([server.0.id(), std::process::id()])
+            .collect();
+        let round_cpu = OthersCpu::start(&ours);
         let mut order: Vec<usize> = (0..others.len())
             .map(|k| others[(k + round) % others.len()])
             .collect();
@@ -629,9 +634,20 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
             ));
             pooled[i].extend(round_samples);
         }
+        others_cpu = match (others_cpu, round_cpu.and_then(|c| c.ticks(&ours))) {
+            (Some((others, all)), Some((round_others, round_all))) => {
+                Some((others + round_others, all + round_all))
+            }
+            _ => None,
+        };
+        // The round's processes end here; the next round starts its own.
+        drop(workers);
+        drop(server);
         eprintln!("    round {}/{ROUNDS} (load {})", round + 1, load_average());
     }
-    let others_percent = others_cpu.and_then(|o| o.percent(&ours));
+    let others_percent = others_cpu
+        .filter(|&(_, all)| all > 0)
+        .map(|(others, all)| 100.0 * others as f64 / all as f64);
     if let Some(percent) = others_percent {
         eprintln!("    other processes used {percent:.1}% of the CPU during the rounds");
         results.push_str(&format!(
@@ -690,7 +706,7 @@ pub(crate) fn bench(args: &[String]) -> Result {
     results.push_str(&format!("META\tdate\t{}\n", date.trim()));
     results.push_str(&format!("META\tversions\t{}\n", locked_versions(&compare)));
     results.push_str(&format!(
-        "META\tmethod\t{ROUNDS} rounds per answer, each client in turn (rotated order, reversed every other round) dueling the floor: {PAIRS} pairs of batches, floor and client alternately first, after one unmeasured pair; then, every client's batches done, {PAIRS} pairs of bursts likewise; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each; {WARM_UP} warm-up calls first\n"
+        "META\tmethod\t{ROUNDS} rounds per answer, each on a fresh loopback server and fresh workers ({WARM_UP} warm-up calls and a burst each), each client in turn (rotated order, reversed every other round) dueling the floor: {PAIRS} pairs of batches, floor and client alternately first, after one unmeasured pair; then, every client's batches done, {PAIRS} pairs of bursts likewise; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each\n"
     ));
     for client in &COMPARED {
         results.push_str(&format!(
