@@ -68,8 +68,13 @@ pub use cogref_clocks::environment;
 ///
 /// A client is shared by the threads that refresh at once; each needs a connection, and one
 /// not kept is one more TCP and TLS handshake on a later call (against Cognito, milliseconds
-/// of CPU and a round trip). Kept as many as 64 threads at once need; an idle connection costs
-/// a socket and its buffers, and is closed after ureq's 15 seconds idle.
+/// of CPU and a round trip). Kept: as many as 64 threads at once need.
+///
+/// An idle connection holds a socket and its buffers until it is closed, and ureq closes
+/// idle connections lazily, not on a timer: one idle for more than 15 seconds when a later
+/// call looks in the pool, all of them when the client is dropped. A client that stops
+/// calling holds up to this many sockets until then (those the server has closed among
+/// them). To choose otherwise, configure a ureq agent and use [`UreqTransport::with_agent`].
 pub const IDLE_CONNECTIONS: usize = 64;
 
 /// A [`BlockingTransport`] over a ureq agent.
