@@ -310,9 +310,12 @@ impl<T, E: Environment> Client<T, E> {
                 );
                 call.settle_read(read, now, &mut self.lock_quota());
             }
-            Err(error) => {
+            Err(mut error) => {
+                // Vetted before it is logged: a transport builds some errors from a response
+                // head (a body over the limit), their request id read by its shape alone.
+                error.hide_echoes(&call.sent());
                 attempt_span.in_scope(|| tracing::debug!(error = %error, "attempt failed"));
-                call.settle(Err(error), now, &mut self.lock_quota());
+                call.settle_read(Err(error), now, &mut self.lock_quota());
             }
         }
         now

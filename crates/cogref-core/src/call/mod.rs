@@ -454,9 +454,10 @@ impl<'a, O: Operation> Call<'a, O> {
         self.settle_read(outcome, now, quota);
     }
 
-    /// [`settle`](Self::settle) for what [`read_response`](Self::read_response) returned: its
-    /// errors were read knowing what the request carried, their request ids already vetted
-    /// (checked again, they cost a search of every secret sent per error).
+    /// [`settle`](Self::settle) for an outcome whose errors were vetted against what the
+    /// request carried: those [`read_response`](Self::read_response) returns, and the driver's
+    /// transport errors, vetted before it logs them (checked again, they cost a search of
+    /// every secret sent per error).
     pub(crate) fn settle_read(
         &mut self,
         outcome: Result<O::Output, Error>,
