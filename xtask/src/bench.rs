@@ -95,8 +95,10 @@ const COMPARED: [Compared; 8] = [
     },
 ];
 
-/// Rounds per answer mode: each gives one ratio per client.
-const ROUNDS: usize = 11;
+/// Rounds per answer mode: each gives one ratio per client. Fresh processes each round read
+/// with a spread of about ±0.13 (a process's speed is its own, see the module docs): the
+/// median of 11 moved by up to 0.14 from one run to the next, of 33 it should by about half.
+const ROUNDS: usize = 33;
 /// Measured pairs of a duel (client and floor, alternately first), after one unmeasured pair.
 const PAIRS: usize = 4;
 /// Sequential calls of a batch.
