@@ -166,19 +166,31 @@ const CLIENT_SECRET: &str = "1q2w3e4r5t6y7u8i9o0pasdfghjklzxcvbnm1q2w3e4r5t6y7u8
 /// The error a call gets from a server answering `status` with `headers` (no body but an
 /// error code), with [`CLIENT_SECRET`] in the request.
 fn call_error(status: u16, headers: &[(&'static str, String)]) -> cogref_core::CallError {
-    use cogref_core::driver::{HttpRequest, ManualEnvironment};
-    use cogref_core::{CallConfig, Client, EndpointConfig, RefreshInput, SendOptions};
     let headers = headers.to_vec();
+    refused_with_client_secret(move |_, _| {
+        let mut response = http::Response::builder().status(status);
+        for (k, v) in &headers {
+            response = response.header(*k, v.as_str());
+        }
+        Ok(response
+            .body(br#"{"__type":"NotAuthorizedException","message":"Incorrect"}"#.to_vec())
+            .expect("response"))
+    })
+}
+
+/// The error of a refresh carrying [`CLIENT_SECRET`], made through `transport`.
+fn refused_with_client_secret(
+    transport: impl Fn(
+        cogref_core::driver::HttpRequest,
+        cogref_core::SendOptions,
+    ) -> Result<cogref_core::driver::HttpResponse, cogref_core::Error>
+    + Send
+    + Sync,
+) -> cogref_core::CallError {
+    use cogref_core::driver::ManualEnvironment;
+    use cogref_core::{CallConfig, Client, EndpointConfig, RefreshInput};
     let client = Client::new(
-        move |_: HttpRequest, _: SendOptions| {
-            let mut response = http::Response::builder().status(status);
-            for (k, v) in &headers {
-                response = response.header(*k, v.as_str());
-            }
-            Ok(response
-                .body(br#"{"__type":"NotAuthorizedException","message":"Incorrect"}"#.to_vec())
-                .expect("response"))
-        },
+        transport,
         ManualEnvironment::new(std::time::Instant::now(), now()),
         EndpointConfig::new()
             .region("eu-west-1")
@@ -224,35 +236,16 @@ fn a_request_id_or_redirect_host_spelling_the_client_secret_is_not_shown() {
 /// vetted when the call settles them).
 #[test]
 fn a_request_id_spelling_the_client_secret_in_a_transports_error_is_not_shown() {
-    use cogref_core::driver::{HttpRequest, ManualEnvironment};
-    use cogref_core::{
-        CallConfig, Client, EndpointConfig, RefreshInput, ResponseError, SendOptions,
-    };
-    let client = Client::new(
-        |_: HttpRequest, _: SendOptions| {
-            let mut head = HeaderMap::new();
-            head.insert(
-                "x-amzn-requestid",
-                http::HeaderValue::from_static(CLIENT_SECRET),
-            );
-            let e = ResponseError::body_too_large(64, StatusCode::OK, &head);
-            assert_eq!(e.request_id.as_deref(), Some(CLIENT_SECRET), "shape only");
-            Err(e.into())
-        },
-        ManualEnvironment::new(std::time::Instant::now(), now()),
-        EndpointConfig::new()
-            .region("eu-west-1")
-            .resolve()
-            .expect("endpoint"),
-        CallConfig::default(),
-    );
-    let input = RefreshInput::builder()
-        .refresh_token("eyJh.eyJi.c2ln")
-        .client_id("client")
-        .client_secret(CLIENT_SECRET)
-        .build()
-        .expect("input");
-    let e = client.refresh_blocking(&input).expect_err("over the limit");
+    let e = refused_with_client_secret(|_, _| {
+        let mut head = HeaderMap::new();
+        head.insert(
+            "x-amzn-requestid",
+            http::HeaderValue::from_static(CLIENT_SECRET),
+        );
+        let e = cogref_core::ResponseError::body_too_large(64, StatusCode::OK, &head);
+        assert_eq!(e.request_id.as_deref(), Some(CLIENT_SECRET), "shape only");
+        Err(e.into())
+    });
     assert_eq!(e.request_id(), Some("[redacted]"));
     for shown in [e.to_string(), format!("{e:?}")] {
         assert!(

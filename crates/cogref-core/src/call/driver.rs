@@ -308,14 +308,14 @@ impl<T, E: Environment> Client<T, E> {
                     response.body(),
                     wall,
                 );
-                call.settle_read(read, now, &mut self.lock_quota());
+                call.settle_vetted(read, now, &mut self.lock_quota());
             }
             Err(mut error) => {
                 // Vetted before it is logged: a transport builds some errors from a response
                 // head (a body over the limit), their request id read by its shape alone.
                 error.hide_echoes(&call.sent());
                 attempt_span.in_scope(|| tracing::debug!(error = %error, "attempt failed"));
-                call.settle_read(Err(error), now, &mut self.lock_quota());
+                call.settle_vetted(Err(error), now, &mut self.lock_quota());
             }
         }
         now

@@ -410,7 +410,7 @@ impl<'a, O: Operation> Call<'a, O> {
         quota: &mut RetryQuota,
     ) {
         let parsed = self.read_response(status, headers, body, wall_clock);
-        self.settle_read(parsed, now, quota);
+        self.settle_vetted(parsed, now, quota);
     }
 
     /// Reads a response of the attempt in flight into output or a typed error, without
@@ -451,14 +451,14 @@ impl<'a, O: Operation> Call<'a, O> {
             error.hide_echoes(&O::sent(self.input));
             error
         });
-        self.settle_read(outcome, now, quota);
+        self.settle_vetted(outcome, now, quota);
     }
 
     /// [`settle`](Self::settle) for an outcome whose errors were vetted against what the
     /// request carried: those [`read_response`](Self::read_response) returns, and the driver's
     /// transport errors, vetted before it logs them (checked again, they cost a search of
     /// every secret sent per error).
-    pub(crate) fn settle_read(
+    pub(crate) fn settle_vetted(
         &mut self,
         outcome: Result<O::Output, Error>,
         now: Instant,
