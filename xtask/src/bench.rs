@@ -96,8 +96,9 @@ const COMPARED: [Compared; 8] = [
 ];
 
 /// Rounds per answer mode: each gives one ratio per client. Fresh processes each round read
-/// with a spread of about ±0.13 (a process's speed is its own, see the module docs): the
-/// median of 11 moved by up to 0.14 from one run to the next, of 33 it should by about half.
+/// with a spread of about ±0.13 (a process's speed is its own, see the module docs): over three
+/// runs the median of 11 rounds moved by up to 0.14; of 33, by at most 0.09, but for the ureq
+/// clients' success figures (0.11 and 0.15: their rounds spread 0.87 to 1.39).
 const ROUNDS: usize = 33;
 /// Measured pairs of a duel (client and floor, alternately first), after one unmeasured pair.
 const PAIRS: usize = 4;
