@@ -3,6 +3,9 @@
 //! registered could keep the interest "never" (tracing's callsite registry races with scoped
 //! dispatchers), and the attempt spans then went missing from the capture now and then.
 
+mod common;
+use common::Captured;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -25,20 +28,6 @@ fn response(status: u16, body: &str) -> Result<HttpResponse, Error> {
         .header("x-amzn-requestid", "req")
         .body(body.as_bytes().to_vec())
         .expect("valid response"))
-}
-
-/// A writer the fmt subscriber appends to, readable afterwards.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[test]

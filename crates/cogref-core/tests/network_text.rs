@@ -2,7 +2,9 @@
 //! secret or a terminal escape: request ids in their shape, redirect hosts in theirs, bodies
 //! redacted even when a token is spelled with JSON escapes.
 
-use std::sync::{Arc, Mutex};
+mod common;
+use common::Captured;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use cogref_core::driver::{HttpRequest, ManualEnvironment};
@@ -89,20 +91,6 @@ fn request_ids_in_their_shape_are_shown_as_they_are() {
         let e = error_with_request_id(HeaderValue::from_static(id));
         assert_eq!(e.request_id(), Some(id));
         assert!(e.to_string().contains(&format!("request id {id}")), "{e}");
-    }
-}
-
-/// A writer the fmt subscriber appends to.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -7,7 +7,10 @@
 //! a scoped subscriber can miss a callsite another thread reached first, and then a leak in an
 //! event would go unseen.
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+mod common;
+use common::Captured;
+
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use cogref_core::driver::{HttpRequest, HttpResponse, ManualEnvironment};
@@ -76,20 +79,6 @@ fn leak_of(secrets: &[&str], text: &str) -> Option<String> {
         }
     }
     None
-}
-
-/// What the process-wide subscriber wrote, at DEBUG with span closes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 /// Installs the process-wide subscriber once, takes the lock that runs these tests one at a

@@ -57,3 +57,17 @@ pub fn render(request: &Request<Vec<u8>>) -> String {
     out.push_str(&String::from_utf8_lossy(request.body()));
     out
 }
+
+/// A writer a `tracing` fmt subscriber appends to, readable afterwards (`.0`).
+#[derive(Clone, Default)]
+pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
