@@ -42,7 +42,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 use std::future::Future;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use cogref_core::driver::StdEnvironment;
@@ -56,6 +56,9 @@ use cogref_core::{ResponseError, TransportError, TransportErrorKind};
 
 /// The async client: [`cogref_core::Client`] over reqwest and the system clock.
 pub type Client = cogref_core::Client<ReqwestTransport, StdEnvironment>;
+
+mod deadline;
+use deadline::Deadlines;
 
 /// A client for `endpoint` with `config`, on a new `reqwest::Client` set up by
 /// [`ReqwestTransport::new`]. Fails only if reqwest cannot initialise TLS.
@@ -78,6 +81,9 @@ pub struct ReqwestTransport {
     /// into a `Url` (formatting it, then parsing) was the largest cost this transport added to
     /// a call. Requests to any other URL are converted one by one.
     url: OnceLock<(http::Uri, reqwest::Url)>,
+    /// The attempts' deadlines, on the runtime of the first attempt (see `deadline.rs`);
+    /// shared by the transport's clones.
+    deadlines: Arc<OnceLock<Option<Arc<Deadlines>>>>,
 }
 
 impl ReqwestTransport {
@@ -99,6 +105,7 @@ impl ReqwestTransport {
             client,
             runtime: tokio::runtime::Handle::try_current().ok(),
             url: OnceLock::new(),
+            deadlines: Arc::default(),
         }
     }
 
@@ -162,14 +169,30 @@ impl AsyncTransport for ReqwestTransport {
         request: HttpRequest,
         options: SendOptions,
     ) -> Result<HttpResponse, Error> {
-        // One timer over the whole exchange, body included. reqwest's own request timeout
-        // would do the same with a boxed timer and a wrapper polled on every body frame.
-        tokio::time::timeout(options.timeout, self.exchange(request, options))
-            .await
-            .unwrap_or_else(|elapsed| {
-                // Past the connect timeout (shorter by default), so the request may have left.
-                Err(transport_error(TransportErrorKind::Timeout, true, elapsed))
-            })
+        // One deadline over the whole exchange, body included (reqwest's own request timeout
+        // would arm a boxed timer per request and poll a wrapper on every body frame). The
+        // attempts share one timer (see `deadline.rs`); on any runtime but the first
+        // attempt's, each has its own.
+        let exchange = self.exchange(request, options);
+        let deadlines = self
+            .deadlines
+            .get_or_init(Deadlines::on_current_runtime)
+            .as_ref()
+            .filter(|d| d.serves_current_runtime());
+        let deadline = tokio::time::Instant::now().checked_add(options.timeout);
+        let outcome = match (deadlines, deadline) {
+            (Some(deadlines), Some(deadline)) => deadlines
+                .within(deadline, exchange)
+                .await
+                .map_err(|elapsed| elapsed.into()),
+            _ => tokio::time::timeout(options.timeout, exchange)
+                .await
+                .map_err(|elapsed| elapsed.into()),
+        };
+        // Past the connect timeout (shorter by default), so the request may have left.
+        outcome.unwrap_or_else(|elapsed: Box<dyn std::error::Error + Send + Sync>| {
+            Err(transport_error(TransportErrorKind::Timeout, true, elapsed))
+        })
     }
 
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> + Send {
@@ -234,6 +257,79 @@ fn map_error(error: reqwest::Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback server that accepts connections and never answers.
+    fn silent_server() -> std::net::SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        std::thread::spawn(move || {
+            let held: Vec<_> = listener.incoming().flatten().collect();
+            drop(held);
+        });
+        address
+    }
+
+    #[test]
+    fn attempts_time_out_on_every_runtime_the_transport_is_used_on() {
+        let address = silent_server();
+        let endpoint = EndpointConfig::new()
+            .endpoint_url(format!("http://{address}"))
+            .resolve()
+            .expect("endpoint");
+        let config = CallConfig {
+            retry: RetryConfig {
+                max_attempts: 1,
+                ..RetryConfig::default()
+            },
+            timeouts: Timeouts {
+                attempt: Duration::from_millis(300),
+                ..Timeouts::default()
+            },
+            ..CallConfig::default()
+        };
+        let input = RefreshInput::builder()
+            .refresh_token("a-refresh-token-for-the-test")
+            .client_id("1example23456789abcdefghij")
+            .build()
+            .expect("valid");
+        // Made outside any runtime; the first attempt's runtime runs the shared timer, the
+        // second runtime's attempts arm their own (and the third's, after the first is gone).
+        let client = client(endpoint, config).expect("client");
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+        };
+        let first = runtime();
+        for (name, runtime) in [("first", &first), ("second", &runtime())]
+            .into_iter()
+            .chain([("first again", &first)])
+        {
+            for _ in 0..2 {
+                let started = std::time::Instant::now();
+                let e = runtime
+                    .block_on(client.refresh(&input))
+                    .expect_err("timeout");
+                assert!(
+                    matches!(e.error(), Error::Transport(t) if t.kind() == TransportErrorKind::Timeout),
+                    "{name}: {e}"
+                );
+                assert!(
+                    started.elapsed() < Duration::from_secs(3),
+                    "{name}: {:?}",
+                    started.elapsed()
+                );
+            }
+        }
+        drop(first);
+        let started = std::time::Instant::now();
+        assert!(runtime().block_on(client.refresh(&input)).is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "after the first runtime is gone"
+        );
+    }
 
     #[test]
     fn a_transport_shared_by_two_endpoints_sends_each_request_to_its_own_url() {
