@@ -103,8 +103,8 @@ impl UreqTransport {
         Self {
             agent: ureq::Agent::with_parts(
                 config,
-                ureq::unversioned::transport::DefaultConnector::default(),
-                LookupResolver::default(),
+                LookupOnConnect::<LookupResolver>::default(),
+                DeferredLookup::<LookupResolver>::default(),
             ),
             agent_timeout: Some(timeouts.attempt),
         }
@@ -196,6 +196,82 @@ impl ureq::unversioned::resolver::Resolver for LookupResolver {
     }
 }
 
+/// The agent's resolver in [`UreqTransport::new`]: no lookup here (an empty address list),
+/// [`LookupOnConnect`] makes it. ureq resolves a request's host before it looks in its pool,
+/// and with a timeout set (this transport always sets one) it does so on a new thread: every
+/// call, over a pooled connection or not, started a thread and ran a name lookup. An agent
+/// with a proxy keeps ureq's order (the proxy may be the one to resolve the host).
+#[derive(Debug, Default)]
+struct DeferredLookup<R = LookupResolver>(R);
+
+impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::resolver::Resolver
+    for DeferredLookup<R>
+{
+    fn resolve(
+        &self,
+        uri: &http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if config.proxy().is_some() {
+            return self.0.resolve(uri, config, timeout);
+        }
+        Ok(self.0.empty())
+    }
+}
+
+/// ureq's default connectors, after a name lookup made only when a new connection is needed
+/// (as hyper does), within the connect timeout: a lookup and the connection it leads to share
+/// one budget.
+#[derive(Debug, Default)]
+struct LookupOnConnect<R = LookupResolver> {
+    lookup: R,
+    connect: ureq::unversioned::transport::DefaultConnector,
+}
+
+impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::transport::Connector
+    for LookupOnConnect<R>
+{
+    type Out = Box<dyn ureq::unversioned::transport::Transport>;
+
+    fn connect(
+        &self,
+        details: &ureq::unversioned::transport::ConnectionDetails<'_>,
+        chained: Option<()>,
+    ) -> Result<Option<Self::Out>, ureq::Error> {
+        use ureq::unversioned::transport::{ConnectionDetails, NextTimeout, time::Duration};
+        if !details.addrs.is_empty() || details.config.proxy().is_some() {
+            return self.connect.connect(details, chained);
+        }
+        let started = std::time::Instant::now();
+        let lookup = NextTimeout {
+            reason: ureq::Timeout::Resolve,
+            ..details.timeout
+        };
+        let addrs = self.lookup.resolve(details.uri, details.config, lookup)?;
+        let timeout = match details.timeout.after {
+            Duration::Exact(after) => NextTimeout {
+                after: Duration::Exact(after.saturating_sub(started.elapsed())),
+                ..details.timeout
+            },
+            Duration::NotHappening => details.timeout,
+        };
+        let details = ConnectionDetails {
+            uri: details.uri,
+            addrs,
+            config: details.config,
+            request_level: details.request_level,
+            resolver: &self.lookup,
+            now: details.now,
+            timeout,
+            current_time: details.current_time.clone(),
+            run_connector: details.run_connector.clone(),
+            register_shutdown: details.register_shutdown.clone(),
+        };
+        self.connect.connect(&details, chained)
+    }
+}
+
 /// A host name that could not be resolved: nothing was sent.
 #[derive(Debug)]
 struct NameLookupFailed(io::Error);
@@ -240,4 +316,130 @@ fn transport_error(error: ureq::Error) -> Error {
     };
     let e = TransportError::new(kind, error);
     if sent { e.into() } else { e.not_sent().into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A resolver that counts its lookups.
+    #[derive(Debug, Default, Clone)]
+    struct Counting(Arc<AtomicUsize>, Arc<LookupResolver>);
+
+    impl ureq::unversioned::resolver::Resolver for Counting {
+        fn resolve(
+            &self,
+            uri: &http::Uri,
+            config: &ureq::config::Config,
+            timeout: ureq::unversioned::transport::NextTimeout,
+        ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            self.1.resolve(uri, config, timeout)
+        }
+    }
+
+    /// A loopback server answering `{}` to every request; `close` ends each connection after
+    /// its answer. Counts the connections it accepted.
+    fn server(close: bool) -> (u16, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                std::thread::spawn(move || -> std::io::Result<()> {
+                    let mut writer = stream.try_clone()?;
+                    let mut reader = BufReader::new(stream);
+                    loop {
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line)? == 0 {
+                                return Ok(());
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        reader.read_exact(&mut vec![0; length])?;
+                        let connection = if close { "close" } else { "keep-alive" };
+                        write!(
+                            writer,
+                            "HTTP/1.1 200 OK\r\nconnection: {connection}\r\ncontent-length: 2\r\n\r\n{{}}"
+                        )?;
+                        if close {
+                            return Ok(());
+                        }
+                    }
+                });
+            }
+        });
+        (port, accepted)
+    }
+
+    /// An agent set up as [`UreqTransport::new`]'s, its lookups counted (wherever made).
+    fn agent(lookups: &Counting) -> ureq::Agent {
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(3)))
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build();
+        ureq::Agent::with_parts(
+            config,
+            LookupOnConnect {
+                lookup: lookups.clone(),
+                connect: ureq::unversioned::transport::DefaultConnector::default(),
+            },
+            DeferredLookup(lookups.clone()),
+        )
+    }
+
+    #[test]
+    fn calls_over_a_kept_connection_look_the_host_up_once() {
+        let (port, connections) = server(false);
+        let lookups = Counting::default();
+        let agent = agent(&lookups);
+        for _ in 0..5 {
+            let mut response = agent
+                .post(format!("http://localhost:{port}/"))
+                .send("{}")
+                .expect("answer");
+            assert_eq!(response.status(), 200);
+            // Read to the end: only then does the connection go back to the pool.
+            assert_eq!(response.body_mut().read_to_string().expect("body"), "{}");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            lookups.0.load(Ordering::SeqCst),
+            1,
+            "one lookup, for the one connection"
+        );
+    }
+
+    #[test]
+    fn each_new_connection_looks_the_host_up_again() {
+        let (port, connections) = server(true);
+        let lookups = Counting::default();
+        let agent = agent(&lookups);
+        for _ in 0..3 {
+            let mut response = agent
+                .post(format!("http://localhost:{port}/"))
+                .send("{}")
+                .expect("answer");
+            assert_eq!(response.status(), 200);
+            // Read to the end: only then does the connection go back to the pool.
+            assert_eq!(response.body_mut().read_to_string().expect("body"), "{}");
+        }
+        assert_eq!(connections.load(Ordering::SeqCst), 3);
+        assert_eq!(lookups.0.load(Ordering::SeqCst), 3);
+    }
 }
