@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::Result;
 use crate::deps::normal_tree;
+use crate::idle::IdlePolling;
 use crate::process::{output_of, root};
 
 /// One client of the comparison.
@@ -678,10 +679,12 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
 pub(crate) fn bench(args: &[String]) -> Result {
     let mut runs_only = false;
     let mut allow_busy = false;
+    let mut idle_as_is = false;
     for arg in args {
         match arg.as_str() {
             "--runs-only" => runs_only = true,
             "--allow-busy" => allow_busy = true,
+            "--idle-as-is" => idle_as_is = true,
             _ => return Err(format!("bench: unexpected argument {arg:?}")),
         }
     }
@@ -763,6 +766,9 @@ pub(crate) fn bench(args: &[String]) -> Result {
     let placement = Placement::choose();
     results.push_str(&format!("META\tplacement\t{}\n", placement.describe()));
     eprintln!("==> placement: {}", placement.describe());
+    // Restores the machine's idle setting when dropped, at the end or on any error below.
+    let (_idle, idle) = IdlePolling::start(idle_as_is);
+    results.push_str(&format!("META\tidle cores\t{idle}\n"));
     let load_before = load_average();
     let mut busy = Vec::new();
     for mode in ["ok", "error"] {

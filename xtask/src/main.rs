@@ -3,13 +3,13 @@
 //! - `cargo xtask ci`: everything CI checks, in order, stopping at the first failure.
 //! - `cargo xtask fuzz [TARGET] [--seconds N]`: run the fuzz targets (all by default).
 //! - `cargo xtask core-deps`: check that the core's dependency tree has no I/O stack.
-//! - `cargo xtask bench [--runs-only] [--allow-busy]`: the comparison with the official SDK (`benches/compare/`).
+//! - `cargo xtask bench [--runs-only] [--allow-busy] [--idle-as-is]`: the comparison with the official SDK (`benches/compare/`).
 //! - `cargo xtask interop`: real AWS clients (AWS CLI, boto3, JS SDK v3, Amplify) against the emulator.
 //! - `cargo xtask redis`: a throwaway redis-server for running the fleet-store tests by hand.
 //! - `cargo xtask sim [ARGS]`: the deterministic simulator of token sessions (`crates/cogref-sim`).
 //!
 //! One module per chore: `ci` (the CI sequence), `fuzz`, `deps` (dependency-tree checks),
-//! `bench`, `citations` (the source's references to docs/protocol.md); what the checks need from the machine lives in `tools` (pinned cargo tools, the
+//! `bench` (with `idle`: how the machine's idle cores wake during it), `citations` (the source's references to docs/protocol.md); what the checks need from the machine lives in `tools` (pinned cargo tools, the
 //! nightly toolchain), `redis` and `system` (apt-get: redis-server, valgrind); `process` holds the helpers for running commands.
 
 mod bench;
@@ -17,6 +17,7 @@ mod ci;
 mod citations;
 mod deps;
 mod fuzz;
+mod idle;
 mod interop;
 mod process;
 mod redis;
