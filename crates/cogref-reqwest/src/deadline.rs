@@ -14,7 +14,7 @@
 //! per attempt timeout, and an idle one's not at all once its last deadline has passed.
 
 use std::future::Future;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
@@ -81,28 +81,19 @@ impl Deadlines {
 
     /// `future`, or [`Elapsed`] if it is still pending at `deadline`. Must be polled on the
     /// runtime these deadlines serve ([`Self::serves_current_runtime`]).
-    pub(crate) async fn within<F: Future>(
+    pub(crate) fn within<F: Future>(
         self: &Arc<Self>,
         deadline: Instant,
         future: F,
-    ) -> Result<F::Output, Elapsed> {
-        let mut future = pin!(future);
-        let mut waiting = Waiting {
-            deadlines: self,
-            deadline,
-            slot: None,
-        };
-        std::future::poll_fn(|cx| {
-            if let Poll::Ready(output) = future.as_mut().poll(cx) {
-                return Poll::Ready(Ok(output));
-            }
-            if Instant::now() >= deadline {
-                return Poll::Ready(Err(Elapsed));
-            }
-            waiting.wait(cx);
-            Poll::Pending
-        })
-        .await
+    ) -> Within<'_, F> {
+        Within {
+            future,
+            waiting: Waiting {
+                deadlines: self,
+                deadline,
+                slot: None,
+            },
+        }
     }
 
     /// Arms the timer at the deadline `state.armed` holds now (the earliest asked for since
@@ -151,6 +142,32 @@ impl Deadlines {
         for waker in wakers {
             waker.wake();
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An attempt's future and its deadline (see [`Deadlines::within`]). Written out rather
+    /// than an `async fn`, which moved the attempt's future once more on every call.
+    pub(crate) struct Within<'a, F> {
+        #[pin]
+        future: F,
+        waiting: Waiting<'a>,
+    }
+}
+
+impl<F: Future> Future for Within<'_, F> {
+    type Output = Result<F::Output, Elapsed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Ok(output));
+        }
+        if Instant::now() >= this.waiting.deadline {
+            return Poll::Ready(Err(Elapsed));
+        }
+        this.waiting.wait(cx);
+        Poll::Pending
     }
 }
 
