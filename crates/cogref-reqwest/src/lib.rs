@@ -83,7 +83,7 @@ pub struct ReqwestTransport {
     url: OnceLock<(http::Uri, reqwest::Url)>,
     /// The attempts' deadlines, on the runtime of the first attempt (see `deadline.rs`);
     /// shared by the transport's clones.
-    deadlines: Arc<OnceLock<Option<Arc<Deadlines>>>>,
+    deadlines: Arc<OnceLock<Arc<Deadlines>>>,
 }
 
 impl ReqwestTransport {
@@ -174,11 +174,12 @@ impl AsyncTransport for ReqwestTransport {
         // attempts share one timer (see `deadline.rs`); on any runtime but the first
         // attempt's, each has its own.
         let exchange = self.exchange(request, options);
-        let deadlines = self
-            .deadlines
-            .get_or_init(Deadlines::on_current_runtime)
-            .as_ref()
-            .filter(|d| d.serves_current_runtime());
+        let deadlines = match self.deadlines.get() {
+            Some(deadlines) => Some(deadlines),
+            // Bound to the first runtime an attempt runs on (none outside a runtime).
+            None => Deadlines::on_current_runtime().map(|d| self.deadlines.get_or_init(|| d)),
+        }
+        .filter(|d| d.serves_current_runtime());
         let deadline = tokio::time::Instant::now().checked_add(options.timeout);
         let outcome = match (deadlines, deadline) {
             (Some(deadlines), Some(deadline)) => deadlines
