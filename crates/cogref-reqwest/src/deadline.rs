@@ -9,9 +9,10 @@
 //! Here a transport keeps one timer for all its attempts, armed at the earliest deadline it
 //! was given. An attempt whose deadline is not earlier than the armed one arms nothing (the
 //! usual case: every attempt gets the same timeout, so later attempts end later). When the
-//! timer fires, every waiting attempt is woken: those past their deadline end with a timeout,
-//! the others arm the timer again at theirs. A busy transport's timer thus fires about once
-//! per attempt timeout, and an idle one's not at all once its last deadline has passed.
+//! timer fires, the attempts past their deadline are woken and end with a timeout, and the
+//! waiting attempt whose deadline comes next is woken to arm it again (or, if it ends
+//! instead, the next one after it). A busy transport's timer thus fires about once per
+//! attempt timeout, and an idle one's not at all once its last deadline has passed.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -103,8 +104,11 @@ impl Deadlines {
         // Read under the timer's lock: of two attempts arming at once, the later reset is
         // at the earlier deadline.
         let Some(at) = lock(&self.state).armed else {
-            return; // fired meanwhile, and every waiting attempt was woken
+            return; // fired meanwhile, and the earliest waiting attempt was woken to re-arm
         };
+        // A panic below (tokio's, on a runtime without timers) must not leave `armed` set with
+        // no timer behind it: every later attempt would skip arming and wait forever.
+        let disarm = DisarmOnPanic(self);
         let timer = match guard.as_mut() {
             Some(timer) => {
                 timer.as_mut().reset(at);
@@ -112,13 +116,14 @@ impl Deadlines {
             }
             None => guard.insert(Box::pin(tokio::time::sleep_until(at))),
         };
-        // Polled with the alarm's waker, so that the timer's firing wakes every attempt,
+        // Polled with the alarm's waker, so that the timer's firing reaches the deadlines,
         // whichever attempt armed it.
         let alarm = Waker::from(Arc::new(Alarm(Arc::downgrade(self))));
         let past = timer
             .as_mut()
             .poll(&mut Context::from_waker(&alarm))
             .is_ready();
+        drop(disarm);
         drop(guard);
         if past {
             // tokio will not call the alarm for a timer that was ready when polled.
@@ -126,21 +131,50 @@ impl Deadlines {
         }
     }
 
-    /// The timer has fired: every waiting attempt is woken.
+    /// The timer has fired: the attempts past their deadline are woken (to end), and the
+    /// waiting attempt whose deadline comes next (to arm the timer again). Waking every
+    /// waiting attempt instead made N stalled attempts cost O(N²) polls.
     fn fired(&self) {
         let wakers: Vec<Waker> = {
             let mut state = lock(&self.state);
             state.armed = None;
-            state
+            let now = Instant::now();
+            let mut wakers: Vec<Waker> = state
                 .waiting
                 .iter()
                 .flatten()
+                .filter(|(deadline, _)| *deadline <= now)
                 .map(|(_, waker)| waker.clone())
-                .collect()
+                .collect();
+            wakers.extend(state.first_waiting(Some(now)).cloned());
+            wakers
         };
         // Outside the lock: a woken attempt may be polled at once, on another thread.
         for waker in wakers {
             waker.wake();
+        }
+    }
+}
+
+impl State {
+    /// The waker of the waiting attempt whose deadline comes first (after `after`, if given).
+    fn first_waiting(&self, after: Option<Instant>) -> Option<&Waker> {
+        self.waiting
+            .iter()
+            .flatten()
+            .filter(|(deadline, _)| after.is_none_or(|after| *deadline > after))
+            .min_by_key(|(deadline, _)| *deadline)
+            .map(|(_, waker)| waker)
+    }
+}
+
+/// Clears `armed` if dropped while panicking (see [`Deadlines::arm`]).
+struct DisarmOnPanic<'a>(&'a Deadlines);
+
+impl Drop for DisarmOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            lock(&self.0.state).armed = None;
         }
     }
 }
@@ -219,14 +253,27 @@ impl Waiting<'_> {
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
         if let Some((slot, _)) = self.slot.take() {
-            let mut state = lock(&self.deadlines.state);
-            state.waiting[slot] = None;
-            state.free.push(slot);
+            let next = {
+                let mut state = lock(&self.deadlines.state);
+                state.waiting[slot] = None;
+                state.free.push(slot);
+                // Woken to arm the timer again after a firing, this attempt ended instead:
+                // the first still waiting must arm it (or, past its deadline, end and pass it
+                // on likewise).
+                if state.armed.is_none() {
+                    state.first_waiting(None).cloned()
+                } else {
+                    None
+                }
+            };
+            if let Some(waker) = next {
+                waker.wake();
+            }
         }
     }
 }
 
-/// The timer's waker: wakes every waiting attempt of the transport, if it is still there.
+/// The timer's waker: tells the transport's deadlines that it fired, if they are still there.
 struct Alarm(Weak<Deadlines>);
 
 impl Wake for Alarm {
@@ -244,6 +291,7 @@ impl Wake for Alarm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     /// A runtime whose clock only moves when every task waits (to the next timer).
@@ -415,6 +463,116 @@ mod tests {
             assert!(again.is_err());
             assert_eq!(lock(&deadlines.state).waiting.len(), 1);
         });
+    }
+
+    /// Pending on its first poll (waking no one), ready on the next.
+    struct ReadyOnSecondPoll(bool);
+
+    impl Future for ReadyOnSecondPoll {
+        type Output = ();
+
+        fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            if self.0 {
+                Poll::Ready(())
+            } else {
+                self.0 = true;
+                Poll::Pending
+            }
+        }
+    }
+
+    /// `future`, counting its polls in `polls`.
+    async fn counted<F: Future>(polls: &AtomicUsize, future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        std::future::poll_fn(|cx| {
+            polls.fetch_add(1, Ordering::Relaxed);
+            future.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    #[test]
+    fn a_firing_wakes_the_attempts_past_their_deadline_and_the_next_to_arm_not_all() {
+        run(async {
+            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let start = Instant::now();
+            const N: u64 = 40;
+            let polls = Arc::new(AtomicUsize::new(0));
+            let attempts: Vec<_> = (1..=N)
+                .map(|seconds| {
+                    let (deadlines, polls) = (deadlines.clone(), polls.clone());
+                    tokio::spawn(async move {
+                        let deadline = start + Duration::from_secs(seconds);
+                        let pending = std::future::pending::<()>();
+                        let outcome = counted(&polls, deadlines.within(deadline, pending)).await;
+                        (
+                            outcome.is_err(),
+                            start.elapsed() == Duration::from_secs(seconds),
+                        )
+                    })
+                })
+                .collect();
+            for attempt in attempts {
+                assert_eq!(attempt.await.expect("task"), (true, true));
+            }
+            let total = polls.load(Ordering::Relaxed);
+            // Each attempt: its first poll, the one that arms the timer at its deadline, the
+            // one that ends it. Waking every waiting attempt at each firing: ~N²/2 (820).
+            assert!(total <= 3 * N as usize, "{total} polls for {N} attempts");
+        });
+    }
+
+    #[test]
+    fn an_attempt_woken_to_arm_the_timer_that_ends_instead_passes_it_on() {
+        run(async {
+            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let start = Instant::now();
+            let spawn = |seconds: u64, ends_when_woken: bool| {
+                let deadlines = deadlines.clone();
+                tokio::spawn(async move {
+                    let deadline = start + Duration::from_secs(seconds);
+                    let outcome = if ends_when_woken {
+                        // Woken at 1 s as the next to arm the timer, it ends on that poll.
+                        deadlines.within(deadline, ReadyOnSecondPoll(false)).await
+                    } else {
+                        deadlines
+                            .within(deadline, std::future::pending::<()>())
+                            .await
+                    };
+                    (outcome.is_err(), start.elapsed())
+                })
+            };
+            let (a, b, c) = (spawn(1, false), spawn(5, true), spawn(9, false));
+            assert_eq!(a.await.expect("task"), (true, SECOND));
+            assert_eq!(b.await.expect("task"), (false, SECOND));
+            assert_eq!(c.await.expect("task"), (true, 9 * SECOND));
+        });
+    }
+
+    #[test]
+    fn a_panic_while_arming_leaves_no_deadline_armed_behind() {
+        // No timers on this runtime: tokio's sleep panics, as tokio's own timeout would.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let deadlines = runtime
+            .block_on(async { Deadlines::on_current_runtime() })
+            .expect("in a runtime");
+        for _ in 0..2 {
+            let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                runtime.block_on(async {
+                    let deadline = Instant::now() + SECOND;
+                    let _ = deadlines
+                        .within(deadline, std::future::pending::<()>())
+                        .await;
+                })
+            }));
+            assert!(
+                panicked.is_err(),
+                "every attempt panics alike, none waits forever"
+            );
+            assert_eq!(armed(&deadlines), None);
+        }
     }
 
     #[test]

@@ -186,9 +186,10 @@ impl AsyncTransport for ReqwestTransport {
                 .within(deadline, exchange)
                 .await
                 .map_err(|elapsed| elapsed.into()),
+            // The same error as the shared timer's: a timeout reads alike on every runtime.
             _ => tokio::time::timeout(options.timeout, exchange)
                 .await
-                .map_err(|elapsed| elapsed.into()),
+                .map_err(|_| deadline::Elapsed.into()),
         };
         // Past the connect timeout (shorter by default), so the request may have left.
         outcome.unwrap_or_else(|elapsed: Box<dyn std::error::Error + Send + Sync>| {
