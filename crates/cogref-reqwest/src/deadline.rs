@@ -22,17 +22,41 @@ use std::task::{Context, Poll, Wake, Waker};
 use tokio::runtime::Handle;
 use tokio::time::{Instant, Sleep};
 
+/// A transport's deadlines: those of the runtime its latest attempt ran on. An attempt on
+/// another runtime binds new ones (those of the previous runtime stay with the attempts that
+/// hold them, and go with the last).
+#[derive(Debug, Default)]
+pub(crate) struct Binding(Mutex<Option<Arc<Deadlines>>>);
+
+impl Binding {
+    /// The deadlines of the current runtime; `None` outside a runtime.
+    pub(crate) fn current(&self) -> Option<Arc<Deadlines>> {
+        let runtime = Handle::try_current().ok()?.id();
+        let mut bound = lock(&self.0);
+        if let Some(deadlines) = bound.as_ref().filter(|d| d.runtime == runtime) {
+            return Some(deadlines.clone());
+        }
+        let deadlines = Arc::new(Deadlines {
+            runtime,
+            timer: Mutex::default(),
+            state: Mutex::default(),
+        });
+        *bound = Some(deadlines.clone());
+        Some(deadlines)
+    }
+}
+
 /// The deadlines of one transport's attempts on one runtime, and the timer that serves them.
 ///
 /// Two locks: `timer` is taken before `state` (and before tokio's own, inside the timer's
-/// methods), never after; the timer's firing takes `state` alone. No cycle, no deadlock.
+/// methods), never after; the timer's firing takes `state`, and `timer` only if free.
 #[derive(Debug)]
 pub(crate) struct Deadlines {
-    /// The runtime whose driver runs the timer. Held so that its id stays its own (a runtime's
-    /// id may be reused once the runtime is gone) while [`Self::serves_current_runtime`]
-    /// compares ids.
-    runtime: Handle,
-    /// Made on first use, then reset rather than replaced.
+    /// The runtime whose driver runs the timer (ids come from a counter: a runtime made later
+    /// has another). Its id only: a handle would keep a dropped runtime's driver open.
+    runtime: tokio::runtime::Id,
+    /// Made when first needed, then reset rather than replaced while attempts keep coming;
+    /// let go once it fires with no attempt left to arm it (it holds the runtime's driver).
     timer: Mutex<Option<Pin<Box<Sleep>>>>,
     state: Mutex<State>,
 }
@@ -66,22 +90,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Deadlines {
-    /// Deadlines on the current runtime's timer; `None` outside a runtime.
-    pub(crate) fn on_current_runtime() -> Option<Arc<Self>> {
-        Some(Arc::new(Self {
-            runtime: Handle::try_current().ok()?,
-            timer: Mutex::default(),
-            state: Mutex::default(),
-        }))
-    }
-
-    /// Whether the runtime polling the caller now is the one the timer runs on.
-    pub(crate) fn serves_current_runtime(&self) -> bool {
-        Handle::try_current().is_ok_and(|current| current.id() == self.runtime.id())
-    }
-
-    /// `future`, or [`Elapsed`] if it is still pending at `deadline`. Must be polled on the
-    /// runtime these deadlines serve ([`Self::serves_current_runtime`]).
+    /// `future`, or [`Elapsed`] if it is still pending at `deadline`. To be polled on the
+    /// runtime these deadlines serve ([`Binding::current`]).
     pub(crate) fn within<F: Future>(
         self: &Arc<Self>,
         deadline: Instant,
@@ -119,8 +129,11 @@ impl Deadlines {
         // Polled with the alarm's waker, so that the timer's firing reaches the deadlines,
         // whichever attempt armed it.
         let alarm = Waker::from(Arc::new(Alarm(Arc::downgrade(self))));
-        let past = timer
-            .as_mut()
+        // Outside tokio's cooperative budget: polled from a task whose budget is spent, the
+        // timer would wake the alarm at once instead of registering it, and every waiting
+        // attempt would be polled again and again until that task's deadline.
+        let mut unconstrained = tokio::task::unconstrained(timer.as_mut());
+        let past = Pin::new(&mut unconstrained)
             .poll(&mut Context::from_waker(&alarm))
             .is_ready();
         drop(disarm);
@@ -146,7 +159,17 @@ impl Deadlines {
                 .filter(|(deadline, _)| *deadline <= now)
                 .map(|(_, waker)| waker.clone())
                 .collect();
-            wakers.extend(state.first_waiting(Some(now)).cloned());
+            match state.first_waiting(Some(now)) {
+                Some(next) => wakers.push(next.clone()),
+                None => {
+                    // No attempt will arm it again: let the timer go, and the runtime's driver
+                    // it holds (this is also how a runtime's shutdown ends, firing every
+                    // timer). Not if it is being armed: that attempt will wait on it.
+                    if let Ok(mut timer) = self.timer.try_lock() {
+                        timer.take();
+                    }
+                }
+            }
             wakers
         };
         // Outside the lock: a woken attempt may be polled at once, on another thread.
@@ -217,13 +240,18 @@ impl Waiting<'_> {
     /// Stores `cx`'s waker (unless the stored one wakes the same task) and makes sure the
     /// timer fires by the deadline.
     fn wait(&mut self, cx: &Context<'_>) {
+        // Wakers replaced are dropped after the lock is released (dropping one may run code).
+        let mut replaced = (None, None);
         {
             let mut state = lock(&self.deadlines.state);
             match &mut self.slot {
                 Some((_, stored)) if stored.will_wake(cx.waker()) => {}
                 Some((slot, stored)) => {
-                    *stored = cx.waker().clone();
-                    state.waiting[*slot] = Some((self.deadline, cx.waker().clone()));
+                    let entry = (self.deadline, cx.waker().clone());
+                    replaced = (
+                        Some(std::mem::replace(stored, cx.waker().clone())),
+                        state.waiting[*slot].replace(entry),
+                    );
                 }
                 None => {
                     let entry = Some((self.deadline, cx.waker().clone()));
@@ -313,6 +341,10 @@ mod tests {
         });
     }
 
+    fn on_this_runtime() -> Arc<Deadlines> {
+        Binding::default().current().expect("in a runtime")
+    }
+
     fn armed(deadlines: &Deadlines) -> Option<Instant> {
         lock(&deadlines.state).armed
     }
@@ -326,7 +358,7 @@ mod tests {
     #[test]
     fn an_attempt_still_pending_at_its_deadline_ends_at_that_deadline() {
         run(async {
-            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let deadlines = on_this_runtime();
             let start = Instant::now();
             let outcome = deadlines
                 .within(start + 10 * SECOND, std::future::pending::<()>())
@@ -340,7 +372,7 @@ mod tests {
     #[test]
     fn an_attempt_that_ends_in_time_gives_its_output() {
         run(async {
-            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let deadlines = on_this_runtime();
             let start = Instant::now();
             let outcome = deadlines
                 .within(start + 10 * SECOND, async {
@@ -356,7 +388,7 @@ mod tests {
     #[test]
     fn attempts_one_after_another_leave_the_first_deadline_armed() {
         run(async {
-            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let deadlines = on_this_runtime();
             let first = Instant::now() + 10 * SECOND;
             for k in 0..5 {
                 let deadline = Instant::now() + 10 * SECOND;
@@ -374,7 +406,7 @@ mod tests {
     #[test]
     fn an_earlier_deadline_arms_the_timer_sooner() {
         run(async {
-            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let deadlines = on_this_runtime();
             let start = Instant::now();
             let late = tokio::spawn({
                 let deadlines = deadlines.clone();
@@ -399,7 +431,7 @@ mod tests {
     #[test]
     fn an_attempt_waiting_when_the_timer_fires_for_another_ends_at_its_own_deadline() {
         run(async {
-            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let deadlines = on_this_runtime();
             let start = Instant::now();
             // Arms the timer at 5 s, ends at 1 s.
             let quick = deadlines
@@ -419,7 +451,7 @@ mod tests {
     #[test]
     fn many_attempts_each_end_at_their_own_deadline() {
         run(async {
-            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let deadlines = on_this_runtime();
             let start = Instant::now();
             // Deadlines out of order: 7, 3, 11, 1, 9, 5 s...
             let tasks: Vec<_> = [7u64, 3, 11, 1, 9, 5, 4, 12]
@@ -447,7 +479,7 @@ mod tests {
     #[test]
     fn a_cancelled_attempt_leaves_its_place() {
         run(async {
-            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let deadlines = on_this_runtime();
             let deadline = Instant::now() + 10 * SECOND;
             let cancelled = tokio::time::timeout(
                 SECOND,
@@ -494,7 +526,7 @@ mod tests {
     #[test]
     fn a_firing_wakes_the_attempts_past_their_deadline_and_the_next_to_arm_not_all() {
         run(async {
-            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let deadlines = on_this_runtime();
             let start = Instant::now();
             const N: u64 = 40;
             let polls = Arc::new(AtomicUsize::new(0));
@@ -525,7 +557,7 @@ mod tests {
     #[test]
     fn an_attempt_woken_to_arm_the_timer_that_ends_instead_passes_it_on() {
         run(async {
-            let deadlines = Deadlines::on_current_runtime().expect("in a runtime");
+            let deadlines = on_this_runtime();
             let start = Instant::now();
             let spawn = |seconds: u64, ends_when_woken: bool| {
                 let deadlines = deadlines.clone();
@@ -555,9 +587,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
-        let deadlines = runtime
-            .block_on(async { Deadlines::on_current_runtime() })
-            .expect("in a runtime");
+        let deadlines = runtime.block_on(async { on_this_runtime() });
         for _ in 0..2 {
             let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 runtime.block_on(async {
@@ -576,14 +606,74 @@ mod tests {
     }
 
     #[test]
-    fn deadlines_serve_only_the_runtime_they_were_made_on() {
+    fn a_binding_follows_the_runtime_its_attempts_run_on() {
+        let binding = Binding::default();
+        assert!(binding.current().is_none(), "outside any runtime");
         let first = paused();
-        let deadlines = first
-            .block_on(async { Deadlines::on_current_runtime() })
-            .expect("in a runtime");
-        assert!(first.block_on(async { deadlines.serves_current_runtime() }));
-        assert!(!paused().block_on(async { deadlines.serves_current_runtime() }));
-        assert!(!deadlines.serves_current_runtime(), "outside any runtime");
-        assert!(Deadlines::on_current_runtime().is_none());
+        let a = first.block_on(async { binding.current() }).expect("bound");
+        let again = first.block_on(async { binding.current() }).expect("bound");
+        assert!(Arc::ptr_eq(&a, &again), "one runtime, one set of deadlines");
+        let second = paused();
+        let b = second.block_on(async { binding.current() }).expect("bound");
+        assert!(!Arc::ptr_eq(&a, &b), "another runtime, its own");
+        drop((first, second));
+        // A runtime made later has its own id, even once the earlier ones are gone.
+        let third = paused()
+            .block_on(async { binding.current() })
+            .expect("bound");
+        assert!(!Arc::ptr_eq(&b, &third));
+    }
+
+    #[test]
+    fn a_timer_that_fires_with_no_attempt_left_to_arm_it_is_let_go() {
+        run(async {
+            let deadlines = on_this_runtime();
+            let start = Instant::now();
+            let done = deadlines
+                .within(start + SECOND, tokio::time::sleep(SECOND / 2))
+                .await;
+            assert!(done.is_ok());
+            assert!(
+                lock(&deadlines.timer).is_some(),
+                "kept while attempts may come"
+            );
+            tokio::time::sleep(SECOND).await; // past the armed deadline: the timer fires
+            assert!(
+                lock(&deadlines.timer).is_none(),
+                "it held the runtime's driver"
+            );
+            // The next attempt makes a new one.
+            let late = deadlines
+                .within(Instant::now() + SECOND, std::future::pending::<()>())
+                .await;
+            assert!(late.is_err());
+        });
+    }
+
+    #[test]
+    fn an_attempt_polled_with_its_task_budget_spent_still_registers_the_timer() {
+        run(async {
+            let deadlines = on_this_runtime();
+            let deadline = Instant::now() + SECOND;
+            let mut attempt =
+                std::pin::pin!(deadlines.within(deadline, std::future::pending::<()>()));
+            // One poll with the task's cooperative budget spent (as a loop draining a busy
+            // channel would leave it).
+            std::future::poll_fn(|cx| {
+                while Box::pin(tokio::task::consume_budget())
+                    .as_mut()
+                    .poll(cx)
+                    .is_ready()
+                {}
+                assert!(attempt.as_mut().poll(cx).is_pending());
+                Poll::Ready(())
+            })
+            .await;
+            // Polled under the spent budget, the timer would have refused to register and
+            // woken its alarm (once this task yields): a firing, and the attempt polled again
+            // to arm it.
+            tokio::task::yield_now().await;
+            assert_eq!(armed(&deadlines), Some(deadline));
+        });
     }
 }

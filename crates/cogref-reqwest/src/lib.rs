@@ -58,7 +58,7 @@ use cogref_core::{ResponseError, TransportError, TransportErrorKind};
 pub type Client = cogref_core::Client<ReqwestTransport, StdEnvironment>;
 
 mod deadline;
-use deadline::Deadlines;
+use deadline::Binding;
 
 /// A client for `endpoint` with `config`, on a new `reqwest::Client` set up by
 /// [`ReqwestTransport::new`]. Fails only if reqwest cannot initialise TLS.
@@ -81,9 +81,9 @@ pub struct ReqwestTransport {
     /// into a `Url` (formatting it, then parsing) was the largest cost this transport added to
     /// a call. Requests to any other URL are converted one by one.
     url: OnceLock<(http::Uri, reqwest::Url)>,
-    /// The attempts' deadlines, on the runtime of the first attempt (see `deadline.rs`);
+    /// The attempts' deadlines, on the runtime of the latest attempt (see `deadline.rs`);
     /// shared by the transport's clones.
-    deadlines: Arc<OnceLock<Arc<Deadlines>>>,
+    deadlines: Arc<Binding>,
 }
 
 impl ReqwestTransport {
@@ -171,17 +171,11 @@ impl AsyncTransport for ReqwestTransport {
     ) -> Result<HttpResponse, Error> {
         // One deadline over the whole exchange, body included (reqwest's own request timeout
         // would arm a boxed timer per request and poll a wrapper on every body frame). The
-        // attempts share one timer (see `deadline.rs`); on any runtime but the first
-        // attempt's, each has its own.
+        // attempts on one runtime share one timer (see `deadline.rs`).
         let exchange = self.exchange(request, options);
-        let deadlines = match self.deadlines.get() {
-            Some(deadlines) => Some(deadlines),
-            // Bound to the first runtime an attempt runs on (none outside a runtime).
-            None => Deadlines::on_current_runtime().map(|d| self.deadlines.get_or_init(|| d)),
-        }
-        .filter(|d| d.serves_current_runtime());
+        let deadlines = self.deadlines.current();
         let deadline = tokio::time::Instant::now().checked_add(options.timeout);
-        let outcome = match (deadlines, deadline) {
+        let outcome = match (&deadlines, deadline) {
             (Some(deadlines), Some(deadline)) => deadlines
                 .within(deadline, exchange)
                 .await
