@@ -932,3 +932,47 @@ fn a_timeout_reads_the_same_on_every_runtime() {
         assert_eq!(on_first, on_second);
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// Promise 5, resources: a runtime gone stays gone.
+
+/// How many epoll instances this process has open (each tokio runtime's IO driver owns one).
+#[cfg(target_os = "linux")]
+fn epoll_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .flatten()
+        .filter(|entry| {
+            std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.to_string_lossy().contains("eventpoll"))
+        })
+        .count()
+}
+
+/// `Deadlines` keeps a `Handle` of the first attempt's runtime for as long as the transport
+/// lives (`deadline.rs:33`), and with it that runtime's driver: its epoll instance, eventfd,
+/// timer wheel and IO slab stay open after the runtime is dropped. A transport made outside any
+/// runtime held none of it before.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_transport_does_not_keep_a_dropped_runtimes_driver_open() {
+    let server = silent();
+    let before = epoll_fds();
+    let transports: Vec<_> = (0..30)
+        .map(|_| {
+            let transport = transport(); // outside any runtime
+            let runtime = current_thread();
+            let (outcome, _) = runtime.block_on(attempt(&transport, server, Duration::ZERO));
+            assert!(is_timeout(&outcome), "{outcome:?}");
+            drop(runtime);
+            transport
+        })
+        .collect();
+    let held = epoll_fds().saturating_sub(before);
+    drop(transports);
+    // Other tests' runtimes come and go meanwhile: a margin well under 30.
+    assert!(
+        held < 10,
+        "{held} epoll instances of dropped runtimes still open while 30 transports live"
+    );
+}
