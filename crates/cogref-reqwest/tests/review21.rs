@@ -976,3 +976,84 @@ fn a_transport_does_not_keep_a_dropped_runtimes_driver_open() {
         "{held} epoll instances of dropped runtimes still open while 30 transports live"
     );
 }
+
+/// A future that first spends its task's coop budget (as a loop draining a busy channel
+/// would), then polls `call`: every poll of it reaches `call` with no budget left.
+async fn polled_with_budget_spent<F: Future>(call: F) -> F::Output {
+    let mut call = Box::pin(call);
+    std::future::poll_fn(|cx| {
+        loop {
+            let mut spend = Box::pin(tokio::task::consume_budget());
+            if spend.as_mut().poll(cx).is_pending() {
+                break;
+            }
+        }
+        call.as_mut().poll(cx)
+    })
+    .await
+}
+
+/// An attempt polled by a task whose coop budget is spent: `Deadlines::arm` polls the shared
+/// timer inside that task, tokio's `poll_proceed` refuses and wakes the timer's waker (the
+/// `Alarm`) instead of registering it, so `fired` runs and wakes every waiting attempt of the
+/// transport; they re-arm, the starved task arms again on its next poll, and so on: every
+/// attempt spins with it. Before 2140fc4 only the starved task spun (on its own `Sleep`).
+#[test]
+fn a_task_polling_with_its_budget_spent_does_not_make_other_attempts_spin() {
+    within_watchdog(Duration::from_secs(30), || {
+        let server = silent();
+        let transport = transport();
+        multi_thread(2).block_on(async {
+            let polls = Arc::new(AtomicUsize::new(0));
+            let bystanders: Vec<_> = (0..5)
+                .map(|_| {
+                    let transport = transport.clone();
+                    tokio::spawn(Counted {
+                        inner: Box::pin(async move {
+                            transport
+                                .send(request(server), options(Duration::from_secs(3)))
+                                .await
+                        }),
+                        polls: polls.clone(),
+                    })
+                })
+                .collect();
+            tokio::time::sleep(100 * MS).await;
+            let before = polls.load(Ordering::Relaxed);
+            let starved = tokio::spawn({
+                let transport = transport.clone();
+                async move {
+                    polled_with_budget_spent(transport.send(request(server), options(300 * MS)))
+                        .await
+                }
+            });
+            tokio::time::sleep(400 * MS).await;
+            starved.abort();
+            let during = polls.load(Ordering::Relaxed) - before;
+            for task in &bystanders {
+                task.abort();
+            }
+            assert!(
+                during <= 50,
+                "5 waiting attempts were polled {during} times while another task starved"
+            );
+        });
+    });
+}
+
+/// What 2140fc4 improved: `within` checks the clock itself, so an attempt polled only with its
+/// budget spent still ends at its deadline (tokio's `Timeout` polls its `Sleep`, which coop
+/// refuses on every such poll: before 2140fc4 this attempt never ended).
+#[test]
+fn an_attempt_polled_with_its_budget_spent_still_ends_at_its_deadline() {
+    within_watchdog(Duration::from_secs(30), || {
+        let server = silent();
+        let transport = transport();
+        multi_thread(2).block_on(async {
+            let started = Instant::now();
+            let outcome =
+                polled_with_budget_spent(transport.send(request(server), options(300 * MS))).await;
+            assert_timed_out_on_time("starved", &outcome, started.elapsed(), 300 * MS, 300 * MS);
+        });
+    });
+}
