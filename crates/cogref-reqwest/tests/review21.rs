@@ -3,6 +3,14 @@
 //!
 //! Every wait that could hang is bounded by a watchdog on a plain thread (the test fails with
 //! a message instead of hanging the suite).
+//!
+//! On 2140fc4 five of these fail (each passes with the per-attempt `tokio::time::timeout` of
+//! 512cf0b): `a_panic_while_arming_does_not_leave_later_attempts_without_a_deadline`,
+//! `a_waiting_attempt_is_not_woken_by_each_other_attempts_deadline`,
+//! `a_task_polling_with_its_budget_spent_does_not_make_other_attempts_spin`,
+//! `a_transport_does_not_keep_a_dropped_runtimes_driver_open` and
+//! `a_timeout_reads_the_same_on_every_runtime`. One passes on 2140fc4 and hung on 512cf0b:
+//! `an_attempt_polled_with_its_budget_spent_still_ends_at_its_deadline`.
 
 use std::future::Future;
 use std::io::{Read, Write};
@@ -1054,6 +1062,68 @@ fn an_attempt_polled_with_its_budget_spent_still_ends_at_its_deadline() {
             let outcome =
                 polled_with_budget_spent(transport.send(request(server), options(300 * MS))).await;
             assert_timed_out_on_time("starved", &outcome, started.elapsed(), 300 * MS, 300 * MS);
+        });
+    });
+}
+
+/// On a paused clock the shared timer's firing and other timers' firings land in the same
+/// driver turn: attempts started by a task woken at the very instant the timer fires (and a
+/// microsecond either side) still end exactly at their own deadlines.
+#[test]
+fn attempts_started_at_the_instant_the_timer_fires_end_at_their_own_deadline_on_a_paused_clock() {
+    within_watchdog(Duration::from_secs(30), || {
+        let server = silent();
+        let transport = transport_without_connect_timeout();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let start = tokio::time::Instant::now();
+            let first = tokio::spawn({
+                let transport = transport.clone();
+                async move {
+                    let outcome = transport
+                        .send(request(server), options(Duration::from_secs(10)))
+                        .await;
+                    (outcome, start.elapsed())
+                }
+            });
+            let starters: Vec<_> = [-1000i64, -1, 0, 1, 1000]
+                .into_iter()
+                .flat_map(|offset_us| [(offset_us, 3u64), (offset_us, 17)])
+                .map(|(offset_us, seconds)| {
+                    let transport = transport.clone();
+                    tokio::spawn(async move {
+                        let at = start + Duration::from_secs(10);
+                        let at = if offset_us < 0 {
+                            at - Duration::from_micros(offset_us.unsigned_abs())
+                        } else {
+                            at + Duration::from_micros(offset_us.unsigned_abs())
+                        };
+                        tokio::time::sleep_until(at).await;
+                        let began = tokio::time::Instant::now();
+                        let timeout = Duration::from_secs(seconds);
+                        let outcome = transport.send(request(server), options(timeout)).await;
+                        (offset_us, timeout, outcome, began.elapsed())
+                    })
+                })
+                .collect();
+            let (outcome, elapsed) = first.await.expect("task");
+            assert!(is_timeout(&outcome), "{outcome:?}");
+            assert!(
+                elapsed >= 10 * 1000 * MS && elapsed < 10 * 1000 * MS + 2 * MS,
+                "{elapsed:?}"
+            );
+            for starter in starters {
+                let (offset_us, timeout, outcome, elapsed) = starter.await.expect("task");
+                assert!(is_timeout(&outcome), "{offset_us} us: {outcome:?}");
+                assert!(
+                    elapsed >= timeout && elapsed < timeout + 2 * MS,
+                    "started {offset_us} us from the firing, {timeout:?}: ended after {elapsed:?}"
+                );
+            }
         });
     });
 }
