@@ -242,7 +242,7 @@ impl Waiting<'_> {
     fn wait(&mut self, cx: &Context<'_>) {
         // Wakers replaced are dropped after the lock is released (dropping one may run code).
         let mut replaced = (None, None);
-        {
+        let arm = {
             let mut state = lock(&self.deadlines.state);
             match &mut self.slot {
                 Some((_, stored)) if stored.will_wake(cx.waker()) => {}
@@ -269,12 +269,16 @@ impl Waiting<'_> {
                 }
             }
             // The usual case: the timer already fires by this deadline.
-            if state.armed.is_some_and(|armed| armed <= self.deadline) {
-                return;
+            let armed_in_time = state.armed.is_some_and(|armed| armed <= self.deadline);
+            if !armed_in_time {
+                state.armed = Some(self.deadline);
             }
-            state.armed = Some(self.deadline);
+            !armed_in_time
+        };
+        drop(replaced);
+        if arm {
+            self.deadlines.arm();
         }
-        self.deadlines.arm();
     }
 }
 
