@@ -96,10 +96,11 @@ const COMPARED: [Compared; 8] = [
     },
 ];
 
-/// Rounds per answer mode: each gives one ratio per client. Fresh processes each round read
-/// with a spread of about ±0.13 (a process's speed is its own, see the module docs): over three
-/// runs the median of 11 rounds moved by up to 0.14; of 33, by at most 0.09, but for the ureq
-/// clients' success figures (0.11 and 0.15: their rounds spread 0.87 to 1.39).
+/// Rounds per answer mode: each gives one ratio per client. With idle vCPUs halting at once,
+/// fresh processes each round read with a spread of about ±0.13, and over three runs the
+/// median of 33 rounds moved by up to 0.15; with them polling (see `idle.rs`), by at most 0.03
+/// for the reqwest clients and raw ureq, and by 0.05 to 0.43 for the clients whose calls fall
+/// into two modes (cogref-isahc, raw isahc, cogref-blocking: rounds spread 0.76 to 2.15).
 const ROUNDS: usize = 33;
 /// Measured pairs of a duel (client and floor, alternately first), after one unmeasured pair.
 const PAIRS: usize = 4;
