@@ -403,20 +403,25 @@ mod tests {
         )
     }
 
-    #[test]
-    fn calls_over_a_kept_connection_look_the_host_up_once() {
-        let (port, connections) = server(false);
-        let lookups = Counting::default();
-        let agent = agent(&lookups);
-        for _ in 0..5 {
+    /// `times` calls through `agent` to the server on `port`, each answer read to the end (only
+    /// then does the connection go back to the pool).
+    fn call(agent: &ureq::Agent, port: u16, times: usize) {
+        for _ in 0..times {
             let mut response = agent
                 .post(format!("http://localhost:{port}/"))
                 .send("{}")
                 .expect("answer");
             assert_eq!(response.status(), 200);
-            // Read to the end: only then does the connection go back to the pool.
             assert_eq!(response.body_mut().read_to_string().expect("body"), "{}");
         }
+    }
+
+    #[test]
+    fn calls_over_a_kept_connection_look_the_host_up_once() {
+        let (port, connections) = server(false);
+        let lookups = Counting::default();
+        let agent = agent(&lookups);
+        call(&agent, port, 5);
         assert_eq!(connections.load(Ordering::SeqCst), 1);
         assert_eq!(
             lookups.0.load(Ordering::SeqCst),
@@ -430,15 +435,7 @@ mod tests {
         let (port, connections) = server(true);
         let lookups = Counting::default();
         let agent = agent(&lookups);
-        for _ in 0..3 {
-            let mut response = agent
-                .post(format!("http://localhost:{port}/"))
-                .send("{}")
-                .expect("answer");
-            assert_eq!(response.status(), 200);
-            // Read to the end: only then does the connection go back to the pool.
-            assert_eq!(response.body_mut().read_to_string().expect("body"), "{}");
-        }
+        call(&agent, port, 3);
         assert_eq!(connections.load(Ordering::SeqCst), 3);
         assert_eq!(lookups.0.load(Ordering::SeqCst), 3);
     }
