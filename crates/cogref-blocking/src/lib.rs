@@ -31,7 +31,8 @@
 //!
 //! The agent never follows redirects, reads at most [`ResponseLimits::max_body_bytes`] of a
 //! body, applies the connect, attempt and total timeouts of [`Timeouts`], and keeps connections
-//! alive between calls. Every call and attempt is a `tracing` span; no secret is ever logged:
+//! alive between calls; it looks the endpoint's host up only when it opens a connection (ureq
+//! on its own resolves on every call, on a new thread when a timeout is set). Every call and attempt is a `tracing` span; no secret is ever logged:
 //! ureq's own wire log (hex dumps of every byte, which `tracing-log` would forward) is kept from
 //! the subscriber, see [`cogref_core::quiet`].
 
@@ -87,8 +88,9 @@ pub struct UreqTransport {
 
 impl UreqTransport {
     /// A transport on a new agent: no redirects, HTTP error statuses returned as responses,
-    /// `timeouts.connect` for connecting, `timeouts.attempt` for a whole exchange, connection
-    /// reuse on, with up to [`IDLE_CONNECTIONS`] idle connections kept.
+    /// `timeouts.connect` for a name lookup and connecting (the lookup made only for a new
+    /// connection), `timeouts.attempt` for a whole exchange, connection reuse on, with up to
+    /// [`IDLE_CONNECTIONS`] idle connections kept.
     pub fn new(timeouts: &Timeouts) -> Self {
         let config = ureq::Agent::config_builder()
             .max_idle_connections(IDLE_CONNECTIONS)
