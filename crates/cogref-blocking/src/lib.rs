@@ -441,4 +441,79 @@ mod tests {
         assert_eq!(connections.load(Ordering::SeqCst), 3);
         assert_eq!(lookups.0.load(Ordering::SeqCst), 3);
     }
+    /// Review 22: a resolver that answers as the default one does, `0` later.
+    #[derive(Debug, Default)]
+    struct Slow(Duration, LookupResolver);
+
+    impl ureq::unversioned::resolver::Resolver for Slow {
+        fn resolve(
+            &self,
+            uri: &http::Uri,
+            config: &ureq::config::Config,
+            timeout: ureq::unversioned::transport::NextTimeout,
+        ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+            std::thread::sleep(self.0);
+            self.1.resolve(uri, config, timeout)
+        }
+    }
+
+    /// Review 22: a lookup and the connection it leads to share the connect budget, so a
+    /// lookup that took 1.2 s of a 2 s budget leaves the TCP connection and the TLS handshake
+    /// 0.8 s. The listener stands in for a TLS server: it only records whether a ClientHello
+    /// (first byte 0x16) arrived. Fails on 900a9fe: `LookupOnConnect` passes on `details.now`
+    /// (taken before the lookup) with the reduced budget, and rustls's connector sets its
+    /// deadline at `now + budget`, so the lookup's time is taken off twice and the handshake's
+    /// deadline has passed before it starts: no ClientHello is written, the call fails at once
+    /// with a connect timeout.
+    #[test]
+    fn a_slow_lookup_leaves_the_tls_handshake_its_connect_budget() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let (hello_tx, hello_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || -> std::io::Result<()> {
+            let (mut stream, _) = listener.accept()?;
+            stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut first = [0u8; 1];
+            let n = stream.read(&mut first).unwrap_or(0);
+            let _ = hello_tx.send(n == 1 && first[0] == 0x16);
+            // Hold the connection (no ServerHello) until the client gives up.
+            std::thread::sleep(Duration::from_secs(5));
+            Ok(())
+        });
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(2)))
+            .timeout_global(Some(Duration::from_secs(10)))
+            .http_status_as_error(false)
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            LookupOnConnect {
+                lookup: Slow(Duration::from_millis(1200), LookupResolver::default()),
+                connect: ureq::unversioned::transport::DefaultConnector::default(),
+            },
+            DeferredLookup(LookupResolver::default()),
+        );
+        let started = std::time::Instant::now();
+        let e = agent
+            .post(format!("https://localhost:{port}/"))
+            .send("{}")
+            .expect_err("no TLS server there");
+        let took = started.elapsed();
+        let hello = hello_rx
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap_or(false);
+        assert!(
+            hello,
+            "no ClientHello reached the server: the handshake had no budget left ({e} after {took:?})"
+        );
+        assert!(
+            matches!(e, ureq::Error::Timeout(ureq::Timeout::Connect)),
+            "a connect timeout, not {e}"
+        );
+        // The whole connect budget, lookup included, and not much more.
+        assert!(
+            took >= Duration::from_millis(1900) && took < Duration::from_millis(3500),
+            "{took:?} for a 2 s connect budget"
+        );
+    }
 }
