@@ -12,6 +12,30 @@
 //! off the machine or interposing libc, which `unsafe_code = "forbid"` rules out). Both are
 //! in the unit test `a_slow_lookup_leaves_the_tls_handshake_its_connect_budget` in `src/lib.rs`,
 //! which can give the private connector a slow resolver.
+//!
+//! What fails on 2e479fd (line numbers of `src/lib.rs` there):
+//! - `tests::a_slow_lookup_leaves_the_tls_handshake_its_connect_budget` (unit test; a
+//!   regression of 900a9fe): `LookupOnConnect::connect` (line 265) passes on
+//!   `now: details.now`, taken before the lookup, with a budget already reduced by the
+//!   lookup's time; rustls's connector sets its handshake deadline at `now + budget`
+//!   (`set_timeout_at(details.timeout, details.now)`), so the lookup is taken off twice. A
+//!   lookup of half the connect timeout leaves an https handshake no time: no ClientHello is
+//!   written and the call fails at once. (ureq's multi-address check in `try_connect_with`
+//!   measures from the same `now`.) Fix: `now: (details.current_time)()` after the lookup.
+//! - `a_stalled_tls_handshake_cut_by_the_attempt_timeout_is_not_counted_as_sent`
+//!   (pre-existing, also on 900a9fe^): ureq names the binding budget, `Timeout::Global`, when
+//!   the attempt timeout ends a connection setup, and `transport_error` (line 298) counts
+//!   every `Timeout::Global` as possibly sent. Fix: `LookupOnConnect` builds every new
+//!   connection, so it can give the chain a `NextTimeout` whose reason is `Timeout::Connect`.
+//! - `an_attempt_budget_spent_before_anything_went_out_is_not_counted_as_sent`
+//!   (pre-existing): with a zero or already spent attempt budget ureq returns
+//!   `Timeout::Global` before anything (`run.rs` checks the global budget first); counted as
+//!   possibly sent. Fix: `send_unlogged` answers a budget under a millisecond with a
+//!   not-sent timeout without calling ureq.
+//! - `huge_timeouts_do_not_panic` (pre-existing): `Duration::MAX` (or any timeout that
+//!   overflows `Instant`) as connect or attempt timeout panics in ureq's
+//!   `CallTimings::next_timeout` (`time + timeout`). Fix: clamp the timeouts given to ureq in
+//!   `UreqTransport::new` (lines 98-99, 109) and `send_unlogged` (line 157) to, say, 100 years.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -611,6 +635,26 @@ fn a_kept_connection_the_server_closed_is_replaced_by_a_new_one() {
     }
     assert_eq!(seen.requests.load(Ordering::SeqCst), 3);
     assert_eq!(seen.connections.load(Ordering::SeqCst), 3);
+}
+
+/// A call whose deadline is shorter than the agent's attempt timeout runs with a
+/// request-level configuration (its own global timeout): it must still find the kept
+/// connection, and one it makes must be kept for the next call.
+#[test]
+fn calls_with_a_shorter_deadline_share_the_kept_connection() {
+    let (port, seen) = serve(Duration::ZERO, AfterAnswer::Keep);
+    let transport = default_transport();
+    let url = format!("http://localhost:{port}/");
+    for deadline in [
+        Duration::from_secs(2),
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+    ] {
+        post(&transport, &url, deadline).expect("an answer");
+    }
+    assert_eq!(seen.requests.load(Ordering::SeqCst), 4);
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
 }
 
 /// Threads calling at once each get a connection; a second burst finds them all kept.
