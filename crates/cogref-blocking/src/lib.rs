@@ -32,7 +32,9 @@
 //! The agent never follows redirects, reads at most [`ResponseLimits::max_body_bytes`] of a
 //! body, applies the connect, attempt and total timeouts of [`Timeouts`], and keeps connections
 //! alive between calls; it looks the endpoint's host up only when it opens a connection (ureq
-//! on its own resolves on every call, on a new thread when a timeout is set). Every call and attempt is a `tracing` span; no secret is ever logged:
+//! on its own resolves on every call, on a new thread when a timeout is set). As ureq does, it
+//! takes a proxy from `ALL_PROXY`, `HTTPS_PROXY` or `HTTP_PROXY` (and `NO_PROXY`) in the
+//! environment. Every call and attempt is a `tracing` span; no secret is ever logged:
 //! ureq's own wire log (hex dumps of every byte, which `tracing-log` would forward) is kept from
 //! the subscriber, see [`cogref_core::quiet`].
 
@@ -78,6 +80,13 @@ pub use cogref_clocks::environment;
 /// them). To choose otherwise, configure a ureq agent and use [`UreqTransport::with_agent`].
 pub const IDLE_CONNECTIONS: usize = 64;
 
+/// `timeout`, or a century if longer: ureq adds its timeouts to an `Instant`, and
+/// `Duration::MAX` (a way to say "no limit" through [`Timeouts`]' public fields) overflowed it.
+fn longest(timeout: Duration) -> Duration {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    timeout.min(CENTURY)
+}
+
 /// A [`BlockingTransport`] over a ureq agent.
 #[derive(Debug, Clone)]
 pub struct UreqTransport {
@@ -97,8 +106,8 @@ impl UreqTransport {
             .max_idle_connections_per_host(IDLE_CONNECTIONS)
             .max_redirects(0)
             .http_status_as_error(false)
-            .timeout_connect(Some(timeouts.connect))
-            .timeout_global(Some(timeouts.attempt))
+            .timeout_connect(Some(longest(timeouts.connect)))
+            .timeout_global(Some(longest(timeouts.attempt)))
             .user_agent(ureq::config::AutoHeaderValue::None)
             .accept(ureq::config::AutoHeaderValue::None)
             .build();
@@ -108,7 +117,7 @@ impl UreqTransport {
                 LookupOnConnect::<LookupResolver>::default(),
                 DeferredLookup::<LookupResolver>::default(),
             ),
-            agent_timeout: Some(timeouts.attempt),
+            agent_timeout: Some(longest(timeouts.attempt)),
         }
     }
 
@@ -145,18 +154,26 @@ impl UreqTransport {
         request: HttpRequest,
         options: SendOptions,
     ) -> Result<HttpResponse, Error> {
+        // Under a millisecond left, ureq gives up before it looks the host up, and names the
+        // attempt's budget: which would read as possibly sent. Nothing is.
+        if options.timeout < Duration::from_millis(1) {
+            return Err(transport_error(ureq::Error::Timeout(
+                ureq::Timeout::Connect,
+            )));
+        }
+        let timeout = longest(options.timeout);
         // ureq writes the Host header itself, from the URI.
         let mut request = request;
         request.headers_mut().remove(http::header::HOST);
         // A request-level configuration costs ureq a config copy and tens of microseconds per
         // call, so it is used only when the call's deadline makes this attempt shorter.
-        let mut response = if self.agent_timeout.is_some_and(|t| t <= options.timeout) {
+        let mut response = if self.agent_timeout.is_some_and(|t| t <= timeout) {
             self.agent.run(request)
         } else {
             let request = self
                 .agent
                 .configure_request(request)
-                .timeout_global(Some(options.timeout))
+                .timeout_global(Some(timeout))
                 .build();
             self.agent.run(request)
         }
@@ -242,21 +259,49 @@ impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::transport::Con
         chained: Option<()>,
     ) -> Result<Option<Self::Out>, ureq::Error> {
         use ureq::unversioned::transport::{ConnectionDetails, NextTimeout, time::Duration};
-        if !details.addrs.is_empty() || details.config.proxy().is_some() {
-            return self.connect.connect(details, chained);
-        }
-        let started = std::time::Instant::now();
-        let lookup = NextTimeout {
-            reason: ureq::Timeout::Resolve,
+        // Nothing is sent while a connection is made: whichever budget ends it (the connect
+        // timeout, or the attempt's when it is the nearer), it is a connect timeout.
+        let connecting = NextTimeout {
+            reason: ureq::Timeout::Connect,
             ..details.timeout
         };
-        let addrs = self.lookup.resolve(details.uri, details.config, lookup)?;
-        let timeout = match details.timeout.after {
-            Duration::Exact(after) => NextTimeout {
-                after: Duration::Exact(after.saturating_sub(started.elapsed())),
+        let lookup = (details.addrs.is_empty() && details.config.proxy().is_none()).then(|| {
+            let started = std::time::Instant::now();
+            let lookup = NextTimeout {
+                reason: ureq::Timeout::Resolve,
                 ..details.timeout
-            },
-            Duration::NotHappening => details.timeout,
+            };
+            self.lookup
+                .resolve(details.uri, details.config, lookup)
+                .map(|addrs| (addrs, started.elapsed()))
+        });
+        let (addrs, timeout, now) = match lookup {
+            None => (details.addrs.clone(), connecting, details.now),
+            Some(found) => {
+                let (addrs, took) = found?;
+                let after = match connecting.after {
+                    Duration::Exact(after) => {
+                        let left = after.saturating_sub(took);
+                        // ureq reads a zero budget as none given (a second for the connect).
+                        if left.is_zero() {
+                            return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
+                        }
+                        Duration::Exact(left)
+                    }
+                    Duration::NotHappening => Duration::NotHappening,
+                };
+                // The connectors measure the budget from `now`: after the lookup, so that its
+                // time is not taken off twice.
+                let now = (details.current_time)();
+                (
+                    addrs,
+                    NextTimeout {
+                        after,
+                        ..connecting
+                    },
+                    now,
+                )
+            }
         };
         let details = ConnectionDetails {
             uri: details.uri,
@@ -264,7 +309,7 @@ impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::transport::Con
             config: details.config,
             request_level: details.request_level,
             resolver: &self.lookup,
-            now: details.now,
+            now,
             timeout,
             current_time: details.current_time.clone(),
             run_connector: details.run_connector.clone(),

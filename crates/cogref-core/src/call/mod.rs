@@ -298,6 +298,16 @@ where
     }
 }
 
+/// `now + total`; a `total` too long for an `Instant` (such as `Duration::MAX`, for "no
+/// limit") counts as a century, not as no time at all.
+fn deadline_after(now: Instant, total: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(total)
+        .or_else(|| now.checked_add(CENTURY))
+        .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 impl<'a, O: Operation> Call<'a, O> {
     /// Starts a call at `now`; `seed` is the caller's randomness for the invocation id and the
     /// backoff jitter.
@@ -317,7 +327,7 @@ impl<'a, O: Operation> Call<'a, O> {
             input,
             config,
             invocation_id: InvocationId::from_random_bytes(id),
-            deadline: now.checked_add(config.timeouts.total).unwrap_or(now),
+            deadline: deadline_after(now, config.timeouts.total),
             attempts: 0,
             held_permit: None,
             rng,
@@ -771,6 +781,18 @@ mod tests {
             panic!("timeout is final")
         };
         assert_eq!(e.attempts(), 2);
+    }
+
+    #[test]
+    fn a_total_timeout_too_long_for_an_instant_leaves_the_attempt_its_own_timeout() {
+        let mut f = fixture(RetryConfig::default());
+        f.config.timeouts.total = Duration::MAX;
+        let mut call = RefreshCall::new(&f.endpoint, &f.input, &f.config, f.t0, 3);
+        // Read as no time at all before: every attempt got a zero timeout.
+        assert_eq!(
+            send(&mut call, f.t0).options.timeout,
+            f.config.timeouts.attempt
+        );
     }
 
     #[test]
