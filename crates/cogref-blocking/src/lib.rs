@@ -80,13 +80,6 @@ pub use cogref_clocks::environment;
 /// them). To choose otherwise, configure a ureq agent and use [`UreqTransport::with_agent`].
 pub const IDLE_CONNECTIONS: usize = 64;
 
-/// `timeout`, or a century if longer: ureq adds its timeouts to an `Instant`, and
-/// `Duration::MAX` (a way to say "no limit" through [`Timeouts`]' public fields) overflowed it.
-fn longest(timeout: Duration) -> Duration {
-    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    timeout.min(CENTURY)
-}
-
 /// A [`BlockingTransport`] over a ureq agent.
 #[derive(Debug, Clone)]
 pub struct UreqTransport {
@@ -101,13 +94,14 @@ impl UreqTransport {
     /// connection), `timeouts.attempt` for a whole exchange, connection reuse on, with up to
     /// [`IDLE_CONNECTIONS`] idle connections kept.
     pub fn new(timeouts: &Timeouts) -> Self {
+        let timeouts = timeouts.bounded();
         let config = ureq::Agent::config_builder()
             .max_idle_connections(IDLE_CONNECTIONS)
             .max_idle_connections_per_host(IDLE_CONNECTIONS)
             .max_redirects(0)
             .http_status_as_error(false)
-            .timeout_connect(Some(longest(timeouts.connect)))
-            .timeout_global(Some(longest(timeouts.attempt)))
+            .timeout_connect(Some(timeouts.connect))
+            .timeout_global(Some(timeouts.attempt))
             .user_agent(ureq::config::AutoHeaderValue::None)
             .accept(ureq::config::AutoHeaderValue::None)
             .build();
@@ -117,7 +111,7 @@ impl UreqTransport {
                 LookupOnConnect::<LookupResolver>::default(),
                 DeferredLookup::<LookupResolver>::default(),
             ),
-            agent_timeout: Some(longest(timeouts.attempt)),
+            agent_timeout: Some(timeouts.attempt),
         }
     }
 
@@ -161,7 +155,8 @@ impl UreqTransport {
                 ureq::Timeout::Connect,
             )));
         }
-        let timeout = longest(options.timeout);
+        // Within it already when the core made the options; not if a caller did.
+        let timeout = options.timeout.min(cogref_core::LONGEST_TIMEOUT);
         // ureq writes the Host header itself, from the URI.
         let mut request = request;
         request.headers_mut().remove(http::header::HOST);

@@ -111,6 +111,7 @@ macro_rules! contract_suite {
             a_claimed_terabyte_is_not_reserved_up_front,
             a_response_slower_than_the_attempt_timeout_times_out,
             a_body_that_stalls_after_its_headers_times_out,
+            timeouts_of_duration_max_mean_no_limit,
             connection_refused_is_a_connect_error,
             a_reset_in_the_middle_of_the_body_is_a_transport_error,
             a_redirect_is_never_followed,
@@ -758,6 +759,24 @@ pub async fn a_response_slower_than_the_attempt_timeout_times_out(make: MakeClie
     )
     .await;
     times_out_in_one_attempt(make, endpoint_of(&server)).await;
+}
+
+/// `Duration::MAX` for every timeout (a way to say "no limit" through [`Timeouts`]' public
+/// fields) neither panics nor cuts the call short: the answer comes back. (ureq's `Instant`
+/// arithmetic panicked on it, and the core read such a total timeout as no time at all.)
+pub async fn timeouts_of_duration_max_mean_no_limit(make: MakeClient) {
+    let server = MockServer::start().await;
+    mount(&server, json(200, success_body()), None).await;
+    let config = CallConfig {
+        timeouts: Timeouts {
+            connect: Duration::MAX,
+            attempt: Duration::MAX,
+            total: Duration::MAX,
+        },
+        ..fast_config()
+    };
+    let output = make(endpoint_of(&server), config)(input()).await;
+    assert!(output.is_ok(), "{:?}", output.err());
 }
 
 /// Headers arrive at once, then the body stops halfway and the connection stays silent: the

@@ -160,7 +160,9 @@ pub use call::classify::RetryKind;
 pub use call::driver::{AsyncTransport, BlockingTransport, Client, Environment};
 pub use call::dyn_transport::{DynAsyncTransport, DynBlockingClient, DynClient};
 pub use call::retry::{RetryConfig, RetryPolicy, RetryQuota};
-pub use call::{Attempt, Call, CallConfig, CallError, RefreshCall, SendOptions, Step, Timeouts};
+pub use call::{
+    Attempt, Call, CallConfig, CallError, LONGEST_TIMEOUT, RefreshCall, SendOptions, Step, Timeouts,
+};
 pub use error::not_authorized::NotAuthorizedCause;
 pub use error::{
     Error, ResponseError, ResponseErrorKind, ServiceError, ServiceErrorKind, TransportError,

@@ -97,7 +97,7 @@ impl IsahcTransport {
             // libcurl may send `Expect: 100-continue` for larger bodies (over 1 KiB before
             // curl 8) and then wait a round trip, or a second, before the body.
             .expect_continue(ExpectContinue::disabled())
-            .connect_timeout(timeouts.connect)
+            .connect_timeout(timeouts.bounded().connect)
             .build()?;
         Ok(Self::with_client(client))
     }
@@ -142,7 +142,8 @@ impl IsahcTransport {
         // isahc reads a request's settings from its extensions; a builder puts them there.
         // Covers the whole exchange, body included.
         let (settings, ()) = http::Request::builder()
-            .timeout(options.timeout)
+            // Within the longest already when the core made the options; not if a caller did.
+            .timeout(options.timeout.min(cogref_core::LONGEST_TIMEOUT))
             .body(())
             .map_err(|e| TransportError::new(TransportErrorKind::Other, e).not_sent())?
             .into_parts();

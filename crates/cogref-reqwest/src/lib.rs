@@ -92,7 +92,7 @@ impl ReqwestTransport {
     pub fn new(timeouts: &Timeouts) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeouts.connect)
+            .connect_timeout(timeouts.bounded().connect)
             .build()?;
         Ok(Self::with_client(client))
     }

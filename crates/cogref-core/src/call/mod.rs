@@ -68,6 +68,32 @@ pub struct Timeouts {
     pub total: Duration,
 }
 
+/// The longest timeout a transport is handed, a century: HTTP clients add timeouts to their
+/// clocks, and `Duration::MAX` (a way to say "no limit" through [`Timeouts`]' public fields)
+/// overflowed them (ureq panicked, libcurl refused the request).
+pub const LONGEST_TIMEOUT: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+impl Timeouts {
+    /// These timeouts, each at most [`LONGEST_TIMEOUT`]: what a transport sets its HTTP
+    /// client with. (Each attempt's [`SendOptions::timeout`] is within it already.)
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use cogref_core::{LONGEST_TIMEOUT, Timeouts};
+    ///
+    /// let unlimited = Timeouts { connect: Duration::MAX, ..Timeouts::default() };
+    /// assert_eq!(unlimited.bounded().connect, LONGEST_TIMEOUT);
+    /// assert_eq!(unlimited.bounded().attempt, Timeouts::default().attempt);
+    /// ```
+    pub fn bounded(self) -> Self {
+        Self {
+            connect: self.connect.min(LONGEST_TIMEOUT),
+            attempt: self.attempt.min(LONGEST_TIMEOUT),
+            total: self.total.min(LONGEST_TIMEOUT),
+        }
+    }
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
         Self {
@@ -299,11 +325,10 @@ where
 }
 
 /// `now + total`; a `total` too long for an `Instant` (such as `Duration::MAX`, for "no
-/// limit") counts as a century, not as no time at all.
+/// limit") counts as [`LONGEST_TIMEOUT`], not as no time at all. Every attempt's timeout is
+/// within it, then.
 fn deadline_after(now: Instant, total: Duration) -> Instant {
-    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    now.checked_add(total)
-        .or_else(|| now.checked_add(CENTURY))
+    now.checked_add(total.min(LONGEST_TIMEOUT))
         .or_else(|| now.checked_add(Duration::from_secs(365 * 24 * 3600)))
         .unwrap_or(now)
 }
