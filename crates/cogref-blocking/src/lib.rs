@@ -256,47 +256,32 @@ impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::transport::Con
         use ureq::unversioned::transport::{ConnectionDetails, NextTimeout, time::Duration};
         // Nothing is sent while a connection is made: whichever budget ends it (the connect
         // timeout, or the attempt's when it is the nearer), it is a connect timeout.
-        let connecting = NextTimeout {
+        let mut timeout = NextTimeout {
             reason: ureq::Timeout::Connect,
             ..details.timeout
         };
-        let lookup = (details.addrs.is_empty() && details.config.proxy().is_none()).then(|| {
+        let mut now = details.now;
+        let addrs = if details.addrs.is_empty() && details.config.proxy().is_none() {
             let started = std::time::Instant::now();
             let lookup = NextTimeout {
                 reason: ureq::Timeout::Resolve,
                 ..details.timeout
             };
-            self.lookup
-                .resolve(details.uri, details.config, lookup)
-                .map(|addrs| (addrs, started.elapsed()))
-        });
-        let (addrs, timeout, now) = match lookup {
-            None => (details.addrs.clone(), connecting, details.now),
-            Some(found) => {
-                let (addrs, took) = found?;
-                let after = match connecting.after {
-                    Duration::Exact(after) => {
-                        let left = after.saturating_sub(took);
-                        // ureq reads a zero budget as none given (a second for the connect).
-                        if left.is_zero() {
-                            return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
-                        }
-                        Duration::Exact(left)
-                    }
-                    Duration::NotHappening => Duration::NotHappening,
-                };
-                // The connectors measure the budget from `now`: after the lookup, so that its
-                // time is not taken off twice.
-                let now = (details.current_time)();
-                (
-                    addrs,
-                    NextTimeout {
-                        after,
-                        ..connecting
-                    },
-                    now,
-                )
+            let addrs = self.lookup.resolve(details.uri, details.config, lookup)?;
+            if let Duration::Exact(after) = timeout.after {
+                let left = after.saturating_sub(started.elapsed());
+                // ureq reads a zero budget as none given (a second for the connect).
+                if left.is_zero() {
+                    return Err(ureq::Error::Timeout(ureq::Timeout::Connect));
+                }
+                timeout.after = Duration::Exact(left);
             }
+            // The connectors measure the budget from `now`: after the lookup, so that its time
+            // is not taken off twice.
+            now = (details.current_time)();
+            addrs
+        } else {
+            details.addrs.clone()
         };
         let details = ConnectionDetails {
             uri: details.uri,
