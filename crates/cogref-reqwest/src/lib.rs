@@ -172,7 +172,9 @@ impl AsyncTransport for ReqwestTransport {
         // One deadline over the whole exchange, body included (reqwest's own request timeout
         // would arm a boxed timer per request and poll a wrapper on every body frame). The
         // attempts on one runtime share one timer (see `deadline.rs`).
-        let exchange = self.exchange(request, options);
+        // On the heap: reqwest's in-flight state is most of the exchange's 1.4 KB, and a future
+        // that holds it inline is copied whole each time the call's futures are moved.
+        let exchange = Box::pin(self.exchange(request, options));
         let deadlines = self.deadlines.current();
         let deadline = tokio::time::Instant::now().checked_add(options.timeout);
         let outcome = match (&deadlines, deadline) {
