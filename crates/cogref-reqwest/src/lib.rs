@@ -133,8 +133,16 @@ impl ReqwestTransport {
             return Err(too_large(&response));
         }
         // Sized once from Content-Length when there is one (within the core's cap).
-        let mut body = Vec::with_capacity(options.body_capacity(response.content_length()));
-        while let Some(chunk) = response.chunk().await.map_err(map_error)? {
+        let length = response.content_length();
+        let mut body = Vec::with_capacity(options.body_capacity(length));
+        // A body with a length ends at its last byte: polling on for the end-of-stream signal
+        // would wait for the connection's task to run once more (a wake-up of the thread that
+        // runs it, and a sleep of this one, per call) to learn nothing. The connection is still
+        // reused: hyper finds nothing left to drain when the response is dropped.
+        while length != u64::try_from(body.len()).ok() {
+            let Some(chunk) = response.chunk().await.map_err(map_error)? else {
+                break;
+            };
             if body.len() + chunk.len() > limit {
                 return Err(too_large(&response));
             }
@@ -352,5 +360,134 @@ mod tests {
             transport.url(&with_path).expect("url").as_str(),
             "http://127.0.0.1:9229/x?y"
         );
+    }
+
+    /// A loopback server that answers every request on a connection with `answer` (keeping the
+    /// connection open unless the answer says `connection: close`); returns its address and
+    /// the number of connections it accepted.
+    fn answering_server(
+        answer: &'static str,
+    ) -> (
+        std::net::SocketAddr,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) {
+        use std::io::{BufRead, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut writer = stream.try_clone().expect("clone");
+                    let mut reader = std::io::BufReader::new(stream);
+                    loop {
+                        let mut length = 0;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                length = v.trim().parse().expect("length");
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).expect("body");
+                        writer.write_all(answer.as_bytes()).expect("answer");
+                        if answer.contains("connection: close") {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (address, accepted)
+    }
+
+    const TOKENS: &str = r#"{"AuthenticationResult":{"AccessToken":"an-access-token","ExpiresIn":3600,"TokenType":"Bearer"}}"#;
+
+    fn refresh_from(address: std::net::SocketAddr, calls: usize) -> Vec<Result<(), String>> {
+        let endpoint = EndpointConfig::new()
+            .endpoint_url(format!("http://{address}"))
+            .resolve()
+            .expect("endpoint");
+        let input = RefreshInput::builder()
+            .refresh_token("a-refresh-token-for-the-test")
+            .client_id("1example23456789abcdefghij")
+            .build()
+            .expect("valid");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = runtime.block_on(async { client(endpoint, CallConfig::default()) });
+        let client = client.expect("client");
+        (0..calls)
+            .map(|_| {
+                // hyper takes a connection back into its pool on the runtime's worker after
+                // the response: a call made at once can race it and open a second connection
+                // whatever the body's reading did. A pause lets the pool settle, so that a
+                // count above one means a connection the reading left unusable.
+                std::thread::sleep(Duration::from_millis(50));
+                runtime
+                    .block_on(client.refresh(&input))
+                    .map(|out| assert_eq!(out.expires_in, Duration::from_secs(3600)))
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_body_read_to_its_content_length_leaves_the_connection_reusable() {
+        let answer: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{TOKENS}",
+                TOKENS.len()
+            )
+            .into_boxed_str(),
+        );
+        let (address, accepted) = answering_server(answer);
+        let results = refresh_from(address, 6);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_chunked_body_is_read_to_its_end_and_a_closed_connection_replaced() {
+        let half = TOKENS.len() / 2;
+        let chunked: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+                half,
+                &TOKENS[..half],
+                TOKENS.len() - half,
+                &TOKENS[half..]
+            )
+            .into_boxed_str(),
+        );
+        let (address, accepted) = answering_server(chunked);
+        let results = refresh_from(address, 3);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+
+        let closing: &'static str = Box::leak(
+            format!(
+                "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{TOKENS}",
+                TOKENS.len()
+            )
+            .into_boxed_str(),
+        );
+        let (address, accepted) = answering_server(closing);
+        let results = refresh_from(address, 3);
+        assert!(results.iter().all(Result::is_ok), "{results:?}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }
