@@ -366,7 +366,7 @@ mod tests {
     /// connection open unless the answer says `connection: close`); returns its address and
     /// the number of connections it accepted.
     fn answering_server(
-        answer: &'static str,
+        answer: String,
     ) -> (
         std::net::SocketAddr,
         std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -376,9 +376,11 @@ mod tests {
         let address = listener.local_addr().expect("address");
         let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counter = accepted.clone();
+        let answer: std::sync::Arc<str> = answer.into();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let answer = answer.clone();
                 std::thread::spawn(move || {
                     let mut writer = stream.try_clone().expect("clone");
                     let mut reader = std::io::BufReader::new(stream);
@@ -447,12 +449,9 @@ mod tests {
 
     #[test]
     fn a_body_read_to_its_content_length_leaves_the_connection_reusable() {
-        let answer: &'static str = Box::leak(
-            format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{TOKENS}",
-                TOKENS.len()
-            )
-            .into_boxed_str(),
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\n\r\n{TOKENS}",
+            TOKENS.len()
         );
         let (address, accepted) = answering_server(answer);
         let results = refresh_from(address, 6);
@@ -463,27 +462,21 @@ mod tests {
     #[test]
     fn a_chunked_body_is_read_to_its_end_and_a_closed_connection_replaced() {
         let half = TOKENS.len() / 2;
-        let chunked: &'static str = Box::leak(
-            format!(
-                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
-                half,
-                &TOKENS[..half],
-                TOKENS.len() - half,
-                &TOKENS[half..]
-            )
-            .into_boxed_str(),
+        let chunked = format!(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{}\r\n{:x}\r\n{}\r\n0\r\n\r\n",
+            half,
+            &TOKENS[..half],
+            TOKENS.len() - half,
+            &TOKENS[half..]
         );
         let (address, accepted) = answering_server(chunked);
         let results = refresh_from(address, 3);
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
 
-        let closing: &'static str = Box::leak(
-            format!(
-                "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{TOKENS}",
-                TOKENS.len()
-            )
-            .into_boxed_str(),
+        let closing = format!(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{TOKENS}",
+            TOKENS.len()
         );
         let (address, accepted) = answering_server(closing);
         let results = refresh_from(address, 3);
