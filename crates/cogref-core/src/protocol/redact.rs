@@ -163,8 +163,21 @@ pub fn redact_sent(text: &str, sent: &Sent<'_>) -> String {
     // Text that cannot hold a credential-like run, and whose runs are all too short to show a
     // secret sent (service messages are words), is answered without the full scan.
     let look = quick_look(text);
-    if !look.may_hold_a_secret && sent.shortest_echo().is_none_or(|n| look.longest_run < n) {
-        return text.to_owned();
+    if !look.may_hold_a_secret {
+        let Some(shortest) = sent.shortest_echo() else {
+            return text.to_owned();
+        };
+        // No escape and no credential-like run: the full scan's runs are the plain runs of
+        // token characters, and only an echo, in a run long enough to hold one, would hide
+        // one. Looked at in place, without the full scan's list and copy (an error code such
+        // as `NotAuthorizedException` is one such run, on every error response).
+        let echoed = look.longest_run >= shortest
+            && text
+                .split(|c: char| !u8::try_from(c).is_ok_and(is_token_byte))
+                .any(|run| run.len() >= shortest && sent.is_echoed_in(run));
+        if !echoed {
+            return text.to_owned();
+        }
     }
     redact_runs(text, sent)
 }

@@ -74,11 +74,15 @@ pub fn request_id_sent(headers: &HeaderMap, sent: &Sent<'_>) -> Option<String> {
     let value = headers
         .get(&X_AMZN_REQUESTID)
         .or_else(|| headers.get(&X_AMZ_REQUEST_ID))?;
-    let shaped = value.to_str().ok().filter(|id| {
-        (1..=MAX_REQUEST_ID_CHARS).contains(&id.len())
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !sent.is_echoed_in(id)
-    });
+    // The shape alone makes it ASCII: no separate check that it is visible text first.
+    let bytes = value.as_bytes();
+    let shaped = ((1..=MAX_REQUEST_ID_CHARS).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-'))
+    .then(|| std::str::from_utf8(bytes).ok())
+    .flatten()
+    .filter(|id| !sent.is_echoed_in(id));
     Some(shaped.map_or_else(|| REDACTED.to_owned(), str::to_owned))
 }
 
