@@ -160,26 +160,27 @@ pub fn redact(text: &str) -> String {
 /// [`redact`], knowing what the request carried: a run that shows back one of its secrets is
 /// redacted whatever its shape, a run that is its app client id is kept.
 pub fn redact_sent(text: &str, sent: &Sent<'_>) -> String {
-    // Text that cannot hold a credential-like run, and whose runs are all too short to show a
-    // secret sent (service messages are words), is answered without the full scan.
-    let look = quick_look(text);
-    if !look.may_hold_a_secret {
-        let Some(shortest) = sent.shortest_echo() else {
-            return text.to_owned();
-        };
-        // No escape and no credential-like run: the full scan's runs are the plain runs of
-        // token characters, and only an echo, in a run long enough to hold one, would hide
-        // one. Looked at in place, without the full scan's list and copy (an error code such
-        // as `NotAuthorizedException` is one such run, on every error response).
-        let echoed = look.longest_run >= shortest
-            && text
-                .split(|c: char| !u8::try_from(c).is_ok_and(is_token_byte))
-                .any(|run| run.len() >= shortest && sent.is_echoed_in(run));
-        if !echoed {
-            return text.to_owned();
-        }
+    // Text that cannot hold a credential-like run, and whose runs show back no secret sent
+    // (service messages are words), is answered without the full scan.
+    let look = quick_look(text, &TEXT_CLASSES);
+    if !look.may_hold_a_secret && !shows_an_echo(text, look.longest_run, sent) {
+        return text.to_owned();
     }
     redact_runs(text, sent)
+}
+
+/// Whether a text without escapes, whose longest run of token characters is `longest_run`,
+/// shows back a secret sent: with no escape, the full scan's runs are its plain runs of token
+/// characters, and only a run long enough to show one can. Looked at in place, without the
+/// full scan's list and copy (an error code such as `NotAuthorizedException` is such a run,
+/// on every error response).
+fn shows_an_echo(text: &str, longest_run: usize, sent: &Sent<'_>) -> bool {
+    sent.shortest_echo().is_some_and(|shortest| {
+        longest_run >= shortest
+            && text
+                .split(|c: char| !u8::try_from(c).is_ok_and(is_token_byte))
+                .any(|run| run.len() >= shortest && sent.is_echoed_in(run))
+    })
 }
 
 /// [`redact_sent`]'s full scan: every run looked at, without the quick answer.
@@ -201,68 +202,89 @@ fn redact_runs(text: &str, sent: &Sent<'_>) -> String {
 
 /// What one pass over a text tells before the full scan.
 struct QuickLook {
-    /// It has an escape (for the full scan to read) or a run of at least [`MIN_SECRET_RUN`]
-    /// token characters with a non-letter among them. Exact for text without `\`, whose runs
-    /// are plain runs of token characters.
+    /// It has a byte its class table sends to the full treatment (an escape; for
+    /// [`network_text`], anything JSON or [`crate::printable`] would write as an escape too) or
+    /// a run of at least [`MIN_SECRET_RUN`] token characters with a non-letter among them.
+    /// Exact for text without such bytes, whose runs are plain runs of token characters.
     may_hold_a_secret: bool,
     /// Its longest run of token characters (meaningful when `may_hold_a_secret` is false: then
     /// there is no escape, and these are the full scan's runs).
     longest_run: usize,
 }
 
+// Byte classes of a quick look: a separator ends a run, a letter or another token character
+// extends it, and a special byte sends the text to the full treatment.
+const SEPARATOR: u8 = 0;
+const LETTER: u8 = 1;
+const TOKEN: u8 = 2;
+const SPECIAL: u8 = 3;
+
+/// The class of each byte. `wire`: every byte of text decoded from JSON that is not its own
+/// wire and shown form (`"`, control characters, DEL, all of UTF-8 beyond ASCII) is special
+/// too.
+const fn classes(wire: bool) -> [u8; 256] {
+    let mut class = [SEPARATOR; 256];
+    let mut b = 0;
+    while b < 256 {
+        let byte = b as u8;
+        class[b] = if byte == b'\\' || (wire && (byte == b'"' || !matches!(byte, b' '..=b'~'))) {
+            SPECIAL
+        } else if byte.is_ascii_alphabetic() {
+            LETTER
+        } else if byte.is_ascii_digit() || matches!(byte, b'-' | b'_' | b'=' | b'.' | b'+' | b'/') {
+            TOKEN
+        } else {
+            SEPARATOR
+        };
+        b += 1;
+    }
+    class
+}
+
+/// Classes for text as it is (an excerpt, a redirect's host): only `\` is special.
+const TEXT_CLASSES: [u8; 256] = classes(false);
+/// Classes for text decoded from JSON ([`network_text`]).
+const WIRE_CLASSES: [u8; 256] = classes(true);
+
 /// See [`QuickLook`]: service messages are words, and this answers for them without the full
-/// scan's allocations.
-fn quick_look(text: &str) -> QuickLook {
-    // One table lookup a byte: 0 ends a run, 1 a letter, 2 another token character, 3 `\`.
-    const CLASS: [u8; 256] = {
-        let mut class = [0u8; 256];
-        let mut b = 0;
-        while b < 256 {
-            let byte = b as u8;
-            class[b] = if byte == b'\\' {
-                3
-            } else if byte.is_ascii_alphabetic() {
-                1
-            } else if byte.is_ascii_digit()
-                || matches!(byte, b'-' | b'_' | b'=' | b'.' | b'+' | b'/')
-            {
-                2
-            } else {
-                0
-            };
-            b += 1;
-        }
-        class
-    };
-    let may_hold = QuickLook {
+/// scan's allocations. One table lookup a byte; a run is judged where it ends.
+fn quick_look(text: &str, classes: &[u8; 256]) -> QuickLook {
+    const MAY_HOLD: QuickLook = QuickLook {
         may_hold_a_secret: true,
-        longest_run: text.len(),
+        longest_run: usize::MAX,
     };
     // Where the current run started, and whether it has had a non-letter yet.
     let (mut start, mut has_non_letter, mut longest) = (0, false, 0);
-    for (i, &b) in text.as_bytes().iter().enumerate() {
-        match CLASS[usize::from(b)] {
-            0 => (start, has_non_letter) = (i + 1, false),
-            1 => {}
-            2 => has_non_letter = true,
-            _ => return may_hold,
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match classes[usize::from(b)] {
+            SEPARATOR => {
+                let run = i - start;
+                if has_non_letter && run >= MIN_SECRET_RUN {
+                    return MAY_HOLD;
+                }
+                longest = longest.max(run);
+                (start, has_non_letter) = (i + 1, false);
+            }
+            LETTER => {}
+            TOKEN => has_non_letter = true,
+            _ => return MAY_HOLD,
         }
-        let run = (i + 1).saturating_sub(start);
-        longest = longest.max(run);
-        if has_non_letter && run >= MIN_SECRET_RUN {
-            return may_hold;
-        }
+    }
+    let run = bytes.len() - start;
+    if has_non_letter && run >= MIN_SECRET_RUN {
+        return MAY_HOLD;
     }
     QuickLook {
         may_hold_a_secret: false,
-        longest_run: longest,
+        longest_run: longest.max(run),
     }
 }
 
 /// Whether `text` may hold a credential-like run ([`QuickLook::may_hold_a_secret`]).
 #[cfg(test)]
 fn may_hold_a_secret(text: &str) -> bool {
-    quick_look(text).may_hold_a_secret
+    quick_look(text, &TEXT_CLASSES).may_hold_a_secret
 }
 
 /// A string the JSON parser decoded from a response (an error code, a message, a reason code),
@@ -279,12 +301,21 @@ fn may_hold_a_secret(text: &str) -> bool {
 /// ```
 pub fn network_text(decoded: &str, sent: &Sent<'_>) -> String {
     // Printable ASCII without `"` or `\` (error codes, most messages) is its own wire form and
-    // its own shown form: only the redaction is left to do.
+    // its own shown form: only the redaction is left to do. The quick look that finds it so
+    // answers for most such texts in the same pass.
+    let look = quick_look(decoded, &WIRE_CLASSES);
+    if !look.may_hold_a_secret {
+        return if shows_an_echo(decoded, look.longest_run, sent) {
+            redact_runs(decoded, sent)
+        } else {
+            decoded.to_owned()
+        };
+    }
     if decoded
         .bytes()
         .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\')
     {
-        return redact_sent(decoded, sent);
+        return redact_runs(decoded, sent);
     }
     network_text_via_wire(decoded, sent)
 }
@@ -410,6 +441,18 @@ mod tests {
         #[test]
         fn printable_ascii_takes_the_short_way_to_the_same_text(
             text in r#"[a-e0-2._=-]{0,40}[ !#(]?[a-e0-2._=-]{0,40}|[ -~]{0,60}"#,
+            secret in "[a-e0-2._-]{8,30}",
+        ) {
+            let secret = secrecy::SecretString::from(secret);
+            let sent = Sent::new("client", [Some(&secret)]);
+            prop_assert_eq!(network_text(&text, &sent), network_text_via_wire(&text, &sent));
+        }
+
+        #[test]
+        fn any_decoded_text_is_shown_as_its_wire_form_redacted(
+            // Long runs (credential-like or echoing) beside one byte the quick look must send
+            // the long way (a quote, a backslash, a control character, DEL, non-ASCII), or none.
+            text in "[a-e0-2._=-]{0,30}[ \"\\\\\\x00-\\x1f\\x7fé€\u{200b}]?[a-e0-2._=-]{0,30}[ -~é\\n]{0,10}",
             secret in "[a-e0-2._-]{8,30}",
         ) {
             let secret = secrecy::SecretString::from(secret);
