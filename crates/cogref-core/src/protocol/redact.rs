@@ -37,7 +37,7 @@ pub const MIN_SECRET_RUN: usize = 20;
 /// The text that replaces a redacted run.
 pub const REDACTED: &str = "[redacted]";
 
-fn is_token_byte(b: u8) -> bool {
+pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.' | b'+' | b'/')
 }
 
@@ -164,9 +164,9 @@ pub fn redact_sent(text: &str, sent: &Sent<'_>) -> String {
     // (service messages are words), is answered without the full scan.
     let look = quick_look(text, &TEXT_CLASSES);
     if !look.may_hold_a_secret && !shows_an_echo(text, look.longest_run, sent) {
-        return text.to_owned();
+        return sent.screen(text.to_owned());
     }
-    redact_runs(text, sent)
+    sent.screen(redact_runs(text, sent))
 }
 
 /// Whether a text without escapes, whose longest run of token characters is `longest_run`,
@@ -300,6 +300,11 @@ fn may_hold_a_secret(text: &str) -> bool {
 ///            "Value \"x\" at [\\w+]+\\u{1b}[2J");
 /// ```
 pub fn network_text(decoded: &str, sent: &Sent<'_>) -> String {
+    sent.screen(network_text_unscreened(decoded, sent))
+}
+
+/// [`network_text`] before the last screen ([`Sent::screen`]).
+fn network_text_unscreened(decoded: &str, sent: &Sent<'_>) -> String {
     // Printable ASCII without `"` or `\` (error codes, most messages) is its own wire form and
     // its own shown form: only the redaction is left to do. The quick look that finds it so
     // answers for most such texts in the same pass.
@@ -405,7 +410,7 @@ pub fn excerpt_sent(body: &[u8], sent: &Sent<'_>) -> Option<String> {
         }
         redacted.push('…');
     }
-    Some(redacted)
+    Some(sent.screen(redacted))
 }
 
 #[cfg(test)]
@@ -651,7 +656,9 @@ mod review15b {
             let mut sources = secrets.clone();
             sources.push(client_id.clone());
             let text = build(&sources, &pieces);
-            prop_assert_eq!(redact_sent(&text, &sent), redact_runs(&text, &sent), "text {:?}", text);
+            // Secrets outside the token alphabet (the second pattern) are screened whole as well,
+            // on either path ([`Sent::screen`]).
+            prop_assert_eq!(redact_sent(&text, &sent), sent.screen(redact_runs(&text, &sent)), "text {:?}", text);
             prop_assert_eq!(
                 redact_sent(&text, &Sent::nothing()),
                 redact_runs(&text, &Sent::nothing()),
@@ -670,7 +677,7 @@ mod review15b {
             let mut sources = secrets.clone();
             sources.push(client_id.clone());
             let text = build(&sources, &pieces);
-            prop_assert_eq!(network_text(&text, &sent), network_text_via_wire(&text, &sent), "text {:?}", text);
+            prop_assert_eq!(network_text(&text, &sent), sent.screen(network_text_via_wire(&text, &sent)), "text {:?}", text);
         }
     }
 }

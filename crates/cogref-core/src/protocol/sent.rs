@@ -9,11 +9,21 @@
 //! [`ECHO_PIECE`] bytes or more (counted in bytes wherever they start: a piece that begins
 //! inside a multi-byte character counts too, which redacts a little more, never less); and the app client id, which is not a secret, is shown
 //! where the response names it ("User pool client … does not exist").
+//!
+//! The redaction finds a secret's pieces run by run (runs of token characters, see
+//! [`crate::redact`]), which holds every piece of a secret of the token alphabet: all the
+//! secrets the input builders accept. A secret given to [`Sent::new`] with other characters
+//! (a space, `!`, non-ASCII, a control character) can show back a piece across runs, so every
+//! text shown is then also screened whole for it, as it is and as shown, and is `[redacted]`
+//! whole if it still holds a piece.
 
 use std::fmt;
 
 use memchr::memmem;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::protocol::printable::push_printable;
+use crate::protocol::redact::is_token_byte;
 
 /// Shortest piece of a secret that counts as an echo of it, in bytes (the length from which a
 /// run is taken for a secret by shape, [`crate::redact::MIN_SECRET_RUN`]).
@@ -27,6 +37,10 @@ pub struct Sent<'a> {
     // in place, without an allocation per call; any beyond go to `more`.
     secrets: [Option<&'a SecretString>; INLINE_SECRETS],
     more: Vec<&'a SecretString>,
+    /// A secret (long enough to be told from text) has a character that ends a run of token
+    /// characters: a piece of it can span runs, which the redaction checks one by one, so every
+    /// text shown is screened whole as well ([`Sent::screen`]).
+    spans_runs: bool,
 }
 
 const INLINE_SECRETS: usize = 3;
@@ -47,8 +61,34 @@ impl<'a> Sent<'a> {
     }
 
     /// A request for app client `client_id` that carried `secrets` (refresh token, client
-    /// secret, device key: whichever it had).
+    /// secret, device key: whichever it had). Secrets of any characters: each is looked at
+    /// once here, and one with a character outside the token alphabet (`A-Z a-z 0-9 - _ = . +
+    /// /`) makes every text shown from the response screened whole for it too.
     pub fn new(
+        client_id: &'a str,
+        secrets: impl IntoIterator<Item = Option<&'a SecretString>>,
+    ) -> Self {
+        let mut sent = Self::holding(client_id, secrets);
+        sent.spans_runs = sent.has_a_secret_beyond_runs();
+        sent
+    }
+
+    /// [`Sent::new`] for secrets an input's builder has already held to the token alphabet
+    /// (every token, client secret and device key Cognito's model allows): no look at their
+    /// characters on each call.
+    pub(crate) fn of_token_secrets(
+        client_id: &'a str,
+        secrets: impl IntoIterator<Item = Option<&'a SecretString>>,
+    ) -> Self {
+        let sent = Self::holding(client_id, secrets);
+        debug_assert!(
+            !sent.has_a_secret_beyond_runs(),
+            "a secret outside the token alphabet needs Sent::new"
+        );
+        sent
+    }
+
+    fn holding(
         client_id: &'a str,
         secrets: impl IntoIterator<Item = Option<&'a SecretString>>,
     ) -> Self {
@@ -62,6 +102,40 @@ impl<'a> Sent<'a> {
         }
         sent.more.extend(secrets);
         sent
+    }
+
+    fn has_a_secret_beyond_runs(&self) -> bool {
+        self.secrets().any(|secret| {
+            let secret = secret.expose_secret();
+            secret.len() >= MIN_WHOLE_ECHO && !secret.bytes().all(is_token_byte)
+        })
+    }
+
+    /// The last word on a text about to be shown: `[redacted]` whole if it still shows back a
+    /// secret that a run of token characters cannot hold whole (see [`Sent::new`]), as it is
+    /// or as shown (control and invisible characters written as escapes,
+    /// [`crate::printable`]); the text as it is otherwise, and always for secrets of the token
+    /// alphabet, whose pieces the redaction finds run by run.
+    pub(crate) fn screen(&self, shown: String) -> String {
+        if !self.spans_runs {
+            return shown;
+        }
+        let shows_one = self.secrets().any(|secret| {
+            let secret = secret.expose_secret();
+            if echoes(&shown, secret) {
+                return true;
+            }
+            let mut as_shown = String::with_capacity(secret.len());
+            for c in secret.chars() {
+                push_printable(&mut as_shown, c);
+            }
+            as_shown != secret && echoes(&shown, &as_shown)
+        });
+        if shows_one {
+            crate::protocol::redact::REDACTED.to_owned()
+        } else {
+            shown
+        }
     }
 
     fn secrets(&self) -> impl Iterator<Item = &'a SecretString> + '_ {
@@ -245,6 +319,72 @@ mod tests {
             assert!(echoes(&text, &secret), "{text}");
         }
         assert!(!echoes(&"-".repeat(80), &secret));
+    }
+
+    /// Secrets only `Sent::new` takes (no builder does): a piece of 20 bytes of each spans a
+    /// character that ends a run of token characters.
+    const BEYOND_RUNS: [&str; 5] = [
+        "aaaaaaaaaa!bbbbbbbbbb!cccccccccc!dddddddddd",
+        "aaaaaaaaa bbbbbbbbb ccccccccc ddddddddd",
+        "aaaaaaaaaéébbbbbbbbbééccccccccc",
+        "aaaaaaaaa\"bbbbbbbbb\\ccccccccc\"ddddddddd",
+        "aaaaaaaaa\u{1b}bbbbbbbbb\u{200b}ccccccccc\nddddddddd",
+    ];
+
+    /// Whether `shown` holds a piece of `secret` of `ECHO_PIECE` bytes, as it is or as shown.
+    fn shows_a_piece(shown: &str, secret: &str) -> bool {
+        let mut as_shown = String::new();
+        for c in secret.chars() {
+            push_printable(&mut as_shown, c);
+        }
+        [secret, as_shown.as_str()].into_iter().any(|form| {
+            form.as_bytes()
+                .windows(ECHO_PIECE)
+                .any(|piece| memmem::find(shown.as_bytes(), piece).is_some())
+        })
+    }
+
+    #[test]
+    fn a_secret_outside_the_token_alphabet_is_not_shown_across_runs() {
+        for secret in BEYOND_RUNS {
+            let owned = SecretString::from(secret);
+            let sent = Sent::new("client", [None, None, None, Some(&owned)]);
+            assert!(sent.spans_runs, "{secret:?}");
+            let text = format!("Token {secret} is not valid.");
+            let excerpt_body = format!(r#"{{"message":"{}"}}"#, secret.replace('"', "\\\""));
+            let shown = [
+                crate::redact::redact_sent(&text, &sent),
+                crate::redact::network_text(&text, &sent),
+                crate::redact::excerpt_sent(text.as_bytes(), &sent).unwrap_or_default(),
+                crate::redact::excerpt_sent(excerpt_body.as_bytes(), &sent).unwrap_or_default(),
+            ];
+            for shown in shown {
+                assert!(!shows_a_piece(&shown, secret), "{secret:?} -> {shown:?}");
+                assert!(shown.contains(crate::redact::REDACTED), "{shown:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn text_that_shows_no_piece_of_such_a_secret_is_kept() {
+        for secret in BEYOND_RUNS {
+            let owned = SecretString::from(secret);
+            let sent = Sent::new("client", [Some(&owned)]);
+            let message = "Refresh Token has been revoked";
+            assert_eq!(crate::redact::network_text(message, &sent), message);
+            // Half a piece on either side of a character that ends a run: no echo.
+            let head: String = secret.chars().take(ECHO_PIECE / 2).collect();
+            let text = format!("{head} and more");
+            assert_eq!(crate::redact::redact_sent(&text, &sent), text);
+        }
+    }
+
+    #[test]
+    fn secrets_of_the_token_alphabet_are_found_run_by_run_alone() {
+        let token = SecretString::from(SECRET);
+        let short = SecretString::from("a b");
+        assert!(!Sent::new("client", [Some(&token), Some(&short)]).spans_runs);
+        assert!(!Sent::of_token_secrets("client", [Some(&token)]).spans_runs);
     }
 
     #[test]

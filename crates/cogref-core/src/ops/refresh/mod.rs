@@ -68,7 +68,8 @@ impl Operation for GetTokensFromRefreshToken {
     }
 
     fn sent(input: &RefreshInput) -> Sent<'_> {
-        Sent::new(
+        // The builders hold every secret to the token alphabet (their model patterns).
+        Sent::of_token_secrets(
             input.client_id(),
             [
                 Some(input.refresh_token()),

@@ -68,7 +68,8 @@ impl Operation for RevokeToken {
     }
 
     fn sent(input: &RevokeInput) -> Sent<'_> {
-        Sent::new(
+        // The builders hold every secret to the token alphabet (their model patterns).
+        Sent::of_token_secrets(
             input.client_id(),
             [Some(input.token()), input.client_secret()],
         )
