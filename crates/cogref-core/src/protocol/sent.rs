@@ -122,6 +122,10 @@ impl<'a> Sent<'a> {
         }
         let shows_one = self.secrets().any(|secret| {
             let secret = secret.expose_secret();
+            // Too short to tell from text: no form of it counts (an escape would lengthen it).
+            if secret.len() < MIN_WHOLE_ECHO {
+                return false;
+            }
             if echoes(&shown, secret) {
                 return true;
             }
@@ -129,7 +133,14 @@ impl<'a> Sent<'a> {
             for c in secret.chars() {
                 push_printable(&mut as_shown, c);
             }
-            as_shown != secret && echoes(&shown, &as_shown)
+            // And as JSON writes it: a body excerpt shows a string as it was on the wire.
+            [
+                as_shown,
+                json_escaped(secret, false),
+                json_escaped(secret, true),
+            ]
+            .iter()
+            .any(|form| form != secret && echoes(&shown, form))
         });
         if shows_one {
             crate::protocol::redact::REDACTED.to_owned()
@@ -223,6 +234,30 @@ fn contains_probe(haystack: &[u8], probe: &[u8]) -> bool {
         return finder.find(haystack, probe).is_some();
     }
     memmem::find(haystack, probe).is_some()
+}
+
+/// `text` as the inside of a JSON string: `"`, `\\` and control characters escaped (as the
+/// request body writes them), and with `ascii` every non-ASCII character as `\\uXXXX` too.
+fn json_escaped(text: &str, ascii: bool) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 || (ascii && !c.is_ascii()) => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
