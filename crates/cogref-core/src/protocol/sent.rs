@@ -236,25 +236,25 @@ fn contains_probe(haystack: &[u8], probe: &[u8]) -> bool {
     memmem::find(haystack, probe).is_some()
 }
 
-/// `text` as the inside of a JSON string: `"`, `\\` and control characters escaped (as the
-/// request body writes them), and with `ascii` every non-ASCII character as `\\uXXXX` too.
+/// `text` as the inside of a JSON string, as `serde_json` writes it (the writer of the
+/// request body's escaped fields, byte for byte the SDK's); with `ascii`, every non-ASCII
+/// character then as `\\uXXXX` too, as other JSON writers put it.
 fn json_escaped(text: &str, ascii: bool) -> String {
     use std::fmt::Write as _;
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 || (ascii && !c.is_ascii()) => {
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    let _ = write!(out, "\\u{unit:04x}");
-                }
-            }
-            c => out.push(c),
+    let quoted = serde_json::to_string(text).unwrap_or_else(|_| unreachable!("a str serializes"));
+    let inner = &quoted[1..quoted.len() - 1];
+    if !ascii {
+        return inner.to_owned();
+    }
+    let mut out = String::with_capacity(inner.len() + 8);
+    for c in inner.chars() {
+        if c.is_ascii() {
+            out.push(c);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for unit in c.encode_utf16(&mut units) {
+            let _ = write!(out, "\\u{unit:04x}");
         }
     }
     out
@@ -398,6 +398,30 @@ mod tests {
                 assert!(shown.contains(crate::redact::REDACTED), "{shown:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_secret_echoed_in_a_body_as_json_writes_it_is_not_shown() {
+        // Backspace and form feed: JSON's short escapes `\b` and `\f`, and `é` both as it is
+        // and as `\u00e9`.
+        for secret in [
+            "aaaaaaaaa\u{8}bbbbbbbbb\u{c}ccccccccc",
+            "aaaaaaaaaébbbbbbbbbéccccccccc",
+        ] {
+            let owned = SecretString::from(secret);
+            let sent = Sent::new("client", [Some(&owned)]);
+            for ascii in [false, true] {
+                let body = format!(r#"{{"message":"{}"}}"#, json_escaped(secret, ascii));
+                let shown = crate::redact::excerpt_sent(body.as_bytes(), &sent).unwrap_or_default();
+                assert!(
+                    !shown.contains(&json_escaped(secret, ascii)[..ECHO_PIECE]),
+                    "{shown:?}"
+                );
+                assert!(shown.contains(crate::redact::REDACTED), "{shown:?}");
+            }
+        }
+        assert_eq!(json_escaped("a\u{8}\"\\é", false), "a\\b\\\"\\\\é");
+        assert_eq!(json_escaped("é😀", true), "\\u00e9\\ud83d\\ude00");
     }
 
     #[test]
