@@ -37,7 +37,7 @@ pub const MIN_SECRET_RUN: usize = 20;
 /// The text that replaces a redacted run.
 pub const REDACTED: &str = "[redacted]";
 
-pub(crate) fn is_token_byte(b: u8) -> bool {
+pub(crate) const fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'.' | b'+' | b'/')
 }
 
@@ -231,7 +231,7 @@ const fn classes(wire: bool) -> [u8; 256] {
             SPECIAL
         } else if byte.is_ascii_alphabetic() {
             LETTER
-        } else if byte.is_ascii_digit() || matches!(byte, b'-' | b'_' | b'=' | b'.' | b'+' | b'/') {
+        } else if is_token_byte(byte) {
             TOKEN
         } else {
             SEPARATOR
