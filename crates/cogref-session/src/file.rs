@@ -286,8 +286,7 @@ impl FileStore {
         let mut options = OpenOptions::new();
         options.read(true).write(true);
         // A link, FIFO or folder with this name is not a file this store wrote: left alone.
-        let Ok(Some((mut file, meta))) = open_regular(path, no_follow(&mut options), "opening")
-        else {
+        let Ok(Some((file, meta))) = open_regular(path, no_follow(&mut options), "opening") else {
             return Ok(());
         };
         match file.try_lock() {
@@ -296,6 +295,7 @@ impl FileStore {
             Err(TryLockError::WouldBlock) => return Ok(()),
             Err(TryLockError::Error(e)) => return Err(self.io("locking a temporary file", e)),
         }
+        let mut file = Locked(file);
         let age = meta
             .modified()
             .ok()
@@ -310,7 +310,7 @@ impl FileStore {
         if !stale || !same_file(path, &meta) {
             return Ok(());
         }
-        if recover && self.recover(path, &mut file, &meta)? {
+        if recover && self.recover(path, &mut file.0, &meta)? {
             return Ok(());
         }
         match fs::remove_file(path) {
@@ -420,11 +420,12 @@ impl FileStore {
                 }
                 Err(TryLockError::Error(e)) => return Err(self.io("locking the token file", e)),
             }
+            let file = Locked(file);
             // Renamed over while we waited: the lock is on a file that is no longer the store.
             if !same_file(&self.path, &meta) {
                 continue;
             }
-            let bytes = read_capped(&file, &meta)
+            let bytes = read_capped(&file.0, &meta)
                 .map_err(|e| self.io("reading", e))?
                 .ok_or_else(|| self.too_large())?;
             return Ok(Some(Current {
@@ -449,9 +450,23 @@ const SAVE_LOCK_WAIT: Duration = Duration::from_secs(10);
 /// The token file, locked by the writer that read it (see [`FileStore::lock_current`]); the
 /// lock goes with the open file.
 struct Current {
-    _file: File,
+    _file: Locked,
     meta: Metadata,
     bytes: Vec<u8>,
+}
+
+/// An open file this process holds an advisory lock on, released when this is dropped by an
+/// explicit unlock before the close. Closing alone is not enough: the lock belongs to the open
+/// file description, which a child process started by any other thread of this process shares
+/// from its fork to its `exec` (or, without one, to its exit), so a lock released by the close
+/// would outlive the guard by that long.
+struct Locked(File);
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        // An error leaves the close to release it, as before.
+        let _ = self.0.unlock();
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -751,11 +766,12 @@ impl TokenStore for FileStore {
         }
         let temp = self.temp_path();
         let written = (|| {
-            let mut file = create_private(&temp)?;
+            let file = create_private(&temp)?;
             // Held until the rename: a file whose writer is alive is never swept away.
             file.lock()?;
-            file.write_all(json.expose_secret())?;
-            file.sync_all()?;
+            let mut file = Locked(file);
+            file.0.write_all(json.expose_secret())?;
+            file.0.sync_all()?;
             Ok(file)
         })();
         let file = match written {
@@ -841,8 +857,8 @@ impl TokenStore for FileStore {
         match file.try_lock() {
             Ok(()) => {
                 self.sweep_temps(true);
-                // The lock lives as long as the open file: the guard owns it.
-                Ok(Some(StoreGuard::new(file)))
+                // The lock lives as long as the guard, which owns the open file.
+                Ok(Some(StoreGuard::new(Locked(file))))
             }
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(e)) => Err(StoreError::Io {

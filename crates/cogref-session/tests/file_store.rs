@@ -230,6 +230,57 @@ fn the_refresh_lock_is_exclusive_across_open_stores_until_released() {
     assert!(b.try_lock().expect("ok").is_some());
 }
 
+#[cfg(unix)]
+#[test]
+fn a_dropped_guard_frees_the_lock_at_once_while_another_thread_starts_processes() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    // A child shares the parent's open files from its fork to its exec: a lock released only
+    // by closing the guard's file stays held by the child's copy for that long.
+    let dir = TempDir::new("lock-fork");
+    let a = FileStore::new(dir.file("t.json"));
+    let b = FileStore::new(dir.file("t.json"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Arc::new(AtomicU32::new(0));
+    let spawner = {
+        let (stop, started) = (stop.clone(), started.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                // `true` may be missing: a failed spawn forks nothing, and the test says so below.
+                if std::process::Command::new("true").status().is_ok() {
+                    started.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut rounds = 0u32;
+    let mut held_after_drop = 0u32;
+    while started.load(Ordering::Relaxed) < 300 && std::time::Instant::now() < deadline {
+        rounds += 1;
+        let guard = a
+            .try_lock()
+            .expect("ok")
+            .expect("free: every guard was dropped");
+        drop(guard);
+        match b.try_lock().expect("ok") {
+            Some(guard) => drop(guard),
+            None => held_after_drop += 1,
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    spawner.join().expect("no panic");
+    let children = started.load(Ordering::Relaxed);
+    assert!(
+        children >= 300,
+        "only {children} processes started in {rounds} rounds"
+    );
+    assert_eq!(
+        held_after_drop, 0,
+        "the lock outlived its dropped guard in {held_after_drop} of {rounds} rounds"
+    );
+}
+
 /// A set as the store writes it, with generation `generation`.
 fn stored_json(refresh: &str, generation: u64) -> String {
     format!(
