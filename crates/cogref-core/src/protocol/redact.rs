@@ -13,7 +13,9 @@
 //! match; exception names such as `NotAuthorizedException` and ordinary words do not.
 //!
 //! When the call knows what its request carried ([`Sent`]), a run that shows back one of its
-//! secrets is redacted whatever its shape, and a run that is its app client id is kept.
+//! secrets is redacted whatever its shape, and a run that is its app client id is kept. A text
+//! that shows one back only once its escapes are read (a secret of letters only spelled
+//! `\u0061bcdefghij\u006blm…`, which leaves no piece as written) is redacted whole.
 //!
 //! Escape sequences count as part of a run: JSON's `\/`, `\n`, `\"`, `\\`, `\uXXXX` and the
 //! like, and the `\u{…}` that [`excerpt`] writes for control characters; one that stands for a
@@ -198,6 +200,52 @@ fn redact_runs(text: &str, sent: &Sent<'_>) -> String {
     }
     out.push_str(&text[copied..]);
     out
+}
+
+/// `text` with every escape [`escape_at`] knows read as the character it stands for (one that
+/// stands for none, such as half a surrogate pair or an escape cut short, as U+FFFD); other
+/// characters as they are.
+pub(crate) fn unescape(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some((len, _)) = escape_at(bytes, i) else {
+            i += 1;
+            continue;
+        };
+        out.push_str(&text[copied..i]);
+        let escape = &text[i..i + len];
+        out.push(unescaped(escape).unwrap_or(char::REPLACEMENT_CHARACTER));
+        i += len;
+        copied = i;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
+/// The character one escape sequence (as [`escape_at`] delimits it) stands for.
+fn unescaped(escape: &str) -> Option<char> {
+    let hex = |h: &str| u32::from_str_radix(h, 16).ok().and_then(char::from_u32);
+    match escape.as_bytes().get(1)? {
+        b'b' => Some('\u{8}'),
+        b'f' => Some('\u{c}'),
+        b'n' => Some('\n'),
+        b'r' => Some('\r'),
+        b't' => Some('\t'),
+        b'0' => Some('\0'),
+        b'u' => match escape.get(2..)? {
+            braced if braced.starts_with('{') => hex(braced.get(1..braced.len() - 1)?),
+            digits if digits.len() == 4 => hex(digits),
+            _ => None,
+        },
+        &other => Some(char::from(other)),
+    }
 }
 
 /// What one pass over a text tells before the full scan.

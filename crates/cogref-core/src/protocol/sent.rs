@@ -112,11 +112,15 @@ impl<'a> Sent<'a> {
     }
 
     /// The last word on a text about to be shown: `[redacted]` whole if it still shows back a
-    /// secret that a run of token characters cannot hold whole (see [`Sent::new`]), as it is
-    /// or as shown (control and invisible characters written as escapes,
-    /// [`crate::printable`]); the text as it is otherwise, and always for secrets of the token
-    /// alphabet, whose pieces the redaction finds run by run.
+    /// secret once its escapes are read ([`Sent::shows_through_escapes`]), or a secret that a
+    /// run of token characters cannot hold whole (see [`Sent::new`]), as it is or as shown
+    /// (control and invisible characters written as escapes, [`crate::printable`]); the text
+    /// as it is otherwise. Other pieces of token-alphabet secrets are found run by run by the
+    /// redaction, which keeps the rest of the text.
     pub(crate) fn screen(&self, shown: String) -> String {
+        if self.shows_through_escapes(&shown) {
+            return crate::protocol::redact::REDACTED.to_owned();
+        }
         if !self.spans_runs {
             return shown;
         }
@@ -149,6 +153,29 @@ impl<'a> Sent<'a> {
         }
     }
 
+    /// Whether `shown` shows back a secret once the escapes in it are read (JSON's `\uXXXX`,
+    /// `\/`, `\\`, …, and Rust's `\u{…}`), up to [`UNESCAPE_LEVELS`] times over. A server can
+    /// spell a secret with an escape every few characters (`\u0061bcdefghij\u006blm…`): as
+    /// written, no piece of it is left for the redaction to find, nor, for a secret of letters
+    /// only, anything that makes it look like a credential; a reader reads it back all the
+    /// same. Text without a `\` (most) is answered by one search for it.
+    fn shows_through_escapes(&self, shown: &str) -> bool {
+        if !shown.contains('\\') || self.shortest_echo().is_none() {
+            return false;
+        }
+        let mut text = std::borrow::Cow::Borrowed(shown);
+        for _ in 0..UNESCAPE_LEVELS {
+            text = std::borrow::Cow::Owned(crate::protocol::redact::unescape(&text));
+            if self.is_echoed_in(&text) {
+                return true;
+            }
+            if !text.contains('\\') {
+                return false;
+            }
+        }
+        false
+    }
+
     fn secrets(&self) -> impl Iterator<Item = &'a SecretString> + '_ {
         self.secrets.iter().flatten().chain(&self.more).copied()
     }
@@ -176,6 +203,11 @@ impl<'a> Sent<'a> {
         self.client_id.is_some_and(|id| id == text)
     }
 }
+
+/// How many times over [`Sent::screen`] reads the escapes of a text shown: a message can carry
+/// escapes its JSON escaped again (`\\u0061` on the wire), shown as escapes a reader reads,
+/// and `Debug` escapes their `\` once more.
+const UNESCAPE_LEVELS: usize = 3;
 
 /// Shortest secret whose whole appearance in a text counts as an echo. A shorter "secret" (no
 /// token, client secret or device key Cognito issues is near that short; test doubles are)
