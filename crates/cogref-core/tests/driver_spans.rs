@@ -109,3 +109,131 @@ fn spans_carry_attempt_status_request_id_and_duration_but_never_a_secret() {
         "a secret reached the logs: {logs}"
     );
 }
+
+/// Polls `future` to its end on this thread: the scripted transport never waits.
+fn run<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+    }
+}
+
+/// A refresh through the async driver, inside the caller's span `app.request`, of a refused
+/// connection then a 400: the transport logs from its send and its sleep (when they are called,
+/// before their futures are polled). The lines the subscriber wrote.
+fn async_refresh_logs(call_span_enabled: bool) -> String {
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let layer = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .with_filter(tracing_subscriber::filter::filter_fn(move |m| {
+            call_span_enabled || m.name() != "cogref.refresh"
+        }));
+    let subscriber = tracing_subscriber::registry().with(layer);
+    let script: Script = Arc::new(Mutex::new(
+        [
+            Err(cogref_core::TransportError::new(
+                cogref_core::TransportErrorKind::Connect,
+                "connection refused",
+            )
+            .not_sent()
+            .into()),
+            response(
+                400,
+                r#"{"__type":"NotAuthorizedException","message":"Invalid Refresh Token"}"#,
+            ),
+        ]
+        .into(),
+    ));
+    let clock = sim_clock();
+    let sleeper = clock.clone();
+    let transport = cogref_core::driver::transport_fn(
+        move |_: HttpRequest, _: SendOptions| {
+            tracing::info!(target: "transport", "sending");
+            let answer = script
+                .lock()
+                .expect("script")
+                .pop_front()
+                .expect("scripted");
+            async move { answer }
+        },
+        move |duration: Duration| {
+            tracing::info!(target: "transport", "sleeping");
+            sleeper.advance(duration);
+            async {}
+        },
+    );
+    let config = CallConfig {
+        retry: cogref_core::RetryConfig {
+            initial_backoff: Duration::from_millis(10),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let endpoint = EndpointConfig::new()
+        .region("eu-west-1")
+        .resolve()
+        .expect("valid");
+    let client = Client::new(transport, clock, endpoint, config);
+    let input = RefreshInput::builder()
+        .refresh_token("a-refresh-token.0123456789")
+        .client_id("client")
+        .build()
+        .expect("valid");
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::callsite::rebuild_interest_cache();
+        let app = tracing::info_span!("app.request");
+        let refreshed = run(tracing::Instrument::instrument(client.refresh(&input), app));
+        assert!(refreshed.is_err(), "the script ends with a 400");
+    });
+    String::from_utf8(captured.0.lock().expect("buffer").clone()).expect("utf-8")
+}
+
+/// The line of `logs` that holds `message`, and the spans it names, in order.
+fn scope_of<'a>(logs: &'a str, message: &str) -> Vec<&'a str> {
+    let line = logs
+        .lines()
+        .find(|l| l.contains(message))
+        .unwrap_or_else(|| panic!("no {message:?} in {logs}"));
+    ["app.request", "cogref.refresh", "cogref.attempt"]
+        .into_iter()
+        .filter(|span| line.contains(&format!("{span}{{")) || line.contains(&format!("{span}:")))
+        .collect()
+}
+
+#[test]
+fn async_calls_log_each_attempt_inside_the_call_span_inside_the_callers_span() {
+    let logs = async_refresh_logs(true);
+    let all = ["app.request", "cogref.refresh", "cogref.attempt"];
+    assert_eq!(scope_of(&logs, "sending"), all, "{logs}");
+    assert_eq!(scope_of(&logs, "attempt failed"), all, "{logs}");
+    assert_eq!(scope_of(&logs, "sleeping"), all[..2], "{logs}");
+    assert_eq!(scope_of(&logs, "refresh failed"), all[..2], "{logs}");
+    // In that order on the line: the caller's span, the call's, the attempt's.
+    let line = logs
+        .lines()
+        .find(|l| l.contains("sending"))
+        .expect("a line");
+    let at = |span: &str| line.find(span).expect("named");
+    assert!(
+        at("app.request") < at("cogref.refresh") && at("cogref.refresh") < at("cogref.attempt"),
+        "{line}"
+    );
+}
+
+#[test]
+fn with_the_call_span_filtered_out_attempts_stay_inside_the_callers_span() {
+    let logs = async_refresh_logs(false);
+    assert_eq!(
+        scope_of(&logs, "sending"),
+        ["app.request", "cogref.attempt"],
+        "{logs}"
+    );
+    assert_eq!(scope_of(&logs, "sleeping"), ["app.request"], "{logs}");
+}

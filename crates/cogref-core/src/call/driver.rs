@@ -381,28 +381,36 @@ impl<T: AsyncTransport, E: Environment> Client<T, E> {
     pub async fn call<O: Operation>(&self, input: &O::Input) -> Result<O::Output, CallError> {
         let mut now = self.env.now();
         let (mut call, span) = self.start::<O>(input, now);
-        async {
-            loop {
-                match call.poll(now) {
-                    Step::Send(attempt) => {
-                        let span = attempt_span(attempt.number);
-                        let outcome = self
-                            .transport
-                            .send(attempt.request.into_http(), attempt.options)
-                            .instrument(span.clone())
-                            .await;
-                        now = self.settle(&mut call, outcome, &span, now);
-                    }
-                    Step::Wait(duration) => {
-                        self.transport.sleep(duration).await;
-                        now = self.env.now();
-                    }
-                    Step::Done(result) => return finish::<O>(&span, result, call.attempts()),
+        // The call's span is entered where work happens in its name (the transport's send, in
+        // the attempt's span, a child of it; a sleep; the settling and the outcome's event),
+        // rather than around the whole loop: a future wrapped in another is moved whole on its
+        // first poll, and this one is most of a call's state (the call and the send).
+        loop {
+            match call.poll(now) {
+                Step::Send(attempt) => {
+                    // Made in the call's span, its parent (or, when that one is disabled, the
+                    // caller's span, as for any span made in a disabled one).
+                    let attempt_span = span.in_scope(|| attempt_span(attempt.number));
+                    // The send is made in the attempt's span too: a transport may do work (and
+                    // log) before it returns its future.
+                    let outcome = attempt_span
+                        .in_scope(|| {
+                            self.transport
+                                .send(attempt.request.into_http(), attempt.options)
+                        })
+                        .instrument(attempt_span.clone())
+                        .await;
+                    now = self.settle(&mut call, outcome, &attempt_span, now);
                 }
+                Step::Wait(duration) => {
+                    span.in_scope(|| self.transport.sleep(duration))
+                        .instrument(span.clone())
+                        .await;
+                    now = self.env.now();
+                }
+                Step::Done(result) => return finish::<O>(&span, result, call.attempts()),
             }
         }
-        .instrument(span.clone())
-        .await
     }
 }
 
