@@ -166,7 +166,8 @@ pub fn redact_sent(text: &str, sent: &Sent<'_>) -> String {
     // (service messages are words), is answered without the full scan.
     let look = quick_look(text, &TEXT_CLASSES);
     if !look.may_hold_a_secret && !shows_an_echo(text, look.longest_run, sent) {
-        return sent.screen(text.to_owned());
+        // No escape either: a `\\` sends a text to the full scan.
+        return sent.screen_plain(text.to_owned());
     }
     sent.screen(redact_runs(text, sent))
 }
@@ -348,22 +349,25 @@ fn may_hold_a_secret(text: &str) -> bool {
 ///            "Value \"x\" at [\\w+]+\\u{1b}[2J");
 /// ```
 pub fn network_text(decoded: &str, sent: &Sent<'_>) -> String {
-    sent.screen(network_text_unscreened(decoded, sent))
-}
-
-/// [`network_text`] before the last screen ([`Sent::screen`]).
-fn network_text_unscreened(decoded: &str, sent: &Sent<'_>) -> String {
     // Printable ASCII without `"` or `\` (error codes, most messages) is its own wire form and
     // its own shown form: only the redaction is left to do. The quick look that finds it so
     // answers for most such texts in the same pass.
     let look = quick_look(decoded, &WIRE_CLASSES);
     if !look.may_hold_a_secret {
-        return if shows_an_echo(decoded, look.longest_run, sent) {
+        let shown = if shows_an_echo(decoded, look.longest_run, sent) {
             redact_runs(decoded, sent)
         } else {
             decoded.to_owned()
         };
+        // No `\`, so no escape to read: the quick look sends one to the long way.
+        return sent.screen_plain(shown);
     }
+    sent.screen(network_text_unscreened(decoded, sent))
+}
+
+/// [`network_text`] for a text its quick look sent the long way, before the last screen
+/// ([`Sent::screen`]).
+fn network_text_unscreened(decoded: &str, sent: &Sent<'_>) -> String {
     if decoded
         .bytes()
         .all(|b| matches!(b, b' '..=b'~') && b != b'"' && b != b'\\')

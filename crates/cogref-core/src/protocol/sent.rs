@@ -121,6 +121,21 @@ impl<'a> Sent<'a> {
         if self.shows_through_escapes(&shown) {
             return crate::protocol::redact::REDACTED.to_owned();
         }
+        self.screen_beyond_runs(shown)
+    }
+
+    /// [`Sent::screen`] for a text the caller knows has no `\\`, so no escape to read (a quick
+    /// look at it found none): the error codes and messages of nearly every error response.
+    pub(crate) fn screen_plain(&self, shown: String) -> String {
+        debug_assert!(
+            !shown.contains('\\'),
+            "a text with escapes needs Sent::screen"
+        );
+        self.screen_beyond_runs(shown)
+    }
+
+    /// The screen for secrets outside the token alphabet (see [`Sent::screen`]).
+    fn screen_beyond_runs(&self, shown: String) -> String {
         if !self.spans_runs {
             return shown;
         }
