@@ -352,6 +352,17 @@ fn escapes_built_from_an_escaped_backslash_and_uppercase_hex_are_read() {
             .replace('m', "\\u{6D}")
             .replace('x', "\\u{78}"),
     ];
+    // Styles mixed across levels: Rust's braced backslash building JSON's escape and back.
+    spellings.push(
+        token
+            .replace('a', "\\u{5c}u0061")
+            .replace('k', "\\u005cu{6b}"),
+    );
+    spellings.push(
+        token
+            .replace('a', "\\\\u{5c}u{61}")
+            .replace('p', "\\u{5C}u{5c}u0070"),
+    );
     // Every third letter escaped, then the whole escaped twice more with `\u005c`.
     let mut deep = String::new();
     for (i, c) in token.chars().enumerate() {
