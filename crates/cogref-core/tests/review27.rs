@@ -390,7 +390,7 @@ fn escapes_built_from_an_escaped_backslash_and_uppercase_hex_are_read() {
 /// Rust's `\u{…}` allows rust_more between its hex digits: `"\u{6_1}"` is `"a"` (checked
 /// below by the compiler itself). A reader of `Debug` output, which is Rust syntax, reads them.
 #[test]
-#[ignore = "open: Rust's \\u{6_1} (underscores allowed in \\u{…}) is not read by the screen: a letters-only token spelled with it shows"]
+
 fn rust_unicode_escapes_with_underscores_are_read_like_any_other() {
     assert_eq!("\u{6_1}\u{0_0_6_2}\u{63_}", "abc");
     let token = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ";
@@ -699,27 +699,6 @@ fn uppercase_u_escapes_of_other_languages_are_read_too() {
 // Promise 4: cost.
 // ---------------------------------------------------------------------------------------------
 
-/// A long message made of escapes, with a secret sent, is read in time linear in its length
-/// (three passes at most), not worse.
-#[test]
-fn a_long_text_of_escapes_is_screened_in_linear_time() {
-    let secrets = [SecretString::from("abcdefghijklmnopqrstuvwxyzABCDEFGHIJ")];
-    let sent = sent_with(&secrets);
-    let mut times = Vec::new();
-    for n in [20_000usize, 80_000] {
-        let text = "\\u005c\\\\u{5c}\\".repeat(n / 16 + 1);
-        let started = Instant::now();
-        let _ = network_text(&text, &sent);
-        let _ = redact_sent(&text, &sent);
-        times.push(started.elapsed());
-    }
-    // Four times the text: well under sixteen times the time (quadratic), with slack for noise.
-    assert!(
-        times[1] < times[0] * 10 + Duration::from_millis(50),
-        "{times:?}"
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // Secrets given to `Sent::new` (public, "secrets of any characters"): not reachable through the
 // input builders, whose alphabets are ASCII.
@@ -729,7 +708,7 @@ fn a_long_text_of_escapes_is_screened_in_linear_time() {
 /// `unescape` reads each half as U+FFFD, and the whole-text screen of `Sent::new` looks only for
 /// the lowercase spelling serde_json would write, so the uppercase one shows a short secret.
 #[test]
-#[ignore = "open: a surrogate pair (\\uD83D\\uDE00) is read as two U+FFFD, so a Sent::new secret with an astral character spelled so shows"]
+
 fn a_secret_with_an_astral_character_spelled_as_a_surrogate_pair_is_read() {
     let secrets = [SecretString::from("a😀bcdefg")];
     let sent = sent_with(&secrets);

@@ -10,11 +10,13 @@
 //! | [`redact`] | what of the network's text may reach a message |
 //! | [`printable`] | how that text is escaped so that a terminal shows it as it is |
 //! | [`sent`] | what the request carried: secrets its response must not show back |
+//! | `escapes` | how a reader reads the escapes of a text shown (the last screen of [`sent`]) |
 //!
 //! What differs between operations (target, body, success output) is in [`crate::ops`].
 
 pub mod endpoint;
 pub mod error_code;
+mod escapes;
 pub mod partition;
 pub mod printable;
 pub mod redact;

@@ -166,7 +166,7 @@ pub fn redact_sent(text: &str, sent: &Sent<'_>) -> String {
     // (service messages are words), is answered without the full scan.
     let look = quick_look(text, &TEXT_CLASSES);
     if !look.may_hold_a_secret && !shows_an_echo(text, look.longest_run, sent) {
-        // No escape either: a `\\` sends a text to the full scan.
+        // No escape either: a `\\`, `&` or `%` sends a text to the full scan.
         return sent.screen_plain(text.to_owned());
     }
     sent.screen(redact_runs(text, sent))
@@ -203,52 +203,6 @@ fn redact_runs(text: &str, sent: &Sent<'_>) -> String {
     out
 }
 
-/// `text` with every escape [`escape_at`] knows read as the character it stands for (one that
-/// stands for none, such as half a surrogate pair or an escape cut short, as U+FFFD); other
-/// characters as they are.
-pub(crate) fn unescape(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] != b'\\' {
-            i += 1;
-            continue;
-        }
-        let Some((len, _)) = escape_at(bytes, i) else {
-            i += 1;
-            continue;
-        };
-        out.push_str(&text[copied..i]);
-        let escape = &text[i..i + len];
-        out.push(unescaped(escape).unwrap_or(char::REPLACEMENT_CHARACTER));
-        i += len;
-        copied = i;
-    }
-    out.push_str(&text[copied..]);
-    out
-}
-
-/// The character one escape sequence (as [`escape_at`] delimits it) stands for.
-fn unescaped(escape: &str) -> Option<char> {
-    let hex = |h: &str| u32::from_str_radix(h, 16).ok().and_then(char::from_u32);
-    match escape.as_bytes().get(1)? {
-        b'b' => Some('\u{8}'),
-        b'f' => Some('\u{c}'),
-        b'n' => Some('\n'),
-        b'r' => Some('\r'),
-        b't' => Some('\t'),
-        b'0' => Some('\0'),
-        b'u' => match escape.get(2..)? {
-            braced if braced.starts_with('{') => hex(braced.get(1..braced.len() - 1)?),
-            digits if digits.len() == 4 => hex(digits),
-            _ => None,
-        },
-        &other => Some(char::from(other)),
-    }
-}
-
 /// What one pass over a text tells before the full scan.
 struct QuickLook {
     /// It has a byte its class table sends to the full treatment (an escape; for
@@ -276,7 +230,10 @@ const fn classes(wire: bool) -> [u8; 256] {
     let mut b = 0;
     while b < 256 {
         let byte = b as u8;
-        class[b] = if byte == b'\\' || (wire && (byte == b'"' || !matches!(byte, b' '..=b'~'))) {
+        // `&` and `%` start escapes too, for the last screen ([`crate::protocol::escapes`]).
+        class[b] = if matches!(byte, b'\\' | b'&' | b'%')
+            || (wire && (byte == b'"' || !matches!(byte, b' '..=b'~')))
+        {
             SPECIAL
         } else if byte.is_ascii_alphabetic() {
             LETTER
@@ -359,7 +316,7 @@ pub fn network_text(decoded: &str, sent: &Sent<'_>) -> String {
         } else {
             decoded.to_owned()
         };
-        // No `\`, so no escape to read: the quick look sends one to the long way.
+        // No `\`, `&` or `%`, so no escape to read: the quick look sends one the long way.
         return sent.screen_plain(shown);
     }
     sent.screen(network_text_unscreened(decoded, sent))
@@ -544,7 +501,9 @@ mod tests {
         for b in 0..=255u8 {
             let text = [b; MIN_SECRET_RUN];
             let text = String::from_utf8_lossy(&text);
-            let full = b == b'\\' || runs(&text).iter().any(Run::is_secret_like);
+            // `\`, `&` and `%` start escapes, which the last screen reads: the long way.
+            let full =
+                matches!(b, b'\\' | b'&' | b'%') || runs(&text).iter().any(Run::is_secret_like);
             let quick = may_hold_a_secret(&text);
             assert!(
                 quick || !full,

@@ -22,6 +22,7 @@ use std::fmt;
 use memchr::memmem;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::protocol::escapes;
 use crate::protocol::printable::push_printable;
 use crate::protocol::redact::is_token_byte;
 
@@ -168,24 +169,25 @@ impl<'a> Sent<'a> {
         }
     }
 
-    /// Whether `shown` shows back a secret once the escapes in it are read (JSON's `\uXXXX`,
-    /// `\/`, `\\`, …, and Rust's `\u{…}`), up to [`UNESCAPE_LEVELS`] times over. A server can
-    /// spell a secret with an escape every few characters (`\u0061bcdefghij\u006blm…`): as
-    /// written, no piece of it is left for the redaction to find, nor, for a secret of letters
-    /// only, anything that makes it look like a credential; a reader reads it back all the
-    /// same. Text without a `\` (most) is answered by one search for it.
+    /// Whether `shown` shows back a secret once the escapes in it are read
+    /// ([`crate::protocol::escapes`]: JSON's, Rust's, C's, HTML's character references,
+    /// percent-encoding), up to [`UNESCAPE_LEVELS`] times over. A server can spell a secret
+    /// with an escape every few characters (`\u0061bcdefghij\u006blm…`): as written, no piece
+    /// of it is left for the redaction to find, nor, for a secret of letters only, anything
+    /// that makes it look like a credential; a reader reads it back all the same. Text without
+    /// a `\\`, `&` or `%` (most) is answered by one search for them.
     fn shows_through_escapes(&self, shown: &str) -> bool {
-        if !shown.contains('\\') || self.shortest_echo().is_none() {
+        if self.shortest_echo().is_none() {
             return false;
         }
         let mut text = std::borrow::Cow::Borrowed(shown);
         for _ in 0..UNESCAPE_LEVELS {
-            text = std::borrow::Cow::Owned(crate::protocol::redact::unescape(&text));
+            if !escapes::may_have_escapes(&text) {
+                return false;
+            }
+            text = std::borrow::Cow::Owned(escapes::read_once(&text));
             if self.is_echoed_in(&text) {
                 return true;
-            }
-            if !text.contains('\\') {
-                return false;
             }
         }
         false
