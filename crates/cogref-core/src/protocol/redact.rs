@@ -166,7 +166,7 @@ pub fn redact_sent(text: &str, sent: &Sent<'_>) -> String {
     // (service messages are words), is answered without the full scan.
     let look = quick_look(text, &TEXT_CLASSES);
     if !look.may_hold_a_secret && !shows_an_echo(text, look.longest_run, sent) {
-        // No escape either: a `\\`, `&` or `%` sends a text to the full scan.
+        // No escape either: a `\`, `&` or `%` sends a text to the full scan.
         return sent.screen_plain(text.to_owned());
     }
     sent.screen(redact_runs(text, sent))

@@ -125,11 +125,12 @@ impl<'a> Sent<'a> {
         self.screen_beyond_runs(shown)
     }
 
-    /// [`Sent::screen`] for a text the caller knows has no `\\`, so no escape to read (a quick
-    /// look at it found none): the error codes and messages of nearly every error response.
+    /// [`Sent::screen`] for a text the caller knows has no `\`, `&` or `%`, so no escape to
+    /// read (a quick look at it found none): the error codes and messages of nearly every error
+    /// response.
     pub(crate) fn screen_plain(&self, shown: String) -> String {
         debug_assert!(
-            !shown.contains('\\'),
+            !escapes::may_have_escapes(&shown),
             "a text with escapes needs Sent::screen"
         );
         self.screen_beyond_runs(shown)
@@ -175,7 +176,7 @@ impl<'a> Sent<'a> {
     /// with an escape every few characters (`\u0061bcdefghij\u006blm…`): as written, no piece
     /// of it is left for the redaction to find, nor, for a secret of letters only, anything
     /// that makes it look like a credential; a reader reads it back all the same. Text without
-    /// a `\\`, `&` or `%` (most) is answered by one search for them.
+    /// a `\`, `&` or `%` (most) is answered by one search for them.
     fn shows_through_escapes(&self, shown: &str) -> bool {
         if self.shortest_echo().is_none() {
             return false;
