@@ -3,7 +3,7 @@
 //! redacted even when a token is spelled with JSON escapes.
 
 mod common;
-use common::Captured;
+use common::{Captured, read_escapes};
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -259,70 +259,6 @@ fn spelled_with_escapes(token: &str, every: usize, style: usize, levels: usize) 
             7 => text.replace('%', "%25"),
             _ => text.replace('\\', "\\\\"),
         };
-    }
-    text
-}
-
-/// `text` with the escapes of [`spelled_with_escapes`] (and `\\`, `&amp;`) read, `levels` times
-/// over: what a reader of an error message could read back.
-fn read_escapes(text: &str, levels: usize) -> String {
-    fn number(digits: &str, radix: u32) -> Option<u32> {
-        u32::from_str_radix(digits, radix).ok()
-    }
-    // Each notation: its prefix, how many digits (or up to which end), their radix.
-    let notations: [(&str, Option<usize>, &str, u32); 8] = [
-        ("\\u{", None, "}", 16),
-        ("\\u", Some(4), "", 16),
-        ("\\x", Some(2), "", 16),
-        ("\\U", Some(8), "", 16),
-        ("&#x", None, ";", 16),
-        ("&#", None, ";", 10),
-        ("%", Some(2), "", 16),
-        ("&amp;", Some(0), "", 0),
-    ];
-    let mut text = text.to_owned();
-    for _ in 0..levels {
-        let mut out = String::new();
-        let mut rest = text.as_str();
-        'scan: while let Some(at) = rest.find(['\\', '&', '%']) {
-            out.push_str(&rest[..at]);
-            rest = &rest[at..];
-            for (prefix, width, end, radix) in notations {
-                let Some(after) = rest.strip_prefix(prefix) else {
-                    continue;
-                };
-                let (digits, len) = match (width, end) {
-                    (Some(0), _) => {
-                        out.push('&');
-                        rest = after;
-                        continue 'scan;
-                    }
-                    (Some(w), _) => (after.get(..w), prefix.len() + w),
-                    (None, end) => match after.find(end) {
-                        Some(e) => (Some(&after[..e]), prefix.len() + e + end.len()),
-                        None => (None, 0),
-                    },
-                };
-                if let Some(c) = digits
-                    .and_then(|d| number(d, radix))
-                    .and_then(char::from_u32)
-                {
-                    out.push(c);
-                    rest = &rest[len..];
-                    continue 'scan;
-                }
-            }
-            if rest.starts_with("\\\\") {
-                out.push('\\');
-                rest = &rest[2..];
-            } else {
-                let first = rest.chars().next().expect("a char");
-                out.push(first);
-                rest = &rest[first.len_utf8()..];
-            }
-        }
-        out.push_str(rest);
-        text = out;
     }
     text
 }

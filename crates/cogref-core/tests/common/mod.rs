@@ -71,3 +71,84 @@ impl std::io::Write for Captured {
         Ok(())
     }
 }
+
+/// `text` with its escapes read, `levels` times over, as a reader of an error message could
+/// read them back: JSON's and Rust's backslash escapes (`\uXXXX`, `\u{…}`, `\xHH`, `\n`, `\\`,
+/// …), C's `\UXXXXXXXX`, HTML's `&#97;`, `&#x61;` and `&amp;`, percent-encoding's `%61`. An
+/// oracle for the tests, written apart from the crate's own reader.
+pub fn read_escapes(text: &str, levels: usize) -> String {
+    fn number(digits: &str, radix: u32) -> Option<u32> {
+        u32::from_str_radix(digits, radix).ok()
+    }
+    // Each notation: its prefix, how many digits (or up to which end), their radix.
+    let notations: [(&str, Option<usize>, &str, u32); 8] = [
+        ("\\u{", None, "}", 16),
+        ("\\u", Some(4), "", 16),
+        ("\\x", Some(2), "", 16),
+        ("\\U", Some(8), "", 16),
+        ("&#x", None, ";", 16),
+        ("&#", None, ";", 10),
+        ("%", Some(2), "", 16),
+        ("&amp;", Some(0), "", 0),
+    ];
+    let mut text = text.to_owned();
+    for _ in 0..levels {
+        let mut out = String::new();
+        let mut rest = text.as_str();
+        'scan: while let Some(at) = rest.find(['\\', '&', '%']) {
+            out.push_str(&rest[..at]);
+            rest = &rest[at..];
+            for (prefix, width, end, radix) in notations {
+                let Some(after) = rest.strip_prefix(prefix) else {
+                    continue;
+                };
+                let (digits, len) = match (width, end) {
+                    (Some(0), _) => {
+                        out.push('&');
+                        rest = after;
+                        continue 'scan;
+                    }
+                    (Some(w), _) => (after.get(..w), prefix.len() + w),
+                    (None, end) => match after.find(end) {
+                        Some(e) => (Some(&after[..e]), prefix.len() + e + end.len()),
+                        None => (None, 0),
+                    },
+                };
+                if let Some(c) = digits
+                    .and_then(|d| number(d, radix))
+                    .and_then(char::from_u32)
+                {
+                    out.push(c);
+                    rest = &rest[len..];
+                    continue 'scan;
+                }
+            }
+            let simple = rest
+                .strip_prefix('\\')
+                .and_then(|r| r.chars().next())
+                .and_then(|c| {
+                    Some(match c {
+                        '\\' | '"' | '/' | '\'' => c,
+                        'n' => '\n',
+                        't' => '\t',
+                        'r' => '\r',
+                        'b' => '\u{8}',
+                        'f' => '\u{c}',
+                        '0' => '\0',
+                        _ => return None,
+                    })
+                });
+            if let Some(c) = simple {
+                out.push(c);
+                rest = &rest[2..];
+            } else {
+                let first = rest.chars().next().expect("a char");
+                out.push(first);
+                rest = &rest[first.len_utf8()..];
+            }
+        }
+        out.push_str(rest);
+        text = out;
+    }
+    text
+}
