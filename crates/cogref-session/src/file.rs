@@ -447,8 +447,8 @@ impl FileStore {
 /// and rename) before it fails.
 const SAVE_LOCK_WAIT: Duration = Duration::from_secs(10);
 
-/// The token file, locked by the writer that read it (see [`FileStore::lock_current`]); the
-/// lock goes with the open file.
+/// The token file, locked by the writer that read it (see [`FileStore::lock_current`]) until
+/// this is dropped ([`Locked`]).
 struct Current {
     _file: Locked,
     meta: Metadata,
