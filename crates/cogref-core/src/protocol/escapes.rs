@@ -46,15 +46,16 @@ pub(crate) fn read_once(text: &str) -> String {
     out
 }
 
-/// The value of `digits` in `radix`, if they are all digits of it (at most 8 of them).
+/// The value of `digits` in `radix`, if they are all digits of it: any number of leading
+/// zeros (`&#0000000097;` is `a` to a browser), and beyond `u32` read as `u32::MAX` (no
+/// character, as a browser reads it).
 fn number(digits: &[u8], radix: u32) -> Option<u32> {
-    if digits.is_empty() || digits.len() > 8 {
+    if digits.is_empty() || !digits.iter().all(|&d| char::from(d).is_digit(radix)) {
         return None;
     }
     digits.iter().try_fold(0u32, |n, &d| {
-        char::from(d)
-            .to_digit(radix)
-            .and_then(|d| n.checked_mul(radix)?.checked_add(d))
+        let d = char::from(d).to_digit(radix)?;
+        Some(n.saturating_mul(radix).saturating_add(d))
     })
 }
 
@@ -78,9 +79,11 @@ fn backslash_escape(s: &[u8]) -> Option<(usize, char)> {
         b't' => '\t',
         b'0' => '\0',
         b'x' => return hex_at(2, 2).map(|code| (4, character(code))),
+        // Eight digits when they name a character, else four (`\U0061bcde` is `abcde`).
         b'U' => {
             return hex_at(2, 8)
-                .map(|code| (10, character(code)))
+                .and_then(char::from_u32)
+                .map(|c| (10, c))
                 .or_else(|| hex_at(2, 4).map(|code| (6, character(code))));
         }
         b'u' if s.get(2) == Some(&b'{') => return braced(s),
@@ -101,10 +104,15 @@ fn backslash_escape(s: &[u8]) -> Option<(usize, char)> {
     Some((2, simple))
 }
 
-/// Rust's `\u{…}` at the start of `s`: one to six hex digits, underscores allowed after the
-/// first.
+/// Rust's `\u{…}` at the start of `s`: one to six hex digits, any number of underscores after
+/// the first.
 fn braced(s: &[u8]) -> Option<(usize, char)> {
-    let close = s.iter().take(16).position(|&b| b == b'}')?;
+    let close = 3 + s[3..]
+        .iter()
+        .position(|&b| !(b.is_ascii_hexdigit() || b == b'_'))?;
+    if s[close] != b'}' {
+        return None;
+    }
     let inside = &s[3..close];
     let digits: Vec<u8> = inside.iter().copied().filter(|&b| b != b'_').collect();
     if !inside.first()?.is_ascii_hexdigit() || digits.len() > 6 {
@@ -167,6 +175,8 @@ mod tests {
                 r"\u0061\u0041\/\x62\U00000063\U0064\u{65}\u{6_6}",
                 "aA/bcdef",
             ),
+            (r"\U0061bcdef \u{61_____________}", "abcdef a"),
+            ("&#0000000097;&#x0000000061;", "aa"),
             (r"\uD83D\uDE00 \ud83d\ude00", "😀 😀"),
             (
                 "&#103;&#x68;&#X69;&period;&lowbar;&equals;&plus;&sol;&amp",
