@@ -297,20 +297,12 @@ proptest! {
                 escaped.replace('\\', "\\\\")
             ),
         };
-        let client = Client::new(
-            move |_: HttpRequest, _: SendOptions| {
-                Ok(http::Response::builder()
-                    .status(400)
-                    .body(body.clone().into_bytes())
-                    .expect("response"))
-            },
-            ManualEnvironment::new(Instant::now(), now()),
-            EndpointConfig::new().region("eu-west-1").resolve().expect("endpoint"),
-            CallConfig {
-                retry: RetryConfig { max_attempts: 1, ..RetryConfig::default() },
-                ..CallConfig::default()
-            },
-        );
+        let client = common::answering_client(move || {
+            http::Response::builder()
+                .status(400)
+                .body(body.clone().into_bytes())
+                .expect("response")
+        });
         let input = RefreshInput::builder()
             .refresh_token(token.as_str())
             .client_id("1example23456789abcdefghij")

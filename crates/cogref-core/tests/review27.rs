@@ -1,20 +1,15 @@
 //! Hostile review of commit 5967359: a text shown from a response that shows a secret sent
 //! once its escapes are read (up to three levels) is redacted whole; ordinary text is not.
 
-use std::time::{Duration, Instant, SystemTime};
+mod common;
 
-use cogref_core::driver::{HttpRequest, ManualEnvironment};
+use cogref_core::RefreshInput;
 use cogref_core::protocol::sent::Sent;
 use cogref_core::redact::{EXCERPT_CHARS, REDACTED, excerpt_sent, network_text, redact_sent};
-use cogref_core::{CallConfig, Client, EndpointConfig, RefreshInput, RetryConfig, SendOptions};
 use proptest::prelude::*;
 use secrecy::SecretString;
 
 const CLIENT_ID: &str = "1example23456789abcdefghij";
-
-fn now() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
-}
 
 /// What a request carried.
 #[derive(Clone)]
@@ -49,27 +44,13 @@ fn refused(carried: &Carried, status: u16, headers: &[(&str, &str)], body: &str)
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let client = Client::new(
-        move |_: HttpRequest, _: SendOptions| {
-            let mut response = http::Response::builder().status(status);
-            for (k, v) in &headers {
-                response = response.header(k.as_str(), v.as_str());
-            }
-            Ok(response.body(body.clone().into_bytes()).expect("response"))
-        },
-        ManualEnvironment::new(Instant::now(), now()),
-        EndpointConfig::new()
-            .region("eu-west-1")
-            .resolve()
-            .expect("endpoint"),
-        CallConfig {
-            retry: RetryConfig {
-                max_attempts: 1,
-                ..RetryConfig::default()
-            },
-            ..CallConfig::default()
-        },
-    );
+    let client = common::answering_client(move || {
+        let mut response = http::Response::builder().status(status);
+        for (k, v) in &headers {
+            response = response.header(k.as_str(), v.as_str());
+        }
+        response.body(body.clone().into_bytes()).expect("response")
+    });
     let mut input = RefreshInput::builder()
         .refresh_token(carried.token.as_str())
         .client_id(CLIENT_ID);

@@ -2,12 +2,11 @@
 //! reads (JSON, Rust, C/Python, HTML, percent-encoding) up to three levels. The async driver's
 //! spans (the commit before) are in `review28_spans.rs`, a binary of its own.
 
-use std::time::{Duration, Instant, SystemTime};
+mod common;
 
-use cogref_core::driver::{HttpRequest, ManualEnvironment};
+use cogref_core::RefreshInput;
 use cogref_core::protocol::sent::Sent;
 use cogref_core::redact::{REDACTED, excerpt_sent, network_text, redact_sent};
-use cogref_core::{CallConfig, Client, EndpointConfig, RefreshInput, RetryConfig, SendOptions};
 use proptest::prelude::*;
 use secrecy::SecretString;
 
@@ -16,10 +15,6 @@ const CLIENT_ID: &str = "1example23456789abcdefghij";
 const LETTERS: &str = "abcdefghijklmnopqrstuvwxyzABCDEF";
 /// Letters a-f only: every character is a hex digit too.
 const HEXLETTERS: &str = "abcdefabcdefabcdefabcdef";
-
-fn now() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
-}
 
 /// `secret` with every `every`-th character (from the first) written by `escape`.
 fn spell(secret: &str, every: usize, escape: impl Fn(char) -> String) -> String {
@@ -52,26 +47,12 @@ fn all_shown(text: &str, sent: &Sent<'_>) -> Vec<(&'static str, String)> {
 /// `status` with `body`.
 fn refused(token: &str, status: u16, body: &str) -> String {
     let body = body.to_owned();
-    let client = Client::new(
-        move |_: HttpRequest, _: SendOptions| {
-            Ok(http::Response::builder()
-                .status(status)
-                .body(body.clone().into_bytes())
-                .expect("response"))
-        },
-        ManualEnvironment::new(Instant::now(), now()),
-        EndpointConfig::new()
-            .region("eu-west-1")
-            .resolve()
-            .expect("endpoint"),
-        CallConfig {
-            retry: RetryConfig {
-                max_attempts: 1,
-                ..RetryConfig::default()
-            },
-            ..CallConfig::default()
-        },
-    );
+    let client = common::answering_client(move || {
+        http::Response::builder()
+            .status(status)
+            .body(body.clone().into_bytes())
+            .expect("response")
+    });
     let input = RefreshInput::builder()
         .refresh_token(token)
         .client_id(CLIENT_ID)

@@ -152,3 +152,36 @@ pub fn read_escapes(text: &str, levels: usize) -> String {
     }
     text
 }
+
+/// A client for `eu-west-1` whose every request is answered by `answer()` (one attempt, a
+/// manual clock): for tests of what an error shows.
+pub fn answering_client(
+    answer: impl Fn() -> cogref_core::http::Response<Vec<u8>> + Send + Sync,
+) -> cogref_core::Client<
+    impl Fn(
+        cogref_core::driver::HttpRequest,
+        cogref_core::SendOptions,
+    ) -> Result<cogref_core::driver::HttpResponse, cogref_core::Error>
+    + Send
+    + Sync,
+    cogref_core::driver::ManualEnvironment,
+> {
+    cogref_core::Client::new(
+        move |_: cogref_core::driver::HttpRequest, _: cogref_core::SendOptions| Ok(answer()),
+        cogref_core::driver::ManualEnvironment::new(
+            std::time::Instant::now(),
+            std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+        ),
+        cogref_core::EndpointConfig::new()
+            .region("eu-west-1")
+            .resolve()
+            .expect("endpoint"),
+        cogref_core::CallConfig {
+            retry: cogref_core::RetryConfig {
+                max_attempts: 1,
+                ..cogref_core::RetryConfig::default()
+            },
+            ..cogref_core::CallConfig::default()
+        },
+    )
+}
