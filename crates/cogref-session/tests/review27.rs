@@ -179,41 +179,53 @@ fn after_a_save_returns_ok_or_conflict_the_token_file_is_free_at_once() {
     assert!(temps(&dir).is_empty(), "{:?}", temps(&dir));
 }
 
+/// `savers` stores saving at once, each expecting `expected`: exactly one wins, the others see
+/// a conflict. The winner's version.
+fn race_savers(
+    path: &std::path::Path,
+    savers: usize,
+    expected: Option<u64>,
+    round: usize,
+) -> Vec<u64> {
+    let barrier = Arc::new(Barrier::new(savers));
+    let savers: Vec<_> = (0..savers)
+        .map(|i| {
+            let (path, barrier) = (path.to_owned(), barrier.clone());
+            std::thread::spawn(move || {
+                let store = FileStore::new(&path);
+                barrier.wait();
+                store.save(&set(&format!("r{round}-{i}")), expected)
+            })
+        })
+        .collect();
+    let results: Vec<_> = savers
+        .into_iter()
+        .map(|t| t.join().expect("joined"))
+        .collect();
+    let won: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .copied()
+        .collect();
+    assert_eq!(won.len(), 1, "round {round}: {results:?}");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(
+                matches!(e, StoreError::Conflict { .. }),
+                "round {round}: {e}"
+            );
+        }
+    }
+    won
+}
+
 #[test]
 fn two_first_saves_racing_leave_one_winner_and_no_lock_held() {
     let _spawners = Spawners::start(2);
     for round in 0..120 {
         let dir = TempDir::new("r27-first");
         let path = dir.file("t.json");
-        let barrier = Arc::new(Barrier::new(2));
-        let savers: Vec<_> = (0..2)
-            .map(|i| {
-                let (path, barrier) = (path.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    let store = FileStore::new(&path);
-                    barrier.wait();
-                    store.save(&set(&format!("r{i}")), None)
-                })
-            })
-            .collect();
-        let results: Vec<_> = savers
-            .into_iter()
-            .map(|t| t.join().expect("joined"))
-            .collect();
-        let won: Vec<u64> = results
-            .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .copied()
-            .collect();
-        assert_eq!(won.len(), 1, "round {round}: {results:?}");
-        for r in &results {
-            if let Err(e) = r {
-                assert!(
-                    matches!(e, StoreError::Conflict { .. }),
-                    "round {round}: {e}"
-                );
-            }
-        }
+        let won = race_savers(&path, 2, None, round);
         assert!(free_at_once(&path), "round {round}: held after the race");
         let loaded = FileStore::new(&path).load().expect("ok").expect("stored");
         assert_eq!(loaded.version, won[0], "round {round}");
@@ -264,35 +276,7 @@ fn of_savers_expecting_the_same_generation_exactly_one_wins_while_processes_star
     let _spawners = Spawners::start(2);
     let mut version = FileStore::new(&path).save(&set("r0"), None).expect("first");
     for round in 0..150 {
-        let barrier = Arc::new(Barrier::new(3));
-        let savers: Vec<_> = (0..3)
-            .map(|i| {
-                let (path, barrier) = (path.clone(), barrier.clone());
-                std::thread::spawn(move || {
-                    let store = FileStore::new(&path);
-                    barrier.wait();
-                    store.save(&set(&format!("r{round}-{i}")), Some(version))
-                })
-            })
-            .collect();
-        let results: Vec<_> = savers
-            .into_iter()
-            .map(|t| t.join().expect("joined"))
-            .collect();
-        let won: Vec<u64> = results
-            .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .copied()
-            .collect();
-        assert_eq!(won.len(), 1, "round {round}: {results:?}");
-        for r in &results {
-            if let Err(e) = r {
-                assert!(
-                    matches!(e, StoreError::Conflict { .. }),
-                    "round {round}: {e}"
-                );
-            }
-        }
+        let won = race_savers(&path, 3, Some(version), round);
         version = won[0];
         let loaded = FileStore::new(&path).load().expect("ok").expect("stored");
         assert_eq!(loaded.version, version, "round {round}");
