@@ -11,9 +11,18 @@
 //!
 //! [`Sent`]: crate::protocol::sent::Sent
 
+/// The bytes every escape [`read_once`] reads starts with.
+const ESCAPE_STARTS: [u8; 3] = [b'\\', b'&', b'%'];
+
+/// Whether `b` may start an escape [`read_once`] reads (one of [`ESCAPE_STARTS`]).
+pub(crate) const fn starts_an_escape(b: u8) -> bool {
+    b == ESCAPE_STARTS[0] || b == ESCAPE_STARTS[1] || b == ESCAPE_STARTS[2]
+}
+
 /// Whether `text` has anything [`read_once`] would read: a `\`, a `&` or a `%`.
 pub(crate) fn may_have_escapes(text: &str) -> bool {
-    memchr::memchr3(b'\\', b'&', b'%', text.as_bytes()).is_some()
+    let [a, b, c] = ESCAPE_STARTS;
+    memchr::memchr3(a, b, c, text.as_bytes()).is_some()
 }
 
 /// `text` with each escape it has read as the character it stands for, one level; the rest as

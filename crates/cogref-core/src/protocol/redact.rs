@@ -30,6 +30,7 @@
 //! run there as it is in the body. Control and invisible characters are written as escapes by
 //! [`crate::printable`] first, so a token split by zero-width characters is one run too.
 
+use crate::protocol::escapes;
 use crate::protocol::printable::push_printable;
 use crate::protocol::sent::Sent;
 
@@ -230,8 +231,8 @@ const fn classes(wire: bool) -> [u8; 256] {
     let mut b = 0;
     while b < 256 {
         let byte = b as u8;
-        // `&` and `%` start escapes too, for the last screen ([`crate::protocol::escapes`]).
-        class[b] = if matches!(byte, b'\\' | b'&' | b'%')
+        // Every byte that starts an escape the last screen reads (`\`, `&`, `%`).
+        class[b] = if escapes::starts_an_escape(byte)
             || (wire && (byte == b'"' || !matches!(byte, b' '..=b'~')))
         {
             SPECIAL
@@ -502,8 +503,7 @@ mod tests {
             let text = [b; MIN_SECRET_RUN];
             let text = String::from_utf8_lossy(&text);
             // `\`, `&` and `%` start escapes, which the last screen reads: the long way.
-            let full =
-                matches!(b, b'\\' | b'&' | b'%') || runs(&text).iter().any(Run::is_secret_like);
+            let full = escapes::starts_an_escape(b) || runs(&text).iter().any(Run::is_secret_like);
             let quick = may_hold_a_secret(&text);
             assert!(
                 quick || !full,
