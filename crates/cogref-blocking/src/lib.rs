@@ -32,7 +32,8 @@
 //! The agent never follows redirects, reads at most [`ResponseLimits::max_body_bytes`] of a
 //! body, applies the connect, attempt and total timeouts of [`Timeouts`], and keeps connections
 //! alive between calls; it looks the endpoint's host up only when it opens a connection (ureq
-//! on its own resolves on every call, on a new thread when a timeout is set). As ureq does, it
+//! on its own resolves on every call, on a new thread when a timeout is set), and writes a
+//! request's head and body at once (ureq on its own writes them apart). As ureq does, it
 //! takes a proxy from `ALL_PROXY`, `HTTPS_PROXY` or `HTTP_PROXY` (and `NO_PROXY`) in the
 //! environment. Every call and attempt is a `tracing` span; no secret is ever logged:
 //! ureq's own wire log (hex dumps of every byte, which `tracing-log` would forward) is kept from
@@ -41,6 +42,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod coalesce;
 
 use std::io;
 use std::time::Duration;
@@ -295,7 +298,9 @@ impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::transport::Con
             run_connector: details.run_connector.clone(),
             register_shutdown: details.register_shutdown.clone(),
         };
-        self.connect.connect(&details, chained)
+        // Every connection writes a request's head and body at once (see `coalesce`).
+        let connection = self.connect.connect(&details, chained)?;
+        Ok(connection.map(|c| Box::new(coalesce::Coalescing::new(c)) as Self::Out))
     }
 }
 

@@ -1,0 +1,302 @@
+//! One write for a request's head and body.
+//!
+//! ureq transmits a request's head, then its body, as two writes: two TCP segments (two TLS
+//! records over TLS), and a server that reads the head before the body has landed wakes up
+//! twice for one request (hyper writes both with one `writev`). On loopback that second
+//! wake-up cost cogref-blocking a third of its call in some runs and nothing in others, as the
+//! server's thread happened to wake before or after the body arrived.
+//!
+//! [`Coalescing`] holds one transmission back and writes it with the next one, or before the
+//! transport waits for input, whichever comes first: a request with a body leaves in one
+//! write, a request without one when its answer is awaited, and nothing stays held while an
+//! answer is awaited.
+
+use cogref_core::secrecy::zeroize::{Zeroize, Zeroizing};
+use ureq::unversioned::transport::{Buffers, NextTimeout, Transport};
+
+/// A transport that writes a held transmission together with the next one (see the module
+/// docs). The bytes it holds may be a body, which holds the refresh token: its `Debug` shows
+/// their length only, and they are zeroed once written.
+pub(crate) struct Coalescing {
+    inner: Box<dyn Transport>,
+    /// Bytes ureq transmitted that are not written yet (empty when `reason` is `None`).
+    held: Vec<u8>,
+    /// The timeout reason of the held transmission (ureq's `SendRequest` for a head): a write
+    /// that times out when the held bytes go reads as the sending it is.
+    reason: Option<ureq::Timeout>,
+}
+
+impl std::fmt::Debug for Coalescing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the inner transport: ureq's transports show their buffers, the request's bytes.
+        f.debug_struct("Coalescing")
+            .field("held_bytes", &self.held.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coalescing {
+    /// `inner`, whose writes this holds back by one.
+    pub(crate) fn new(inner: Box<dyn Transport>) -> Self {
+        Self {
+            inner,
+            held: Vec::new(),
+            reason: None,
+        }
+    }
+
+    /// Writes the held bytes, if any, within `timeout` (under the held transmission's reason).
+    fn flush(&mut self, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let Some(reason) = self.reason.take() else {
+            return Ok(());
+        };
+        let mut held = std::mem::take(&mut self.held);
+        let written = self.write(&held, NextTimeout { reason, ..timeout });
+        // Zeroed and emptied; the allocation is kept for the connection's next request.
+        held.zeroize();
+        self.held = held;
+        written
+    }
+
+    /// Writes `bytes` through the inner transport's output buffer, a buffer at a time.
+    fn write(&mut self, bytes: &[u8], timeout: NextTimeout) -> Result<(), ureq::Error> {
+        let capacity = self.inner.buffers().output().len().max(1);
+        for chunk in bytes.chunks(capacity) {
+            self.inner.buffers().output()[..chunk.len()].copy_from_slice(chunk);
+            self.inner.transmit_output(chunk.len(), timeout)?;
+        }
+        Ok(())
+    }
+}
+
+impl Transport for Coalescing {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), ureq::Error> {
+        if self.reason.is_none() {
+            let output = &self.inner.buffers().output()[..amount];
+            self.held.extend_from_slice(output);
+            self.reason = Some(timeout.reason);
+            return Ok(());
+        }
+        let held = self.held.len();
+        let output = self.inner.buffers().output();
+        if held + amount <= output.len() {
+            // The held bytes in front of these, in the buffer: one write for both.
+            output.copy_within(..amount, held);
+            output[..held].copy_from_slice(&self.held);
+            self.held.zeroize();
+            self.reason = None;
+            return self.inner.transmit_output(held + amount, timeout);
+        }
+        // Too long for one buffer (a body of ureq's buffer size or more): in order, apart.
+        let current = Zeroizing::new(output[..amount].to_vec());
+        self.flush(timeout)?;
+        self.write(&current, timeout)
+    }
+
+    fn maybe_await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.flush(timeout)?;
+        self.inner.maybe_await_input(timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, ureq::Error> {
+        self.flush(timeout)?;
+        self.inner.await_input(timeout)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use ureq::unversioned::transport::LazyBuffers;
+    use ureq::unversioned::transport::time::Duration;
+
+    /// A transport that records each write it is asked to make, and fails writes from the
+    /// `fail_from`th on with a timeout of the reason it was given.
+    #[derive(Debug)]
+    struct Recording {
+        buffers: LazyBuffers,
+        writes: Arc<Mutex<Vec<Vec<u8>>>>,
+        fail_from: usize,
+    }
+
+    impl Transport for Recording {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+
+        fn transmit_output(
+            &mut self,
+            amount: usize,
+            timeout: NextTimeout,
+        ) -> Result<(), ureq::Error> {
+            let mut writes = self.writes.lock().expect("writes");
+            if writes.len() >= self.fail_from {
+                return Err(ureq::Error::Timeout(timeout.reason));
+            }
+            writes.push(self.buffers.output()[..amount].to_vec());
+            Ok(())
+        }
+
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            self.writes
+                .lock()
+                .expect("writes")
+                .push(b"<await>".to_vec());
+            Ok(false)
+        }
+
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    fn coalescing(output_size: usize, fail_from: usize) -> (Coalescing, Arc<Mutex<Vec<Vec<u8>>>>) {
+        let writes = Arc::default();
+        let inner = Recording {
+            buffers: LazyBuffers::new(64, output_size),
+            writes: Arc::clone(&writes),
+            fail_from,
+        };
+        (Coalescing::new(Box::new(inner)), writes)
+    }
+
+    fn timeout(reason: ureq::Timeout) -> NextTimeout {
+        NextTimeout {
+            after: Duration::Exact(std::time::Duration::from_secs(1)),
+            reason,
+            per_read: None,
+            per_write: None,
+        }
+    }
+
+    /// What ureq does: writes `bytes` at the start of the output buffer and transmits them.
+    fn transmit(
+        t: &mut Coalescing,
+        bytes: &[u8],
+        reason: ureq::Timeout,
+    ) -> Result<(), ureq::Error> {
+        t.buffers().output()[..bytes.len()].copy_from_slice(bytes);
+        t.transmit_output(bytes.len(), timeout(reason))
+    }
+
+    fn written(writes: &Mutex<Vec<Vec<u8>>>) -> Vec<String> {
+        let writes = writes.lock().expect("writes");
+        writes
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_head_and_its_body_leave_in_one_write_before_the_answer_is_awaited() {
+        let (mut t, writes) = coalescing(1024, usize::MAX);
+        for _ in 0..2 {
+            let before = written(&writes).len();
+            transmit(
+                &mut t,
+                b"POST / HTTP/1.1\r\n\r\n",
+                ureq::Timeout::SendRequest,
+            )
+            .expect("head");
+            assert_eq!(written(&writes).len(), before, "the head is held");
+            transmit(&mut t, b"{\"body\":1}", ureq::Timeout::SendBody).expect("body");
+            t.await_input(timeout(ureq::Timeout::RecvResponse))
+                .expect("await");
+        }
+        let one = "POST / HTTP/1.1\r\n\r\n{\"body\":1}";
+        assert_eq!(written(&writes), [one, "<await>", one, "<await>"]);
+    }
+
+    #[test]
+    fn a_request_without_a_body_is_written_before_its_answer_is_awaited() {
+        for maybe in [false, true] {
+            let (mut t, writes) = coalescing(1024, usize::MAX);
+            transmit(
+                &mut t,
+                b"GET / HTTP/1.1\r\n\r\n",
+                ureq::Timeout::SendRequest,
+            )
+            .expect("head");
+            assert!(
+                written(&writes).is_empty(),
+                "held until the answer is awaited"
+            );
+            let wait = timeout(ureq::Timeout::RecvResponse);
+            if maybe {
+                t.maybe_await_input(wait).expect("await");
+            } else {
+                t.await_input(wait).expect("await");
+            }
+            assert_eq!(written(&writes), ["GET / HTTP/1.1\r\n\r\n", "<await>"]);
+        }
+    }
+
+    #[test]
+    fn a_body_longer_than_the_buffer_is_written_whole_and_in_order() {
+        let body: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        let (mut t, writes) = coalescing(16, usize::MAX);
+        transmit(&mut t, b"HEAD-12345", ureq::Timeout::SendRequest).expect("head");
+        for chunk in body.chunks(16) {
+            transmit(&mut t, chunk, ureq::Timeout::SendBody).expect("body");
+        }
+        t.await_input(timeout(ureq::Timeout::RecvResponse))
+            .expect("await");
+        let all = written(&writes);
+        assert_eq!(all.last().map(String::as_str), Some("<await>"));
+        let sent: String = all[..all.len() - 1].concat();
+        assert_eq!(sent.as_bytes(), [b"HEAD-12345".as_slice(), &body].concat());
+        assert!(all.iter().all(|w| w.len() <= 16), "{all:?}");
+    }
+
+    #[test]
+    fn debug_shows_the_held_bytes_length_only() {
+        let (mut t, _writes) = coalescing(1024, usize::MAX);
+        transmit(
+            &mut t,
+            b"{\"RefreshToken\":\"canary-refresh-token-0123456789\"}",
+            ureq::Timeout::SendBody,
+        )
+        .expect("held");
+        let debug = format!("{t:?}");
+        assert!(!debug.contains("canary"), "{debug}");
+        assert!(debug.contains("held_bytes: 50"), "{debug}");
+        t.await_input(timeout(ureq::Timeout::RecvResponse))
+            .expect("await");
+        assert!(t.held.is_empty());
+    }
+
+    #[test]
+    fn a_held_head_that_cannot_be_written_fails_as_the_sending_it_is() {
+        let (mut t, writes) = coalescing(1024, 0);
+        transmit(
+            &mut t,
+            b"GET / HTTP/1.1\r\n\r\n",
+            ureq::Timeout::SendRequest,
+        )
+        .expect("held");
+        let err = t
+            .await_input(timeout(ureq::Timeout::RecvResponse))
+            .expect_err("the write fails");
+        assert!(
+            matches!(err, ureq::Error::Timeout(ureq::Timeout::SendRequest)),
+            "{err:?}"
+        );
+        assert!(
+            written(&writes).is_empty(),
+            "nothing awaited after a failed write"
+        );
+    }
+}
