@@ -300,3 +300,301 @@ mod tests {
         );
     }
 }
+
+/// Review 29: the held transmission under every sequence of transmissions and waits ureq
+/// could make, at every output buffer size, with writes that fail.
+#[cfg(test)]
+mod review29 {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+    use ureq::unversioned::transport::LazyBuffers;
+    use ureq::unversioned::transport::time::Duration;
+
+    /// What the inner transport was asked to do, in order.
+    #[derive(Debug, Clone, PartialEq)]
+    enum Op {
+        Write(Vec<u8>),
+        Await,
+    }
+
+    /// Records writes and waits; fails the `fail_at`th write (0-based) with a timeout of the
+    /// reason it was given, and every one after it.
+    #[derive(Debug)]
+    struct Inner {
+        buffers: LazyBuffers,
+        ops: Arc<Mutex<Vec<Op>>>,
+        writes: usize,
+        fail_at: usize,
+        reasons: Arc<Mutex<Vec<ureq::Timeout>>>,
+    }
+
+    impl Transport for Inner {
+        fn buffers(&mut self) -> &mut dyn Buffers {
+            &mut self.buffers
+        }
+
+        fn transmit_output(&mut self, amount: usize, t: NextTimeout) -> Result<(), ureq::Error> {
+            self.reasons.lock().expect("reasons").push(t.reason);
+            let n = self.writes;
+            self.writes += 1;
+            if n >= self.fail_at {
+                return Err(ureq::Error::Timeout(t.reason));
+            }
+            let bytes = self.buffers.output()[..amount].to_vec();
+            self.ops.lock().expect("ops").push(Op::Write(bytes));
+            Ok(())
+        }
+
+        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
+            self.ops.lock().expect("ops").push(Op::Await);
+            Ok(false)
+        }
+
+        fn is_open(&mut self) -> bool {
+            true
+        }
+    }
+
+    struct Fixture {
+        t: Coalescing,
+        ops: Arc<Mutex<Vec<Op>>>,
+        reasons: Arc<Mutex<Vec<ureq::Timeout>>>,
+        output: usize,
+    }
+
+    fn fixture(output: usize, fail_at: usize) -> Fixture {
+        let ops = Arc::default();
+        let reasons = Arc::default();
+        let inner = Inner {
+            buffers: LazyBuffers::new(64, output),
+            ops: Arc::clone(&ops),
+            writes: 0,
+            fail_at,
+            reasons: Arc::clone(&reasons),
+        };
+        Fixture {
+            t: Coalescing::new(Box::new(inner)),
+            ops,
+            reasons,
+            output,
+        }
+    }
+
+    fn timeout(reason: ureq::Timeout) -> NextTimeout {
+        NextTimeout {
+            after: Duration::Exact(std::time::Duration::from_secs(1)),
+            reason,
+            per_read: None,
+            per_write: None,
+        }
+    }
+
+    impl Fixture {
+        /// As ureq does: the bytes at the start of the output buffer, then `transmit_output`.
+        fn transmit(&mut self, bytes: &[u8], reason: ureq::Timeout) -> Result<(), ureq::Error> {
+            self.t.buffers().output()[..bytes.len()].copy_from_slice(bytes);
+            self.t.transmit_output(bytes.len(), timeout(reason))
+        }
+
+        fn ops(&self) -> Vec<Op> {
+            self.ops.lock().expect("ops").clone()
+        }
+
+        /// Every byte written so far, in order.
+        fn written(&self) -> Vec<u8> {
+            self.ops()
+                .into_iter()
+                .filter_map(|op| match op {
+                    Op::Write(b) => Some(b),
+                    Op::Await => None,
+                })
+                .flatten()
+                .collect()
+        }
+    }
+
+    /// A small deterministic generator (no dependency).
+    struct Lcg(u64);
+
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            ((self.0 >> 33) as usize) % n.max(1)
+        }
+    }
+
+    /// Promises 1, 2 and 6: under random sequences of transmissions (0 bytes to a full output
+    /// buffer, output buffers of 1 to 70 bytes) and waits of both kinds, the bytes written are
+    /// the bytes transmitted, in order, no write is longer than the output buffer, and at
+    /// every wait everything transmitted before it has been written (nothing held).
+    #[test]
+    fn p1_p2_p6_random_transmissions_are_written_whole_in_order_and_nothing_held_at_a_wait() {
+        let mut rng = Lcg(29);
+        for round in 0..3_000 {
+            let output = 1 + rng.below(70);
+            let mut f = fixture(output, usize::MAX);
+            let mut sent = Vec::new();
+            let mut next = 0u8;
+            for _ in 0..rng.below(12) {
+                match rng.below(4) {
+                    0 => {
+                        let before = f.ops().len();
+                        if rng.below(2) == 0 {
+                            f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+                        } else {
+                            f.t.maybe_await_input(timeout(ureq::Timeout::RecvResponse))
+                        }
+                        .expect("await");
+                        let ops = f.ops();
+                        assert_eq!(ops.last(), Some(&Op::Await), "round {round}");
+                        assert!(
+                            ops[before..ops.len() - 1]
+                                .iter()
+                                .all(|op| matches!(op, Op::Write(_)))
+                        );
+                        assert_eq!(f.written(), sent, "round {round}: held at a wait");
+                        assert_eq!(f.t.held.len(), 0);
+                    }
+                    _ => {
+                        let len = rng.below(output + 1);
+                        let bytes: Vec<u8> = (0..len)
+                            .map(|_| {
+                                next = next.wrapping_add(1);
+                                next
+                            })
+                            .collect();
+                        sent.extend_from_slice(&bytes);
+                        f.transmit(&bytes, ureq::Timeout::SendBody)
+                            .expect("transmit");
+                    }
+                }
+            }
+            f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+                .expect("await");
+            assert_eq!(f.written(), sent, "round {round} (output {output})");
+            for op in f.ops() {
+                if let Op::Write(b) = op {
+                    assert!(b.len() <= f.output, "a write of {} > {output}", b.len());
+                }
+            }
+        }
+    }
+
+    /// Promise 6: zero-length transmissions anywhere, with the smallest output buffers
+    /// (ureq's `LazyBuffers` refuses one of 0 bytes).
+    #[test]
+    fn p6_zero_length_transmissions_and_a_one_byte_output_buffer_do_not_panic() {
+        for output in [1usize, 8] {
+            let mut f = fixture(output, usize::MAX);
+            for _ in 0..3 {
+                f.transmit(b"", ureq::Timeout::SendRequest).expect("empty");
+                f.transmit(b"", ureq::Timeout::SendBody).expect("empty");
+                f.transmit(b"", ureq::Timeout::SendBody).expect("empty");
+                f.t.maybe_await_input(timeout(ureq::Timeout::RecvResponse))
+                    .expect("await");
+            }
+            assert!(f.written().is_empty());
+        }
+    }
+
+    /// A head and a body that together fill the output buffer exactly leave in one write; one
+    /// byte more, in two writes, in order.
+    #[test]
+    fn p1_the_boundary_of_the_output_buffer_is_exact() {
+        let mut f = fixture(32, usize::MAX);
+        f.transmit(&[b'h'; 10], ureq::Timeout::SendRequest)
+            .expect("head");
+        f.transmit(&[b'b'; 22], ureq::Timeout::SendBody)
+            .expect("body");
+        assert_eq!(f.ops().len(), 1, "one write: {:?}", f.ops());
+        f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+            .expect("await");
+        let mut f = fixture(32, usize::MAX);
+        f.transmit(&[b'h'; 10], ureq::Timeout::SendRequest)
+            .expect("head");
+        f.transmit(&[b'b'; 23], ureq::Timeout::SendBody)
+            .expect("body");
+        assert_eq!(
+            f.ops(),
+            [Op::Write(vec![b'h'; 10]), Op::Write(vec![b'b'; 23])]
+        );
+    }
+
+    /// Promise 3: a write that fails loses nothing silently and repeats nothing: the held
+    /// bytes are dropped with the failure (the connection is dead), and the next wait writes
+    /// nothing stale; the failure carries the reason of the transmission that failed.
+    #[test]
+    fn p3_a_failed_write_leaves_nothing_held_and_writes_nothing_twice() {
+        // The combined write fails.
+        let mut f = fixture(64, 0);
+        f.transmit(b"HEAD", ureq::Timeout::SendRequest)
+            .expect("held");
+        let e = f
+            .transmit(b"BODY", ureq::Timeout::SendBody)
+            .expect_err("fails");
+        assert!(matches!(e, ureq::Error::Timeout(_)), "{e:?}");
+        assert!(f.t.held.is_empty() && f.t.reason.is_none());
+        // The held head's write fails in the too-long path: the current is not written.
+        let mut f = fixture(8, 0);
+        f.transmit(b"HEAD", ureq::Timeout::SendRequest)
+            .expect("held");
+        let e = f
+            .transmit(b"BODYBODY", ureq::Timeout::SendBody)
+            .expect_err("fails");
+        assert!(
+            matches!(e, ureq::Error::Timeout(ureq::Timeout::SendRequest)),
+            "the head's reason: {e:?}"
+        );
+        assert!(f.t.held.is_empty() && f.t.reason.is_none());
+        assert!(f.written().is_empty());
+        // The second write of the too-long path fails: the head went, the body did not.
+        let mut f = fixture(8, 1);
+        f.transmit(b"HEAD", ureq::Timeout::SendRequest)
+            .expect("held");
+        let e = f
+            .transmit(b"BODYBODY", ureq::Timeout::SendBody)
+            .expect_err("fails");
+        assert!(
+            matches!(e, ureq::Error::Timeout(ureq::Timeout::SendBody)),
+            "{e:?}"
+        );
+        assert_eq!(f.written(), b"HEAD");
+        let reasons = f.reasons.lock().expect("reasons").clone();
+        assert_eq!(
+            reasons,
+            [ureq::Timeout::SendRequest, ureq::Timeout::SendBody],
+            "each write under its own transmission's reason"
+        );
+    }
+
+    /// Promise 4: neither `Coalescing`'s `Debug` nor the held buffer shows the body once it is
+    /// written, whichever path wrote it.
+    #[test]
+    fn p4_the_held_body_is_not_shown_and_is_emptied_on_every_path() {
+        let token = b"{\"RefreshToken\":\"review29-canary-0123456789abcdef\"}";
+        for output in [token.len(), token.len() + 4, 4 * token.len()] {
+            let mut f = fixture(output, usize::MAX);
+            // Held as the head (first transmission), then flushed by a wait.
+            f.transmit(token, ureq::Timeout::SendBody).expect("held");
+            let shown = format!("{:?}", f.t);
+            assert!(!shown.contains("canary"), "{shown}");
+            f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+                .expect("await");
+            assert!(f.t.held.is_empty());
+            // Combined, or written apart.
+            f.transmit(b"HEAD", ureq::Timeout::SendRequest)
+                .expect("held");
+            f.transmit(token, ureq::Timeout::SendBody).expect("body");
+            let shown = format!("{:?}", f.t);
+            assert!(!shown.contains("canary"), "{shown}");
+            assert!(!f.t.held.contains(&b'c') || f.t.held.len() <= 4);
+            f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+                .expect("await");
+            assert!(f.t.held.is_empty());
+            assert!(f.written().windows(token.len()).any(|w| w == token));
+        }
+    }
+}
