@@ -10,6 +10,18 @@
 //! and a rustls server as dev-dependencies). `Coalescing` wraps the TLS transport the same way
 //! it wraps the TCP one; the unit tests in `coalesce.rs` (`mod review29`) drive it through a
 //! recording transport.
+//!
+//! Result on 720b408: nothing here fails, and the promise 3 tests give the same kinds and
+//! may-have-been-sent answers with `Coalescing` unwired (720b408^'s connections). Each test
+//! was checked to fail on a mutant of `coalesce.rs` or `lib.rs` (no flush before a wait, held
+//! bytes put after the current ones, `Debug` showing the held bytes, ureq's log not silenced).
+//!
+//! Not testable without `unsafe` (forbidden in this workspace): that held bytes never written
+//! are zeroed. `Coalescing` has no `Drop`: bytes held when ureq drops the connection without
+//! waiting for an answer (an error between two transmissions, such as a caller's
+//! `content-length` shorter than its body, or `await_100` finding the budget spent) are freed
+//! as they are. The same bytes are in ureq's output buffer and the caller's request body,
+//! neither of which is zeroed either.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -1027,4 +1039,123 @@ fn p5_a_connect_proxy_tunnels_every_body_whole_over_one_tunnel() {
     );
     assert_eq!(seen.requests.load(Ordering::SeqCst), sizes().len());
     assert_eq!(seen.connections.load(Ordering::SeqCst), 1);
+}
+
+/// Promises 2 and 4 through the whole client (`cogref_blocking::client`, its spans and
+/// events): a refresh whose token reaches a loopback server that refuses it (Cognito's
+/// `NotAuthorizedException`) and one whose connection is closed unanswered. Each call ends
+/// with the server's answer or the close, not a timeout, and the token shows in no error,
+/// `Debug` or log line.
+#[test]
+fn p2_p4_a_client_refresh_carries_the_token_and_shows_it_nowhere() {
+    use cogref_blocking::{CallConfig, EndpointConfig, RefreshInput, RetryConfig};
+    capture_logs();
+    let (tx, rx) = std::sync::mpsc::channel::<bool>();
+    let tx = Mutex::new(tx);
+    let (port, _) = server_with(move |stream| {
+        let mut writer = stream.try_clone().expect("clone");
+        let mut reader = BufReader::new(stream);
+        while let Some(request) = read_request(&mut reader, &mut writer) {
+            let carried = shows_canary(&String::from_utf8_lossy(&request.body));
+            let _ = tx.lock().expect("tx").send(carried);
+            if request.line.contains("close") {
+                return;
+            }
+            let body = r#"{"__type":"NotAuthorizedException","message":"Invalid Refresh Token"}"#;
+            let answer = format!(
+                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-requestid: review29\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if writer.write_all(answer.as_bytes()).is_err() {
+                return;
+            }
+        }
+    });
+    let input = RefreshInput::builder()
+        .refresh_token(format!("eyJh.{CANARY}.c2ln"))
+        .client_id("client")
+        .build()
+        .expect("input");
+    for path in ["answer", "close"] {
+        let endpoint = EndpointConfig::new()
+            .endpoint_url(format!("http://127.0.0.1:{port}/{path}"))
+            .resolve()
+            .expect("endpoint");
+        let config = CallConfig {
+            retry: RetryConfig {
+                max_attempts: 1,
+                ..RetryConfig::rotation_safe()
+            },
+            timeouts: timeouts(Duration::from_secs(20)),
+            ..CallConfig::default()
+        };
+        let client = cogref_blocking::client(endpoint, config);
+        for _ in 0..3 {
+            let e = client.refresh_blocking(&input).expect_err("refused");
+            let shown = format!("{e} {e:?} {client:?}");
+            assert!(!shows_canary(&shown), "{shown}");
+            match path {
+                "answer" => assert!(e.requires_sign_in(), "the server's refusal: {e}"),
+                _ => {
+                    let Error::Transport(t) = e.error() else {
+                        panic!("a transport error, not {e}");
+                    };
+                    assert_eq!(t.kind(), TransportErrorKind::Io, "{e}");
+                    assert!(t.request_may_have_been_sent(), "{e}");
+                }
+            }
+            assert_eq!(
+                rx.try_recv().ok(),
+                Some(true),
+                "the token reached the server"
+            );
+        }
+    }
+    let logged = logged().lock().expect("log").clone();
+    assert!(logged.contains("span"), "no span captured: {logged}");
+    assert!(
+        !shows_canary(&logged),
+        "a piece of the refresh token was logged: {logged}"
+    );
+}
+
+/// Promise 3 at the smallest budgets (1 to 40 ms) against a server that never reads, with
+/// bodies from none to larger than the socket buffers: whatever ends the call, it is a
+/// connect failure not sent only when ureq says the connection was not made (a connect or
+/// lookup timeout), and otherwise a timeout that may have been sent; never an answer, a
+/// panic, or a hang past the budget's timeout.
+#[test]
+fn p3_tiny_budgets_end_in_a_timeout_whose_sending_matches_its_reason() {
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let keep = held.clone();
+    let (port, _) = server_with(move |stream| keep.lock().expect("held").push(stream));
+    let url = format!("http://127.0.0.1:{port}/");
+    for ms in [1u64, 2, 5, 10, 40] {
+        let attempt = Duration::from_millis(ms);
+        let transport = UreqTransport::new(&timeouts(attempt));
+        for size in [0usize, 100, UREQ_OUTPUT + 1, 16 << 20] {
+            let e = transport_error(post_with(&transport, &url, body(size, 13), &[], attempt));
+            let Error::Transport(t) = &e else {
+                panic!("a transport error, not {e:?}");
+            };
+            let reason = std::error::Error::source(t)
+                .and_then(|s| s.downcast_ref::<ureq::Error>())
+                .map(|u| format!("{u:?}"))
+                .unwrap_or_default();
+            assert!(!reason.is_empty(), "ureq's error behind {e:?}");
+            let connecting =
+                reason.contains("Timeout(Connect)") || reason.contains("Timeout(Resolve)");
+            assert_eq!(
+                t.kind(),
+                TransportErrorKind::Timeout,
+                "{ms} ms, {size} bytes: {e:?}"
+            );
+            assert_eq!(
+                t.request_may_have_been_sent(),
+                !connecting,
+                "{ms} ms, {size} bytes: {e:?}"
+            );
+        }
+    }
+    drop(held);
 }
