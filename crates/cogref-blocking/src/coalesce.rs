@@ -16,7 +16,7 @@ use ureq::unversioned::transport::{Buffers, NextTimeout, Transport};
 
 /// A transport that writes a held transmission together with the next one (see the module
 /// docs). The bytes it holds may be a body, which holds the refresh token: its `Debug` shows
-/// their length only, and they are zeroed once written.
+/// their length only, and they are zeroed once written or when it is dropped.
 pub(crate) struct Coalescing {
     inner: Box<dyn Transport>,
     /// Bytes ureq transmitted that are not written yet (empty when `reason` is `None`).
@@ -24,6 +24,18 @@ pub(crate) struct Coalescing {
     /// The timeout reason of the held transmission (ureq's `SendRequest` for a head): a write
     /// that times out when the held bytes go reads as the sending it is.
     reason: Option<ureq::Timeout>,
+}
+
+/// The most a connection keeps allocated for held bytes between requests: a request's head,
+/// or a head and a refresh request's body, is a few KiB.
+const KEPT_CAPACITY: usize = 16 * 1024;
+
+impl Drop for Coalescing {
+    fn drop(&mut self) {
+        // Bytes held when ureq gave the connection up between two transmissions (an error,
+        // a spent budget) were never written: zeroed all the same.
+        self.held.zeroize();
+    }
 }
 
 impl std::fmt::Debug for Coalescing {
@@ -52,9 +64,12 @@ impl Coalescing {
         };
         let mut held = std::mem::take(&mut self.held);
         let written = self.write(&held, NextTimeout { reason, ..timeout });
-        // Zeroed and emptied; the allocation is kept for the connection's next request.
+        // Zeroed and emptied; the allocation is kept for the connection's next request, unless
+        // a long body grew it (an idle connection would keep it for as long as it is pooled).
         held.zeroize();
-        self.held = held;
+        if held.capacity() <= KEPT_CAPACITY {
+            self.held = held;
+        }
         written
     }
 
@@ -276,6 +291,24 @@ mod tests {
         t.await_input(timeout(ureq::Timeout::RecvResponse))
             .expect("await");
         assert!(t.held.is_empty());
+    }
+
+    #[test]
+    fn a_connection_keeps_a_few_kib_for_held_bytes_not_a_long_bodys_worth() {
+        let (mut t, _writes) = coalescing(64 * 1024, usize::MAX);
+        transmit(&mut t, &[b'h'; 300], ureq::Timeout::SendRequest).expect("held");
+        t.await_input(timeout(ureq::Timeout::RecvResponse))
+            .expect("await");
+        assert!(t.held.capacity() >= 300, "kept for the next request");
+        transmit(
+            &mut t,
+            &[b'h'; KEPT_CAPACITY + 1],
+            ureq::Timeout::SendRequest,
+        )
+        .expect("held");
+        t.await_input(timeout(ureq::Timeout::RecvResponse))
+            .expect("await");
+        assert_eq!(t.held.capacity(), 0, "a long body's allocation is freed");
     }
 
     #[test]
