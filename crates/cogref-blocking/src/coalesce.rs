@@ -62,15 +62,20 @@ impl Coalescing {
         let Some(reason) = self.reason.take() else {
             return Ok(());
         };
-        let mut held = std::mem::take(&mut self.held);
+        let held = std::mem::take(&mut self.held);
         let written = self.write(&held, NextTimeout { reason, ..timeout });
-        // Zeroed and emptied; the allocation is kept for the connection's next request, unless
-        // a long body grew it (an idle connection would keep it for as long as it is pooled).
-        held.zeroize();
-        if held.capacity() <= KEPT_CAPACITY {
-            self.held = held;
-        }
+        self.held = held;
+        self.release();
         written
+    }
+
+    /// Zeroes and empties the held bytes. Their allocation is kept for the connection's next
+    /// request, unless a long body grew it (an idle connection keeps it while it is pooled).
+    fn release(&mut self) {
+        self.held.zeroize();
+        if self.held.capacity() > KEPT_CAPACITY {
+            self.held = Vec::new();
+        }
     }
 
     /// Writes `bytes` through the inner transport's output buffer, a buffer at a time.
@@ -102,7 +107,7 @@ impl Transport for Coalescing {
             // The held bytes in front of these, in the buffer: one write for both.
             output.copy_within(..amount, held);
             output[..held].copy_from_slice(&self.held);
-            self.held.zeroize();
+            self.release();
             self.reason = None;
             return self.inner.transmit_output(held + amount, timeout);
         }
@@ -309,6 +314,10 @@ mod tests {
         t.await_input(timeout(ureq::Timeout::RecvResponse))
             .expect("await");
         assert_eq!(t.held.capacity(), 0, "a long body's allocation is freed");
+        // Also when the long bytes leave in one write with the next transmission.
+        transmit(&mut t, &[b'h'; KEPT_CAPACITY + 1], ureq::Timeout::SendBody).expect("held");
+        transmit(&mut t, b"tail", ureq::Timeout::SendBody).expect("combined");
+        assert_eq!(t.held.capacity(), 0, "freed after the combined write");
     }
 
     #[test]
