@@ -136,217 +136,9 @@ impl Transport for Coalescing {
     }
 }
 
+/// The recording transport the test modules drive `Coalescing` over.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::{Arc, Mutex};
-    use ureq::unversioned::transport::LazyBuffers;
-    use ureq::unversioned::transport::time::Duration;
-
-    /// A transport that records each write it is asked to make, and fails writes from the
-    /// `fail_from`th on with a timeout of the reason it was given.
-    #[derive(Debug)]
-    struct Recording {
-        buffers: LazyBuffers,
-        writes: Arc<Mutex<Vec<Vec<u8>>>>,
-        fail_from: usize,
-    }
-
-    impl Transport for Recording {
-        fn buffers(&mut self) -> &mut dyn Buffers {
-            &mut self.buffers
-        }
-
-        fn transmit_output(
-            &mut self,
-            amount: usize,
-            timeout: NextTimeout,
-        ) -> Result<(), ureq::Error> {
-            let mut writes = self.writes.lock().expect("writes");
-            if writes.len() >= self.fail_from {
-                return Err(ureq::Error::Timeout(timeout.reason));
-            }
-            writes.push(self.buffers.output()[..amount].to_vec());
-            Ok(())
-        }
-
-        fn await_input(&mut self, _: NextTimeout) -> Result<bool, ureq::Error> {
-            self.writes
-                .lock()
-                .expect("writes")
-                .push(b"<await>".to_vec());
-            Ok(false)
-        }
-
-        fn is_open(&mut self) -> bool {
-            true
-        }
-    }
-
-    fn coalescing(output_size: usize, fail_from: usize) -> (Coalescing, Arc<Mutex<Vec<Vec<u8>>>>) {
-        let writes = Arc::default();
-        let inner = Recording {
-            buffers: LazyBuffers::new(64, output_size),
-            writes: Arc::clone(&writes),
-            fail_from,
-        };
-        (Coalescing::new(Box::new(inner)), writes)
-    }
-
-    fn timeout(reason: ureq::Timeout) -> NextTimeout {
-        NextTimeout {
-            after: Duration::Exact(std::time::Duration::from_secs(1)),
-            reason,
-            per_read: None,
-            per_write: None,
-        }
-    }
-
-    /// What ureq does: writes `bytes` at the start of the output buffer and transmits them.
-    fn transmit(
-        t: &mut Coalescing,
-        bytes: &[u8],
-        reason: ureq::Timeout,
-    ) -> Result<(), ureq::Error> {
-        t.buffers().output()[..bytes.len()].copy_from_slice(bytes);
-        t.transmit_output(bytes.len(), timeout(reason))
-    }
-
-    fn written(writes: &Mutex<Vec<Vec<u8>>>) -> Vec<String> {
-        let writes = writes.lock().expect("writes");
-        writes
-            .iter()
-            .map(|w| String::from_utf8_lossy(w).into_owned())
-            .collect()
-    }
-
-    #[test]
-    fn a_head_and_its_body_leave_in_one_write_before_the_answer_is_awaited() {
-        let (mut t, writes) = coalescing(1024, usize::MAX);
-        for _ in 0..2 {
-            let before = written(&writes).len();
-            transmit(
-                &mut t,
-                b"POST / HTTP/1.1\r\n\r\n",
-                ureq::Timeout::SendRequest,
-            )
-            .expect("head");
-            assert_eq!(written(&writes).len(), before, "the head is held");
-            transmit(&mut t, b"{\"body\":1}", ureq::Timeout::SendBody).expect("body");
-            t.await_input(timeout(ureq::Timeout::RecvResponse))
-                .expect("await");
-        }
-        let one = "POST / HTTP/1.1\r\n\r\n{\"body\":1}";
-        assert_eq!(written(&writes), [one, "<await>", one, "<await>"]);
-    }
-
-    #[test]
-    fn a_request_without_a_body_is_written_before_its_answer_is_awaited() {
-        for maybe in [false, true] {
-            let (mut t, writes) = coalescing(1024, usize::MAX);
-            transmit(
-                &mut t,
-                b"GET / HTTP/1.1\r\n\r\n",
-                ureq::Timeout::SendRequest,
-            )
-            .expect("head");
-            assert!(
-                written(&writes).is_empty(),
-                "held until the answer is awaited"
-            );
-            let wait = timeout(ureq::Timeout::RecvResponse);
-            if maybe {
-                t.maybe_await_input(wait).expect("await");
-            } else {
-                t.await_input(wait).expect("await");
-            }
-            assert_eq!(written(&writes), ["GET / HTTP/1.1\r\n\r\n", "<await>"]);
-        }
-    }
-
-    #[test]
-    fn a_body_longer_than_the_buffer_is_written_whole_and_in_order() {
-        let body: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
-        let (mut t, writes) = coalescing(16, usize::MAX);
-        transmit(&mut t, b"HEAD-12345", ureq::Timeout::SendRequest).expect("head");
-        for chunk in body.chunks(16) {
-            transmit(&mut t, chunk, ureq::Timeout::SendBody).expect("body");
-        }
-        t.await_input(timeout(ureq::Timeout::RecvResponse))
-            .expect("await");
-        let all = written(&writes);
-        assert_eq!(all.last().map(String::as_str), Some("<await>"));
-        let sent: String = all[..all.len() - 1].concat();
-        assert_eq!(sent.as_bytes(), [b"HEAD-12345".as_slice(), &body].concat());
-        assert!(all.iter().all(|w| w.len() <= 16), "{all:?}");
-    }
-
-    #[test]
-    fn debug_shows_the_held_bytes_length_only() {
-        let (mut t, _writes) = coalescing(1024, usize::MAX);
-        transmit(
-            &mut t,
-            b"{\"RefreshToken\":\"canary-refresh-token-0123456789\"}",
-            ureq::Timeout::SendBody,
-        )
-        .expect("held");
-        let debug = format!("{t:?}");
-        assert!(!debug.contains("canary"), "{debug}");
-        assert!(debug.contains("held_bytes: 50"), "{debug}");
-        t.await_input(timeout(ureq::Timeout::RecvResponse))
-            .expect("await");
-        assert!(t.held.is_empty());
-    }
-
-    #[test]
-    fn a_connection_keeps_a_few_kib_for_held_bytes_not_a_long_bodys_worth() {
-        let (mut t, _writes) = coalescing(64 * 1024, usize::MAX);
-        transmit(&mut t, &[b'h'; 300], ureq::Timeout::SendRequest).expect("held");
-        t.await_input(timeout(ureq::Timeout::RecvResponse))
-            .expect("await");
-        assert!(t.held.capacity() >= 300, "kept for the next request");
-        transmit(
-            &mut t,
-            &[b'h'; KEPT_CAPACITY + 1],
-            ureq::Timeout::SendRequest,
-        )
-        .expect("held");
-        t.await_input(timeout(ureq::Timeout::RecvResponse))
-            .expect("await");
-        assert_eq!(t.held.capacity(), 0, "a long body's allocation is freed");
-        // Also when the long bytes leave in one write with the next transmission.
-        transmit(&mut t, &[b'h'; KEPT_CAPACITY + 1], ureq::Timeout::SendBody).expect("held");
-        transmit(&mut t, b"tail", ureq::Timeout::SendBody).expect("combined");
-        assert_eq!(t.held.capacity(), 0, "freed after the combined write");
-    }
-
-    #[test]
-    fn a_held_head_that_cannot_be_written_fails_as_the_sending_it_is() {
-        let (mut t, writes) = coalescing(1024, 0);
-        transmit(
-            &mut t,
-            b"GET / HTTP/1.1\r\n\r\n",
-            ureq::Timeout::SendRequest,
-        )
-        .expect("held");
-        let err = t
-            .await_input(timeout(ureq::Timeout::RecvResponse))
-            .expect_err("the write fails");
-        assert!(
-            matches!(err, ureq::Error::Timeout(ureq::Timeout::SendRequest)),
-            "{err:?}"
-        );
-        assert!(
-            written(&writes).is_empty(),
-            "nothing awaited after a failed write"
-        );
-    }
-}
-
-/// Review 29: the held transmission under every sequence of transmissions and waits ureq
-/// could make, at every output buffer size, with writes that fail.
-#[cfg(test)]
-mod review29 {
+mod fixture {
     use super::*;
     use std::sync::{Arc, Mutex};
     use ureq::unversioned::transport::LazyBuffers;
@@ -354,7 +146,7 @@ mod review29 {
 
     /// What the inner transport was asked to do, in order.
     #[derive(Debug, Clone, PartialEq)]
-    enum Op {
+    pub(super) enum Op {
         Write(Vec<u8>),
         Await,
     }
@@ -397,14 +189,14 @@ mod review29 {
         }
     }
 
-    struct Fixture {
-        t: Coalescing,
+    pub(super) struct Fixture {
+        pub(super) t: Coalescing,
         ops: Arc<Mutex<Vec<Op>>>,
-        reasons: Arc<Mutex<Vec<ureq::Timeout>>>,
-        output: usize,
+        pub(super) reasons: Arc<Mutex<Vec<ureq::Timeout>>>,
+        pub(super) output: usize,
     }
 
-    fn fixture(output: usize, fail_at: usize) -> Fixture {
+    pub(super) fn fixture(output: usize, fail_at: usize) -> Fixture {
         let ops = Arc::default();
         let reasons = Arc::default();
         let inner = Inner {
@@ -422,7 +214,7 @@ mod review29 {
         }
     }
 
-    fn timeout(reason: ureq::Timeout) -> NextTimeout {
+    pub(super) fn timeout(reason: ureq::Timeout) -> NextTimeout {
         NextTimeout {
             after: Duration::Exact(std::time::Duration::from_secs(1)),
             reason,
@@ -433,17 +225,21 @@ mod review29 {
 
     impl Fixture {
         /// As ureq does: the bytes at the start of the output buffer, then `transmit_output`.
-        fn transmit(&mut self, bytes: &[u8], reason: ureq::Timeout) -> Result<(), ureq::Error> {
+        pub(super) fn transmit(
+            &mut self,
+            bytes: &[u8],
+            reason: ureq::Timeout,
+        ) -> Result<(), ureq::Error> {
             self.t.buffers().output()[..bytes.len()].copy_from_slice(bytes);
             self.t.transmit_output(bytes.len(), timeout(reason))
         }
 
-        fn ops(&self) -> Vec<Op> {
+        pub(super) fn ops(&self) -> Vec<Op> {
             self.ops.lock().expect("ops").clone()
         }
 
         /// Every byte written so far, in order.
-        fn written(&self) -> Vec<u8> {
+        pub(super) fn written(&self) -> Vec<u8> {
             self.ops()
                 .into_iter()
                 .filter_map(|op| match op {
@@ -454,6 +250,130 @@ mod review29 {
                 .collect()
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixture::{Op, fixture, timeout};
+    use super::*;
+
+    #[test]
+    fn a_head_and_its_body_leave_in_one_write_before_the_answer_is_awaited() {
+        let mut f = fixture(1024, usize::MAX);
+        for _ in 0..2 {
+            let before = f.ops().len();
+            f.transmit(b"POST / HTTP/1.1\r\n\r\n", ureq::Timeout::SendRequest)
+                .expect("head");
+            assert_eq!(f.ops().len(), before, "the head is held");
+            f.transmit(b"{\"body\":1}", ureq::Timeout::SendBody)
+                .expect("body");
+            f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+                .expect("await");
+        }
+        let one = Op::Write(b"POST / HTTP/1.1\r\n\r\n{\"body\":1}".to_vec());
+        assert_eq!(f.ops(), [one.clone(), Op::Await, one, Op::Await]);
+    }
+
+    #[test]
+    fn a_request_without_a_body_is_written_before_its_answer_is_awaited() {
+        for maybe in [false, true] {
+            let mut f = fixture(1024, usize::MAX);
+            f.transmit(b"GET / HTTP/1.1\r\n\r\n", ureq::Timeout::SendRequest)
+                .expect("head");
+            assert!(f.ops().is_empty(), "held until the answer is awaited");
+            let wait = timeout(ureq::Timeout::RecvResponse);
+            if maybe {
+                f.t.maybe_await_input(wait).expect("await");
+            } else {
+                f.t.await_input(wait).expect("await");
+            }
+            assert_eq!(
+                f.ops(),
+                [Op::Write(b"GET / HTTP/1.1\r\n\r\n".to_vec()), Op::Await]
+            );
+        }
+    }
+
+    #[test]
+    fn a_body_longer_than_the_buffer_is_written_whole_and_in_order() {
+        let body: Vec<u8> = (0..40u8).map(|i| b'a' + i % 26).collect();
+        let mut f = fixture(16, usize::MAX);
+        f.transmit(b"HEAD-12345", ureq::Timeout::SendRequest)
+            .expect("head");
+        for chunk in body.chunks(16) {
+            f.transmit(chunk, ureq::Timeout::SendBody).expect("body");
+        }
+        f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+            .expect("await");
+        let ops = f.ops();
+        assert_eq!(ops.last(), Some(&Op::Await));
+        assert_eq!(f.written(), [b"HEAD-12345".as_slice(), &body].concat());
+        assert!(
+            ops.iter()
+                .all(|op| !matches!(op, Op::Write(w) if w.len() > 16)),
+            "{ops:?}"
+        );
+    }
+
+    #[test]
+    fn debug_shows_the_held_bytes_length_only() {
+        let mut f = fixture(1024, usize::MAX);
+        f.transmit(
+            b"{\"RefreshToken\":\"canary-refresh-token-0123456789\"}",
+            ureq::Timeout::SendBody,
+        )
+        .expect("held");
+        let debug = format!("{:?}", f.t);
+        assert!(!debug.contains("canary"), "{debug}");
+        assert!(debug.contains("held_bytes: 50"), "{debug}");
+        f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+            .expect("await");
+        assert!(f.t.held.is_empty());
+    }
+
+    #[test]
+    fn a_connection_keeps_a_few_kib_for_held_bytes_not_a_long_bodys_worth() {
+        let mut f = fixture(64 * 1024, usize::MAX);
+        f.transmit(&[b'h'; 300], ureq::Timeout::SendRequest)
+            .expect("held");
+        f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+            .expect("await");
+        assert!(f.t.held.capacity() >= 300, "kept for the next request");
+        f.transmit(&[b'h'; KEPT_CAPACITY + 1], ureq::Timeout::SendRequest)
+            .expect("held");
+        f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+            .expect("await");
+        assert_eq!(f.t.held.capacity(), 0, "a long body's allocation is freed");
+        // Also when the long bytes leave in one write with the next transmission.
+        f.transmit(&[b'h'; KEPT_CAPACITY + 1], ureq::Timeout::SendBody)
+            .expect("held");
+        f.transmit(b"tail", ureq::Timeout::SendBody)
+            .expect("combined");
+        assert_eq!(f.t.held.capacity(), 0, "freed after the combined write");
+    }
+
+    #[test]
+    fn a_held_head_that_cannot_be_written_fails_as_the_sending_it_is() {
+        let mut f = fixture(1024, 0);
+        f.transmit(b"GET / HTTP/1.1\r\n\r\n", ureq::Timeout::SendRequest)
+            .expect("held");
+        let err =
+            f.t.await_input(timeout(ureq::Timeout::RecvResponse))
+                .expect_err("the write fails");
+        assert!(
+            matches!(err, ureq::Error::Timeout(ureq::Timeout::SendRequest)),
+            "{err:?}"
+        );
+        assert!(f.ops().is_empty(), "nothing awaited after a failed write");
+    }
+}
+
+/// Review 29: the held transmission under every sequence of transmissions and waits ureq
+/// could make, at every output buffer size, with writes that fail.
+#[cfg(test)]
+mod review29 {
+    use super::fixture::{Op, fixture, timeout};
+    use super::*;
 
     /// A small deterministic generator (no dependency).
     struct Lcg(u64);
