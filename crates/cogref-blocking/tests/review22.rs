@@ -42,14 +42,16 @@
 //!   `UreqTransport::new` (lines 98-99, 109) and `send_unlogged` (line 157) to, say, 100 years.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use cogref_blocking::{BlockingTransport, Error, SendOptions, Timeouts, UreqTransport, http};
 use cogref_core::TransportErrorKind;
+
+mod common;
+use common::connect_proxy;
 
 /// A refresh token the transport must never show in an error.
 const CANARY: &str = "review22-canary-refresh-token-6b1f0c";
@@ -707,100 +709,18 @@ fn concurrent_callers_reuse_their_connections_in_the_next_burst() {
 
 // ---- Promise 5: a proxy from the environment ------------------------------------------------
 
-/// A loopback HTTP CONNECT proxy: records each request line and tunnels to the target.
-fn connect_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().expect("address").port();
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let shared = lines.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let lines = shared.clone();
-            std::thread::spawn(move || tunnel(stream, &lines));
-        }
-    });
-    (port, lines)
-}
-
-fn tunnel(stream: TcpStream, lines: &Mutex<Vec<String>>) -> Option<()> {
-    let mut client = stream.try_clone().ok()?;
-    let mut reader = BufReader::new(stream);
-    let mut first = String::new();
-    reader.read_line(&mut first).ok()?;
-    lines.lock().ok()?.push(first.trim_end().to_owned());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let authority = first
-        .strip_prefix("CONNECT ")?
-        .split(' ')
-        .next()?
-        .to_owned();
-    // Only ever loopback: the proxy refuses any other target.
-    let (host, port) = authority.rsplit_once(':')?;
-    if !matches!(host, "localhost" | "127.0.0.1") {
-        client
-            .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
-            .ok()?;
-        return None;
-    }
-    let target = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?))).ok()?;
-    client
-        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        .ok()?;
-    let mut to_target = target.try_clone().ok()?;
-    let mut from_target = target;
-    let buffered = reader.buffer().to_vec();
-    to_target.write_all(&buffered).ok()?;
-    let mut rest = reader.into_inner();
-    std::thread::spawn(move || std::io::copy(&mut rest, &mut to_target));
-    std::io::copy(&mut from_target, &mut client).ok()?;
-    Some(())
-}
-
 /// The variable that turns a run of this test binary into the child of a proxy test.
 const CHILD: &str = "REVIEW22_CHILD_TARGET";
 
-/// Runs `test` (this binary's test of that name) in a child process whose environment holds
-/// `env` and names `target`; the child's role is [`child_role`]. Returns whether it passed
-/// and its output.
+/// Runs `test` in a child process whose environment holds `env` and names `target`; the
+/// child's role is [`child_role`]. Returns whether it passed and its output.
 fn run_child(test: &str, target: &str, expect: &str, env: &[(&str, String)]) -> (bool, String) {
-    let mut command = Command::new(std::env::current_exe().expect("test binary"));
-    command
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, target)
-        .env("REVIEW22_CHILD_EXPECT", expect);
-    for key in [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "NO_PROXY",
-        "no_proxy",
-    ] {
-        command.env_remove(key);
-    }
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let output = command.output().expect("child");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (
-        output.status.success() && text.contains("child: done"),
-        text,
-    )
+    let mut all = vec![
+        (CHILD, target.to_owned()),
+        ("REVIEW22_CHILD_EXPECT", expect.to_owned()),
+    ];
+    all.extend(env.iter().cloned());
+    common::run_child(test, &all)
 }
 
 /// In a child: one call through `UreqTransport::new`'s agent (built here, so after the

@@ -26,14 +26,16 @@
 //! which is zeroed.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::Command;
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use cogref_blocking::{BlockingTransport, Error, SendOptions, Timeouts, UreqTransport, http};
 use cogref_core::TransportErrorKind;
+
+mod common;
+use common::connect_proxy;
 
 /// A refresh token that must never show.
 const CANARY: &str = "review29-canary-refresh-token-5d2e9a";
@@ -930,52 +932,6 @@ fn p5_a_connection_close_answer_leads_to_a_new_connection() {
     assert_eq!(seen.connections.load(Ordering::SeqCst), 4);
 }
 
-/// A loopback HTTP CONNECT proxy: records each request line and tunnels to 127.0.0.1 only.
-fn connect_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let shared = lines.clone();
-    let (port, _) = server_with(move |stream| {
-        let _ = tunnel(stream, &shared);
-    });
-    (port, lines)
-}
-
-fn tunnel(stream: TcpStream, lines: &Mutex<Vec<String>>) -> Option<()> {
-    let mut client = stream.try_clone().ok()?;
-    let mut reader = BufReader::new(stream);
-    let mut first = String::new();
-    reader.read_line(&mut first).ok()?;
-    lines.lock().ok()?.push(first.trim_end().to_owned());
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        if line == "\r\n" {
-            break;
-        }
-    }
-    let authority = first.strip_prefix("CONNECT ")?.split(' ').next()?;
-    let (host, port) = authority.rsplit_once(':')?;
-    if !matches!(host, "localhost" | "127.0.0.1") {
-        client
-            .write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n")
-            .ok()?;
-        return None;
-    }
-    let target = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?))).ok()?;
-    client
-        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        .ok()?;
-    let mut to_target = target.try_clone().ok()?;
-    let mut from_target = target;
-    to_target.write_all(reader.buffer()).ok()?;
-    let mut rest = reader.into_inner();
-    std::thread::spawn(move || std::io::copy(&mut rest, &mut to_target));
-    std::io::copy(&mut from_target, &mut client).ok()?;
-    Some(())
-}
-
 const CHILD: &str = "REVIEW29_CHILD_TARGET";
 
 /// In a child process started by the proxy test (its environment names the proxy): calls of
@@ -1002,38 +958,14 @@ fn p5_a_connect_proxy_tunnels_every_body_whole_over_one_tunnel() {
     }
     let (port, seen) = echo_server(false);
     let (proxy, lines) = connect_proxy();
-    let mut command = Command::new(std::env::current_exe().expect("test binary"));
-    command
-        .args([
-            "p5_a_connect_proxy_tunnels_every_body_whole_over_one_tunnel",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, format!("http://127.0.0.1:{port}/proxied"));
-    for key in [
-        "ALL_PROXY",
-        "all_proxy",
-        "HTTPS_PROXY",
-        "https_proxy",
-        "HTTP_PROXY",
-        "http_proxy",
-        "NO_PROXY",
-        "no_proxy",
-    ] {
-        command.env_remove(key);
-    }
-    command.env("ALL_PROXY", format!("http://127.0.0.1:{proxy}"));
-    let output = command.output().expect("child");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let (passed, text) = common::run_child(
+        "p5_a_connect_proxy_tunnels_every_body_whole_over_one_tunnel",
+        &[
+            (CHILD, format!("http://127.0.0.1:{port}/proxied")),
+            ("ALL_PROXY", format!("http://127.0.0.1:{proxy}")),
+        ],
     );
-    assert!(
-        output.status.success() && text.contains("child: done"),
-        "child failed:\n{text}"
-    );
+    assert!(passed, "child failed:\n{text}");
     assert_eq!(
         lines.lock().expect("lines").clone(),
         vec![format!("CONNECT 127.0.0.1:{port} HTTP/1.1")],
