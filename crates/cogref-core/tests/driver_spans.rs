@@ -237,3 +237,52 @@ fn with_the_call_span_filtered_out_attempts_stay_inside_the_callers_span() {
     );
     assert_eq!(scope_of(&logs, "sleeping"), ["app.request"], "{logs}");
 }
+
+/// Moved from `network_text.rs`, where another test reaching the same callsites on another
+/// thread made it fail now and then (see the module docs).
+#[test]
+fn a_request_id_not_shaped_like_one_is_redacted_in_the_attempt_span() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let hostile = "CANARY-token.0123456789abcdef.SECRET";
+    let client = Client::new(
+        move |_: HttpRequest, _: SendOptions| {
+            Ok(cogref_core::http::Response::builder()
+                .status(400)
+                .header("x-amzn-requestid", hostile)
+                .body(br#"{"__type":"NotAuthorizedException"}"#.to_vec())
+                .expect("response"))
+        },
+        sim_clock(),
+        EndpointConfig::new()
+            .region("eu-west-1")
+            .resolve()
+            .expect("endpoint"),
+        CallConfig {
+            retry: cogref_core::RetryConfig::default(),
+            ..CallConfig::default()
+        },
+    );
+    let input = RefreshInput::builder()
+        .refresh_token("r.e.f")
+        .client_id("client")
+        .build()
+        .expect("input");
+    tracing::subscriber::with_default(subscriber, || {
+        let e = client.refresh_blocking(&input).expect_err("refused");
+        assert!(!e.to_string().contains("CANARY"), "{e}");
+    });
+    let logs = String::from_utf8(captured.0.lock().expect("buffer").clone()).expect("utf-8");
+    assert!(logs.contains("cogref.attempt"), "{logs}");
+    assert!(
+        logs.contains("request_id=\"[redacted]\"") || logs.contains("request_id=[redacted]"),
+        "{logs}"
+    );
+    assert!(!logs.contains("CANARY"), "{logs}");
+}
