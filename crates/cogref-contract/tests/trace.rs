@@ -75,6 +75,7 @@ async fn no_transport_lets_a_secret_reach_a_subscriber_that_takes_every_target_a
         ("cogref-isahc", isahc),
         ("cogref-blocking", blocking),
     ] {
+        let start = cogref_contract::trace::mark();
         let mut leaks = no_secret_reaches_a_trace_subscriber(make).await;
         let revoker = match name {
             "cogref-reqwest" => reqwest_revoker as cogref_contract::MakeRevoker,
@@ -82,6 +83,18 @@ async fn no_transport_lets_a_secret_reach_a_subscriber_that_takes_every_target_a
             _ => blocking_revoker,
         };
         leaks.extend(no_revocation_secret_reaches_a_trace_subscriber(revoker).await);
+        if name == "cogref-isahc" {
+            // isahc makes a span of each request on the caller's thread when it is handed the
+            // request, before the exchange's future is polled: handed it quietly, the
+            // application's subscriber sees none. (Its agent thread's own traces until the
+            // first body silences that thread are another matter; see cogref-isahc.)
+            leaks.extend(
+                cogref_contract::trace::captured_since(start)
+                    .into_iter()
+                    .filter(|line| line.contains(" isahc::client"))
+                    .map(|line| format!("isahc's request span reached the subscriber: {line}")),
+            );
+        }
         if !leaks.is_empty() {
             report.push(format!(
                 "{name}: {} leak(s), first: {}",
