@@ -109,34 +109,30 @@ impl ReqwestTransport {
         }
     }
 
-    /// Hands `request` to reqwest, which takes what it needs from it now and sends it when the
-    /// returned future is first polled.
-    ///
-    /// Done before any future of the exchange exists, so that none of them holds the request:
-    /// a future keeps a local it moved out of for as long as the local's scope lasts, and the
-    /// request, its parts and reqwest's copy of it were 760 of the 1,056 bytes of a future
-    /// that took it (and past glibc's per-thread cache of small blocks, 1,032 bytes, for the
-    /// box it is kept in).
-    fn start(
-        &self,
-        request: HttpRequest,
-    ) -> Result<impl Future<Output = reqwest::Result<reqwest::Response>> + use<>, Error> {
+    /// `request` as reqwest's, made before any future of the exchange exists, so that none of
+    /// them holds the request: a future keeps a local it moved out of for as long as the
+    /// local's scope lasts once it was borrowed, and the request, its parts and reqwest's copy
+    /// of it made 760 of the 1,056 bytes of a future that took the request (boxed on every
+    /// attempt, past glibc's per-thread cache of small blocks, 1,032 bytes).
+    fn convert(&self, request: HttpRequest) -> Result<reqwest::Request, Error> {
         let (parts, body) = request.into_parts();
         let mut request = reqwest::Request::new(parts.method, self.url(&parts.uri)?);
         *request.headers_mut() = parts.headers;
         *request.version_mut() = parts.version;
         *request.body_mut() = Some(body.into());
-        Ok(self.client.execute(request))
+        Ok(request)
     }
 
-    /// Awaits the response of a request reqwest has (see [`Self::start`]) and reads its answer,
-    /// at most `options.max_body_bytes` of body. `started` is what `start` returned: an error
-    /// there is the exchange's (in the box with it, not in every send's future).
+    /// Sends a request [`Self::convert`] made and reads its answer, at most
+    /// `options.max_body_bytes` of body. reqwest is handed the request when the future is
+    /// first polled, as it would be by `client.execute(..).await` (a client with a timeout of
+    /// its own arms it then, on the runtime that polls).
     async fn exchange(
-        started: Result<impl Future<Output = reqwest::Result<reqwest::Response>>, Error>,
+        client: &reqwest::Client,
+        request: Result<reqwest::Request, Error>,
         options: SendOptions,
     ) -> Result<HttpResponse, Error> {
-        let mut response = started?.await.map_err(map_error)?;
+        let mut response = client.execute(request?).await.map_err(map_error)?;
         let limit = options.max_body_bytes;
         let too_large = |response: &reqwest::Response| -> Error {
             ResponseError::body_too_large(limit, response.status(), response.headers()).into()
@@ -192,10 +188,10 @@ impl AsyncTransport for ReqwestTransport {
         request: HttpRequest,
         options: SendOptions,
     ) -> impl Future<Output = Result<HttpResponse, Error>> + Send {
-        // Handed to reqwest before the future is made, which then does not hold it (see
-        // `start`). On the heap: reqwest's in-flight state is most of the exchange, and a
-        // future that holds it inline is copied whole each time the call's futures are moved.
-        let exchange = Box::pin(Self::exchange(self.start(request), options));
+        // Converted before the future is made, which then does not hold it (see `convert`).
+        // On the heap: reqwest's in-flight state is most of the exchange, and a future that
+        // holds it inline is copied whole each time the call's futures are moved.
+        let exchange = Box::pin(Self::exchange(&self.client, self.convert(request), options));
         async move {
             // One deadline over the whole exchange, body included (reqwest's own request
             // timeout would arm a boxed timer per request and poll a wrapper on every body
@@ -352,6 +348,35 @@ mod tests {
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "after the first runtime is gone"
+        );
+    }
+
+    /// `send` hands reqwest nothing until its future is polled: a client with a timeout of its
+    /// own arms that timer then, on the runtime that polls, so a send made outside any runtime
+    /// runs on the one that awaits it.
+    #[test]
+    fn a_send_made_outside_a_runtime_runs_on_the_runtime_that_awaits_it() {
+        let address = silent_server();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(5))
+            .build()
+            .expect("client");
+        let transport = ReqwestTransport::with_client(client);
+        let mut request = http::Request::new(b"{}".to_vec());
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = format!("http://{address}/").parse().expect("uri");
+        let options = SendOptions::new(Duration::from_millis(200), Duration::from_secs(1), 1 << 20);
+        let send = transport.send(request, options);
+        let outcome = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(send);
+        assert!(
+            matches!(&outcome, Err(Error::Transport(t)) if t.kind() == TransportErrorKind::Timeout),
+            "{outcome:?}"
         );
     }
 
@@ -517,15 +542,17 @@ mod future_size {
     }
 
     /// A refresh's future is moved whole as callers move theirs, and the boxed exchange is
-    /// allocated on every attempt: neither may hold the request reqwest was handed (it did,
-    /// 1,496 and 1,056 bytes, through locals a future keeps once borrowed). The exchange stays
-    /// within glibc's per-thread cache of small blocks (1,032 bytes).
+    /// allocated on every attempt: neither may hold the request and its parts (they did,
+    /// 1,496 and 1,056 bytes, through locals a future keeps once borrowed). The exchange, which
+    /// holds reqwest's request until its first poll, stays within glibc's per-thread cache of
+    /// small blocks (1,032 bytes).
     #[test]
     fn neither_the_call_nor_the_exchange_holds_the_request() {
         let transport = ReqwestTransport::with_client(reqwest::Client::new());
-        let exchange = ReqwestTransport::exchange(transport.start(request()), options());
+        let exchange =
+            ReqwestTransport::exchange(&transport.client, transport.convert(request()), options());
         assert!(
-            std::mem::size_of_val(&exchange) <= 640,
+            std::mem::size_of_val(&exchange) <= 1024,
             "exchange: {} bytes",
             std::mem::size_of_val(&exchange)
         );
