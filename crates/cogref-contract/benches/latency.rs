@@ -74,6 +74,8 @@ fn main() {
     // once, as cogref-reqwest does), then a bare JSON parse.
     let raw = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        // As cogref-reqwest's client: no retry layer cloning each request.
+        .retry(reqwest::retry::never().max_retries_per_request(0))
         .build()
         .expect("reqwest");
     let template: http::Request<Vec<u8>> = build_request(

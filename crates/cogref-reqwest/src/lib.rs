@@ -87,11 +87,15 @@ pub struct ReqwestTransport {
 }
 
 impl ReqwestTransport {
-    /// A transport on a new client: redirects off, `timeouts.connect` for connecting,
-    /// connection pooling on.
+    /// A transport on a new client: redirects off, reqwest's own retries off (retries are the
+    /// core's to decide), `timeouts.connect` for connecting, connection pooling on.
     pub fn new(timeouts: &Timeouts) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // reqwest resends on its own only HTTP/2 refusals, which this client does not
+            // speak unless another crate turns reqwest's `http2` on; yet its retry layer clones
+            // every request (headers and all) in case, unless it may retry none.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .connect_timeout(timeouts.bounded().connect)
             .build()?;
         Ok(Self::with_client(client))
@@ -99,7 +103,10 @@ impl ReqwestTransport {
 
     /// A transport on a client you already have. It **must** be built with
     /// `redirect(reqwest::redirect::Policy::none())`: reqwest's default follows redirects, and a
-    /// 307 or 308 would resend the refresh token to wherever the redirect points.
+    /// 307 or 308 would resend the refresh token to wherever the redirect points. It should be
+    /// built with `retry(reqwest::retry::never().max_retries_per_request(0))` too, as
+    /// [`ReqwestTransport::new`]'s is: reqwest's own retry layer clones every request, and
+    /// resends an HTTP/2 refusal without the core's attempt count knowing.
     pub fn with_client(client: reqwest::Client) -> Self {
         Self {
             client,

@@ -1,7 +1,8 @@
 //! The floor: the request cogref sends (same body, same headers), POSTed with a bare reqwest
 //! client, and the answer parsed into an untyped `serde_json::Value`. No validation, no error
-//! model, no retries, no timeouts; the URL is parsed and the headers are built once, so that
-//! each call does only what reqwest must.
+//! model, no retries (reqwest's own retry layer off too, as in cogref-reqwest), no timeouts;
+//! the URL is parsed and the headers are built once, so that each call does only what reqwest
+//! must.
 
 use std::sync::Arc;
 
@@ -13,6 +14,9 @@ fn main() {
         let s = Arc::new(settings());
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // As cogref-reqwest's client: reqwest's retry layer, which resends only HTTP/2
+            // refusals, otherwise clones every request.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .build()
             .expect("client");
         let headers: HeaderMap = COGREF_HEADERS
