@@ -271,6 +271,7 @@ fn map_error(error: isahc::Error) -> Error {
     let e = TransportError::new(kind, error);
     if sent { e.into() } else { e.not_sent().into() }
 }
+
 #[cfg(test)]
 mod future_size {
     use super::*;

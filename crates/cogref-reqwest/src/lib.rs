@@ -296,6 +296,20 @@ mod tests {
         address
     }
 
+    /// A URI nothing listens on.
+    const ANYWHERE: &str = "http://127.0.0.1:1/";
+
+    fn request(uri: &str) -> HttpRequest {
+        let mut request = http::Request::new(b"{}".to_vec());
+        *request.method_mut() = http::Method::POST;
+        *request.uri_mut() = uri.parse().expect("uri");
+        request
+    }
+
+    fn options(timeout: Duration) -> SendOptions {
+        SendOptions::new(timeout, Duration::from_secs(1), 1 << 20)
+    }
+
     #[test]
     fn attempts_time_out_on_every_runtime_the_transport_is_used_on() {
         let address = silent_server();
@@ -371,11 +385,10 @@ mod tests {
             .build()
             .expect("client");
         let transport = ReqwestTransport::with_client(client);
-        let mut request = http::Request::new(b"{}".to_vec());
-        *request.method_mut() = http::Method::POST;
-        *request.uri_mut() = format!("http://{address}/").parse().expect("uri");
-        let options = SendOptions::new(Duration::from_millis(200), Duration::from_secs(1), 1 << 20);
-        let send = transport.send(request, options);
+        let send = transport.send(
+            request(&format!("http://{address}/")),
+            options(Duration::from_millis(200)),
+        );
         let outcome = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -533,20 +546,6 @@ mod tests {
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
-}
-#[cfg(test)]
-mod future_size {
-    use super::*;
-
-    fn request() -> HttpRequest {
-        let mut request = http::Request::new(b"{}".to_vec());
-        *request.uri_mut() = http::Uri::from_static("http://127.0.0.1:1/");
-        request
-    }
-
-    fn options() -> SendOptions {
-        SendOptions::new(Duration::from_secs(1), Duration::from_secs(1), 1 << 20)
-    }
 
     /// A refresh's future is moved whole as callers move theirs, and the boxed exchange is
     /// allocated on every attempt: neither may hold the request and its parts (they did,
@@ -556,14 +555,17 @@ mod future_size {
     #[test]
     fn neither_the_call_nor_the_exchange_holds_the_request() {
         let transport = ReqwestTransport::with_client(reqwest::Client::new());
-        let exchange =
-            ReqwestTransport::exchange(&transport.client, transport.convert(request()), options());
+        let exchange = ReqwestTransport::exchange(
+            &transport.client,
+            transport.convert(request(ANYWHERE)),
+            options(Duration::from_secs(1)),
+        );
         assert!(
             std::mem::size_of_val(&exchange) <= 1024,
             "exchange: {} bytes",
             std::mem::size_of_val(&exchange)
         );
-        let send = transport.send(request(), options());
+        let send = transport.send(request(ANYWHERE), options(Duration::from_secs(1)));
         assert!(
             std::mem::size_of_val(&send) <= 256,
             "send: {} bytes",
