@@ -32,14 +32,7 @@ fn response(status: u16, body: &str) -> Result<HttpResponse, Error> {
 
 #[test]
 fn spans_carry_attempt_status_request_id_and_duration_but_never_a_secret() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || writer.clone())
-        .finish();
+    let (captured, subscriber) = Captured::subscriber(tracing::Level::DEBUG);
     let clock = sim_clock();
     let script: Script = Arc::new(Mutex::new(
         [
@@ -242,14 +235,7 @@ fn with_the_call_span_filtered_out_attempts_stay_inside_the_callers_span() {
 /// thread made it fail now and then (see the module docs).
 #[test]
 fn a_request_id_not_shaped_like_one_is_redacted_in_the_attempt_span() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-        .with_writer(move || writer.clone())
-        .finish();
+    let (captured, subscriber) = Captured::subscriber(tracing::Level::TRACE);
     let hostile = "CANARY-token.0123456789abcdef.SECRET";
     let client = Client::new(
         move |_: HttpRequest, _: SendOptions| {

@@ -88,14 +88,7 @@ fn traced() -> (MutexGuard<'static, ()>, Captured) {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let captured = CAPTURE
         .get_or_init(|| {
-            let captured = Captured::default();
-            let writer = captured.clone();
-            let subscriber = tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_ansi(false)
-                .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
-                .with_writer(move || writer.clone())
-                .finish();
+            let (captured, subscriber) = Captured::subscriber(tracing::Level::TRACE);
             tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
             captured
         })

@@ -62,6 +62,22 @@ pub fn render(request: &Request<Vec<u8>>) -> String {
 #[derive(Clone, Default)]
 pub struct Captured(pub std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// A plain-text fmt subscriber of everything up to `level`, span closes included (their
+    /// fields), writing into a new capture.
+    pub fn subscriber(level: tracing::Level) -> (Self, impl tracing::Subscriber + Send + Sync) {
+        let captured = Self::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_writer(move || writer.clone())
+            .finish();
+        (captured, subscriber)
+    }
+}
+
 impl std::io::Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().expect("buffer").extend_from_slice(buf);
