@@ -416,9 +416,9 @@ impl<'a, O: Operation> Call<'a, O> {
                     max_attempts: self.config.retry.attempts(),
                 };
                 Step::Send(Attempt {
-                    request: crate::protocol::request::build(
+                    request: crate::protocol::request::build_for_target(
                         self.endpoint,
-                        O::TARGET,
+                        const { http::HeaderValue::from_static(O::TARGET) },
                         O::body(self.input),
                         &info,
                     ),

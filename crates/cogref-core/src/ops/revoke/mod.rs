@@ -109,7 +109,12 @@ pub fn build_request(
     input: &RevokeInput,
     attempt: &AttemptInfo,
 ) -> OutgoingRequest {
-    crate::protocol::request::build(endpoint, TARGET, body::body_bytes(input), attempt)
+    crate::protocol::request::build_for_target(
+        endpoint,
+        const { http::HeaderValue::from_static(TARGET) },
+        body::body_bytes(input),
+        attempt,
+    )
 }
 
 /// Parses a complete response to `RevokeToken`.
