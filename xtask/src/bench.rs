@@ -5,9 +5,9 @@
 //! one core and every worker on another. (A worker kept for a whole run keeps its speed for the
 //! whole run: the same binary read 0.93 in one run and 1.18 in the next, for every round of
 //! each; fresh processes each round turn that into noise the median over the rounds absorbs.)
-//! Each round, every client in turn (the order rotated) duels the floor: batches of
-//! sequential calls and bursts of concurrent ones, floor and client alternately first, a few
-//! milliseconds apart. Each duel's figure is the client's over the floor's, so that a machine
+//! Each round, every client in turn (the order rotated) duels a floor worker of its own,
+//! started and warmed with it: batches of sequential calls and bursts of concurrent ones, floor
+//! and client alternately first, a few milliseconds apart. Each duel's figure is the client's over the floor's, so that a machine
 //! whose speed drifts (a shared machine can move by 2x within a minute) moves the client and the
 //! floor alike; the report gives the median of those ratios over the rounds and their spread. A
 //! control (a second worker of the floor's binary) measures what is left of the harness's own
@@ -542,28 +542,40 @@ fn duel(client: &mut [f64], floor: &mut [f64]) -> f64 {
 /// one unmeasured pair; then the same with bursts. The round's ratio is the duel's, and the
 /// report takes the median over the rounds.
 fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) -> Result<bool> {
-    // The floor is COMPARED[0]; the others take turns dueling it.
+    // The floor is COMPARED[0]; the others take turns dueling it, each its own floor worker.
     let others: Vec<usize> = (1..COMPARED.len()).collect();
     let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
     // Other processes' CPU ticks and all ticks, over the measured parts of the rounds.
     let mut others_cpu: Option<(u64, u64)> = Some((0, 0));
     for round in 0..ROUNDS {
         let (server, endpoint) = Server::start(placement, &bin.join("loopback"), mode)?;
-        let mut workers = Vec::new();
-        for client in &COMPARED {
-            workers.push(Worker::start(
+        // Each client duels a floor worker of its own, started, warmed and left idle with it:
+        // one floor shared by every duel ran between all of them, warmer than any client it
+        // met (the control, the floor's own binary in a client's place, read 0.99 of it in
+        // every run).
+        let mut floors = Vec::new();
+        let mut clients = Vec::new();
+        for &i in &others {
+            floors.push(Worker::start(
                 placement,
-                &bin.join(client.package),
+                &bin.join(COMPARED[0].package),
+                &endpoint,
+                mode,
+            )?);
+            clients.push(Worker::start(
+                placement,
+                &bin.join(COMPARED[i].package),
                 &endpoint,
                 mode,
             )?);
         }
-        for worker in &mut workers {
+        for worker in floors.iter_mut().chain(&mut clients) {
             worker.sequential(WARM_UP)?;
             worker.concurrent(CALLERS, 2)?;
         }
-        let ours: Vec<u32> = workers
+        let ours: Vec<u32> = floors
             .iter()
+            .chain(&clients)
             .map(Worker::pid)
             .chain([server.0.id(), std::process::id()])
             .collect();
@@ -579,8 +591,7 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
         let mut latency_ratio = vec![1.0; COMPARED.len()];
         let mut rate_ratio = vec![1.0; COMPARED.len()];
         for &i in &order {
-            let (floor, rest) = workers.split_at_mut(1);
-            let (floor, client) = (&mut floor[0], &mut rest[i - 1]);
+            let (floor, client) = (&mut floors[i - 1], &mut clients[i - 1]);
             // Latency: batch medians, the unmeasured pair first.
             client.batch(SEQUENTIAL)?;
             floor.batch(SEQUENTIAL)?;
@@ -604,8 +615,7 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
         // Throughput: bursts, likewise, once every client's batches are done (a burst leaves a
         // worker with many pooled connections, which the next batches would run over).
         for &i in &order {
-            let (floor, rest) = workers.split_at_mut(1);
-            let (floor, client) = (&mut floor[0], &mut rest[i - 1]);
+            let (floor, client) = (&mut floors[i - 1], &mut clients[i - 1]);
             client.burst()?;
             floor.burst()?;
             let (mut c, mut f) = (Vec::new(), Vec::new());
@@ -646,7 +656,7 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
             _ => None,
         };
         // The round's processes end here; the next round starts its own.
-        drop(workers);
+        drop((floors, clients));
         drop(server);
         eprintln!("    round {}/{ROUNDS} (load {})", round + 1, load_average());
     }
@@ -713,7 +723,7 @@ pub(crate) fn bench(args: &[String]) -> Result {
     results.push_str(&format!("META\tdate\t{}\n", date.trim()));
     results.push_str(&format!("META\tversions\t{}\n", locked_versions(&compare)));
     results.push_str(&format!(
-        "META\tmethod\t{ROUNDS} rounds per answer, each on a fresh loopback server and fresh workers ({WARM_UP} warm-up calls and a burst each), each client in turn (rotated order, reversed every other round) dueling the floor: {PAIRS} pairs of batches, floor and client alternately first, after one unmeasured pair; then, every client's batches done, {PAIRS} pairs of bursts likewise; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each\n"
+        "META\tmethod\t{ROUNDS} rounds per answer, each on a fresh loopback server and fresh workers ({WARM_UP} warm-up calls and a burst each), each client in turn (rotated order, reversed every other round) dueling a floor worker of its own: {PAIRS} pairs of batches, floor and client alternately first, after one unmeasured pair; then, every client's batches done, {PAIRS} pairs of bursts likewise; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each\n"
     ));
     for client in &COMPARED {
         results.push_str(&format!(
