@@ -162,6 +162,11 @@ fn written_attempt_header(attempt: &AttemptInfo) -> HeaderValue {
 /// Builds the request for one attempt of the operation whose `X-Amz-Target` is `target`, with
 /// `body` (the operation's input as JSON, already serialized by the operation): an unsigned
 /// AWS JSON 1.1 `POST /` with the headers of §1.1.
+///
+/// # Panics
+///
+/// If `target` is not visible ASCII (as [`HeaderValue::from_static`]): it is meant to be an
+/// operation's constant, such as [`crate::ops::refresh::TARGET`].
 pub fn build(
     endpoint: &Endpoint,
     target: &'static str,
