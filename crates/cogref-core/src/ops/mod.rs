@@ -34,7 +34,9 @@ pub trait Operation {
     const NAME: &'static str;
     /// What the call does, as a noun for messages (`refresh`).
     const ACTION: &'static str;
-    /// `X-Amz-Target`: `AWSCognitoIdentityProviderService.` and the name.
+    /// `X-Amz-Target`: `AWSCognitoIdentityProviderService.` and the name. Visible ASCII, as a
+    /// header value must be: it is made into one at compile time, so an operation whose target
+    /// is not fails to build (`cargo check` does not see it) wherever a call of it is made.
     const TARGET: &'static str;
     /// Whether sending the same request again after it may have been received does no more
     /// than the first send did. When it does (a rotated refresh token is consumed by the first
