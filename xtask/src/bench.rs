@@ -14,8 +14,9 @@
 //! bias. Absolute microseconds are for information only.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::Result;
@@ -116,6 +117,10 @@ const QUIET_WAIT: Duration = Duration::from_secs(20 * 60);
 /// published (a share of the whole machine, in percent): 5% of two cores is the size of the
 /// effects the targets are about.
 const OTHERS_MAX_PERCENT: f64 = 5.0;
+/// Rounds of one answer mode rerun, at most, because a baseline's worker was killed by a signal
+/// (raw ureq's has died in `pthread_detach`, SIGSEGV, about once in ten runs); the reruns are
+/// listed in the report. A cogref worker's death, or any worker's panic, ends the run.
+const MAX_RERUNS: usize = 3;
 /// Unmeasured sequential calls before each measured batch.
 const WAKE_UP: usize = 10;
 /// Sequential calls a round's fresh workers make before it measures (connections, allocator,
@@ -286,9 +291,13 @@ fn copy_binary(from: &Path, bin: &Path, package: &str) -> Result {
 
 /// A client's worker process; see `benches/compare/common`.
 struct Worker {
+    /// The client's name in the report.
+    name: &'static str,
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    /// How it ended, once it has.
+    ended: Option<ExitStatus>,
 }
 
 impl Worker {
@@ -296,9 +305,16 @@ impl Worker {
         self.child.id()
     }
 
-    fn start(placement: Placement, binary: &Path, endpoint: &str, mode: &str) -> Result<Self> {
+    fn start(
+        placement: Placement,
+        client: &Compared,
+        bin: &Path,
+        endpoint: &str,
+        mode: &str,
+    ) -> Result<Self> {
+        let binary = bin.join(client.package);
         let mut child = placement
-            .command(binary, false)
+            .command(&binary, false)
             .env("BENCH_ENDPOINT", endpoint)
             .env("BENCH_MODE", mode)
             .stdin(Stdio::piped())
@@ -308,9 +324,11 @@ impl Worker {
         let stdin = child.stdin.take().ok_or("worker has no stdin")?;
         let stdout = BufReader::new(child.stdout.take().ok_or("worker has no stdout")?);
         Ok(Self {
+            name: client.name,
             child,
             stdin,
             stdout,
+            ended: None,
         })
     }
 
@@ -323,11 +341,22 @@ impl Worker {
             .read_line(&mut line)
             .map_err(|e| format!("worker stdout: {e}"))?;
         if line.is_empty() {
-            return Err(format!(
-                "a worker died on {command:?} (see its panic above)"
-            ));
+            // Its stdout closed: it is ending.
+            let ended = self.child.wait().map_err(|e| format!("worker: {e}"))?;
+            self.ended = Some(ended);
+            let how = match ended.signal() {
+                Some(signal) => format!("killed by signal {signal}"),
+                None => format!("{ended} (see its panic above)"),
+            };
+            return Err(format!("{}'s worker died on {command:?}: {how}", self.name));
         }
         Ok(line)
+    }
+
+    /// Whether a signal killed it, in a library that is not cogref's: a baseline's crash,
+    /// which reruns the round (see [`MAX_RERUNS`]) rather than ending the run.
+    fn baseline_killed(&self) -> bool {
+        !self.name.starts_with("cogref") && self.ended.is_some_and(|e| e.signal().is_some())
     }
 
     /// A measured batch: a few unmeasured calls first (a worker that sat idle while the
@@ -547,7 +576,9 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
     let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
     // Other processes' CPU ticks and all ticks, over the measured parts of the rounds.
     let mut others_cpu: Option<(u64, u64)> = Some((0, 0));
-    for round in 0..ROUNDS {
+    let mut reruns: Vec<String> = Vec::new();
+    let mut round = 0;
+    while round < ROUNDS {
         let (server, endpoint) = Server::start(placement, &bin.join("loopback"), mode)?;
         // Each client duels a floor worker of its own, started, warmed and left idle with it:
         // one floor shared by every duel ran between all of them, warmer than any client it
@@ -558,20 +589,18 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
         for &i in &others {
             floors.push(Worker::start(
                 placement,
-                &bin.join(COMPARED[0].package),
+                &COMPARED[0],
+                bin,
                 &endpoint,
                 mode,
             )?);
             clients.push(Worker::start(
                 placement,
-                &bin.join(COMPARED[i].package),
+                &COMPARED[i],
+                bin,
                 &endpoint,
                 mode,
             )?);
-        }
-        for worker in floors.iter_mut().chain(&mut clients) {
-            worker.sequential(WARM_UP)?;
-            worker.concurrent(CALLERS, 2)?;
         }
         let ours: Vec<u32> = floors
             .iter()
@@ -579,59 +608,79 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
             .map(Worker::pid)
             .chain([server.0.id(), std::process::id()])
             .collect();
-        let round_cpu = OthersCpu::start(&ours);
         let mut order: Vec<usize> = (0..others.len())
             .map(|k| others[(k + round) % others.len()])
             .collect();
         if round % 2 == 1 {
             order.reverse();
         }
-        let mut samples: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
-        let mut rates: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
-        let mut latency_ratio = vec![1.0; COMPARED.len()];
-        let mut rate_ratio = vec![1.0; COMPARED.len()];
-        for &i in &order {
-            let (floor, client) = (&mut floors[i - 1], &mut clients[i - 1]);
-            // Latency: batch medians, the unmeasured pair first.
-            client.batch(SEQUENTIAL)?;
-            floor.batch(SEQUENTIAL)?;
-            let (mut c, mut f) = (Vec::new(), Vec::new());
-            for pair in 0..PAIRS {
-                let (first, second) = if pair % 2 == 0 {
-                    (&mut *floor, &mut *client)
-                } else {
-                    (&mut *client, &mut *floor)
-                };
-                let a = first.batch(SEQUENTIAL)?;
-                let b = second.batch(SEQUENTIAL)?;
-                let (fb, cb) = if pair % 2 == 0 { (a, b) } else { (b, a) };
-                f.push(percentile(&fb, 0.5));
-                c.push(percentile(&cb, 0.5));
-                samples[0].extend(fb);
-                samples[i].extend(cb);
+        let measured = (|| -> Result<_> {
+            for worker in floors.iter_mut().chain(&mut clients) {
+                worker.sequential(WARM_UP)?;
+                worker.concurrent(CALLERS, 2)?;
             }
-            latency_ratio[i] = duel(&mut c, &mut f);
-        }
-        // Throughput: bursts, likewise, once every client's batches are done (a burst leaves a
-        // worker with many pooled connections, which the next batches would run over).
-        for &i in &order {
-            let (floor, client) = (&mut floors[i - 1], &mut clients[i - 1]);
-            client.burst()?;
-            floor.burst()?;
-            let (mut c, mut f) = (Vec::new(), Vec::new());
-            for pair in 0..PAIRS {
-                if pair % 2 == 0 {
-                    f.push(floor.burst()?);
-                    c.push(client.burst()?);
-                } else {
-                    c.push(client.burst()?);
-                    f.push(floor.burst()?);
+            let round_cpu = OthersCpu::start(&ours);
+            let mut samples: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
+            let mut rates: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
+            let mut latency_ratio = vec![1.0; COMPARED.len()];
+            let mut rate_ratio = vec![1.0; COMPARED.len()];
+            for &i in &order {
+                let (floor, client) = (&mut floors[i - 1], &mut clients[i - 1]);
+                // Latency: batch medians, the unmeasured pair first.
+                client.batch(SEQUENTIAL)?;
+                floor.batch(SEQUENTIAL)?;
+                let (mut c, mut f) = (Vec::new(), Vec::new());
+                for pair in 0..PAIRS {
+                    let (first, second) = if pair % 2 == 0 {
+                        (&mut *floor, &mut *client)
+                    } else {
+                        (&mut *client, &mut *floor)
+                    };
+                    let a = first.batch(SEQUENTIAL)?;
+                    let b = second.batch(SEQUENTIAL)?;
+                    let (fb, cb) = if pair % 2 == 0 { (a, b) } else { (b, a) };
+                    f.push(percentile(&fb, 0.5));
+                    c.push(percentile(&cb, 0.5));
+                    samples[0].extend(fb);
+                    samples[i].extend(cb);
                 }
+                latency_ratio[i] = duel(&mut c, &mut f);
             }
-            rates[i].extend(&c);
-            rates[0].extend(&f);
-            rate_ratio[i] = duel(&mut c, &mut f);
-        }
+            // Throughput: bursts, likewise, once every client's batches are done (a burst leaves a
+            // worker with many pooled connections, which the next batches would run over).
+            for &i in &order {
+                let (floor, client) = (&mut floors[i - 1], &mut clients[i - 1]);
+                client.burst()?;
+                floor.burst()?;
+                let (mut c, mut f) = (Vec::new(), Vec::new());
+                for pair in 0..PAIRS {
+                    if pair % 2 == 0 {
+                        f.push(floor.burst()?);
+                        c.push(client.burst()?);
+                    } else {
+                        c.push(client.burst()?);
+                        f.push(floor.burst()?);
+                    }
+                }
+                rates[i].extend(&c);
+                rates[0].extend(&f);
+                rate_ratio[i] = duel(&mut c, &mut f);
+            }
+            Ok((samples, rates, latency_ratio, rate_ratio, round_cpu))
+        })();
+        let (mut samples, rates, latency_ratio, rate_ratio, round_cpu) = match measured {
+            Ok(figures) => figures,
+            Err(error) => {
+                if reruns.len() < MAX_RERUNS
+                    && floors.iter().chain(&clients).any(Worker::baseline_killed)
+                {
+                    eprintln!("    round {}/{ROUNDS} rerun: {error}", round + 1);
+                    reruns.push(format!("round {}: {error}", round + 1));
+                    continue;
+                }
+                return Err(error);
+            }
+        };
         for (i, client) in COMPARED.iter().enumerate() {
             let round_samples = sorted(std::mem::take(&mut samples[i]));
             // Every burst makes the same number of calls: the round's rate is their harmonic mean.
@@ -659,6 +708,13 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
         drop((floors, clients));
         drop(server);
         eprintln!("    round {}/{ROUNDS} (load {})", round + 1, load_average());
+        round += 1;
+    }
+    if !reruns.is_empty() {
+        results.push_str(&format!(
+            "META\trounds rerun ({mode})\t{}\n",
+            reruns.join("; ")
+        ));
     }
     let others_percent = others_cpu
         .filter(|&(_, all)| all > 0)
