@@ -6,7 +6,7 @@
 //! whole run: the same binary read 0.93 in one run and 1.18 in the next, for every round of
 //! each; fresh processes each round turn that into noise the median over the rounds absorbs.)
 //! Each round, every client in turn (the order rotated) duels a floor worker of its own,
-//! started and warmed with it: batches of sequential calls and bursts of concurrent ones, floor
+//! started and warmed with it (shared only by a transport and its library's bare POST): batches of sequential calls and bursts of concurrent ones, floor
 //! and client alternately first, a few milliseconds apart. Each duel's figure is the client's over the floor's, so that a machine
 //! whose speed drifts (a shared machine can move by 2x within a minute) moves the client and the
 //! floor alike; the report gives the median of those ratios over the rounds and their spread. A
@@ -564,6 +564,29 @@ fn duel(client: &mut [f64], floor: &mut [f64]) -> f64 {
     median(client) / median(floor)
 }
 
+/// Which floor worker each client duels (`None` for the floor itself): one each, but a client
+/// and its `versus` share one.
+fn floor_slots() -> Vec<Option<usize>> {
+    let mut leaders: Vec<usize> = Vec::new();
+    let mut slots = vec![None; COMPARED.len()];
+    for (i, client) in COMPARED.iter().enumerate().skip(1) {
+        // The client this one is the `versus` of, if any, leads their pair.
+        let leader = COMPARED
+            .iter()
+            .position(|c| c.versus == Some(client.name))
+            .unwrap_or(i);
+        let slot = leaders
+            .iter()
+            .position(|&l| l == leader)
+            .unwrap_or_else(|| {
+                leaders.push(leader);
+                leaders.len() - 1
+            });
+        slots[i] = Some(slot);
+    }
+    slots
+}
+
 /// The rounds of one answer mode; result lines for the report.
 ///
 /// Each round, every client in turn (the order rotated each round, reversed every other round)
@@ -576,17 +599,19 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
     let mut pooled: Vec<Vec<f64>> = vec![Vec::new(); COMPARED.len()];
     // Other processes' CPU ticks and all ticks, over the measured parts of the rounds.
     let mut others_cpu: Option<(u64, u64)> = Some((0, 0));
+    // Each client duels a floor worker of its own, started, warmed and left idle with it: one
+    // floor shared by every duel ran between all of them, warmer than any client it met (the
+    // control, the floor's own binary in a client's place, read 0.99 of it in every run). A
+    // client and its `versus` share one: compared through their ratios to it, they would
+    // otherwise carry two floor processes' speeds (a fresh process keeps its own, ±0.13).
+    let floor_slot = floor_slots();
+    let floor_count = floor_slot.iter().flatten().max().map_or(0, |&s| s + 1);
     let mut reruns: Vec<String> = Vec::new();
     let mut round = 0;
     while round < ROUNDS {
         let (server, endpoint) = Server::start(placement, &bin.join("loopback"), mode)?;
-        // Each client duels a floor worker of its own, started, warmed and left idle with it:
-        // one floor shared by every duel ran between all of them, warmer than any client it
-        // met (the control, the floor's own binary in a client's place, read 0.99 of it in
-        // every run).
         let mut floors = Vec::new();
-        let mut clients = Vec::new();
-        for &i in &others {
+        for _ in 0..floor_count {
             floors.push(Worker::start(
                 placement,
                 &COMPARED[0],
@@ -594,6 +619,9 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
                 &endpoint,
                 mode,
             )?);
+        }
+        let mut clients = Vec::new();
+        for &i in &others {
             clients.push(Worker::start(
                 placement,
                 &COMPARED[i],
@@ -625,7 +653,10 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
             let mut latency_ratio = vec![1.0; COMPARED.len()];
             let mut rate_ratio = vec![1.0; COMPARED.len()];
             for &i in &order {
-                let (floor, client) = (&mut floors[i - 1], &mut clients[i - 1]);
+                let (floor, client) = (
+                    &mut floors[floor_slot[i].ok_or("floor")?],
+                    &mut clients[i - 1],
+                );
                 // Latency: batch medians, the unmeasured pair first.
                 client.batch(SEQUENTIAL)?;
                 floor.batch(SEQUENTIAL)?;
@@ -649,7 +680,10 @@ fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) ->
             // Throughput: bursts, likewise, once every client's batches are done (a burst leaves a
             // worker with many pooled connections, which the next batches would run over).
             for &i in &order {
-                let (floor, client) = (&mut floors[i - 1], &mut clients[i - 1]);
+                let (floor, client) = (
+                    &mut floors[floor_slot[i].ok_or("floor")?],
+                    &mut clients[i - 1],
+                );
                 client.burst()?;
                 floor.burst()?;
                 let (mut c, mut f) = (Vec::new(), Vec::new());
@@ -779,7 +813,7 @@ pub(crate) fn bench(args: &[String]) -> Result {
     results.push_str(&format!("META\tdate\t{}\n", date.trim()));
     results.push_str(&format!("META\tversions\t{}\n", locked_versions(&compare)));
     results.push_str(&format!(
-        "META\tmethod\t{ROUNDS} rounds per answer, each on a fresh loopback server and fresh workers ({WARM_UP} warm-up calls and a burst each), each client in turn (rotated order, reversed every other round) dueling a floor worker of its own: {PAIRS} pairs of batches, floor and client alternately first, after one unmeasured pair; then, every client's batches done, {PAIRS} pairs of bursts likewise; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each\n"
+        "META\tmethod\t{ROUNDS} rounds per answer, each on a fresh loopback server and fresh workers ({WARM_UP} warm-up calls and a burst each), each client in turn (rotated order, reversed every other round) dueling a floor worker of its own (shared by a transport and its library's bare POST): {PAIRS} pairs of batches, floor and client alternately first, after one unmeasured pair; then, every client's batches done, {PAIRS} pairs of bursts likewise; per batch {SEQUENTIAL} sequential calls after {WAKE_UP} unmeasured ones, per burst {CALLERS} concurrent callers x {PER_CALLER} calls after one unmeasured call each\n"
     ));
     for client in &COMPARED {
         results.push_str(&format!(
@@ -887,7 +921,30 @@ pub(crate) fn bench(args: &[String]) -> Result {
 
 #[cfg(test)]
 mod tests {
-    use super::cpu_list;
+    use super::{COMPARED, cpu_list, floor_slots};
+
+    #[test]
+    fn every_client_duels_a_floor_of_its_own_but_shares_it_with_its_versus() {
+        let slots = floor_slots();
+        let slot = |name: &str| {
+            let i = COMPARED.iter().position(|c| c.name == name);
+            i.and_then(|i| slots[i])
+        };
+        assert_eq!(slots[0], None, "the floor duels no floor");
+        for client in &COMPARED[1..] {
+            assert!(slot(client.name).is_some(), "{}", client.name);
+            if let Some(versus) = client.versus {
+                assert_eq!(slot(client.name), slot(versus), "{}", client.name);
+            }
+        }
+        // Anyone else's is their own: as many floors as clients less one per pair.
+        let pairs = COMPARED.iter().filter(|c| c.versus.is_some()).count();
+        let mut distinct: Vec<usize> = slots.iter().flatten().copied().collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), COMPARED.len() - 1 - pairs);
+        assert_ne!(slot("cogref-reqwest"), slot("raw-reqwest (control)"));
+    }
 
     #[test]
     fn a_cpu_list_reads_ranges_and_single_cores_in_order() {
