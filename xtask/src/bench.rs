@@ -313,18 +313,24 @@ impl Worker {
         mode: &str,
     ) -> Result<Self> {
         let binary = bin.join(client.package);
-        let mut child = placement
-            .command(&binary, false)
+        let mut command = placement.command(&binary, false);
+        command
             .env("BENCH_ENDPOINT", endpoint)
-            .env("BENCH_MODE", mode)
+            .env("BENCH_MODE", mode);
+        Self::spawn(client.name, command).map_err(|e| format!("{}: {e}", binary.display()))
+    }
+
+    /// `command` as the worker of client `name`, talking over its stdin and stdout.
+    fn spawn(name: &'static str, mut command: Command) -> Result<Self> {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("{}: {e}", binary.display()))?;
+            .map_err(|e| e.to_string())?;
         let stdin = child.stdin.take().ok_or("worker has no stdin")?;
         let stdout = BufReader::new(child.stdout.take().ok_or("worker has no stdout")?);
         Ok(Self {
-            name: client.name,
+            name,
             child,
             stdin,
             stdout,
@@ -921,7 +927,37 @@ pub(crate) fn bench(args: &[String]) -> Result {
 
 #[cfg(test)]
 mod tests {
-    use super::{COMPARED, cpu_list, floor_slots};
+    use super::{COMPARED, Worker, cpu_list, floor_slots};
+
+    /// A worker of client `name` that answers nothing and ends as `script` makes it.
+    fn ending(name: &'static str, script: &str) -> Worker {
+        let mut command = std::process::Command::new("sh");
+        command.args(["-c", script]);
+        Worker::spawn(name, command).expect("sh starts")
+    }
+
+    #[test]
+    fn only_a_baselines_worker_killed_by_a_signal_reruns_its_round() {
+        let mut crashed = ending("raw-ureq", "read line; kill -SEGV $$");
+        let error = crashed.ask("conc 64 8").expect_err("it died");
+        assert!(error.contains("raw-ureq's worker died"), "{error}");
+        assert!(error.contains("signal 11"), "{error}");
+        assert!(crashed.baseline_killed());
+
+        let mut ours = ending("cogref-blocking", "read line; kill -SEGV $$");
+        assert!(ours.ask("conc 64 8").is_err());
+        assert!(!ours.baseline_killed(), "cogref's crash ends the run");
+
+        // A failed check panics: exit status 101, no signal.
+        let mut panicked = ending("raw-ureq", "read line; exit 101");
+        let error = panicked.ask("seq 10").expect_err("it died");
+        assert!(error.contains("see its panic above"), "{error}");
+        assert!(!panicked.baseline_killed(), "a wrong answer ends the run");
+
+        let mut alive = ending("raw-ureq", "read line; echo 1 2; read line");
+        assert!(alive.ask("seq 1").is_ok());
+        assert!(!alive.baseline_killed());
+    }
 
     #[test]
     fn every_client_duels_a_floor_of_its_own_but_shares_it_with_its_versus() {
