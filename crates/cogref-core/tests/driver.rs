@@ -1,10 +1,10 @@
 //! The generic drivers, run over scripted transports and a simulated clock: no sockets and no
 //! real sleeping. The transport crates run the same loop over real HTTP in the contract suite.
 
+mod common;
+
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use cogref_core::driver::{HttpRequest, HttpResponse, ManualEnvironment, transport_fn};
@@ -12,6 +12,7 @@ use cogref_core::{
     CallConfig, Client, EndpointConfig, Error, RefreshInput, SendOptions, TransportError,
     TransportErrorKind,
 };
+use common::block_on;
 
 /// A clock that only moves when the transport "sleeps".
 type SimClock = ManualEnvironment;
@@ -42,17 +43,6 @@ fn input() -> RefreshInput {
 }
 
 const OK: &str = r#"{"AuthenticationResult":{"AccessToken":"a.b.c","ExpiresIn":3600}}"#;
-
-/// Polls a future whose pieces are all immediately ready.
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-}
 
 #[test]
 fn blocking_driver_retries_5xx_then_succeeds_on_simulated_time() {

@@ -3,18 +3,8 @@
 
 mod common;
 
-use cogref_core::{
-    AttemptInfo, EndpointConfig, InvocationId, RefreshInput, build_request, partition::PARTITIONS,
-};
+use cogref_core::{EndpointConfig, RefreshInput, build_request, partition::PARTITIONS};
 use common::*;
-
-fn attempt(n: u32) -> AttemptInfo {
-    AttemptInfo {
-        invocation_id: InvocationId::from_random_bytes(*b"cogref-snapshot!"),
-        attempt: n,
-        max_attempts: 3,
-    }
-}
 
 fn minimal() -> RefreshInput {
     RefreshInput::builder()
@@ -26,7 +16,7 @@ fn minimal() -> RefreshInput {
 
 fn snapshot(config: EndpointConfig, input: &RefreshInput, n: u32) -> String {
     match config.resolve() {
-        Ok(endpoint) => render(build_request(&endpoint, input, &attempt(n)).http()),
+        Ok(endpoint) => render(build_request(&endpoint, input, &snapshot_attempt(n)).http()),
         Err(e) => format!("endpoint error: {e}"),
     }
 }
@@ -104,7 +94,7 @@ fn header_names_match_the_official_sdk_capture_without_signing() {
         .endpoint_url("http://127.0.0.1:43357")
         .resolve()
         .expect("valid");
-    let request = build_request(&endpoint, &minimal(), &attempt(1)).into_http();
+    let request = build_request(&endpoint, &minimal(), &snapshot_attempt(1)).into_http();
     let mut names: Vec<&str> = request.headers().keys().map(|k| k.as_str()).collect();
     names.sort_unstable();
     assert_eq!(

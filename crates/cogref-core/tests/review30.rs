@@ -3,9 +3,11 @@
 //! (unchanged): the same attempts at the same simulated instants with the same options, the
 //! same sleeps, the same outcome, the same quota left. Also: a dropped call sends nothing more.
 
+mod common;
+
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant, SystemTime};
 
 use cogref_core::driver::{HttpRequest, HttpResponse, ManualEnvironment, transport_fn};
@@ -14,6 +16,7 @@ use cogref_core::{
     CallConfig, Client, EndpointConfig, Error, RefreshInput, SendOptions, Timeouts, TransportError,
     TransportErrorKind,
 };
+use common::block_on;
 
 const OK: &str = r#"{"AuthenticationResult":{"AccessToken":"a.b.c","ExpiresIn":3600}}"#;
 
@@ -80,18 +83,6 @@ fn endpoint() -> cogref_core::Endpoint {
         .region("eu-west-1")
         .resolve()
         .expect("valid")
-}
-
-fn block_on<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    // Bounded: a driver that never sleeps (or never reads the clock again) spins forever.
-    for _ in 0..100_000 {
-        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-    panic!("the call never ended: the simulated clock did not move");
 }
 
 /// State shared by a scripted transport: the script, the log, the clock.

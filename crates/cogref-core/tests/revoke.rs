@@ -13,21 +13,12 @@ use cogref_core::ops::revoke::body::body_bytes;
 use cogref_core::ops::revoke::{build_request, parse_response};
 use cogref_core::secrecy::ExposeSecret;
 use cogref_core::{
-    AttemptInfo, Call, CallConfig, EndpointConfig, Error, InvocationId, Operation, ResponseLimits,
-    RetryConfig, RetryQuota, RevokeInput, RevokeToken, ServiceErrorKind, Step, TransportError,
-    TransportErrorKind,
+    Call, CallConfig, EndpointConfig, Error, Operation, ResponseLimits, RetryConfig, RetryQuota,
+    RevokeInput, RevokeToken, ServiceErrorKind, Step, TransportError, TransportErrorKind,
 };
 use common::*;
 use proptest::option;
 use proptest::prelude::*;
-
-fn attempt(n: u32) -> AttemptInfo {
-    AttemptInfo {
-        invocation_id: InvocationId::from_random_bytes(*b"cogref-snapshot!"),
-        attempt: n,
-        max_attempts: 3,
-    }
-}
 
 fn minimal() -> RevokeInput {
     RevokeInput::builder()
@@ -48,7 +39,7 @@ fn with_secret() -> RevokeInput {
 
 fn snapshot(config: EndpointConfig, input: &RevokeInput, n: u32) -> String {
     let endpoint = config.resolve().expect("valid endpoint");
-    render(build_request(&endpoint, input, &attempt(n)).http())
+    render(build_request(&endpoint, input, &snapshot_attempt(n)).http())
 }
 
 #[test]
@@ -111,7 +102,7 @@ fn the_input_its_builder_and_the_request_never_show_a_secret() {
         .region("eu-west-1")
         .resolve()
         .expect("valid");
-    let request = build_request(&endpoint, &input, &attempt(1));
+    let request = build_request(&endpoint, &input, &snapshot_attempt(1));
     assert_no_canary(&format!("{request:?}"));
     // The secrets are in the body the transport sends, and nowhere else.
     let body = String::from_utf8(request.into_http().into_body()).expect("utf-8");

@@ -201,3 +201,26 @@ pub fn answering_client(
         },
     )
 }
+
+/// Polls a future whose pieces are all ready at once (scripted transports, a manual clock) to
+/// its end. Bounded: a driver that never sleeps or never reads the clock again would spin
+/// forever inside it, and fails the test instead.
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    for _ in 0..100_000 {
+        if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+    panic!("the call never ended: the simulated clock did not move");
+}
+
+/// Attempt `n` of 3 of the call whose invocation id the request snapshots show.
+pub fn snapshot_attempt(n: u32) -> cogref_core::AttemptInfo {
+    cogref_core::AttemptInfo {
+        invocation_id: cogref_core::InvocationId::from_random_bytes(*b"cogref-snapshot!"),
+        attempt: n,
+        max_attempts: 3,
+    }
+}
