@@ -6,12 +6,13 @@
 //! whole run: the same binary read 0.93 in one run and 1.18 in the next, for every round of
 //! each; fresh processes each round turn that into noise the median over the rounds absorbs.)
 //! Each round, every client in turn (the order rotated) duels a floor worker of its own,
-//! started and warmed with it (shared only by a transport and its library's bare POST): batches of sequential calls and bursts of concurrent ones, floor
-//! and client alternately first, a few milliseconds apart. Each duel's figure is the client's over the floor's, so that a machine
-//! whose speed drifts (a shared machine can move by 2x within a minute) moves the client and the
-//! floor alike; the report gives the median of those ratios over the rounds and their spread. A
-//! control (a second worker of the floor's binary) measures what is left of the harness's own
-//! bias. Absolute microseconds are for information only.
+//! started and warmed with it (shared only by a transport and its library's bare POST):
+//! batches of sequential calls and bursts of concurrent ones, floor and client alternately
+//! first, a few milliseconds apart. Each duel's figure is the client's over the floor's, so
+//! that a machine whose speed drifts (a shared machine can move by 2x within a minute) moves
+//! the client and the floor alike; the report gives the median of those ratios over the rounds
+//! and their spread. A control (a second worker of the floor's binary) measures what is left of
+//! the harness's own bias. Absolute microseconds are for information only.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt as _;
@@ -596,9 +597,9 @@ fn floor_slots() -> Vec<Option<usize>> {
 /// The rounds of one answer mode; result lines for the report.
 ///
 /// Each round, every client in turn (the order rotated each round, reversed every other round)
-/// duels the floor: [`PAIRS`] pairs of batches, alternately floor first and client first, after
-/// one unmeasured pair; then the same with bursts. The round's ratio is the duel's, and the
-/// report takes the median over the rounds.
+/// duels its floor worker ([`floor_slots`]): [`PAIRS`] pairs of batches, alternately floor
+/// first and client first, after one unmeasured pair; then the same with bursts. The round's
+/// ratio is the duel's, and the report takes the median over the rounds.
 fn rounds(bin: &Path, mode: &str, placement: Placement, results: &mut String) -> Result<bool> {
     // The floor is COMPARED[0]; the others take turns dueling it, each its own floor worker.
     let others: Vec<usize> = (1..COMPARED.len()).collect();
