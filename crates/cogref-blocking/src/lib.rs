@@ -44,6 +44,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod coalesce;
+mod lookup;
 
 use std::io;
 use std::time::Duration;
@@ -56,6 +57,7 @@ pub use cogref_core::{
     RevokeOutput, SendOptions, Timeouts, http, secrecy,
 };
 use cogref_core::{ResponseError, TransportError, TransportErrorKind};
+use lookup::{LookupResolver, NameLookupFailed};
 
 /// The blocking client: [`cogref_core::Client`] over ureq and the system clock.
 pub type Client = cogref_core::Client<UreqTransport, StdEnvironment>;
@@ -193,26 +195,6 @@ impl UreqTransport {
     }
 }
 
-/// ureq's default resolver, whose failures are marked as [`NameLookupFailed`]: ureq reports a
-/// failed `getaddrinfo` as `ureq::Error::Io`, as it does a reset connection, and only the
-/// second can follow a request that went out.
-#[derive(Debug, Default)]
-struct LookupResolver(ureq::unversioned::resolver::DefaultResolver);
-
-impl ureq::unversioned::resolver::Resolver for LookupResolver {
-    fn resolve(
-        &self,
-        uri: &http::Uri,
-        config: &ureq::config::Config,
-        timeout: ureq::unversioned::transport::NextTimeout,
-    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
-        self.0.resolve(uri, config, timeout).map_err(|e| match e {
-            ureq::Error::Io(io) => ureq::Error::Other(Box::new(NameLookupFailed(io))),
-            other => other,
-        })
-    }
-}
-
 /// The agent's resolver in [`UreqTransport::new`]: no lookup here (an empty address list),
 /// [`LookupOnConnect`] makes it. ureq resolves a request's host before it looks in its pool,
 /// and with a timeout set (this transport always sets one) it does so on a new thread: every
@@ -301,22 +283,6 @@ impl<R: ureq::unversioned::resolver::Resolver> ureq::unversioned::transport::Con
         // Every connection writes a request's head and body at once (see `coalesce`).
         let connection = self.connect.connect(&details, chained)?;
         Ok(connection.map(|c| Box::new(coalesce::Coalescing::new(c)) as Self::Out))
-    }
-}
-
-/// A host name that could not be resolved: nothing was sent.
-#[derive(Debug)]
-struct NameLookupFailed(io::Error);
-
-impl std::fmt::Display for NameLookupFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "name lookup failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for NameLookupFailed {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
     }
 }
 
