@@ -284,4 +284,227 @@ mod tests {
             .expect("no panic");
         assert!(found.is_ok(), "{found:?}");
     }
+
+    // Review 32 (d95a7d7). Every lookup below is a stub: no name but `localhost` is ever
+    // given to getaddrinfo, and no traffic leaves loopback.
+
+    use crate::{BlockingTransport as _, DeferredLookup, LookupOnConnect, UreqTransport};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A lookup that fails at once, as getaddrinfo does for a name it refuses.
+    fn refused(_: &str) -> Result<Vec<SocketAddr>, ureq::Error> {
+        Err(ureq::Error::Other(Box::new(NameLookupFailed(
+            io::Error::new(io::ErrorKind::NotFound, "review32: no such name"),
+        ))))
+    }
+
+    /// A lookup far slower than any budget below.
+    fn three_seconds(_: &str) -> Result<Vec<SocketAddr>, ureq::Error> {
+        std::thread::sleep(Duration::from_secs(3));
+        Ok(vec![SocketAddr::new([127, 0, 0, 1].into(), 1)])
+    }
+
+    /// A transport set up as `UreqTransport::new`'s, its connect lookups made by `look_up`.
+    fn transport_with(look_up: LookUp, connect: Duration) -> UreqTransport {
+        let config = ureq::Agent::config_builder()
+            .max_redirects(0)
+            .http_status_as_error(false)
+            .timeout_connect(Some(connect))
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build();
+        UreqTransport {
+            agent: ureq::Agent::with_parts(
+                config,
+                LookupOnConnect {
+                    lookup: LookupResolver::with(look_up),
+                    connect: ureq::unversioned::transport::DefaultConnector::default(),
+                },
+                DeferredLookup(LookupResolver::with(no_lookup)),
+            ),
+            agent_timeout: Some(Duration::from_secs(20)),
+        }
+    }
+
+    fn post(transport: &UreqTransport, url: &str) -> crate::Error {
+        let request = http::Request::post(url)
+            .body(b"{}".to_vec())
+            .expect("request");
+        let options =
+            crate::SendOptions::new(Duration::from_secs(20), Duration::from_secs(5), 1 << 20);
+        transport
+            .send(request, options)
+            .expect_err("no answer is possible")
+    }
+
+    fn assert_not_sent(e: &crate::Error, kind: cogref_core::TransportErrorKind) {
+        let crate::Error::Transport(t) = e else {
+            panic!("a transport error, not {e}");
+        };
+        assert_eq!(t.kind(), kind, "{e}");
+        assert!(
+            !t.request_may_have_been_sent(),
+            "counted as possibly sent: {e}"
+        );
+    }
+
+    /// Promise 1: an address is its own answer, so it needs no budget at all: with none left
+    /// it still resolves (a lookup thread would not be waited for).
+    #[test]
+    fn review32_an_address_resolves_with_a_zero_budget_as_no_thread_is_waited_for() {
+        let resolver = LookupResolver::with(no_lookup);
+        let none = Budget::Exact(Duration::ZERO);
+        for (uri, want) in [
+            ("http://127.0.0.1:9/", "127.0.0.1:9"),
+            ("https://[::1]/", "[::1]:443"),
+            ("http://[::ffff:127.0.0.1]:8/", "[::ffff:127.0.0.1]:8"),
+            ("http://127.0.0.1:0/", "127.0.0.1:0"),
+        ] {
+            let found = resolve(&resolver, uri, &config(), none);
+            assert_eq!(
+                found.expect(uri),
+                [want.parse::<SocketAddr>().expect("addr")],
+                "{uri}"
+            );
+        }
+        assert_eq!(resolver.lingering_count(), 0);
+    }
+
+    /// Promise 1: `ip_family` filters an IPv6 address out as it does an IPv4 one.
+    #[test]
+    fn review32_an_ipv6_address_under_ipv4_only_is_host_not_found() {
+        let resolver = LookupResolver::with(no_lookup);
+        let v4_only = ureq::Agent::config_builder()
+            .ip_family(ureq::config::IpFamily::Ipv4Only)
+            .build();
+        let second = Budget::Exact(Duration::from_secs(1));
+        for uri in ["http://[::1]:1/", "http://[::ffff:127.0.0.1]:1/"] {
+            let found = resolve(&resolver, uri, &v4_only, second);
+            assert!(
+                matches!(found, Err(ureq::Error::HostNotFound)),
+                "{uri}: {found:?}"
+            );
+        }
+    }
+
+    /// Behaviour change for proxies: with a proxy, `DeferredLookup` and ureq's CONNECT and
+    /// SOCKS connectors hand the *proxy's* URI to this resolver. ureq's resolver gave a SOCKS
+    /// proxy written without a port (`socks5://host`) port 1080; this one gives it 80.
+    #[test]
+    fn review32_a_socks_proxy_without_a_port_is_resolved_to_port_1080_as_ureq_did() {
+        let resolver = LookupResolver::with(no_lookup);
+        let second = Budget::Exact(Duration::from_secs(1));
+        for uri in [
+            "socks5://127.0.0.1",
+            "socks5h://127.0.0.1",
+            "socks4://127.0.0.1",
+        ] {
+            let found = resolve(&resolver, uri, &config(), second).expect(uri);
+            assert_eq!(found, ["127.0.0.1:1080".parse().expect("addr")], "{uri}");
+        }
+    }
+
+    /// Promise 6: odd hosts give an answer or an error, never a panic (stub lookups only).
+    #[test]
+    fn review32_odd_hosts_resolve_or_fail_without_a_panic() {
+        let resolver = LookupResolver::with(refused);
+        let second = Budget::Exact(Duration::from_secs(2));
+        for uri in [
+            "http://localhost./",
+            "http://127.0.0.1./",
+            "http://[fe80::1%25lo]:80/",
+            "http://[::1]:0/",
+            "http://example:65535/",
+        ] {
+            let Ok(parsed) = uri.parse::<http::Uri>() else {
+                assert!(uri.contains('%'), "{uri} does not parse");
+                continue; // the endpoint config could not hold it either
+            };
+            let outcome = std::panic::catch_unwind(|| {
+                let timeout = NextTimeout {
+                    after: second,
+                    reason: ureq::Timeout::Resolve,
+                    ..NextTimeout::default()
+                };
+                resolver
+                    .resolve(&parsed, &config(), timeout)
+                    .map(|a| a.to_vec())
+            });
+            let found = outcome.unwrap_or_else(|_| panic!("{uri} panicked"));
+            assert!(
+                !matches!(found, Err(ureq::Error::Timeout(_))),
+                "{uri}: an instant answer read as a timeout: {found:?}"
+            );
+        }
+    }
+
+    /// Promises 2 and 4: a lookup that outlives the connect budget ends the attempt when the
+    /// connect budget ends (not the attempt's 20 s, nor the lookup's 3 s), as a timeout of a
+    /// request not sent; its thread is kept, not detached.
+    #[test]
+    fn review32_a_lookup_past_the_connect_budget_is_a_timeout_not_sent() {
+        let transport = transport_with(three_seconds, Duration::from_millis(200));
+        let started = Instant::now();
+        let e = post(&transport, "http://cognito.example:1/");
+        let took = started.elapsed();
+        assert_not_sent(&e, cogref_core::TransportErrorKind::Timeout);
+        assert!(
+            took < Duration::from_millis(2500),
+            "{took:?} for a 200 ms connect budget"
+        );
+    }
+
+    /// Promise 4: when the attempt's budget is the nearer (a call near its deadline), the
+    /// lookup is bounded by it too, and its expiry is still a timeout of a request not sent.
+    #[test]
+    fn review32_a_lookup_past_a_nearer_attempt_budget_is_a_timeout_not_sent() {
+        let transport = transport_with(three_seconds, Duration::from_secs(10));
+        let request = http::Request::post("http://cognito.example:1/")
+            .body(b"{}".to_vec())
+            .expect("request");
+        let options =
+            crate::SendOptions::new(Duration::from_millis(200), Duration::from_secs(10), 1 << 20);
+        let started = Instant::now();
+        let e = transport.send(request, options).expect_err("no answer");
+        let took = started.elapsed();
+        assert_not_sent(&e, cogref_core::TransportErrorKind::Timeout);
+        assert!(
+            took < Duration::from_millis(2500),
+            "{took:?} for a 200 ms attempt"
+        );
+    }
+
+    /// Promise 3: a lookup that fails within its budget is a connect error, not sent.
+    #[test]
+    fn review32_a_failed_lookup_is_a_connect_error_not_sent() {
+        let transport = transport_with(refused, Duration::from_secs(5));
+        let e = post(&transport, "http://cognito.example:1/");
+        assert_not_sent(&e, cogref_core::TransportErrorKind::Connect);
+    }
+
+    static SLOW_LOOKUP_ENDED: AtomicBool = AtomicBool::new(false);
+
+    fn slow_then_flag(_: &str) -> Result<Vec<SocketAddr>, ureq::Error> {
+        std::thread::sleep(Duration::from_millis(500));
+        SLOW_LOOKUP_ENDED.store(true, Ordering::SeqCst);
+        Ok(vec![SocketAddr::new([127, 0, 0, 1].into(), 1)])
+    }
+
+    /// Promise 2: a lookup thread that outlived its budget is "kept and joined later, never
+    /// detached while it may be exiting". Dropping the resolver (the transport, the client)
+    /// drops the kept `JoinHandle`s, which detaches each thread, running or exiting: the race
+    /// the change removes elsewhere. Here the drop returns while the thread still runs.
+    #[test]
+    fn review32_a_resolver_dropped_with_a_lookup_running_does_not_detach_its_thread() {
+        let resolver = LookupResolver::with(slow_then_flag);
+        let budget = Budget::Exact(Duration::from_millis(20));
+        let late = resolve(&resolver, "http://cognito.example:1/", &config(), budget);
+        assert!(matches!(late, Err(ureq::Error::Timeout(_))), "{late:?}");
+        assert_eq!(resolver.lingering_count(), 1);
+        drop(resolver);
+        assert!(
+            SLOW_LOOKUP_ENDED.load(Ordering::SeqCst),
+            "the resolver was dropped while its lookup thread ran: its handle was dropped, \
+             the thread detached"
+        );
+    }
 }
