@@ -7,13 +7,14 @@
 //! a segmentation fault in `pthread_detach` (seen on this project's machine: raw ureq's bench
 //! worker, which looks up on every call, died so about once in ten runs; a Rust program with
 //! the same pattern, astral-sh/uv#21428). Here an address needs no lookup and no thread, and a
-//! lookup thread that answers in time is joined, never detached; one that does not is kept
-//! and joined at a later lookup once it has ended.
+//! lookup thread that answers in time is joined, never detached; one that does not is kept, for
+//! the whole process (a client dropped meanwhile does not detach it), and joined at a later
+//! lookup once it has ended.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs as _};
-use std::sync::Mutex;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use cogref_core::http;
@@ -26,10 +27,39 @@ use ureq::unversioned::transport::time::Duration as Budget;
 /// and only the second can follow a request that went out.
 #[derive(Debug)]
 pub(crate) struct LookupResolver {
-    /// Lookup threads that outlived their budget: joined once they have ended.
-    lingering: Mutex<Vec<JoinHandle<()>>>,
     /// The lookup itself (`getaddrinfo`, through the standard library; tests give others).
     look_up: LookUp,
+}
+
+/// Lookup threads that outlived their budget, joined once they have ended. The process's, not
+/// a resolver's: a resolver dropped with one still running would detach it.
+static LINGERING: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+fn lingering() -> MutexGuard<'static, Vec<JoinHandle<()>>> {
+    // A list of handles stays whole whatever panicked while it was held.
+    LINGERING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Joins the lookup threads that outlived their budget and have ended since.
+fn join_ended() {
+    let mut kept = lingering();
+    if kept.is_empty() {
+        return;
+    }
+    let (ended, running) = std::mem::take(&mut *kept)
+        .into_iter()
+        .partition::<Vec<_>, _>(JoinHandle::is_finished);
+    *kept = running;
+    drop(kept);
+    for thread in ended {
+        let _ = thread.join();
+    }
+}
+
+/// Whether the lookup thread `id` outlived its budget and is kept, not yet joined.
+#[cfg(test)]
+pub(crate) fn is_kept(id: std::thread::ThreadId) -> bool {
+    lingering().iter().any(|t| t.thread().id() == id)
 }
 
 type LookUp = fn(&str) -> Result<Vec<SocketAddr>, ureq::Error>;
@@ -42,10 +72,7 @@ impl Default for LookupResolver {
 
 impl LookupResolver {
     fn with(look_up: LookUp) -> Self {
-        Self {
-            lingering: Mutex::default(),
-            look_up,
-        }
+        Self { look_up }
     }
 
     /// `host:port` looked up within `budget`.
@@ -60,46 +87,36 @@ impl LookupResolver {
             .spawn(move || {
                 let _ = tx.send(look_up(&host_port));
             })
-            .map_err(ureq::Error::Io)?;
+            // Nothing was sent: as a failed lookup.
+            .map_err(|e| ureq::Error::Other(Box::new(NameLookupFailed(e))))?;
         match rx.recv_timeout(budget) {
             Ok(found) => {
                 // It has sent its answer and is ending: joined, not detached (see the module).
                 let _ = thread.join();
                 found
             }
-            Err(_) => {
-                self.lingering().push(thread);
+            Err(RecvTimeoutError::Disconnected) => {
+                // It ended without an answer (it panicked): ended, so joined at once.
+                let _ = thread.join();
+                let ended = io::Error::other("the lookup ended without an answer");
+                Err(ureq::Error::Other(Box::new(NameLookupFailed(ended))))
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                lingering().push(thread);
                 Err(ureq::Error::Timeout(ureq::Timeout::Resolve))
             }
         }
     }
+}
 
-    fn join_ended(&self) {
-        let mut lingering = self.lingering();
-        if lingering.is_empty() {
-            return;
-        }
-        let (ended, running) = std::mem::take(&mut *lingering)
-            .into_iter()
-            .partition::<Vec<_>, _>(JoinHandle::is_finished);
-        *lingering = running;
-        drop(lingering);
-        for thread in ended {
-            let _ = thread.join();
-        }
-    }
-
-    fn lingering(&self) -> std::sync::MutexGuard<'_, Vec<JoinHandle<()>>> {
-        // A list of handles stays whole whatever panicked while it was held.
-        self.lingering
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// How many lookup threads outlived their budget and have not been joined yet.
-    #[cfg(test)]
-    pub(crate) fn lingering_count(&self) -> usize {
-        self.lingering().len()
+/// The port a URI of `scheme` means when it names none, as ureq reads it (proxies included:
+/// ureq hands a proxy's URI to the agent's resolver); `None` for a scheme ureq does not know.
+fn default_port(scheme: &http::uri::Scheme) -> Option<u16> {
+    match scheme.as_str().to_ascii_lowercase().as_str() {
+        "http" => Some(80),
+        "https" => Some(443),
+        "socks" | "socks4" | "socks4a" | "socks5" | "socks5h" => Some(1080),
+        _ => None,
     }
 }
 
@@ -117,16 +134,13 @@ impl Resolver for LookupResolver {
         config: &ureq::config::Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        self.join_ended();
+        join_ended();
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(ureq::Error::BadUri(uri.to_string()));
         };
-        let default_port = if *scheme == http::uri::Scheme::HTTPS {
-            443
-        } else {
-            80
+        let Some(port) = authority.port_u16().or_else(|| default_port(scheme)) else {
+            return Err(ureq::Error::BadUri(uri.to_string()));
         };
-        let port = authority.port_u16().unwrap_or(default_port);
         let host = authority.host();
         // `[::1]` as the URI writes it.
         let literal = host.trim_start_matches('[').trim_end_matches(']');
@@ -194,13 +208,25 @@ mod tests {
         panic!("{host_port} was looked up")
     }
 
+    /// The thread of the last lookup [`slow_localhost`] made.
+    static SLOW: Mutex<Option<std::thread::ThreadId>> = Mutex::new(None);
+
     fn slow_localhost(host_port: &str) -> Result<Vec<SocketAddr>, ureq::Error> {
+        *SLOW.lock().expect("not poisoned") = Some(std::thread::current().id());
         std::thread::sleep(Duration::from_millis(300));
         let port = host_port.rsplit(':').next().and_then(|p| p.parse().ok());
         Ok(vec![SocketAddr::new(
             [127, 0, 0, 1].into(),
             port.unwrap_or(0),
         )])
+    }
+
+    /// The thread of the last lookup [`localhost_recorded`] made.
+    static RECORDED: Mutex<Option<std::thread::ThreadId>> = Mutex::new(None);
+
+    fn localhost_recorded(host_port: &str) -> Result<Vec<SocketAddr>, ureq::Error> {
+        *RECORDED.lock().expect("not poisoned") = Some(std::thread::current().id());
+        lookup(host_port)
     }
 
     #[test]
@@ -226,7 +252,7 @@ mod tests {
 
     #[test]
     fn a_name_is_looked_up_and_its_thread_joined_not_detached() {
-        let resolver = LookupResolver::default();
+        let resolver = LookupResolver::with(localhost_recorded);
         let found = resolve(
             &resolver,
             "http://localhost:8080/",
@@ -240,26 +266,56 @@ mod tests {
                 .all(|a| a.port() == 8080 && a.ip().is_loopback()),
             "{found:?}"
         );
-        assert_eq!(resolver.lingering_count(), 0);
+        let thread = RECORDED.lock().expect("not poisoned").expect("looked up");
+        assert_ne!(
+            thread,
+            std::thread::current().id(),
+            "on a thread of its own"
+        );
+        assert!(!is_kept(thread), "answered in time: joined, not kept");
     }
 
     #[test]
-    fn a_lookup_past_its_budget_times_out_and_its_thread_is_joined_once_it_ends() {
-        let resolver = LookupResolver::with(slow_localhost);
+    fn a_lookup_past_its_budget_times_out_and_its_thread_is_kept_even_past_its_resolver() {
         let budget = Budget::Exact(Duration::from_millis(50));
-        let late = resolve(&resolver, "http://cognito.example:1/", &config(), budget);
+        // Its resolver (its client) is gone once the lookup has timed out.
+        let late = {
+            let resolver = LookupResolver::with(slow_localhost);
+            resolve(&resolver, "http://cognito.example:1/", &config(), budget)
+        };
         assert!(
             matches!(late, Err(ureq::Error::Timeout(ureq::Timeout::Resolve))),
             "{late:?}"
         );
-        assert_eq!(resolver.lingering_count(), 1, "kept, not detached");
-        // The next lookup joins it once it has ended.
+        let thread = SLOW.lock().expect("not poisoned").expect("looked up");
+        assert!(is_kept(thread), "kept, not detached with its resolver");
+        // A later lookup, by any resolver, joins it once it has ended.
+        let other = LookupResolver::with(no_lookup);
         let started = Instant::now();
-        while resolver.lingering_count() > 0 {
+        while is_kept(thread) {
             assert!(started.elapsed() < Duration::from_secs(30), "never joined");
             std::thread::sleep(Duration::from_millis(20));
-            let _ = resolve(&resolver, "http://127.0.0.1:1/", &config(), budget);
+            let _ = resolve(&other, "http://127.0.0.1:1/", &config(), budget);
         }
+    }
+
+    #[test]
+    fn a_lookup_that_ends_without_an_answer_is_a_failed_lookup_not_a_timeout() {
+        fn gives_up(host_port: &str) -> Result<Vec<SocketAddr>, ureq::Error> {
+            panic!("no answer for {host_port} (this panic is the test's)")
+        }
+        let resolver = LookupResolver::with(gives_up);
+        let budget = Budget::Exact(Duration::from_secs(30));
+        let started = Instant::now();
+        let failed = resolve(&resolver, "http://cognito.example:1/", &config(), budget);
+        match failed {
+            Err(ureq::Error::Other(e)) => assert!(e.is::<NameLookupFailed>(), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "waited out its budget"
+        );
     }
 
     #[test]
@@ -289,7 +345,6 @@ mod tests {
     // given to getaddrinfo, and no traffic leaves loopback.
 
     use crate::{BlockingTransport as _, DeferredLookup, LookupOnConnect, UreqTransport};
-    use std::sync::atomic::{AtomicBool, Ordering};
 
     /// A lookup that fails at once, as getaddrinfo does for a name it refuses.
     fn refused(_: &str) -> Result<Vec<SocketAddr>, ureq::Error> {
@@ -366,7 +421,6 @@ mod tests {
                 "{uri}"
             );
         }
-        assert_eq!(resolver.lingering_count(), 0);
     }
 
     /// Promise 1: `ip_family` filters an IPv6 address out as it does an IPv4 one.
@@ -479,32 +533,5 @@ mod tests {
         let transport = transport_with(refused, Duration::from_secs(5));
         let e = post(&transport, "http://cognito.example:1/");
         assert_not_sent(&e, cogref_core::TransportErrorKind::Connect);
-    }
-
-    static SLOW_LOOKUP_ENDED: AtomicBool = AtomicBool::new(false);
-
-    fn slow_then_flag(_: &str) -> Result<Vec<SocketAddr>, ureq::Error> {
-        std::thread::sleep(Duration::from_millis(500));
-        SLOW_LOOKUP_ENDED.store(true, Ordering::SeqCst);
-        Ok(vec![SocketAddr::new([127, 0, 0, 1].into(), 1)])
-    }
-
-    /// Promise 2: a lookup thread that outlived its budget is "kept and joined later, never
-    /// detached while it may be exiting". Dropping the resolver (the transport, the client)
-    /// drops the kept `JoinHandle`s, which detaches each thread, running or exiting: the race
-    /// the change removes elsewhere. Here the drop returns while the thread still runs.
-    #[test]
-    fn review32_a_resolver_dropped_with_a_lookup_running_does_not_detach_its_thread() {
-        let resolver = LookupResolver::with(slow_then_flag);
-        let budget = Budget::Exact(Duration::from_millis(20));
-        let late = resolve(&resolver, "http://cognito.example:1/", &config(), budget);
-        assert!(matches!(late, Err(ureq::Error::Timeout(_))), "{late:?}");
-        assert_eq!(resolver.lingering_count(), 1);
-        drop(resolver);
-        assert!(
-            SLOW_LOOKUP_ENDED.load(Ordering::SeqCst),
-            "the resolver was dropped while its lookup thread ran: its handle was dropped, \
-             the thread detached"
-        );
     }
 }
