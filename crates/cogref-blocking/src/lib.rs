@@ -31,8 +31,10 @@
 //!
 //! The agent never follows redirects, reads at most [`ResponseLimits::max_body_bytes`] of a
 //! body, applies the connect, attempt and total timeouts of [`Timeouts`], and keeps connections
-//! alive between calls; it looks the endpoint's host up only when it opens a connection (ureq
-//! on its own resolves on every call, on a new thread when a timeout is set), and writes a
+//! alive between calls; it looks the endpoint's host up only when it opens a connection, and
+//! never an address (ureq on its own resolves on every call, on a new thread when a timeout is
+//! set, which it detaches: a race with the thread's exit that can crash the process in glibc's
+//! `pthread_detach`; the lookup threads here are joined), and writes a
 //! request's head and body at once (ureq on its own writes them apart). As ureq does, it
 //! takes a proxy from `ALL_PROXY`, `HTTPS_PROXY` or `HTTP_PROXY` (and `NO_PROXY`) in the
 //! environment. Every call and attempt is a `tracing` span; no secret is ever logged:
