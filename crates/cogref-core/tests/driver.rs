@@ -9,10 +9,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use cogref_core::driver::{HttpRequest, HttpResponse, ManualEnvironment, transport_fn};
 use cogref_core::{
-    CallConfig, Client, EndpointConfig, Error, RefreshInput, SendOptions, TransportError,
-    TransportErrorKind,
+    CallConfig, Client, EndpointConfig, Error, SendOptions, TransportError, TransportErrorKind,
 };
-use common::block_on;
+use common::{block_on, input};
 
 /// A clock that only moves when the transport "sleeps".
 type SimClock = ManualEnvironment;
@@ -32,14 +31,6 @@ fn response(status: u16, body: &str) -> Result<HttpResponse, Error> {
         .header("x-amzn-requestid", "req")
         .body(body.as_bytes().to_vec())
         .expect("valid response"))
-}
-
-fn input() -> RefreshInput {
-    RefreshInput::builder()
-        .refresh_token("canary.refresh.token")
-        .client_id("client")
-        .build()
-        .expect("valid")
 }
 
 const OK: &str = r#"{"AuthenticationResult":{"AccessToken":"a.b.c","ExpiresIn":3600}}"#;

@@ -7,6 +7,8 @@
 //! clock carried on by the monotonic one was hours old after a suspend (the driver reads the
 //! wall clock itself again, and `StdEnvironment` now holds the monotonic reading instead).
 
+mod common;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -18,9 +20,10 @@ use cogref_core::driver::{
 use cogref_core::protocol::sent::{ECHO_PIECE, MIN_WHOLE_ECHO, Sent};
 use cogref_core::secrecy::SecretString;
 use cogref_core::{
-    CallConfig, Client, EndpointConfig, Error, RefreshInput, RetryConfig, SendOptions, Timeouts,
-    TransportError, TransportErrorKind,
+    CallConfig, Client, EndpointConfig, Error, RetryConfig, SendOptions, Timeouts, TransportError,
+    TransportErrorKind,
 };
+use common::input;
 use proptest::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -170,14 +173,6 @@ proptest! {
 // ---------------------------------------------------------------------------------------------
 // Driver: deadlines, backoff and the wall clock of receipt across retries
 // ---------------------------------------------------------------------------------------------
-
-fn input() -> RefreshInput {
-    RefreshInput::builder()
-        .refresh_token("canary.refresh.token")
-        .client_id("client")
-        .build()
-        .expect("valid")
-}
 
 const OK: &str = r#"{"AuthenticationResult":{"AccessToken":"a.b.c","ExpiresIn":3600}}"#;
 

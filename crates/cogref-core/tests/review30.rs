@@ -13,10 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 use cogref_core::driver::{HttpRequest, HttpResponse, ManualEnvironment, transport_fn};
 use cogref_core::retry::{RetryConfig, RetryPolicy};
 use cogref_core::{
-    CallConfig, Client, EndpointConfig, Error, RefreshInput, SendOptions, Timeouts, TransportError,
+    CallConfig, Client, EndpointConfig, Error, SendOptions, Timeouts, TransportError,
     TransportErrorKind,
 };
-use common::block_on;
+use common::{block_on, input};
 
 const OK: &str = r#"{"AuthenticationResult":{"AccessToken":"a.b.c","ExpiresIn":3600}}"#;
 
@@ -68,14 +68,6 @@ fn clock() -> ManualEnvironment {
         Instant::now(),
         SystemTime::UNIX_EPOCH + Duration::from_secs(1_750_000_000),
     )
-}
-
-fn input() -> RefreshInput {
-    RefreshInput::builder()
-        .refresh_token("canary.refresh.token")
-        .client_id("client")
-        .build()
-        .expect("valid")
 }
 
 fn endpoint() -> cogref_core::Endpoint {

@@ -224,3 +224,13 @@ pub fn snapshot_attempt(n: u32) -> cogref_core::AttemptInfo {
         max_attempts: 3,
     }
 }
+
+/// The smallest valid input: a short token and client id, for driver tests that look at
+/// attempts, clocks and outcomes rather than at the body.
+pub fn input() -> cogref_core::RefreshInput {
+    cogref_core::RefreshInput::builder()
+        .refresh_token("canary.refresh.token")
+        .client_id("client")
+        .build()
+        .expect("valid")
+}
