@@ -371,7 +371,7 @@ mod tests {
 /// Review 29: the held transmission under every sequence of transmissions and waits ureq
 /// could make, at every output buffer size, with writes that fail.
 #[cfg(test)]
-mod review29 {
+mod every_sequence_of_writes {
     use super::fixture::{Op, fixture, timeout};
     use super::*;
 

@@ -405,7 +405,7 @@ mod tests {
     /// Promise 1: an address is its own answer, so it needs no budget at all: with none left
     /// it still resolves (a lookup thread would not be waited for).
     #[test]
-    fn review32_an_address_resolves_with_a_zero_budget_as_no_thread_is_waited_for() {
+    fn an_address_resolves_with_a_zero_budget_as_no_thread_is_waited_for() {
         let resolver = LookupResolver::with(no_lookup);
         let none = Budget::Exact(Duration::ZERO);
         for (uri, want) in [
@@ -425,7 +425,7 @@ mod tests {
 
     /// Promise 1: `ip_family` filters an IPv6 address out as it does an IPv4 one.
     #[test]
-    fn review32_an_ipv6_address_under_ipv4_only_is_host_not_found() {
+    fn an_ipv6_address_under_ipv4_only_is_host_not_found() {
         let resolver = LookupResolver::with(no_lookup);
         let v4_only = ureq::Agent::config_builder()
             .ip_family(ureq::config::IpFamily::Ipv4Only)
@@ -444,7 +444,7 @@ mod tests {
     /// SOCKS connectors hand the *proxy's* URI to this resolver. ureq's resolver gave a SOCKS
     /// proxy written without a port (`socks5://host`) port 1080; this one gives it 80.
     #[test]
-    fn review32_a_socks_proxy_without_a_port_is_resolved_to_port_1080_as_ureq_did() {
+    fn a_socks_proxy_without_a_port_is_resolved_to_port_1080_as_ureq_did() {
         let resolver = LookupResolver::with(no_lookup);
         let second = Budget::Exact(Duration::from_secs(1));
         for uri in [
@@ -459,7 +459,7 @@ mod tests {
 
     /// Promise 6: odd hosts give an answer or an error, never a panic (stub lookups only).
     #[test]
-    fn review32_odd_hosts_resolve_or_fail_without_a_panic() {
+    fn odd_hosts_resolve_or_fail_without_a_panic() {
         let resolver = LookupResolver::with(refused);
         let second = Budget::Exact(Duration::from_secs(2));
         for uri in [
@@ -495,7 +495,7 @@ mod tests {
     /// connect budget ends (not the attempt's 20 s, nor the lookup's 3 s), as a timeout of a
     /// request not sent; its thread is kept, not detached.
     #[test]
-    fn review32_a_lookup_past_the_connect_budget_is_a_timeout_not_sent() {
+    fn a_lookup_past_the_connect_budget_is_a_timeout_not_sent() {
         let transport = transport_with(three_seconds, Duration::from_millis(200));
         let started = Instant::now();
         let e = post(&transport, "http://cognito.example:1/");
@@ -510,7 +510,7 @@ mod tests {
     /// Promise 4: when the attempt's budget is the nearer (a call near its deadline), the
     /// lookup is bounded by it too, and its expiry is still a timeout of a request not sent.
     #[test]
-    fn review32_a_lookup_past_a_nearer_attempt_budget_is_a_timeout_not_sent() {
+    fn a_lookup_past_a_nearer_attempt_budget_is_a_timeout_not_sent() {
         let transport = transport_with(three_seconds, Duration::from_secs(10));
         let request = http::Request::post("http://cognito.example:1/")
             .body(b"{}".to_vec())
@@ -529,7 +529,7 @@ mod tests {
 
     /// Promise 3: a lookup that fails within its budget is a connect error, not sent.
     #[test]
-    fn review32_a_failed_lookup_is_a_connect_error_not_sent() {
+    fn a_failed_lookup_is_a_connect_error_not_sent() {
         let transport = transport_with(refused, Duration::from_secs(5));
         let e = post(&transport, "http://cognito.example:1/");
         assert_not_sent(&e, cogref_core::TransportErrorKind::Connect);

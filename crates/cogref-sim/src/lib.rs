@@ -203,8 +203,8 @@ pub mod shared;
 pub mod world;
 
 #[cfg(test)]
-mod review17;
+mod coarse_clocks;
 #[cfg(test)]
-mod review17b;
+mod due_by_basis;
 #[cfg(test)]
-mod review18b;
+mod due_by_basis_after_a_conflict;

@@ -604,7 +604,7 @@ mod tests {
 /// Review 15b: the quick paths of [`redact_sent`] and [`network_text`] (61383cc) against the
 /// full paths as they were, on adversarial text.
 #[cfg(test)]
-mod review15b {
+mod quick_paths_as_the_full_paths {
     use super::*;
     use proptest::prelude::*;
     use secrecy::SecretString;

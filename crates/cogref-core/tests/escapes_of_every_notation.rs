@@ -1,6 +1,6 @@
 //! Hostile review of commit 2041672: the last screen reads escapes in every notation a reader
 //! reads (JSON, Rust, C/Python, HTML, percent-encoding) up to three levels. The async driver's
-//! spans (the commit before) are in `review28_spans.rs`, a binary of its own.
+//! spans (the commit before) are in `async_driver_spans_where_work_happens.rs`, a binary of its own.
 
 mod common;
 

@@ -2,7 +2,7 @@
 //! work happens instead of around the whole loop. In a test binary of its own, as
 //! `driver_spans.rs`: tracing caches each callsite's interest process-wide, and a callsite first
 //! reached by a test on another thread while a scoped subscriber is being set up can keep the
-//! interest "never" (the escape tests of `review28.rs` run refreshes with no subscriber).
+//! interest "never" (the escape tests of `escapes_of_every_notation.rs` run refreshes with no subscriber).
 
 use std::collections::HashMap;
 use std::future::Future;

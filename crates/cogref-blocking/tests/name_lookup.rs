@@ -1,6 +1,6 @@
 //! Review of d95a7d7 (cogref-blocking's own name lookup, `src/lookup.rs`): whole calls through
 //! `cogref_blocking::client` to loopback servers named by address and by `localhost`. The
-//! resolver's own rules are unit tests in `src/lookup.rs` (`review32_*`). Only loopback
+//! resolver's own rules are unit tests in `src/lookup.rs`. Only loopback
 //! traffic; the only name looked up is `localhost`.
 
 use std::io::{BufRead, BufReader, Read, Write};
