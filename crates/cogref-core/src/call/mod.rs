@@ -416,12 +416,7 @@ impl<'a, O: Operation> Call<'a, O> {
                     max_attempts: self.config.retry.attempts(),
                 };
                 Step::Send(Attempt {
-                    request: crate::protocol::request::build_for_target(
-                        self.endpoint,
-                        const { http::HeaderValue::from_static(O::TARGET) },
-                        O::body(self.input),
-                        &info,
-                    ),
+                    request: crate::ops::build_request::<O>(self.endpoint, self.input, &info),
                     number: self.attempts,
                     options: SendOptions {
                         timeout: self.config.timeouts.attempt.min(remaining),

@@ -19,7 +19,8 @@ pub mod revoke;
 pub mod shapes;
 
 use crate::error::{Error, ServiceErrorKind};
-use crate::protocol::request::InvocationId;
+use crate::protocol::endpoint::Endpoint;
+use crate::protocol::request::{AttemptInfo, InvocationId, OutgoingRequest, build_for_target};
 use crate::protocol::response::Success;
 use crate::protocol::sent::Sent;
 
@@ -60,4 +61,17 @@ pub trait Operation {
     /// The span one call of the operation runs in (`cogref.refresh`, …), with the fields
     /// `client_id`, `invocation_id`, and `attempts` and `outcome` left empty for the driver.
     fn span(input: &Self::Input, invocation_id: InvocationId) -> tracing::Span;
+}
+
+/// The request of one attempt of `O`: the protocol's request ([`build_for_target`]) with the
+/// operation's target and body. Every way of building a request goes through here
+/// (`Call::poll` and each operation's `build_request`), so all send the same bytes.
+pub(crate) fn build_request<O: Operation>(
+    endpoint: &Endpoint,
+    input: &O::Input,
+    attempt: &AttemptInfo,
+) -> OutgoingRequest {
+    // Made at compile time: `from_static` outside a constant checks its text on every call.
+    let target = const { http::HeaderValue::from_static(O::TARGET) };
+    build_for_target(endpoint, target, O::body(input), attempt)
 }

@@ -114,12 +114,7 @@ pub fn build_request(
     input: &RefreshInput,
     attempt: &AttemptInfo,
 ) -> OutgoingRequest {
-    crate::protocol::request::build_for_target(
-        endpoint,
-        const { http::HeaderValue::from_static(TARGET) },
-        body::body_bytes(input),
-        attempt,
-    )
+    super::build_request::<GetTokensFromRefreshToken>(endpoint, input, attempt)
 }
 
 /// Parses a complete response.

@@ -109,12 +109,7 @@ pub fn build_request(
     input: &RevokeInput,
     attempt: &AttemptInfo,
 ) -> OutgoingRequest {
-    crate::protocol::request::build_for_target(
-        endpoint,
-        const { http::HeaderValue::from_static(TARGET) },
-        body::body_bytes(input),
-        attempt,
-    )
+    super::build_request::<RevokeToken>(endpoint, input, attempt)
 }
 
 /// Parses a complete response to `RevokeToken`.
