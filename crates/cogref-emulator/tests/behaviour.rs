@@ -10,6 +10,10 @@ use cogref_core::{
 };
 use cogref_emulator::{AppClient, Emulator, EmulatorConfig, Fault};
 
+mod common;
+
+use common::claims;
+
 const POOL: &str = "eu-west-1_testPool";
 
 async fn emulator() -> Emulator {
@@ -53,11 +57,6 @@ async fn refresh(e: &Emulator, client_id: &str, token: &str) -> Result<RefreshOu
 
 fn kind(r: Result<RefreshOutput, Error>) -> Option<ServiceErrorKind> {
     r.err().and_then(|e| e.as_service().map(|s| s.kind))
-}
-
-fn claims(token: &str) -> serde_json::Value {
-    let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("json")
 }
 
 #[tokio::test]

@@ -7,36 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cogref_emulator::{Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 
-const T: &str = "AWSCognitoIdentityProviderService.";
-const PASSWORD: &str = "Passw0rd!x";
+mod common;
 
-struct Answer {
-    status: u16,
-    errortype: Option<String>,
-    body: Value,
-}
-
-async fn call(e: &Emulator, operation: &str, body: Value) -> Answer {
-    let r = reqwest::Client::new()
-        .post(e.endpoint_url())
-        .header("x-amz-target", format!("{T}{operation}"))
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("response");
-    let status = r.status().as_u16();
-    let errortype = r
-        .headers()
-        .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Answer {
-        status,
-        errortype,
-        body: r.json().await.unwrap_or_default(),
-    }
-}
+use common::{Answer, PASSWORD, call};
 
 /// A pool made by `CreateUserPool` with `device_configuration`, a password client, and users.
 async fn pool(e: &Emulator, device_configuration: Value, users: &[&str]) -> (String, String) {

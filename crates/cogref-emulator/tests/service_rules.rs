@@ -8,10 +8,11 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use cogref_emulator::{AppClient, Emulator, EmulatorConfig, Fault, Seeded};
 use serde_json::{Value, json};
 
-const POOL: &str = "eu-west-1_review";
-const T: &str = "AWSCognitoIdentityProviderService.";
-const PASSWORD: &str = "Passw0rd!x";
+mod common;
 
+use common::{PASSWORD, T, admin, call, claims};
+
+const POOL: &str = "eu-west-1_review";
 async fn emulator() -> Emulator {
     let e = Emulator::start(EmulatorConfig::default())
         .await
@@ -20,49 +21,6 @@ async fn emulator() -> Emulator {
     e.create_user_with_password(POOL, "alice", PASSWORD)
         .expect("user");
     e
-}
-
-struct Answer {
-    status: u16,
-    errortype: Option<String>,
-    body: Value,
-}
-
-async fn call(e: &Emulator, operation: &str, body: Value) -> Answer {
-    let r = reqwest::Client::new()
-        .post(e.endpoint_url())
-        .header("x-amz-target", format!("{T}{operation}"))
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("response");
-    let status = r.status().as_u16();
-    let errortype = r
-        .headers()
-        .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Answer {
-        status,
-        errortype,
-        body: r.json().await.unwrap_or_default(),
-    }
-}
-
-async fn admin(e: &Emulator, path: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/_emulator/{path}", e.endpoint_url()))
-        .json(&body)
-        .send()
-        .await
-        .expect("admin");
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
-}
-
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64")).expect("json")
 }
 
 async fn password_sign_in(e: &Emulator, client: &str, username: &str) -> Value {

@@ -7,44 +7,17 @@ use std::time::Duration;
 use cogref_emulator::{AppClient, Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 
-const POOL: &str = "eu-west-1_setup";
-const T: &str = "AWSCognitoIdentityProviderService.";
-const PASSWORD: &str = "Passw0rd!x";
+mod common;
 
+use common::{PASSWORD, call};
+
+const POOL: &str = "eu-west-1_setup";
 async fn emulator() -> Emulator {
     let e = Emulator::start(EmulatorConfig::default())
         .await
         .expect("start");
     e.create_pool(POOL);
     e
-}
-
-struct Answer {
-    status: u16,
-    errortype: Option<String>,
-    body: Value,
-}
-
-async fn call(e: &Emulator, operation: &str, body: Value) -> Answer {
-    let r = reqwest::Client::new()
-        .post(e.endpoint_url())
-        .header("x-amz-target", format!("{T}{operation}"))
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("response");
-    let status = r.status().as_u16();
-    let errortype = r
-        .headers()
-        .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    Answer {
-        status,
-        errortype,
-        body: r.json().await.unwrap_or_default(),
-    }
 }
 
 fn password_sign_in(client: &str, user: &str, password: &str) -> Value {

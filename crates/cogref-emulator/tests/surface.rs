@@ -4,13 +4,14 @@
 use std::time::Duration;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cogref_emulator::{AppClient, Emulator, EmulatorConfig};
 use serde_json::{Value, json};
 
-const POOL: &str = "eu-west-1_surface";
-const T: &str = "AWSCognitoIdentityProviderService.";
+mod common;
 
+use common::{admin, call, claims};
+
+const POOL: &str = "eu-west-1_surface";
 async fn emulator() -> Emulator {
     let e = Emulator::start(EmulatorConfig::default())
         .await
@@ -19,47 +20,6 @@ async fn emulator() -> Emulator {
     e.create_user_with_password(POOL, "alice", "Passw0rd!x")
         .expect("user");
     e
-}
-
-struct Answer {
-    status: u16,
-    errortype: Option<String>,
-    headers: reqwest::header::HeaderMap,
-    body: Value,
-}
-
-async fn call(e: &Emulator, operation: &str, body: Value) -> Answer {
-    let r = reqwest::Client::new()
-        .post(e.endpoint_url())
-        .header("x-amz-target", format!("{T}{operation}"))
-        .header("content-type", "application/x-amz-json-1.1")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("response");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let errortype = headers
-        .get("x-amzn-errortype")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let body = r.json().await.unwrap_or_default();
-    Answer {
-        status,
-        errortype,
-        headers,
-        body,
-    }
-}
-
-async fn admin(e: &Emulator, path: &str, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/_emulator/{path}", e.endpoint_url()))
-        .json(&body)
-        .send()
-        .await
-        .expect("admin");
-    (r.status().as_u16(), r.json().await.unwrap_or_default())
 }
 
 fn refresh_body(client: &str, token: &str) -> Value {
@@ -261,11 +221,6 @@ async fn counters_and_devices_are_reachable_over_http() {
     assert_eq!(counters["requests_served"], 2);
     assert_eq!(counters["refreshes_granted"], 1);
     assert_eq!(counters["refusals"]["RefreshTokenReuseException"], 1);
-}
-
-fn claims(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("payload");
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("b64")).expect("json")
 }
 
 fn wall_now() -> i64 {
