@@ -7,6 +7,10 @@ use std::process::{Command, Output, Stdio};
 
 use cogref_emulator::{AppClient, Emulator, EmulatorConfig, Fault};
 
+mod common;
+
+use common::{JSON_1_1, canned_server, jwt, run_cogref, temp_dir};
+
 const POOL: &str = "eu-west-1_cliTest";
 
 struct Fixture {
@@ -44,29 +48,8 @@ async fn cogref(args: &[&str], stdin: &str) -> Output {
     let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     let stdin = stdin.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cogref"))
-            .args(&args)
-            .env_remove("AWS_REGION")
-            .env_remove("AWS_DEFAULT_REGION")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
-            .env_remove("COGNITO_CLIENT_ID")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn cogref");
-        // A run refused before it reads stdin (a configuration error) may have exited already.
-        match child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin.as_bytes())
-        {
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-            written => written.expect("write stdin"),
-        }
-        child.wait_with_output().expect("cogref exits")
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cogref(&args, &stdin)
     })
     .await
     .expect("join")
@@ -397,56 +380,13 @@ async fn the_emulator_subcommand_prints_what_to_use_and_serves_it() {
     );
 }
 
-/// A server on 127.0.0.1 that answers every request with `status` and `body`, as a hostile or
-/// broken endpoint would. Returns its URL.
-fn canned_server(status: u16, body: String) -> String {
-    use std::io::{BufRead, BufReader, Read};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let mut reader = BufReader::new(stream);
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut request = vec![0u8; length];
-            let _ = reader.read_exact(&mut request);
-            let mut stream = reader.into_inner();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    url
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cogref-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_outside_the_token_alphabet_is_never_printed_and_eval_of_env_output_runs_nothing() {
     let hostile = "x'; touch PWNED; echo '";
     let body = serde_json::json!({"AuthenticationResult": {
         "AccessToken": hostile, "IdToken": "a.b.c", "ExpiresIn": 3600, "TokenType": "Bearer"}})
     .to_string();
-    let url = canned_server(200, body);
+    let url = canned_server(200, JSON_1_1, body);
     let dir = temp_dir("hostile");
     for output in ["env", "json", "token"] {
         let out = cogref(
@@ -910,18 +850,6 @@ async fn a_lost_response_says_the_refresh_may_already_have_been_applied_and_what
     assert!(!err.contains("a passing failure"), "{err}");
 }
 
-/// An unsigned JWT with these claims.
-fn jwt(claims: &serde_json::Value) -> String {
-    use base64::Engine;
-    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-    format!(
-        "{}.{}.{}",
-        b64(br#"{"alg":"RS256"}"#),
-        b64(claims.to_string().as_bytes()),
-        b64(b"signature")
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspect_survives_absurd_times_and_escapes_control_characters() {
     for (iat, exp) in [
@@ -1290,6 +1218,7 @@ async fn revoke_exit_codes_tell_input_configuration_and_retryable_apart() {
     // Throttled on every attempt: retryable, nothing revoked.
     let throttled = canned_server(
         400,
+        JSON_1_1,
         r#"{"__type":"TooManyRequestsException","message":"slow down"}"#.to_owned(),
     );
     let out = cogref(

@@ -1,79 +1,15 @@
 //! Review of issue 12 (the `cogref` CLI): the binary as a user runs it against a hostile or
 //! broken server on 127.0.0.1. Each test names the rule it checks.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use common::{canned_server as server, jwt, run_cogref as cogref, text};
 
 /// The refresh token the user pipes in.
 const SENT: &str = "eyJjdHkiOiJKV1QifQ.U2VudFJlZnJlc2g.c2VudA";
 /// The rotated refresh token a response carries: the only way on once it arrived.
 const ROTATED: &str = "eyJjdHkiOiJKV1QifQ.Um90YXRlZENhbmFyeVJldmlldw.cm90YXRlZA";
 const NEW_DEVICE: &str = "eu-west-1_0a1b2c3d-4e5f-6789-abcd-ef0123456789";
-
-/// A server on 127.0.0.1 that answers every request with `status`, `content_type` and `body`
-/// (connection closed after each). Returns its URL.
-fn server(status: u16, content_type: &'static str, body: String) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let mut reader = BufReader::new(stream);
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut request = vec![0u8; length];
-            let _ = reader.read_exact(&mut request);
-            let mut stream = reader.into_inner();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    url
-}
-
-/// Runs `cogref ARGS` with `stdin` and a clean environment.
-fn cogref(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cogref"))
-        .args(args)
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
-        .env_remove("COGNITO_CLIENT_ID")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cogref");
-    match child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes())
-    {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        written => written.expect("write stdin"),
-    }
-    child.wait_with_output().expect("cogref exits")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
 
 /// `--output token` prints the access token alone; a refresh token rotated by this very call
 /// (and a newly registered device's key) is then in no output at all, while stderr says "the
@@ -232,18 +168,6 @@ fn usage_errors_for_a_missing_value_or_a_repeated_flag_read_as_sentences() {
         !stderr.contains("--client-id <CLIENT_ID> cannot be used with --client-id"),
         "a flag given twice is not a conflict with itself: {stderr}"
     );
-}
-
-/// An unsigned JWT with these claims.
-fn jwt(claims: &serde_json::Value) -> String {
-    use base64::Engine;
-    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-    format!(
-        "{}.{}.{}",
-        b64(br#"{"alg":"RS256"}"#),
-        b64(claims.to_string().as_bytes()),
-        b64(b"signature")
-    )
 }
 
 /// `inspect` promises that no claim can "reorder the line"; its list of bidirectional controls

@@ -5,13 +5,11 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("cogref-emu-review-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    dir
-}
+mod common;
+
+use common::{exits_within, temp_dir};
 
 fn start(token_file: &std::path::Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_cogref"))
@@ -22,19 +20,6 @@ fn start(token_file: &std::path::Path) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn")
-}
-
-fn exits_within(child: &mut Child, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    false
 }
 
 fn signal(child: &Child, name: &str) {
