@@ -13,6 +13,44 @@ use crate::exit::{Code, Failure};
 use crate::print::{NewDevice, Tokens, render};
 use crate::read;
 
+/// Stdout could not take the output. When the output was the only copy of a rotated refresh
+/// token or of a new device's key (no store keeps them), they die with this process: the
+/// failure says so, and what it means for the session.
+fn stdout_failed(e: &std::io::Error, tokens: &Tokens) -> Failure {
+    let lost = match (&tokens.rotated_unstored, &tokens.new_device_unstored) {
+        (Some(_), Some(_)) => {
+            "; the refresh token was rotated and Cognito registered a new device, and neither \
+             the new refresh token nor the device key is stored or printed: they are lost \
+             (the old refresh token stops working)"
+        }
+        (Some(_), None) => {
+            "; the refresh token was rotated and the new one is neither stored nor printed: it \
+             is lost (the old one stops working)"
+        }
+        (None, Some(_)) => {
+            "; Cognito registered a new device and its key is neither stored nor printed: it \
+             is lost"
+        }
+        (None, None) => "",
+    };
+    let hint = if tokens.rotated_unstored.is_some() {
+        Some(
+            "the session cannot continue: sign in again; give stdout room (or use --store FILE \
+             on a disk with space) before the next refresh",
+        )
+    } else if tokens.new_device_unstored.is_some() {
+        Some("sign in again to register a device whose key you can keep")
+    } else {
+        None
+    };
+    let code = if tokens.rotated_unstored.is_some() {
+        Code::SignInRequired
+    } else {
+        Code::Failure
+    };
+    Failure::new(code, format!("could not write stdout: {e}{lost}"), hint)
+}
+
 pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
     if a.refresh_token.is_some() {
         return Err(Failure::new(
@@ -82,7 +120,14 @@ pub(crate) fn run(a: RefreshArgs) -> Result<(), Failure> {
     stdout
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
-        .map_err(|e| Failure::new(Code::Failure, format!("could not write stdout: {e}"), None))?;
+        .map_err(|e| {
+            // The store's failure, if any, said the output would hold the new refresh token:
+            // it does not, so say it here (the output may hold part of it: a partial write).
+            if let Some(not_saved) = &after_printing {
+                eprintln!("cogref: {}", not_saved.message);
+            }
+            stdout_failed(&e, &tokens)
+        })?;
     if output != a.output {
         let what = match (&tokens.rotated_unstored, &tokens.new_device_unstored) {
             (Some(_), Some(_)) => {

@@ -189,7 +189,7 @@ fn a_rotated_token_the_full_disk_cannot_store_is_printed_the_run_fails_and_the_s
 /// old token no longer works). The user must at least be told that, not only that stdout
 /// could not be written.
 ///
-/// FAILS at 1c8e20f: stderr says only "cogref: could not write stdout: File too large (os
+/// Failed at 1c8e20f (fixed in the commit after it was written): stderr said only "cogref: could not write stdout: File too large (os
 /// error 27)" (exit 1). Root cause: `crates/cogref-cli/src/refresh.rs` lines 81-85 return the
 /// stdout write error with `?` before the `RotatedTokenNotSaved` failure held in `not_saved`
 /// (built at lines 286-296, which names the rotation) is reported, and the stdout error names
@@ -226,4 +226,44 @@ fn a_rotated_token_that_neither_the_store_nor_stdout_can_take_is_reported_as_los
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Without a store, stdout is the only place a rotated refresh token can go. A reader that
+/// closed the pipe before cogref printed (`cogref refresh | head -c0`, a crashed consumer)
+/// takes the token's only copy with it: the run says the token is lost, names no token, and
+/// exits 3 (sign-in required), as the session cannot continue.
+#[test]
+fn a_rotated_token_a_closed_stdout_cannot_take_is_reported_lost_with_exit_3() {
+    let url = sequence_server(vec![answer(ROTATED_UNSAVED, "eyJh.eyJp.c2ln")]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cogref"))
+        .args(["refresh", "--endpoint-url", &url, "--client-id", "c"])
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
+        .env_remove("COGNITO_CLIENT_ID")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cogref");
+    // The reader goes away before anything is printed: the token arrives only after a round
+    // trip to the server, which cogref makes after reading all of stdin.
+    drop(child.stdout.take());
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(SENT.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("cogref exits");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "stderr: {stderr}");
+    assert!(
+        stderr.contains("rotated") && stderr.contains("lost") && stderr.contains("sign in"),
+        "{stderr}"
+    );
+    for secret in [SENT, ROTATED_UNSAVED, "eyJh.eyJi.c2ln", "eyJh.eyJp.c2ln"] {
+        assert!(!stderr.contains(secret), "a token on stderr: {stderr}");
+    }
 }
