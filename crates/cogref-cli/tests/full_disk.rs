@@ -189,8 +189,8 @@ fn a_rotated_token_the_full_disk_cannot_store_is_printed_the_run_fails_and_the_s
 /// old token no longer works). The user must at least be told that, not only that stdout
 /// could not be written.
 ///
-/// Failed at 1c8e20f (fixed in the commit after it was written): stderr said only "cogref: could not write stdout: File too large (os
-/// error 27)" (exit 1). Root cause: `crates/cogref-cli/src/refresh.rs` lines 81-85 return the
+/// Failed at 1c8e20f (fixed in the commit after it was written): stderr said only "cogref:
+/// could not write stdout: File too large (os error 27)" (exit 1). Root cause: `crates/cogref-cli/src/refresh.rs` lines 81-85 return the
 /// stdout write error with `?` before the `RotatedTokenNotSaved` failure held in `not_saved`
 /// (built at lines 286-296, which names the rotation) is reported, and the stdout error names
 /// neither the rotation nor the unsaved token; the JSON puts `refresh_token` after the large
