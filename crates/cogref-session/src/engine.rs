@@ -59,6 +59,20 @@ struct State {
     seen_stamp: Option<u64>,
     /// Reading the store after its stamp moved failed: not again before then (monotonic).
     look_retry_at: Option<Instant>,
+    /// A rotated refresh token that only this process holds: its save failed (with
+    /// `behind_version` set). It is saved again, on its own, as soon as the store takes it.
+    unsaved: Option<Unsaved>,
+}
+
+/// A rotation whose save failed (see [`State::unsaved`]).
+struct Unsaved {
+    /// When the refresh that obtained it started.
+    started: Now,
+    /// The refresh token it replaced.
+    sent: SecretString,
+    /// The next save is not tried before then (monotonic): a store that keeps failing is not
+    /// asked on every call.
+    retry_at: Instant,
 }
 
 /// What a set found in the store did to the session.
@@ -80,6 +94,9 @@ pub(crate) enum Prepared {
     Refresh(Box<Planned>),
     /// A forced refresh must wait for the floor between refreshes: sleep, then prepare again.
     Wait(Duration),
+    /// A rotated refresh token whose save failed is saved again (the lock is held, no refresh
+    /// is due): save it, then hand the result to [`Engine::saved`], as after a refresh.
+    Save(Box<PendingSave>),
 }
 
 /// A refresh decided on: what to send, when, and what its result replaces.
@@ -166,7 +183,12 @@ enum Verdict {
     Look(u64),
     SignedOut,
     Serve,
-    Refresh { usable: bool },
+    /// The token is good, and a rotated refresh token this process alone holds is due to be
+    /// saved again: served by the refresh machinery, which saves instead of refreshing.
+    Resave,
+    Refresh {
+        usable: bool,
+    },
     Fail(Decision),
 }
 
@@ -221,6 +243,9 @@ pub(crate) struct PendingSave {
     started: Now,
     /// The refresh token the refresh sent (dead once it rotated).
     sent: SecretString,
+    /// A save tried again after it failed (its refresh's caller was told then): a new failure
+    /// is not reported to this caller again, who gets the still-valid token.
+    resave: bool,
 }
 
 impl PendingSave {
@@ -335,6 +360,7 @@ impl<T, E: Environment> Engine<T, E> {
                 started_over,
                 seen_stamp: options.stamp,
                 look_retry_at: None,
+                unsaved: None,
             }),
             client,
             template,
@@ -448,13 +474,18 @@ impl<T, E: Environment> Engine<T, E> {
     /// is read first.
     pub(crate) fn quick(&self, now: Now, stamp: Option<u64>) -> Quick {
         let (quick, notice) = {
-            let state = self.state();
+            let mut state = self.state();
             let verdict = self.verdict_in(&state, now, stamp);
+            if let (Verdict::Resave, Some(unsaved)) = (verdict, &mut state.unsaved) {
+                // Tried once per interval, whatever becomes of this try (the lock may be held).
+                unsaved.retry_at = now.after(STORE_RETRY).mono;
+            }
             let session = &state.session;
             let quick = match verdict {
                 Verdict::Look(stamp) => Quick::Look(stamp),
                 Verdict::SignedOut => Quick::Fail(SessionError::SignedOut),
                 Verdict::Serve => Quick::Serve(current_token(session)),
+                Verdict::Resave => Quick::Refresh { usable: true },
                 Verdict::Refresh { usable } => Quick::Refresh { usable },
                 Verdict::Fail(decision) => Quick::Fail(error_of(session, decision)),
             };
@@ -503,6 +534,15 @@ impl<T, E: Environment> Engine<T, E> {
             return Verdict::SignedOut;
         }
         match state.session.decide(now) {
+            Decision::Serve
+                if state.behind_version.is_some()
+                    && state
+                        .unsaved
+                        .as_ref()
+                        .is_some_and(|u| now.mono >= u.retry_at) =>
+            {
+                Verdict::Resave
+            }
             Decision::Serve => Verdict::Serve,
             // The store failed a moment ago and the token is still good: do not ask it again yet.
             Decision::Refresh { usable: true }
@@ -659,6 +699,7 @@ impl<T, E: Environment> Engine<T, E> {
         }
         state.known_version = Some(stored.version);
         state.behind_version = None;
+        state.unsaved = None;
         state.signed_out = false;
         state.own_refresh = None;
         state.session.adopt(self.bind(stored.tokens), now);
@@ -700,6 +741,7 @@ impl<T, E: Environment> Engine<T, E> {
         loaded: Option<Result<Option<Versioned>, StoreError>>,
         ask: Ask,
     ) -> Result<Prepared, SessionError> {
+        let locked = loaded.is_some();
         if let Some(loaded) = loaded {
             match self.checked(loaded) {
                 Ok(Some(stored)) => {
@@ -717,9 +759,33 @@ impl<T, E: Environment> Engine<T, E> {
             }
         }
         let now = self.now();
-        let state = self.state();
+        let mut state = self.state();
         if state.signed_out {
             return Err(SessionError::SignedOut);
+        }
+        // Under the lock, with no refresh due, a rotated token only this process holds is
+        // saved again on top of what the store holds now (a newer set, just adopted, would
+        // have cleared it). A refresh due saves its own result instead.
+        if locked
+            && state.behind_version.is_some()
+            && !ask.is_force()
+            && matches!(state.session.decide(now), Decision::Serve)
+            && let Some(unsaved) = state.unsaved.as_mut()
+        {
+            unsaved.retry_at = now.after(STORE_RETRY).mono;
+            let (started, sent) = (unsaved.started, unsaved.sent.clone());
+            let pending = PendingSave {
+                next: state.session.clone(),
+                expected: state.store_version,
+                rotated: true,
+                then: None,
+                event: Some(SessionEvent::Stored),
+                attempts: 0,
+                started,
+                sent,
+                resave: true,
+            };
+            return Ok(Prepared::Save(Box::new(pending)));
         }
         let session = &state.session;
         let decision = if ask.is_force() {
@@ -788,6 +854,7 @@ impl<T, E: Environment> Engine<T, E> {
                     attempts: 0,
                     started,
                     sent: sent.clone(),
+                    resave: false,
                 }))
             }
             Err(error) if error.rotated_refresh_token().is_some() => {
@@ -806,6 +873,7 @@ impl<T, E: Environment> Engine<T, E> {
                     attempts: 0,
                     started,
                     sent: sent.clone(),
+                    resave: false,
                 }))
             }
             Err(error) if error.requires_sign_in() && self.moved_on_from(&sent) => {
@@ -849,6 +917,7 @@ impl<T, E: Environment> Engine<T, E> {
                     state.store_version = Some(version);
                     state.known_version = Some(version);
                     state.behind_version = None;
+                    state.unsaved = None;
                 }
                 Saved::Done(self.stored(*pending))
             }
@@ -911,6 +980,7 @@ impl<T, E: Environment> Engine<T, E> {
         remember_rotation(&mut state, &pending);
         state.known_version = None;
         state.behind_version = None;
+        state.unsaved = None;
         let version = stored.version;
         match self.see(&mut state, stored, now) {
             Seen::Nothing => {
@@ -981,9 +1051,27 @@ impl<T, E: Environment> Engine<T, E> {
             // later than ours, and adopting it would hand out an expired access token.
             state.behind_version = Some(pending.expected.or(state.store_version));
             state.known_version = None;
+            // The live refresh token is in memory only (this rotation's, or an earlier one
+            // still unsaved): save it again once the store takes it.
+            let retry_at = self.now().after(STORE_RETRY).mono;
+            match state.unsaved.as_mut() {
+                Some(unsaved) => unsaved.retry_at = retry_at,
+                None if pending.rotated => {
+                    state.unsaved = Some(Unsaved {
+                        started: pending.started,
+                        sent: pending.sent.clone(),
+                        retry_at,
+                    });
+                }
+                None => {}
+            }
         }
         tracing::warn!(error = %error, rotated = pending.rotated, "saving refreshed tokens failed");
         self.emit(SessionEvent::StoreFailed(error.clone()));
+        if pending.resave {
+            // Its caller was told when the rotation's first save failed; the token is good.
+            return fresh(&pending.next, self.now());
+        }
         if let Some(event) = pending.event {
             self.emit(event);
         }
@@ -1071,6 +1159,14 @@ impl<T, E: Environment> Engine<T, E> {
             return None;
         }
         let mut wait = state.session.next_refresh_in(now)?;
+        // A rotated token only this process holds: wake to save it again.
+        if let Some(unsaved) = state
+            .unsaved
+            .as_ref()
+            .filter(|_| state.behind_version.is_some())
+        {
+            wait = wait.min(unsaved.retry_at.saturating_duration_since(now.mono));
+        }
         // Wake for the deadline's notice, which may fall between two refreshes.
         if let Some(notice) = self.until_notice(&state.session, now) {
             wait = wait.min(notice);

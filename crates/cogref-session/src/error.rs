@@ -48,10 +48,13 @@ pub enum SessionError {
     )]
     Interrupted,
     /// A refresh succeeded and rotated the refresh token, but the new one could not be saved.
-    /// The session keeps it in memory, so this process can go on; another process, or this one
-    /// after a restart, will find only the old, now invalid, token.
+    /// The session keeps it in memory, so this process can go on, and the manager saves it
+    /// again, without a refresh, as soon as the store takes it: tried at most once a second, on
+    /// the manager's calls and by its background refresher, and told by
+    /// [`SessionEvent::Stored`](crate::SessionEvent::Stored). Until then another process, or
+    /// this one after a restart, finds only the old, now invalid, token.
     #[error(
-        "the new refresh token could not be saved ({0}); it is kept in memory only: fix the store, or the session is lost when this process exits"
+        "the new refresh token could not be saved ({0}); it is kept in memory and saved as soon as the store takes it: fix the store, or the session is lost if this process exits first"
     )]
     RotatedTokenNotSaved(Arc<StoreError>),
     /// The store could not be read or locked.

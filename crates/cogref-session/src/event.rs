@@ -31,6 +31,10 @@ pub enum SessionEvent {
     },
     /// Saving to the store failed.
     StoreFailed(Arc<StoreError>),
+    /// A rotated refresh token whose save had failed
+    /// ([`SessionError::RotatedTokenNotSaved`](crate::SessionError::RotatedTokenNotSaved)) is
+    /// now in the store: the manager saved it again, without a refresh, once the store took it.
+    Stored,
     /// The session was signed out: by this manager's `sign_out()` (its refresh token revoked),
     /// or by another holder of the store, whose tombstone this manager found. Every later call
     /// answers [`SessionError::SignedOut`](crate::SessionError::SignedOut) until a new sign-in

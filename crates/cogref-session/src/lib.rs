@@ -135,7 +135,9 @@
 //! A rotated refresh token is saved before any token of the same response is handed out, and
 //! before any error from a response that carried one is reported. If the save fails, the caller
 //! gets [`SessionError::RotatedTokenNotSaved`] and the session keeps the new refresh token in
-//! memory, so this process goes on working. A store records which app client and endpoint its
+//! memory, so this process goes on working, and saves it again, without a refresh, once the
+//! store takes it (at most once a second, on the manager's calls and by its background
+//! refresher; [`SessionEvent::Stored`] says so). A store records which app client and endpoint its
 //! set belongs to, and a manager refuses a set of another client.
 
 #![forbid(unsafe_code)]

@@ -128,8 +128,9 @@ macro_rules! refresh_steps {
         };
         let mut rechecked = false;
         let result = loop {
-            let result = match engine.prepare(loaded.take(), ask) {
-                Ok(Prepared::Serve(token)) => Ok(token),
+            // A set to save (a refresh's, or a rotation saved again), or the answer.
+            let to_save = match engine.prepare(loaded.take(), ask) {
+                Ok(Prepared::Serve(token)) => Err(Ok(token)),
                 Ok(Prepared::Wait(wait)) => {
                     $sleep(wait) $($aw)*;
                     // A lease can run out during the wait and a sibling refresh meanwhile:
@@ -139,35 +140,37 @@ macro_rules! refresh_steps {
                     }
                     continue;
                 }
+                Ok(Prepared::Save(pending)) => Ok(pending),
                 Ok(Prepared::Refresh(planned)) => {
                     let outcome = engine.client.$refresh(&planned.input) $($aw)*;
                     match engine.refreshed(outcome, *planned) {
-                        Refreshed::Done(result) => result,
-                        Refreshed::Save(pending) => {
-                            let saved =
-                                $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
-                            let mut next = engine.saved(pending, saved);
-                            loop {
-                                next = match next {
-                                    Saved::Done(result) => break result,
-                                    Saved::Retry(pending) => {
-                                        let saved = $store::save(
-                                            store,
-                                            pending.tokens(),
-                                            pending.expected(),
-                                        ) $($aw)*;
-                                        engine.saved(pending, saved)
-                                    }
-                                    Saved::Reload(pending) => {
-                                        let stored = $store::load(store) $($aw)*;
-                                        engine.after_conflict(pending, stored)
-                                    }
-                                };
-                            }
-                        }
+                        Refreshed::Done(result) => Err(result),
+                        Refreshed::Save(pending) => Ok(pending),
                     }
                 }
-                Err(e) => Err(e),
+                Err(e) => Err(Err(e)),
+            };
+            let result = match to_save {
+                Err(result) => result,
+                Ok(pending) => {
+                    let saved = $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
+                    let mut next = engine.saved(pending, saved);
+                    loop {
+                        next = match next {
+                            Saved::Done(result) => break result,
+                            Saved::Retry(pending) => {
+                                let saved =
+                                    $store::save(store, pending.tokens(), pending.expected())
+                                        $($aw)*;
+                                engine.saved(pending, saved)
+                            }
+                            Saved::Reload(pending) => {
+                                let stored = $store::load(store) $($aw)*;
+                                engine.after_conflict(pending, stored)
+                            }
+                        };
+                    }
+                }
             };
             // Before saying the session is over, look at the store: another process may hold
             // a newer set (it rotated while our lease had run out, or signed in afresh).
