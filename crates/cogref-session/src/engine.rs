@@ -183,9 +183,12 @@ enum Verdict {
     Look(u64),
     SignedOut,
     Serve,
-    /// The token is good, and a rotated refresh token this process alone holds is due to be
-    /// saved again: served by the refresh machinery, which saves instead of refreshing.
-    Resave,
+    /// A rotated refresh token this process alone holds is due to be saved again: the refresh
+    /// machinery saves it first ([`Prepared::Save`]), then serves, refreshes or fails as the
+    /// session says. `usable`: the current token may be served meanwhile.
+    Resave {
+        usable: bool,
+    },
     Refresh {
         usable: bool,
     },
@@ -476,7 +479,7 @@ impl<T, E: Environment> Engine<T, E> {
         let (quick, notice) = {
             let mut state = self.state();
             let verdict = self.verdict_in(&state, now, stamp);
-            if let (Verdict::Resave, Some(unsaved)) = (verdict, &mut state.unsaved) {
+            if let (Verdict::Resave { .. }, Some(unsaved)) = (verdict, &mut state.unsaved) {
                 // Tried once per interval, whatever becomes of this try (the lock may be held).
                 unsaved.retry_at = now.after(STORE_RETRY).mono;
             }
@@ -485,7 +488,7 @@ impl<T, E: Environment> Engine<T, E> {
                 Verdict::Look(stamp) => Quick::Look(stamp),
                 Verdict::SignedOut => Quick::Fail(SessionError::SignedOut),
                 Verdict::Serve => Quick::Serve(current_token(session)),
-                Verdict::Resave => Quick::Refresh { usable: true },
+                Verdict::Resave { usable } => Quick::Refresh { usable },
                 Verdict::Refresh { usable } => Quick::Refresh { usable },
                 Verdict::Fail(decision) => Quick::Fail(error_of(session, decision)),
             };
@@ -533,16 +536,21 @@ impl<T, E: Environment> Engine<T, E> {
         if state.signed_out {
             return Verdict::SignedOut;
         }
-        match state.session.decide(now) {
-            Decision::Serve
-                if state.behind_version.is_some()
-                    && state
-                        .unsaved
-                        .as_ref()
-                        .is_some_and(|u| now.mono >= u.retry_at) =>
-            {
-                Verdict::Resave
-            }
+        let decision = state.session.decide(now);
+        // Whatever the session's state, short of a dead lineage: a failing refresh must not
+        // keep the only live refresh token out of the store.
+        if state.behind_version.is_some()
+            && state
+                .unsaved
+                .as_ref()
+                .is_some_and(|u| now.mono >= u.retry_at)
+            && decision != Decision::SignInRequired
+        {
+            return Verdict::Resave {
+                usable: state.session.is_valid_at(now),
+            };
+        }
+        match decision {
             Decision::Serve => Verdict::Serve,
             // The store failed a moment ago and the token is still good: do not ask it again yet.
             Decision::Refresh { usable: true }
@@ -740,6 +748,7 @@ impl<T, E: Environment> Engine<T, E> {
         &self,
         loaded: Option<Result<Option<Versioned>, StoreError>>,
         ask: Ask,
+        may_resave: bool,
     ) -> Result<Prepared, SessionError> {
         let locked = loaded.is_some();
         if let Some(loaded) = loaded {
@@ -763,13 +772,13 @@ impl<T, E: Environment> Engine<T, E> {
         if state.signed_out {
             return Err(SessionError::SignedOut);
         }
-        // Under the lock, with no refresh due, a rotated token only this process holds is
-        // saved again on top of what the store holds now (a newer set, just adopted, would
-        // have cleared it). A refresh due saves its own result instead.
-        if locked
+        // Under the lock, a rotated token only this process holds is saved again first, on top
+        // of what the store holds now (a newer set, just adopted, would have cleared it): the
+        // refresh that may follow can fail, and the store must not keep a dead token meanwhile.
+        if may_resave
+            && locked
             && state.behind_version.is_some()
-            && !ask.is_force()
-            && matches!(state.session.decide(now), Decision::Serve)
+            && state.session.decide(now) != Decision::SignInRequired
             && let Some(unsaved) = state.unsaved.as_mut()
         {
             unsaved.retry_at = now.after(STORE_RETRY).mono;
@@ -779,7 +788,7 @@ impl<T, E: Environment> Engine<T, E> {
                 expected: state.store_version,
                 rotated: true,
                 then: None,
-                event: Some(SessionEvent::Stored),
+                event: None,
                 attempts: 0,
                 started,
                 sent,
@@ -1021,6 +1030,8 @@ impl<T, E: Environment> Engine<T, E> {
     fn stored(&self, pending: PendingSave) -> Result<SecretString, SessionError> {
         match pending.event {
             Some(event) => self.emit(event),
+            // Told only here, once stored: a resave that lost to a newer set stored nothing.
+            None if pending.resave => self.emit(SessionEvent::Stored),
             None => self.emit(SessionEvent::Refreshed {
                 expires_at: pending.next.tokens().expires_at,
                 rotated: pending.rotated,
@@ -1054,16 +1065,15 @@ impl<T, E: Environment> Engine<T, E> {
             // The live refresh token is in memory only (this rotation's, or an earlier one
             // still unsaved): save it again once the store takes it.
             let retry_at = self.now().after(STORE_RETRY).mono;
-            match state.unsaved.as_mut() {
-                Some(unsaved) => unsaved.retry_at = retry_at,
-                None if pending.rotated => {
-                    state.unsaved = Some(Unsaved {
-                        started: pending.started,
-                        sent: pending.sent.clone(),
-                        retry_at,
-                    });
-                }
-                None => {}
+            if pending.rotated {
+                // This rotation's token is the live one (a resave carries the same).
+                state.unsaved = Some(Unsaved {
+                    started: pending.started,
+                    sent: pending.sent.clone(),
+                    retry_at,
+                });
+            } else if let Some(unsaved) = state.unsaved.as_mut() {
+                unsaved.retry_at = retry_at;
             }
         }
         tracing::warn!(error = %error, rotated = pending.rotated, "saving refreshed tokens failed");

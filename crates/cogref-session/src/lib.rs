@@ -12,8 +12,8 @@
 //!   writes, mode 0600, versioned format, an advisory lock), `cogref-redis` for a fleet.
 //!   [`AsyncTokenStore`] is the same for stores that talk to a server without blocking a task;
 //!   every `TokenStore` is one.
-//! - Listeners see [`SessionEvent`]s (refreshed, adopted, sign-in required, signed out,
-//!   failure) as they happen.
+//! - Listeners see [`SessionEvent`]s (refreshed, adopted, stored after a failed save, sign-in
+//!   required, signed out, failure) as they happen.
 //! - `sign_out()` ends the session everywhere: see [Sign-out](#sign-out).
 //! - The async manager's futures can be dropped at any point without losing a rotation.
 //!

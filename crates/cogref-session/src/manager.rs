@@ -127,9 +127,11 @@ macro_rules! refresh_steps {
             None => None,
         };
         let mut rechecked = false;
+        // Once per call: a rotation saved again is followed by a decision afresh.
+        let mut may_resave = true;
         let result = loop {
-            // A set to save (a refresh's, or a rotation saved again), or the answer.
-            let to_save = match engine.prepare(loaded.take(), ask) {
+            // A set to save (a refresh's, or a rotation saved again: `again`), or the answer.
+            let to_save = match engine.prepare(loaded.take(), ask, may_resave) {
                 Ok(Prepared::Serve(token)) => Err(Ok(token)),
                 Ok(Prepared::Wait(wait)) => {
                     $sleep(wait) $($aw)*;
@@ -140,22 +142,25 @@ macro_rules! refresh_steps {
                     }
                     continue;
                 }
-                Ok(Prepared::Save(pending)) => Ok(pending),
+                Ok(Prepared::Save(pending)) => {
+                    may_resave = false;
+                    Ok((pending, true))
+                }
                 Ok(Prepared::Refresh(planned)) => {
                     let outcome = engine.client.$refresh(&planned.input) $($aw)*;
                     match engine.refreshed(outcome, *planned) {
                         Refreshed::Done(result) => Err(result),
-                        Refreshed::Save(pending) => Ok(pending),
+                        Refreshed::Save(pending) => Ok((pending, false)),
                     }
                 }
                 Err(e) => Err(Err(e)),
             };
             let result = match to_save {
                 Err(result) => result,
-                Ok(pending) => {
+                Ok((pending, again)) => {
                     let saved = $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
                     let mut next = engine.saved(pending, saved);
-                    loop {
+                    let result = loop {
                         next = match next {
                             Saved::Done(result) => break result,
                             Saved::Retry(pending) => {
@@ -169,7 +174,13 @@ macro_rules! refresh_steps {
                                 engine.after_conflict(pending, stored)
                             }
                         };
+                    };
+                    if again {
+                        // Saved (or adopted over, or failed again): now serve, refresh or
+                        // fail as the session says.
+                        continue;
                     }
+                    result
                 }
             };
             // Before saying the session is over, look at the store: another process may hold

@@ -251,9 +251,12 @@ fn a_signed_out_manager_adopts_a_fresh_sign_in_even_after_a_save_once_failed() {
             .expect_err("revoked")
             .requires_sign_in()
     );
-    // The user signs in again in another process, which stores a new lineage.
+    // The unsaved r1 was saved again (before the refresh that was refused) once the disk had
+    // room. The user signs in again in another process, which stores a new lineage over
+    // whatever it finds.
+    let found = store.load().expect("readable").map(|v| v.version);
     store
-        .save(&set_at("fresh-r0", "fresh-a0", T0 + 3600, T0 + 7200), None)
+        .save(&set_at("fresh-r0", "fresh-a0", T0 + 3600, T0 + 7200), found)
         .expect("saved");
     let token = manager.access_token();
     assert_eq!(

@@ -160,8 +160,8 @@ fn rotated_on_a_full_store(
     (manager, store, transport, clock, events)
 }
 
-/// FAILS at b405bfb: the re-save is tried only when the access token is fresh
-/// (`Decision::Serve`: src/engine.rs:537, `verdict_in`'s `Decision::Serve if ... unsaved` arm,
+/// Failed at b405bfb, fixed in the commit after this file came in: the re-save was tried only
+/// when the access token was fresh (`Decision::Serve`: src/engine.rs:537, `verdict_in`'s `Decision::Serve if ... unsaved` arm,
 /// and src/engine.rs:772, `prepare`'s `matches!(state.session.decide(now), Decision::Serve)`
 /// guard). Once the access token has expired, a refresh is due instead (engine.rs:808); when
 /// it fails (Cognito down), the session is `Unavailable` (a `Verdict::Fail`, answered after a
@@ -190,8 +190,8 @@ fn an_unsaved_rotation_is_saved_once_the_store_takes_it_even_while_a_due_refresh
     );
 }
 
-/// FAILS at b405bfb: a re-save whose compare-and-set loses (another holder wrote while ours
-/// ran: a lock lease that ran out) adopts the other's newer set, as it must, but then tells
+/// Failed at b405bfb, fixed in the commit after this file came in: a re-save whose
+/// compare-and-set loses (another holder wrote while ours ran: a lock lease that ran out) adopts the other's newer set, as it must, but then tells
 /// `SessionEvent::Stored` although our set was never stored: src/engine.rs:1008,
 /// `after_conflict`'s `if let Some(event) = pending.event.take() { self.emit(event) }` after
 /// `Seen::Adopted`, which for a re-save carries `Stored` (set at src/engine.rs:782, `prepare`'s
