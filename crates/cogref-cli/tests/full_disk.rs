@@ -9,11 +9,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{run_cogref, temp_dir, text};
+use common::{JSON_1_1, run_cogref, scripted_server, temp_dir, text};
 
 /// The refresh token the user pipes in.
 const SENT: &str = "eyJjdHkiOiJKV1QifQ.U2VudEZ1bGxEaXNr.c2VudA";
@@ -29,42 +29,12 @@ fn answer(refresh: &str, id: &str) -> String {
     .to_string()
 }
 
-/// A Cognito on 127.0.0.1 that answers its requests with `bodies` in turn (200, AWS JSON
-/// 1.1, connection closed after each), as `common::canned_server` does with one body: the
-/// store is bound to one endpoint, so both runs must talk to the same one.
+/// A Cognito on 127.0.0.1 that answers its requests with `bodies` in turn (200, AWS JSON 1.1):
+/// the store is bound to one endpoint, so both runs must talk to the same one.
 fn sequence_server(bodies: Vec<String>) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        let mut bodies = bodies.into_iter();
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { return };
-            let mut reader = BufReader::new(stream);
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut request = vec![0u8; length];
-            let _ = reader.read_exact(&mut request);
-            let body = bodies.next().unwrap_or_default();
-            let mut stream = reader.into_inner();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    url
+    scripted_server(200, JSON_1_1, move |n| {
+        bodies.get(n).cloned().unwrap_or_default()
+    })
 }
 
 /// `cogref ARGS` with `stdin`, unable to grow any file past 512 bytes; its stdout goes to the

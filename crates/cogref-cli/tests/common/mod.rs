@@ -45,10 +45,20 @@ pub fn text(bytes: &[u8]) -> String {
 /// A server on 127.0.0.1 that answers every request with `status`, `content_type` and `body`
 /// (connection closed after each), as a hostile or broken endpoint would. Returns its URL.
 pub fn canned_server(status: u16, content_type: &'static str, body: String) -> String {
+    scripted_server(status, content_type, move |_| body.clone())
+}
+
+/// A server on 127.0.0.1 that answers its `n`th request (from 0) with `status`,
+/// `content_type` and `body(n)`, connection closed after each. Returns its URL.
+pub fn scripted_server(
+    status: u16,
+    content_type: &'static str,
+    body: impl Fn(usize) -> String + Send + 'static,
+) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     std::thread::spawn(move || {
-        for stream in listener.incoming() {
+        for (n, stream) in listener.incoming().enumerate() {
             let Ok(stream) = stream else { return };
             let mut reader = BufReader::new(stream);
             let mut length = 0usize;
@@ -66,6 +76,7 @@ pub fn canned_server(status: u16, content_type: &'static str, body: String) -> S
             }
             let mut request = vec![0u8; length];
             let _ = reader.read_exact(&mut request);
+            let body = body(n);
             let mut stream = reader.into_inner();
             let _ = write!(
                 stream,
