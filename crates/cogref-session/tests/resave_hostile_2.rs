@@ -535,10 +535,10 @@ fn two_unsaved_rotations(a_first: bool) {
     } else {
         store_b.log().into_iter().chain(store_a.log()).collect()
     };
-    assert_eq!(order.len(), 1, "one save of all: the second adopts it, {order:?}");
     if !a_first {
         assert_eq!(stored, "r2", "the newer set was written over: {order:?}");
     }
+    assert_eq!(order.len(), 1, "one save of all: the second adopts it, {order:?}");
     for (m, name) in [(&a, "a"), (&b, "b")] {
         assert_eq!(
             m.session().tokens().refresh_token.expose_secret(),
