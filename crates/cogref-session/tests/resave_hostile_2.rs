@@ -639,3 +639,48 @@ fn a_resave_that_keeps_conflicting_ends_the_call_after_a_few_attempts() {
     assert_eq!(store.saves.load(Ordering::SeqCst) - saves, one_call, "retried within the second");
     assert_eq!(transport.sent(), ["r0"]);
 }
+
+/// FAILS at 4512ef8: the same root cause as
+/// `an_unavailable_session_stays_unavailable_while_the_store_is_down_with_a_rotation_unsaved`,
+/// through the lock. Cognito down (backing off for 4 s), a rotation unsaved, and another
+/// holder keeps the store's refresh lock: without the unsaved rotation every call answers
+/// `Unavailable` at once; with it, the call that is due to save again waits for the lock for
+/// the whole lock timeout (60 s, the clock moved by the transport's sleeps), then answers
+/// `SessionError::Store(LockTimeout)`. Root cause: `verdict_in` (src/engine.rs:541-552) sends
+/// a `Fail(Unavailable)` session into the refresh machinery (`Quick::Refresh { usable: false }`,
+/// src/engine.rs:491); `refresh_steps!` finds the lock taken and `peeked` (src/engine.rs:677-688)
+/// waits (src/manager.rs:118), because the token is not usable, until `LockTimeout`
+/// (src/engine.rs:683). A caller of `access_token()` on a session that has nothing to refresh
+/// blocks for a minute.
+#[test]
+fn an_unavailable_session_answers_at_once_while_another_holder_keeps_the_lock() {
+    let outage: Vec<_> = (0..40).map(|_| err(500, "InternalErrorException")).collect();
+    let run = |fail_first: bool| {
+        let store = Hostile::default();
+        let (manager, transport, clock, _) = first_rotation(&store, 301, &outage, fail_first);
+        if fail_first {
+            store.full.store(true, Ordering::SeqCst);
+        }
+        clock.advance(Duration::from_secs(302));
+        // Refreshes fail at 0, 1 and 3 s; the next waits until 7 s.
+        for _ in 0..14 {
+            let _ = manager.access_token();
+            clock.advance(Duration::from_millis(250));
+        }
+        assert_eq!(transport.sent().len(), 4, "{:?}", transport.sent());
+        let guard = store.inner.try_lock().expect("lock").expect("free");
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            let before = clock.now();
+            let answer = kind(&manager.access_token());
+            answers.push((answer, (clock.now() - before).as_secs()));
+            clock.advance(Duration::from_millis(250));
+        }
+        drop(guard);
+        answers
+    };
+    let control = run(false);
+    assert!(control.iter().all(|(a, s)| a == "unavailable" && *s == 0), "{control:?}");
+    let answers = run(true);
+    assert_eq!(answers, control, "a call blocked on the lock for a session with nothing to do");
+}
