@@ -797,3 +797,86 @@ fn a_session_held_back_by_the_floor_stays_too_soon_while_the_store_is_down_with_
         "the unsaved rotation changed what callers are told"
     );
 }
+
+/// An async face for `Scripted` whose sleeps move the manual clock (at once), on tokio.
+#[derive(Clone)]
+struct ManualAsync(Scripted);
+
+impl cogref_core::AsyncTransport for ManualAsync {
+    async fn send(
+        &self,
+        request: cogref_core::driver::HttpRequest,
+        options: cogref_core::SendOptions,
+    ) -> Result<cogref_core::driver::HttpResponse, cogref_core::Error> {
+        cogref_core::BlockingTransport::send(&self.0, request, options)
+    }
+
+    async fn sleep(&self, duration: Duration) {
+        cogref_core::BlockingTransport::sleep(&self.0, duration);
+        tokio::task::yield_now().await;
+    }
+
+    fn spawn(&self, task: cogref_core::driver::DetachedTask) {
+        tokio::spawn(task);
+    }
+}
+
+/// Promises 1 and 2 on the async manager, whose `refresh_now()` waits out the floor inside
+/// `refresh_steps!` (`Prepared::Wait`, then a reload and `prepare` again): with a 10 s floor
+/// and a rotation unsaved, a forced refresh on a still-full store saves again (fails), waits,
+/// refreshes once with r1; a second, the store back, saves r2 first, waits, refreshes once
+/// with r2. Refreshes start at least 10 s apart; each answer comes from its own refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn async_refresh_now_while_unsaved_saves_waits_the_floor_and_refreshes_once() {
+    let clock = clock();
+    let scripted = Scripted::new(
+        &clock,
+        &[
+            ok("a1", 3600, Some("r1")),
+            ok("a2", 3600, Some("r2")),
+            ok("a3", 3600, Some("r3")),
+        ],
+    );
+    let store = Hostile::default();
+    let manager = cogref_session::TokenManager::builder(
+        client(ManualAsync(scripted.clone()), &clock),
+        template("r0"),
+        store.clone(),
+    )
+    .session_config(cogref_core::SessionConfig {
+        min_refresh_interval: Duration::from_secs(10),
+        ..cogref_core::SessionConfig::default()
+    })
+    .build()
+    .await
+    .expect("manager");
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let at_next_request = || {
+        let (times, clock) = (times.clone(), clock.clone());
+        scripted.on_next_request(move || times.lock().expect("times").push(clock.now()));
+    };
+    store.full.store(true, Ordering::SeqCst);
+    at_next_request();
+    let e = manager.access_token().await.expect_err("full");
+    assert!(matches!(e, SessionError::RotatedTokenNotSaved(_)), "{e}");
+    clock.advance(Duration::from_secs(2));
+    at_next_request();
+    let saves = store.saves.load(Ordering::SeqCst);
+    let e = manager.refresh_now().await.expect_err("full");
+    assert!(matches!(e, SessionError::RotatedTokenNotSaved(_)), "{e}");
+    assert_eq!(store.saves.load(Ordering::SeqCst) - saves, 2, "one resave, one save");
+    store.full.store(false, Ordering::SeqCst);
+    // (At the very instant the first forced refresh started, its token would do: "started
+    // then or later".)
+    clock.advance(Duration::from_secs(1));
+    at_next_request();
+    let token = manager.refresh_now().await.expect("a3");
+    assert_eq!(token.expose_secret(), "a3");
+    assert_eq!(scripted.sent(), ["r0", "r1", "r2"]);
+    assert_eq!(store.log(), ["r2", "r3"]);
+    let times = times.lock().expect("times").clone();
+    assert_eq!(times.len(), 3);
+    for pair in times.windows(2) {
+        assert!(pair[1] - pair[0] >= Duration::from_secs(10), "{times:?}");
+    }
+}
