@@ -673,7 +673,9 @@ fn the_background_refresher_saves_within_a_second_of_recovery_and_does_not_spin_
 /// Promise 7. A store that answers every save with a conflict over a version holding our own
 /// older set (a broken compare-and-set): one call of `access_token()` ends after a bounded
 /// number of saves (the resave's few attempts), serves the valid token, and the next try waits
-/// a second.
+/// a second. (No path of `refresh_steps!` resaves twice in a call except after a
+/// `Prepared::Wait`, which reloads under the lock: there `may_resave` is what stops it, see
+/// `async_refresh_now_while_unsaved_saves_waits_the_floor_and_refreshes_once`.)
 #[test]
 fn a_resave_that_keeps_conflicting_ends_the_call_after_a_few_attempts() {
     let store = Hostile::default();
@@ -826,6 +828,7 @@ impl cogref_core::AsyncTransport for ManualAsync {
 /// and a rotation unsaved, a forced refresh on a still-full store saves again (fails), waits,
 /// refreshes once with r1; a second, the store back, saves r2 first, waits, refreshes once
 /// with r2. Refreshes start at least 10 s apart; each answer comes from its own refresh.
+/// The reload after the wait must not save again (`may_resave`, src/manager.rs:131).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_refresh_now_while_unsaved_saves_waits_the_floor_and_refreshes_once() {
     let clock = clock();
@@ -864,7 +867,11 @@ async fn async_refresh_now_while_unsaved_saves_waits_the_floor_and_refreshes_onc
     let saves = store.saves.load(Ordering::SeqCst);
     let e = manager.refresh_now().await.expect_err("full");
     assert!(matches!(e, SessionError::RotatedTokenNotSaved(_)), "{e}");
-    assert_eq!(store.saves.load(Ordering::SeqCst) - saves, 2, "one resave, one save");
+    assert_eq!(
+        store.saves.load(Ordering::SeqCst) - saves,
+        2,
+        "one resave, one save"
+    );
     store.full.store(false, Ordering::SeqCst);
     // (At the very instant the first forced refresh started, its token would do: "started
     // then or later".)
