@@ -70,9 +70,11 @@ struct Unsaved {
     started: Now,
     /// The refresh token it replaced.
     sent: SecretString,
-    /// The next save is not tried before then (monotonic): a store that keeps failing is not
-    /// asked on every call.
+    /// Calls do not ask for a save again before then (monotonic): a store that keeps failing,
+    /// or whose lock another holder keeps, is not asked on every call.
     retry_at: Instant,
+    /// When a save of it was last tried (monotonic): at most one a second, whatever asks.
+    tried_at: Instant,
 }
 
 /// What a set found in the store did to the session.
@@ -175,6 +177,10 @@ pub(crate) enum Quick {
     /// The store's change stamp moved to this since the manager last read it (another holder
     /// saved, perhaps a sign-out): read the store, hand it to [`Engine::looked`], ask again.
     Look(u64),
+    /// A rotated refresh token only this process holds is due to be saved again, and there is
+    /// no fresh token to serve meanwhile: save it if the store's lock is free at once (see
+    /// [`Engine::resave`]), then ask again.
+    Resave,
 }
 
 /// [`Quick`] before anything is cloned or built: what the session's state says at an instant.
@@ -183,9 +189,9 @@ enum Verdict {
     Look(u64),
     SignedOut,
     Serve,
-    /// A rotated refresh token this process alone holds is due to be saved again: the refresh
-    /// machinery saves it first ([`Prepared::Save`]), then serves, refreshes or fails as the
-    /// session says. `usable`: the current token may be served meanwhile.
+    /// A rotated refresh token this process alone holds is due to be saved again. With a fresh
+    /// token (`usable`), the refresh machinery saves it ([`Prepared::Save`]), then serves;
+    /// otherwise [`Quick::Resave`].
     Resave {
         usable: bool,
     },
@@ -488,7 +494,8 @@ impl<T, E: Environment> Engine<T, E> {
                 Verdict::Look(stamp) => Quick::Look(stamp),
                 Verdict::SignedOut => Quick::Fail(SessionError::SignedOut),
                 Verdict::Serve => Quick::Serve(current_token(session)),
-                Verdict::Resave { usable } => Quick::Refresh { usable },
+                Verdict::Resave { usable: true } => Quick::Refresh { usable: true },
+                Verdict::Resave { usable: false } => Quick::Resave,
                 Verdict::Refresh { usable } => Quick::Refresh { usable },
                 Verdict::Fail(decision) => Quick::Fail(error_of(session, decision)),
             };
@@ -537,8 +544,9 @@ impl<T, E: Environment> Engine<T, E> {
             return Verdict::SignedOut;
         }
         let decision = state.session.decide(now);
-        // Whatever the session's state, short of a dead lineage: a failing refresh must not
-        // keep the only live refresh token out of the store.
+        // Whatever the session's state, short of a dead lineage: a failing refresh must not keep
+        // the only live refresh token out of the store. Without a fresh token, the save is tried
+        // only where it leaves the caller's answer as it is ([`Quick::Resave`]).
         if state.behind_version.is_some()
             && state
                 .unsaved
@@ -547,7 +555,7 @@ impl<T, E: Environment> Engine<T, E> {
             && decision != Decision::SignInRequired
         {
             return Verdict::Resave {
-                usable: state.session.is_valid_at(now),
+                usable: decision == Decision::Serve,
             };
         }
         match decision {
@@ -741,6 +749,39 @@ impl<T, E: Environment> Engine<T, E> {
         }
     }
 
+    /// [`Quick::Resave`] with the store's lock taken, `loaded` read under it: a newer set or a
+    /// tombstone found there is taken (as [`Engine::prepare`] does), else the rotation to save
+    /// again ([`Engine::saved`] then takes the result, as after a refresh).
+    pub(crate) fn resave(
+        &self,
+        loaded: Result<Option<Versioned>, StoreError>,
+    ) -> Option<Box<PendingSave>> {
+        match self.checked(loaded) {
+            Ok(Some(stored)) => {
+                let now = self.now();
+                let mut state = self.state();
+                let seen = self.see(&mut state, stored, now);
+                drop(state);
+                self.tell(seen);
+            }
+            Ok(None) => self.state().store_version = None,
+            Err(e) => {
+                self.resave_failed(e);
+                return None;
+            }
+        }
+        let now = self.now();
+        resave_of(&mut self.state(), now).map(Box::new)
+    }
+
+    /// [`Quick::Resave`] could not reach the store: an event; the caller's answer is the
+    /// session's, and the next try a second away.
+    pub(crate) fn resave_failed(&self, error: StoreError) {
+        let error = Arc::new(error);
+        tracing::warn!(error = %error, "saving the unsaved rotation again failed");
+        self.emit(SessionEvent::StoreFailed(error));
+    }
+
     /// Decides what to do once the lock is held (`loaded` is the store's content, reloaded under
     /// it) or given up on (`None`): adopt a newer set if another process refreshed meanwhile,
     /// then decide again.
@@ -777,23 +818,8 @@ impl<T, E: Environment> Engine<T, E> {
         // refresh that may follow can fail, and the store must not keep a dead token meanwhile.
         if may_resave
             && locked
-            && state.behind_version.is_some()
-            && state.session.decide(now) != Decision::SignInRequired
-            && let Some(unsaved) = state.unsaved.as_mut()
+            && let Some(pending) = resave_of(&mut state, now)
         {
-            unsaved.retry_at = now.after(STORE_RETRY).mono;
-            let (started, sent) = (unsaved.started, unsaved.sent.clone());
-            let pending = PendingSave {
-                next: state.session.clone(),
-                expected: state.store_version,
-                rotated: true,
-                then: None,
-                event: None,
-                attempts: 0,
-                started,
-                sent,
-                resave: true,
-            };
             return Ok(Prepared::Save(Box::new(pending)));
         }
         let session = &state.session;
@@ -1071,6 +1097,7 @@ impl<T, E: Environment> Engine<T, E> {
                     started: pending.started,
                     sent: pending.sent.clone(),
                     retry_at,
+                    tried_at: self.now().mono,
                 });
             } else if let Some(unsaved) = state.unsaved.as_mut() {
                 unsaved.retry_at = retry_at;
@@ -1514,6 +1541,36 @@ fn is_newer(stored: &Versioned, state: &State) -> bool {
             _ => true,
         },
     }
+}
+
+/// The save again of a rotated refresh token only this process holds, on top of what the store
+/// holds now (`store_version`, just loaded under the lock): `None` if there is none, or the
+/// lineage is dead or signed out. The next try is a second away, whatever becomes of this one.
+fn resave_of(state: &mut State, now: Now) -> Option<PendingSave> {
+    if state.signed_out
+        || state.behind_version.is_none()
+        || state.session.decide(now) == Decision::SignInRequired
+    {
+        return None;
+    }
+    let unsaved = state.unsaved.as_mut()?;
+    if now.mono < unsaved.tried_at + STORE_RETRY {
+        return None;
+    }
+    unsaved.tried_at = now.mono;
+    unsaved.retry_at = now.after(STORE_RETRY).mono;
+    let (started, sent) = (unsaved.started, unsaved.sent.clone());
+    Some(PendingSave {
+        next: state.session.clone(),
+        expected: state.store_version,
+        rotated: true,
+        then: None,
+        event: None,
+        attempts: 0,
+        started,
+        sent,
+        resave: true,
+    })
 }
 
 /// Records the refresh token `pending`'s rotation replaced.

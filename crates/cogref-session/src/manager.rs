@@ -90,6 +90,53 @@ macro_rules! builder_methods {
     };
 }
 
+/// The steps of saving a set (a refresh's, or a rotation saved again), written once for both
+/// managers: a compare-and-set, again on a new entry if the store was emptied, or after a look
+/// at what a lost race left (the engine adopts it, or writes over an older set). The answer.
+macro_rules! save_steps {
+    ($engine:expr, $store_ref:expr, $pending:expr, $store:ident, $($aw:tt)*) => {{
+        let (engine, store, pending) = ($engine, $store_ref, $pending);
+        let saved = $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
+        let mut next = engine.saved(pending, saved);
+        loop {
+            next = match next {
+                Saved::Done(result) => break result,
+                Saved::Retry(pending) => {
+                    let saved = $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
+                    engine.saved(pending, saved)
+                }
+                Saved::Reload(pending) => {
+                    let stored = $store::load(store) $($aw)*;
+                    engine.after_conflict(pending, stored)
+                }
+            };
+        }
+    }};
+}
+
+/// A rotation saved again by a caller that has no fresh token to serve meanwhile (the session
+/// is refreshing, failing or held back by the floor), written once for both managers: only if
+/// the store's lock is free at once, so that the caller's answer is the one it gets without an
+/// unsaved rotation, at once; a store that fails is an event, not the caller's error.
+macro_rules! resave_steps {
+    ($engine:expr, $store_ref:expr, $store:ident, $($aw:tt)*) => {{
+        let (engine, store) = ($engine, $store_ref);
+        match $store::try_lock(store) $($aw)* {
+            Ok(Some(guard)) => {
+                engine.locked();
+                if let Some(pending) = engine.resave($store::load(store) $($aw)*) {
+                    // Its answer is the session's, asked again by the caller.
+                    let _ = save_steps!(engine, store, pending, $store, $($aw)*);
+                }
+                $store::unlock(store, guard) $($aw)*;
+            }
+            // Another holder's: it may be refreshing, and the next try is a second away.
+            Ok(None) => {}
+            Err(e) => engine.resave_failed(e),
+        }
+    }};
+}
+
 /// The steps of a refresh once this process has decided to run one, written once for both
 /// managers: take the store's lock (or adopt what its holder stores, or serve a still-valid
 /// token), reload, refresh if still due, save with a compare-and-set (afresh if the store was
@@ -158,23 +205,7 @@ macro_rules! refresh_steps {
             let result = match to_save {
                 Err(result) => result,
                 Ok((pending, again)) => {
-                    let saved = $store::save(store, pending.tokens(), pending.expected()) $($aw)*;
-                    let mut next = engine.saved(pending, saved);
-                    let result = loop {
-                        next = match next {
-                            Saved::Done(result) => break result,
-                            Saved::Retry(pending) => {
-                                let saved =
-                                    $store::save(store, pending.tokens(), pending.expected())
-                                        $($aw)*;
-                                engine.saved(pending, saved)
-                            }
-                            Saved::Reload(pending) => {
-                                let stored = $store::load(store) $($aw)*;
-                                engine.after_conflict(pending, stored)
-                            }
-                        };
-                    };
+                    let result = save_steps!(engine, store, pending, $store, $($aw)*);
                     if again {
                         // Saved (or adopted over, or failed again): now serve, refresh or
                         // fail as the session says.
@@ -422,6 +453,9 @@ where
                     engine.looked(AsyncTokenStore::load(&self.inner.store).await, stamp);
                 }
                 Quick::Serve(token) => return Ok(token),
+                // Inline, not on a task: it never waits for the lock, and a call dropped
+                // halfway leaves the rotation to the next try.
+                Quick::Resave => resave_steps!(engine, &self.inner.store, AsyncTokenStore, .await),
                 Quick::Refresh { usable } => {
                     let (flight, ours) = self.join_or_start(Ask::Token);
                     if usable && !ours {
@@ -727,6 +761,7 @@ impl<T: BlockingTransport, E: Environment, S: TokenStore> BlockingTokenManager<T
                 Quick::Refresh { usable: false } => {
                     return self.refresh_holding(lock(&self.gate), Ask::Token);
                 }
+                Quick::Resave => resave_steps!(&self.engine, &self.store, TokenStore,),
                 Quick::Fail(error) => {
                     if rechecked || !self.engine.recheck(TokenStore::load(&self.store)) {
                         return Err(error);

@@ -36,8 +36,11 @@ struct Hostile {
     failed_saves: Arc<AtomicUsize>,
     loads: Arc<AtomicUsize>,
     locks: Arc<AtomicUsize>,
-    log: Arc<Mutex<Vec<(String, Option<Instant>)>>>,
+    log: SaveLog,
 }
+
+/// Each save that the store took: the refresh token written, and when (the manual clock).
+type SaveLog = Arc<Mutex<Vec<(String, Option<Instant>)>>>;
 
 impl Hostile {
     fn over(inner: &MemoryStore) -> Self {
@@ -409,8 +412,8 @@ fn an_unavailable_session_with_an_unsaved_rotation_answers_as_without_one_and_do
     assert_eq!(stored_refresh_token(&store.inner).as_deref(), Some("r1"));
 }
 
-/// FAILS at 4512ef8: with an unsaved rotation, a store that cannot be reached at all (lock
-/// and load fail) turns the session's `Unavailable` (Cognito down, backing off for 4 s) into
+/// Failed at 4512ef8 (fixed in the commit after this file came in): with an unsaved rotation,
+/// a store that cannot be reached at all (lock and load fail) turned the session's `Unavailable` (Cognito down, backing off for 4 s) into
 /// `SessionError::Store` once a second, and each of those calls also emits a `StoreFailed`.
 /// Without an unsaved rotation the caller gets `Unavailable { retry_at }` until the backoff
 /// ends (then `Store`, as a due refresh without the lock). Root cause: `verdict_in`
@@ -702,7 +705,7 @@ fn a_resave_that_keeps_conflicting_ends_the_call_after_a_few_attempts() {
     assert_eq!(transport.sent(), ["r0"]);
 }
 
-/// FAILS at 4512ef8: the same root cause as
+/// Failed at 4512ef8 (fixed in the commit after this file came in): the same root cause as
 /// `an_unavailable_session_stays_unavailable_while_the_store_is_down_with_a_rotation_unsaved`,
 /// through the lock. Cognito down (backing off for 4 s), a rotation unsaved, and another
 /// holder keeps the store's refresh lock: without the unsaved rotation every call answers
@@ -755,7 +758,7 @@ fn an_unavailable_session_answers_at_once_while_another_holder_keeps_the_lock() 
     );
 }
 
-/// FAILS at 4512ef8 (root cause as in
+/// Failed at 4512ef8, fixed in the commit after this file came in (root cause as in
 /// `an_unavailable_session_stays_unavailable_while_the_store_is_down_with_a_rotation_unsaved`):
 /// `TooSoon` too. Tokens that come back already due (1 s) are held back by the floor
 /// (`TooSoon { retry_at }`); with the store down and a rotation unsaved, the call due to save

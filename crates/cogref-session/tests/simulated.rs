@@ -749,8 +749,9 @@ fn a_stored_set_holding_a_token_this_process_rotated_away_from_is_never_adopted(
             inner: FileStore::new(&path),
             loads: AtomicUsize::new(0),
             // Load 1 builds, 2 is under the first refresh's lock; 3 fails (the forced refresh
-            // goes on without the store), 4 fails (the look after its lost save race).
-            failing_loads: vec![3, 4],
+            // goes on without the store), 4 fails (the look after the lost race of its first
+            // step, saving r1 again), 5 fails (the look after its own save's lost race).
+            failing_loads: vec![3, 4, 5],
             fail_next_save: std::sync::atomic::AtomicBool::new(true),
         },
     )
