@@ -16,13 +16,6 @@ use cogref_session::{
 };
 use common::*;
 
-fn stored_refresh_token(store: &impl TokenStore) -> Option<String> {
-    store
-        .load()
-        .expect("store readable")
-        .map(|v| v.tokens.refresh_token.expose_secret().to_owned())
-}
-
 /// On tokio, but `spawn` drops every task while `drop_tasks` is set (a runtime shutting down,
 /// a transport that cannot start one).
 #[derive(Clone)]

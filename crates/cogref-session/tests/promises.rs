@@ -20,13 +20,6 @@ use cogref_session::{
 };
 use common::*;
 
-fn stored_refresh_token(store: &impl TokenStore) -> Option<String> {
-    store
-        .load()
-        .expect("store readable")
-        .map(|v| v.tokens.refresh_token.expose_secret().to_owned())
-}
-
 /// A set another holder of the store wrote: refreshed at `refreshed_secs`, valid until
 /// `expires_secs`, living an hour.
 fn set_at(refresh: &str, access: &str, refreshed_secs: u64, expires_secs: u64) -> TokenSet {

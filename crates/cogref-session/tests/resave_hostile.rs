@@ -11,8 +11,7 @@ use cogref_core::TokenSet;
 use cogref_core::driver::ManualEnvironment;
 use cogref_session::secrecy::ExposeSecret;
 use cogref_session::{
-    BlockingTokenManager, MemoryStore, SessionError, SessionEvent, StoreError, StoreGuard,
-    TokenStore, Versioned,
+    BlockingTokenManager, MemoryStore, SessionError, StoreError, StoreGuard, TokenStore, Versioned,
 };
 use common::*;
 
@@ -79,56 +78,6 @@ impl TokenStore for Hostile {
         }
         self.inner.try_lock()
     }
-}
-
-fn stored_refresh_token(store: &impl TokenStore) -> Option<String> {
-    store
-        .load()
-        .expect("readable")
-        .map(|v| v.tokens.refresh_token.expose_secret().to_owned())
-}
-
-type Events = Arc<Mutex<Vec<String>>>;
-
-fn recorder() -> (Events, impl Fn(&SessionEvent) + Send + Sync + 'static) {
-    let events: Events = Arc::default();
-    let seen = events.clone();
-    (events, move |e: &SessionEvent| {
-        let name = match e {
-            SessionEvent::Stored => "stored",
-            SessionEvent::StoreFailed(_) => "store-failed",
-            SessionEvent::Refreshed { .. } => "refreshed",
-            SessionEvent::Adopted => "adopted",
-            SessionEvent::SignedOut => "signed-out",
-            _ => "other",
-        };
-        seen.lock().expect("events").push(name.to_owned());
-    })
-}
-
-fn count(events: &Events, name: &str) -> usize {
-    events
-        .lock()
-        .expect("events")
-        .iter()
-        .filter(|e| *e == name)
-        .count()
-}
-
-/// Another holder's set for this client, expiring at `T0 + expires`.
-fn theirs(refresh: &str, access: &str, expires: u64) -> TokenSet {
-    TokenSet::new(
-        refresh.to_owned().into(),
-        Some(access.to_owned().into()),
-        None,
-        None,
-        Some(UNIX_EPOCH + Duration::from_secs(T0 + expires)),
-        Some(Duration::from_secs(3600)),
-    )
-    .bound_to(
-        Some("client".to_owned()),
-        Some("https://cognito-idp.eu-west-1.amazonaws.com/".to_owned()),
-    )
 }
 
 type Manager = BlockingTokenManager<Scripted, ManualEnvironment, Hostile>;

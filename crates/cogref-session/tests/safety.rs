@@ -16,13 +16,6 @@ use cogref_session::{
 };
 use common::*;
 
-fn stored_refresh_token(store: &impl TokenStore) -> Option<String> {
-    store
-        .load()
-        .expect("store readable")
-        .map(|v| v.tokens.refresh_token.expose_secret().to_owned())
-}
-
 fn reuse() -> (u16, String) {
     err(400, "RefreshTokenReuseException")
 }

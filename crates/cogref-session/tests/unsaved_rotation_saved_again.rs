@@ -6,15 +6,15 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cogref_core::TokenSet;
 use cogref_session::secrecy::ExposeSecret;
 use cogref_session::{
-    BlockingTokenManager, MemoryStore, SessionError, SessionEvent, StoreError, StoreGuard,
-    TokenManager, TokenStore, Versioned,
+    BlockingTokenManager, MemoryStore, SessionError, StoreError, StoreGuard, TokenManager,
+    TokenStore, Versioned,
 };
 use common::*;
 
@@ -41,30 +41,6 @@ impl TokenStore for FlakyStore {
     fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
         self.inner.try_lock()
     }
-}
-
-fn stored_refresh_token(store: &impl TokenStore) -> Option<String> {
-    store
-        .load()
-        .expect("readable")
-        .map(|v| v.tokens.refresh_token.expose_secret().to_owned())
-}
-
-type Events = Arc<Mutex<Vec<String>>>;
-
-fn recorder() -> (Events, impl Fn(&SessionEvent) + Send + Sync + 'static) {
-    let events: Events = Arc::default();
-    let seen = events.clone();
-    (events, move |e: &SessionEvent| {
-        let name = match e {
-            SessionEvent::Stored => "stored",
-            SessionEvent::StoreFailed(_) => "store-failed",
-            SessionEvent::Refreshed { .. } => "refreshed",
-            SessionEvent::Adopted => "adopted",
-            _ => "other",
-        };
-        seen.lock().expect("events").push(name.to_owned());
-    })
 }
 
 /// A blocking manager whose first refresh rotates `r0` into `r1` on a full store: the caller

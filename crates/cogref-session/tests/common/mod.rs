@@ -264,3 +264,62 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The refresh token a store holds, if any.
+pub fn stored_refresh_token(store: &impl cogref_session::TokenStore) -> Option<String> {
+    use cogref_session::secrecy::ExposeSecret;
+    store
+        .load()
+        .expect("readable")
+        .map(|v| v.tokens.refresh_token.expose_secret().to_owned())
+}
+
+/// The names of the events a manager told, in order.
+pub type Events = Arc<Mutex<Vec<String>>>;
+
+/// A listener that records each event's name in [`Events`].
+pub fn recorder() -> (
+    Events,
+    impl Fn(&cogref_session::SessionEvent) + Send + Sync + 'static,
+) {
+    use cogref_session::SessionEvent;
+    let events: Events = Arc::default();
+    let seen = events.clone();
+    (events, move |e: &SessionEvent| {
+        let name = match e {
+            SessionEvent::Stored => "stored",
+            SessionEvent::StoreFailed(_) => "store-failed",
+            SessionEvent::Refreshed { .. } => "refreshed",
+            SessionEvent::Adopted => "adopted",
+            SessionEvent::SignedOut => "signed-out",
+            _ => "other",
+        };
+        seen.lock().expect("events").push(name.to_owned());
+    })
+}
+
+/// How many events of `name` were told.
+pub fn count(events: &Events, name: &str) -> usize {
+    events
+        .lock()
+        .expect("events")
+        .iter()
+        .filter(|e| *e == name)
+        .count()
+}
+
+/// Another holder's set for this app client and endpoint, expiring at `T0 + expires`.
+pub fn theirs(refresh: &str, access: &str, expires: u64) -> cogref_core::TokenSet {
+    cogref_core::TokenSet::new(
+        refresh.to_owned().into(),
+        Some(access.to_owned().into()),
+        None,
+        None,
+        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(T0 + expires)),
+        Some(Duration::from_secs(3600)),
+    )
+    .bound_to(
+        Some("client".to_owned()),
+        Some("https://cognito-idp.eu-west-1.amazonaws.com/".to_owned()),
+    )
+}
