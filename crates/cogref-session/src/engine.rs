@@ -96,8 +96,9 @@ pub(crate) enum Prepared {
     Refresh(Box<Planned>),
     /// A forced refresh must wait for the floor between refreshes: sleep, then prepare again.
     Wait(Duration),
-    /// A rotated refresh token whose save failed is saved again (the lock is held, no refresh
-    /// is due): save it, then hand the result to [`Engine::saved`], as after a refresh.
+    /// A rotated refresh token whose save failed is saved again, first, under the lock: save
+    /// it, hand the result to [`Engine::saved`] as after a refresh, then prepare again (without
+    /// another resave) to serve, refresh or fail as the session says.
     Save(Box<PendingSave>),
 }
 
