@@ -575,19 +575,37 @@ impl<T, E: Environment> Engine<T, E> {
     /// A look at the store by a caller that has no token to give (the session is dead, failing
     /// or held back): adopts a newer set if the store has one. Whether it did.
     pub(crate) fn recheck(&self, loaded: Result<Option<Versioned>, StoreError>) -> bool {
-        let stored = match self.checked(loaded) {
-            Ok(Some(stored)) => stored,
-            Ok(None) => return false,
+        match self.checked(loaded) {
+            Ok(Some(stored)) => self.take(stored),
+            Ok(None) => false,
             Err(e) => {
                 tracing::debug!(error = %e, "looking at the store for a newer set failed");
-                return false;
+                false
             }
-        };
+        }
+    }
+
+    /// Takes a set found in the store ([`Engine::see`]) and tells the listeners what it did.
+    /// Whether it changed the session (a set adopted, or a sign-out seen).
+    fn take(&self, stored: Versioned) -> bool {
         let now = self.now();
         let mut state = self.state();
         let seen = self.see(&mut state, stored, now);
         drop(state);
         self.tell(seen)
+    }
+
+    /// What the store held, read under its lock: a set is taken ([`Engine::take`]), nothing
+    /// stored is recorded as such (the next save creates the entry); an unreadable store, or
+    /// another client's set, is the caller's to weigh.
+    fn take_loaded(&self, loaded: Result<Option<Versioned>, StoreError>) -> Result<(), StoreError> {
+        match self.checked(loaded)? {
+            Some(stored) => {
+                self.take(stored);
+            }
+            None => self.state().store_version = None,
+        }
+        Ok(())
     }
 
     /// The store was read because its change stamp moved to `stamp`: take what it holds (a
@@ -757,19 +775,9 @@ impl<T, E: Environment> Engine<T, E> {
         &self,
         loaded: Result<Option<Versioned>, StoreError>,
     ) -> Option<Box<PendingSave>> {
-        match self.checked(loaded) {
-            Ok(Some(stored)) => {
-                let now = self.now();
-                let mut state = self.state();
-                let seen = self.see(&mut state, stored, now);
-                drop(state);
-                self.tell(seen);
-            }
-            Ok(None) => self.state().store_version = None,
-            Err(e) => {
-                self.resave_failed(e);
-                return None;
-            }
+        if let Err(e) = self.take_loaded(loaded) {
+            self.resave_failed(e);
+            return None;
         }
         let now = self.now();
         resave_of(&mut self.state(), now).map(Box::new)
@@ -793,20 +801,12 @@ impl<T, E: Environment> Engine<T, E> {
         may_resave: bool,
     ) -> Result<Prepared, SessionError> {
         let locked = loaded.is_some();
-        if let Some(loaded) = loaded {
-            match self.checked(loaded) {
-                Ok(Some(stored)) => {
-                    let now = self.now();
-                    let mut state = self.state();
-                    let seen = self.see(&mut state, stored, now);
-                    drop(state);
-                    self.tell(seen);
-                }
-                Ok(None) => self.state().store_version = None,
-                Err(e) => match self.store_failed(e, ask)? {
-                    Fallback::Serve(token) => return Ok(Prepared::Serve(token)),
-                    Fallback::RefreshUnlocked => {}
-                },
+        if let Some(loaded) = loaded
+            && let Err(e) = self.take_loaded(loaded)
+        {
+            match self.store_failed(e, ask)? {
+                Fallback::Serve(token) => return Ok(Prepared::Serve(token)),
+                Fallback::RefreshUnlocked => {}
             }
         }
         let now = self.now();
@@ -1091,14 +1091,15 @@ impl<T, E: Environment> Engine<T, E> {
             state.known_version = None;
             // The live refresh token is in memory only (this rotation's, or an earlier one
             // still unsaved): save it again once the store takes it.
-            let retry_at = self.now().after(STORE_RETRY).mono;
+            let now = self.now();
+            let retry_at = now.after(STORE_RETRY).mono;
             if pending.rotated {
                 // This rotation's token is the live one (a resave carries the same).
                 state.unsaved = Some(Unsaved {
                     started: pending.started,
                     sent: pending.sent.clone(),
                     retry_at,
-                    tried_at: self.now().mono,
+                    tried_at: now.mono,
                 });
             } else if let Some(unsaved) = state.unsaved.as_mut() {
                 unsaved.retry_at = retry_at;
@@ -1264,15 +1265,8 @@ impl<T, E: Environment> Engine<T, E> {
         &self,
         loaded: Result<Option<Versioned>, StoreError>,
     ) -> Result<SignOut, SessionError> {
-        match self.checked(loaded) {
-            Ok(Some(stored)) => {
-                let now = self.now();
-                let mut state = self.state();
-                let seen = self.see(&mut state, stored, now);
-                drop(state);
-                self.tell(seen);
-            }
-            Ok(None) => self.state().store_version = None,
+        match self.take_loaded(loaded) {
+            Ok(()) => {}
             // Another app client's session: not this manager's to touch.
             Err(e @ StoreError::OtherClient { .. }) => return Err(e.into()),
             // Revoking matters more than the mark: go on with the token this manager holds.
