@@ -17,36 +17,29 @@ use crate::read;
 /// token or of a new device's key (no store keeps them), they die with this process: the
 /// failure says so, and what it means for the session.
 fn stdout_failed(e: &std::io::Error, tokens: &Tokens) -> Failure {
-    let lost = match (&tokens.rotated_unstored, &tokens.new_device_unstored) {
-        (Some(_), Some(_)) => {
+    const SIGN_IN: &str = "the session cannot continue: sign in again; give stdout room (or use \
+                           --store FILE on a disk with space) before the next refresh";
+    let (code, lost, hint) = match (&tokens.rotated_unstored, &tokens.new_device_unstored) {
+        (Some(_), Some(_)) => (
+            Code::SignInRequired,
             "; the refresh token was rotated and Cognito registered a new device, and neither \
              the new refresh token nor the device key is stored or printed: they are lost \
-             (the old refresh token stops working)"
-        }
-        (Some(_), None) => {
+             (the old refresh token stops working)",
+            Some(SIGN_IN),
+        ),
+        (Some(_), None) => (
+            Code::SignInRequired,
             "; the refresh token was rotated and the new one is neither stored nor printed: it \
-             is lost (the old one stops working)"
-        }
-        (None, Some(_)) => {
+             is lost (the old one stops working)",
+            Some(SIGN_IN),
+        ),
+        (None, Some(_)) => (
+            Code::Failure,
             "; Cognito registered a new device and its key is neither stored nor printed: it \
-             is lost"
-        }
-        (None, None) => "",
-    };
-    let hint = if tokens.rotated_unstored.is_some() {
-        Some(
-            "the session cannot continue: sign in again; give stdout room (or use --store FILE \
-             on a disk with space) before the next refresh",
-        )
-    } else if tokens.new_device_unstored.is_some() {
-        Some("sign in again to register a device whose key you can keep")
-    } else {
-        None
-    };
-    let code = if tokens.rotated_unstored.is_some() {
-        Code::SignInRequired
-    } else {
-        Code::Failure
+             is lost",
+            Some("sign in again to register a device whose key you can keep"),
+        ),
+        (None, None) => (Code::Failure, "", None),
     };
     Failure::new(code, format!("could not write stdout: {e}{lost}"), hint)
 }

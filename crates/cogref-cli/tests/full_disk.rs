@@ -11,9 +11,11 @@ mod common;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-use common::{JSON_1_1, run_cogref, scripted_server, temp_dir, text};
+use common::{
+    JSON_1_1, run_cogref, run_fed, scripted_server, temp_dir, text, without_aws_settings,
+};
 
 /// The refresh token the user pipes in.
 const SENT: &str = "eyJjdHkiOiJKV1QifQ.U2VudEZ1bGxEaXNr.c2VudA";
@@ -49,29 +51,14 @@ fn run_cogref_on_a_full_disk(args: &[&str], stdin: &str, stdout_file: Option<&Pa
     if let Some(file) = stdout_file {
         command.env("COGREF_TEST_STDOUT", file);
     }
-    let mut child = command
+    command
         .arg("-c")
         .arg(format!(
             "trap '' XFSZ; ulimit -S -f 1 || exit 99; exec \"$0\" \"$@\"{redirect}"
         ))
         .arg(env!("CARGO_BIN_EXE_cogref"))
-        .args(args)
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
-        .env_remove("COGNITO_CLIENT_ID")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cogref");
-    let _ = child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin.as_bytes());
-    child.wait_with_output().expect("cogref exits")
+        .args(args);
+    run_fed(without_aws_settings(command), stdin)
 }
 
 /// A store holding a first rotation, written while there was space, and a Cognito whose next
@@ -205,18 +192,9 @@ fn a_rotated_token_that_neither_the_store_nor_stdout_can_take_is_reported_as_los
 #[test]
 fn a_rotated_token_a_closed_stdout_cannot_take_is_reported_lost_with_exit_3() {
     let url = sequence_server(vec![answer(ROTATED_UNSAVED, "eyJh.eyJp.c2ln")]);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cogref"))
-        .args(["refresh", "--endpoint-url", &url, "--client-id", "c"])
-        .env_remove("AWS_REGION")
-        .env_remove("AWS_DEFAULT_REGION")
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("AWS_ENDPOINT_URL_COGNITO_IDENTITY_PROVIDER")
-        .env_remove("COGNITO_CLIENT_ID")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cogref");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cogref"));
+    command.args(["refresh", "--endpoint-url", &url, "--client-id", "c"]);
+    let mut child = without_aws_settings(command).spawn().expect("spawn cogref");
     // The reader goes away before anything is printed: the token arrives only after a round
     // trip to the server, which cogref makes after reading all of stdin.
     drop(child.stdout.take());

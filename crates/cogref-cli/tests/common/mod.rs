@@ -12,8 +12,15 @@ pub const JSON_1_1: &str = "application/x-amz-json-1.1";
 
 /// Runs `cogref ARGS` with `stdin`, in an environment without AWS or Cognito settings.
 pub fn run_cogref(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cogref"))
-        .args(args)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cogref"));
+    command.args(args);
+    run_fed(without_aws_settings(command), stdin)
+}
+
+/// `command` (cogref, or a shell that runs it) without the AWS and Cognito settings of the
+/// environment the tests run in, its three streams piped.
+pub fn without_aws_settings(mut command: Command) -> Command {
+    command
         .env_remove("AWS_REGION")
         .env_remove("AWS_DEFAULT_REGION")
         .env_remove("AWS_ENDPOINT_URL")
@@ -21,9 +28,13 @@ pub fn run_cogref(args: &[&str], stdin: &str) -> Output {
         .env_remove("COGNITO_CLIENT_ID")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cogref");
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Runs `command` (its streams piped) fed `stdin`, to its end.
+pub fn run_fed(mut command: Command, stdin: &str) -> Output {
+    let mut child = command.spawn().expect("spawn cogref");
     // A run refused before it reads stdin (a configuration error) may have exited already.
     match child
         .stdin
