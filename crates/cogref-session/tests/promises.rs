@@ -192,28 +192,6 @@ fn a_token_that_expired_on_arrival_is_not_handed_out_after_a_lost_save_race() {
 // Promise 4: before reporting sign-in-required, and on every later call, a newer set in the
 // store is adopted. Once one rotated token could not be saved, no set is ever adopted again.
 
-/// A memory store whose saves fail while `broken` is set (a full disk).
-#[derive(Clone, Default)]
-struct FullDisk {
-    inner: MemoryStore,
-    broken: Arc<AtomicBool>,
-}
-
-impl TokenStore for FullDisk {
-    fn load(&self) -> Result<Option<Versioned>, StoreError> {
-        self.inner.load()
-    }
-    fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(StoreError::Other("no space left on device".into()));
-        }
-        self.inner.save(tokens, expected)
-    }
-    fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
-        self.inner.try_lock()
-    }
-}
-
 #[test]
 fn a_signed_out_manager_adopts_a_fresh_sign_in_even_after_a_save_once_failed() {
     let clock = clock();
@@ -232,10 +210,10 @@ fn a_signed_out_manager_adopts_a_fresh_sign_in_even_after_a_save_once_failed() {
     )
     .build()
     .expect("manager");
-    store.broken.store(true, Ordering::SeqCst);
+    store.full.store(true, Ordering::SeqCst);
     let e = manager.access_token().expect_err("the disk is full");
     assert!(matches!(e, SessionError::RotatedTokenNotSaved(_)), "{e}");
-    store.broken.store(false, Ordering::SeqCst);
+    store.full.store(false, Ordering::SeqCst);
     // An administrator revokes the session: this manager is told to sign in.
     clock.advance(Duration::from_secs(3600));
     assert!(

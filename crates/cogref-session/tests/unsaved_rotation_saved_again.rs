@@ -7,47 +7,19 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cogref_core::TokenSet;
 use cogref_session::secrecy::ExposeSecret;
-use cogref_session::{
-    BlockingTokenManager, MemoryStore, SessionError, StoreError, StoreGuard, TokenManager,
-    TokenStore, Versioned,
-};
+use cogref_session::{BlockingTokenManager, SessionError, TokenManager, TokenStore};
 use common::*;
-
-/// A memory store whose saves fail while `full` is set (a full disk, Redis down); it counts
-/// the saves tried.
-#[derive(Clone, Default)]
-struct FlakyStore {
-    inner: MemoryStore,
-    full: Arc<AtomicBool>,
-    saves: Arc<AtomicUsize>,
-}
-
-impl TokenStore for FlakyStore {
-    fn load(&self) -> Result<Option<Versioned>, StoreError> {
-        self.inner.load()
-    }
-    fn save(&self, tokens: &TokenSet, expected: Option<u64>) -> Result<u64, StoreError> {
-        self.saves.fetch_add(1, Ordering::SeqCst);
-        if self.full.load(Ordering::SeqCst) {
-            return Err(StoreError::Other("no space left on device".into()));
-        }
-        self.inner.save(tokens, expected)
-    }
-    fn try_lock(&self) -> Result<Option<StoreGuard>, StoreError> {
-        self.inner.try_lock()
-    }
-}
 
 /// A blocking manager whose first refresh rotates `r0` into `r1` on a full store: the caller
 /// hears `RotatedTokenNotSaved`, and `r1` lives in memory only.
 fn rotated_on_a_full_store() -> (
-    BlockingTokenManager<Scripted, cogref_core::driver::ManualEnvironment, FlakyStore>,
-    FlakyStore,
+    BlockingTokenManager<Scripted, cogref_core::driver::ManualEnvironment, FullDisk>,
+    FullDisk,
     Scripted,
     cogref_core::driver::ManualEnvironment,
     Events,
@@ -55,7 +27,7 @@ fn rotated_on_a_full_store() -> (
     let clock = clock();
     // One answer only: a second request would find none and fail the test.
     let transport = Scripted::new(&clock, &[ok("a1", 3600, Some("r1"))]);
-    let store = FlakyStore::default();
+    let store = FullDisk::default();
     store.full.store(true, Ordering::SeqCst);
     let (events, listener) = recorder();
     let manager = BlockingTokenManager::builder(
@@ -185,7 +157,7 @@ fn a_signed_out_session_never_saves_its_unsaved_rotation_back() {
 async fn the_async_manager_saves_an_unsaved_rotation_once_the_store_takes_it() {
     let clock = clock();
     let scripted = Scripted::new(&clock, &[ok("a1", 3600, Some("r1"))]);
-    let store = FlakyStore::default();
+    let store = FullDisk::default();
     store.full.store(true, Ordering::SeqCst);
     let (events, listener) = recorder();
     let manager = TokenManager::builder(
@@ -233,7 +205,7 @@ fn the_background_refresher_saves_an_unsaved_rotation_without_waiting_for_a_call
             err(400, "NotAuthorizedException"),
         ],
     );
-    let store = FlakyStore::default();
+    let store = FullDisk::default();
     store.full.store(true, Ordering::SeqCst);
     let (events, listener) = recorder();
     let manager = Arc::new(

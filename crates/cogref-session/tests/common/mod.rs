@@ -323,3 +323,34 @@ pub fn theirs(refresh: &str, access: &str, expires: u64) -> cogref_core::TokenSe
         Some("https://cognito-idp.eu-west-1.amazonaws.com/".to_owned()),
     )
 }
+
+/// A memory store whose saves fail while `full` is set (a full disk, Redis down); it counts
+/// the saves tried.
+#[derive(Clone, Default)]
+pub struct FullDisk {
+    pub inner: cogref_session::MemoryStore,
+    pub full: Arc<std::sync::atomic::AtomicBool>,
+    pub saves: Arc<AtomicUsize>,
+}
+
+impl cogref_session::TokenStore for FullDisk {
+    fn load(&self) -> Result<Option<cogref_session::Versioned>, cogref_session::StoreError> {
+        self.inner.load()
+    }
+    fn save(
+        &self,
+        tokens: &cogref_core::TokenSet,
+        expected: Option<u64>,
+    ) -> Result<u64, cogref_session::StoreError> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        if self.full.load(Ordering::SeqCst) {
+            return Err(cogref_session::StoreError::Other(
+                "no space left on device".into(),
+            ));
+        }
+        self.inner.save(tokens, expected)
+    }
+    fn try_lock(&self) -> Result<Option<cogref_session::StoreGuard>, cogref_session::StoreError> {
+        self.inner.try_lock()
+    }
+}
